@@ -1,0 +1,1 @@
+export { writeFileAtomic } from "./state/atomic-write.js";

@@ -1,0 +1,119 @@
+import $protobuf from "protobufjs/minimal.js";
+import { cutover } from "../gen/proto.js";
+import { ProtocolError, ProtocolErrorCode } from "./errors.js";
+import { isValidName } from "./names.js";
+
+// 64-bit fields carry byte counts and Unix milliseconds, all far below 2^53:
+// decode them as plain numbers rather than Long objects.
+$protobuf.util.Long = undefined as unknown as typeof $protobuf.util.Long;
+$protobuf.configure();
+
+export const v1 = cutover.v1;
+export type Envelope = cutover.v1.Envelope;
+export type EnvelopeInit = cutover.v1.Envelope.$Properties;
+export type BodyKind = NonNullable<cutover.v1.Envelope["body"]>;
+
+/** Version of this wire contract; bumped only for changes that addition cannot express. */
+export const PROTOCOL_VERSION = 1;
+/** Largest frame either side accepts or sends. */
+export const MAX_FRAME_BYTES = 1024 * 1024;
+/** Length of Challenge.nonce. */
+export const NONCE_BYTES = 32;
+/** Ed25519 raw public key length. */
+export const PUBLIC_KEY_BYTES = 32;
+/** Ed25519 signature length. */
+export const SIGNATURE_BYTES = 64;
+
+/** Encodes one envelope. Throws ProtocolError if the result would exceed MAX_FRAME_BYTES. */
+export function encodeEnvelope(envelope: EnvelopeInit): Uint8Array {
+  const bytes = v1.Envelope.encode(envelope).finish();
+  if (bytes.length > MAX_FRAME_BYTES) {
+    throw new ProtocolError(ProtocolErrorCode.FrameTooLarge, `refusing to send a ${bytes.length}-byte frame (max ${MAX_FRAME_BYTES})`);
+  }
+  return bytes;
+}
+
+/**
+ * Decodes and checks one frame. Throws ProtocolError (never anything else) for
+ * oversized, undecodable or incomplete frames. An envelope whose body is a case
+ * this version does not know decodes with `body` undefined: receivers log and
+ * ignore it rather than fail, so newer peers can add message kinds.
+ */
+export function decodeEnvelope(frame: Uint8Array): Envelope {
+  if (frame.length > MAX_FRAME_BYTES) {
+    throw new ProtocolError(ProtocolErrorCode.FrameTooLarge, `frame of ${frame.length} bytes exceeds the ${MAX_FRAME_BYTES}-byte limit`);
+  }
+  let envelope: Envelope;
+  try {
+    envelope = v1.Envelope.decode(frame);
+  } catch (error) {
+    throw new ProtocolError(ProtocolErrorCode.DecodeFailed, `frame does not decode as an Envelope: ${(error as Error).message}`);
+  }
+  checkEnvelope(envelope);
+  return envelope;
+}
+
+function missing(kind: string, field: string): never {
+  throw new ProtocolError(ProtocolErrorCode.MissingField, `${kind}.${field} is required`);
+}
+function invalid(kind: string, field: string, expected: string): never {
+  throw new ProtocolError(ProtocolErrorCode.InvalidField, `${kind}.${field} must be ${expected}`);
+}
+
+/** The per-kind required fields; the generated code checks only wire types. */
+function checkEnvelope(envelope: Envelope): void {
+  switch (envelope.body) {
+    case "challenge": {
+      const m = envelope.challenge!;
+      if (!m.nonce || m.nonce.length !== NONCE_BYTES) invalid("Challenge", "nonce", `${NONCE_BYTES} bytes`);
+      if (!m.protocolVersion) missing("Challenge", "protocol_version");
+      return;
+    }
+    case "hello": {
+      const m = envelope.hello!;
+      if (!m.protocolVersion) missing("Hello", "protocol_version");
+      if (!m.name) missing("Hello", "name");
+      if (!isValidName(m.name)) invalid("Hello", "name", "a valid host name");
+      if (!m.publicKey || m.publicKey.length !== PUBLIC_KEY_BYTES) invalid("Hello", "public_key", `${PUBLIC_KEY_BYTES} bytes`);
+      if (!m.signature || m.signature.length !== SIGNATURE_BYTES) invalid("Hello", "signature", `${SIGNATURE_BYTES} bytes`);
+      return;
+    }
+    case "welcome": {
+      const m = envelope.welcome!;
+      if (!m.hostId) missing("Welcome", "host_id");
+      if (!m.heartbeatIntervalMs) missing("Welcome", "heartbeat_interval_ms");
+      return;
+    }
+    case "refusal":
+      if (!envelope.refusal!.code) missing("Refusal", "code");
+      return;
+    case "heartbeat":
+      if (!envelope.heartbeat!.resources) missing("Heartbeat", "resources");
+      return;
+    case "command": {
+      const m = envelope.command!;
+      if (!m.commandId) missing("Command", "command_id");
+      if (!m.deadlineUnixMs) missing("Command", "deadline_unix_ms");
+      return;
+    }
+    case "commandResult": {
+      const m = envelope.commandResult!;
+      if (!m.commandId) missing("CommandResult", "command_id");
+      if (!m.status) missing("CommandResult", "status");
+      return;
+    }
+    case "event":
+      if (!envelope.event!.kind) missing("Event", "kind");
+      return;
+    case undefined:
+      return;
+  }
+}
+
+/**
+ * The exact bytes an agent signs to prove it holds its key for this session.
+ * Both sides call this, so the encoding cannot drift.
+ */
+export function helloProofBytes(nonce: Uint8Array, name: string, publicKey: Uint8Array): Uint8Array {
+  return v1.HelloProof.encode({ context: "cutover.v1.hello", nonce, name, publicKey }).finish();
+}

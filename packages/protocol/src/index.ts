@@ -1,0 +1,15 @@
+export {
+  v1,
+  PROTOCOL_VERSION,
+  MAX_FRAME_BYTES,
+  NONCE_BYTES,
+  PUBLIC_KEY_BYTES,
+  SIGNATURE_BYTES,
+  encodeEnvelope,
+  decodeEnvelope,
+  helloProofBytes,
+} from "./frame.js";
+export type { Envelope, EnvelopeInit, BodyKind } from "./frame.js";
+export { ProtocolError, ProtocolErrorCode, CloseCode, RefusalCode } from "./errors.js";
+export { isValidName, isValidRelease, isValidLabel, NAME_RULE, RELEASE_RULE, LABEL_RULE } from "./names.js";
+export type { cutover } from "../gen/proto.js";
