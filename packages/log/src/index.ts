@@ -1,0 +1,3 @@
+export { createLogger, formatLine } from "./logger.js";
+export type { Logger, LogLevel, LogFields, LoggerOptions } from "./logger.js";
+export { parseDurationMs, formatBytes, backoffDelayMs } from "./units.js";
