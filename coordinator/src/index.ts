@@ -1,1 +1,4 @@
-export {};
+export { startCoordinator, AGENT_PATH } from "./server.js";
+export type { Coordinator, CoordinatorOptions } from "./server.js";
+export type { HostView } from "./api/hosts-view.js";
+export { main as cliMain } from "./cli/main.js";

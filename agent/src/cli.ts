@@ -1,0 +1,48 @@
+import { Command, CommanderError } from "commander";
+import { createLogger } from "@cutover/log";
+import { startAgent } from "./agent.js";
+import { ConfigError, DEFAULT_CONFIG_PATH, DEFAULT_STATE_DIR, resolveAgentConfig, type AgentSettings } from "./config.js";
+import { AGENT_VERSION } from "./version.js";
+
+/** Exit code when the coordinator refuses this agent for good (bad token, key mismatch). */
+export const EXIT_REFUSED = 2;
+/** Exit code for bad flags or config. */
+export const EXIT_CONFIG = 78;
+
+export async function main(argv: string[]): Promise<void> {
+  const program = new Command("cutover-agent")
+    .description("the cutover host daemon: runs app instances, switches the local nginx, reports to the coordinator")
+    .version(AGENT_VERSION)
+    .option("--config <file>", `YAML config file (default ${DEFAULT_CONFIG_PATH} if it exists)`)
+    .option("--coordinator <url>", "coordinator URL, e.g. wss://coordinator:7400")
+    .option("--token <token>", "one-time enrollment token (first start only)")
+    .option("--state-dir <dir>", `where the agent keeps its key and state (default ${DEFAULT_STATE_DIR})`)
+    .option("--name <name>", "fleet-unique host name (default: the hostname)")
+    .option("--labels <k=v,...>", "labels app specs select hosts by, e.g. role=geoip,zone=a")
+    .option("--address <ip>", "address this host's proxy listens on (default: the primary interface's)")
+    .option("--max-backoff <duration>", "longest wait between reconnect attempts", "15s")
+    .exitOverride();
+  const log = createLogger("agent");
+  try {
+    program.parse(argv);
+    const config = resolveAgentConfig(program.opts<AgentSettings>());
+    const agent = startAgent(config, log);
+    const stop = (signal: string) => {
+      log.info("stopping; app processes keep running", { signal });
+      agent.stop();
+      process.exit(0);
+    };
+    process.once("SIGINT", () => stop("SIGINT"));
+    process.once("SIGTERM", () => stop("SIGTERM"));
+    const refusal = await agent.refused;
+    process.stderr.write(`cutover-agent: the coordinator refused this agent: ${refusal.message} (${refusal.code})\n`);
+    process.exit(EXIT_REFUSED);
+  } catch (error) {
+    if (error instanceof CommanderError) process.exit(error.exitCode);
+    if (error instanceof ConfigError) {
+      process.stderr.write(`cutover-agent: ${error.message}\n`);
+      process.exit(EXIT_CONFIG);
+    }
+    throw error;
+  }
+}

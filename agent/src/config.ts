@@ -1,0 +1,132 @@
+import { existsSync, readFileSync } from "node:fs";
+import { hostname, networkInterfaces } from "node:os";
+import { parse } from "yaml";
+import { parseDurationMs } from "@cutover/log";
+import { isValidLabel, isValidName, LABEL_RULE, NAME_RULE } from "@cutover/protocol";
+
+/** Agent settings after flags, config file and defaults are merged and checked. */
+export interface AgentConfig {
+  /** ws(s)://host:port/v1/agent */
+  coordinatorUrl: string;
+  enrollmentToken: string | undefined;
+  stateDir: string;
+  name: string;
+  labels: Record<string, string>;
+  /** Address this host's proxy listens on and load balancers use. */
+  address: string;
+  reconnectBaseMs: number;
+  reconnectCapMs: number;
+  handshakeTimeoutMs: number;
+}
+
+/** Raw settings as flags or the config file give them (config file keys are snake_case). */
+export interface AgentSettings {
+  config?: string;
+  coordinator?: string;
+  token?: string;
+  stateDir?: string;
+  name?: string;
+  labels?: string | Record<string, string>;
+  address?: string;
+  maxBackoff?: string;
+}
+
+export const DEFAULT_STATE_DIR = "/var/lib/cutover/agent";
+export const DEFAULT_CONFIG_PATH = "/etc/cutover/agent.yaml";
+const RECONNECT_BASE_MS = 250;
+const DEFAULT_MAX_BACKOFF = "15s";
+const HANDSHAKE_TIMEOUT_MS = 10_000;
+
+export class ConfigError extends Error {
+  readonly code = "ERR_AGENT_CONFIG";
+}
+
+/** Accepts http(s):// (the address operators know) or ws(s)://, and points it at the agent endpoint. */
+export function agentEndpoint(url: string): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new ConfigError(`coordinator "${url}" is not a URL (e.g. wss://coordinator.example:7400)`);
+  }
+  const scheme = { "http:": "ws:", "https:": "wss:", "ws:": "ws:", "wss:": "wss:" }[parsed.protocol];
+  if (!scheme) throw new ConfigError(`coordinator URL must start with ws://, wss://, http:// or https://, got "${url}"`);
+  parsed.protocol = scheme;
+  if (parsed.pathname === "/" || parsed.pathname === "") parsed.pathname = "/v1/agent";
+  return parsed.toString();
+}
+
+export function parseLabels(text: string | Record<string, string>): Record<string, string> {
+  const entries = typeof text === "string"
+    ? text.split(",").map((s) => s.trim()).filter(Boolean).map((pair) => {
+        const at = pair.indexOf("=");
+        if (at <= 0) throw new ConfigError(`label "${pair}" must be key=value`);
+        return [pair.slice(0, at), pair.slice(at + 1)] as [string, string];
+      })
+    : Object.entries(text).map(([k, v]) => [k, String(v)] as [string, string]);
+  for (const [key, value] of entries) {
+    if (!isValidLabel(key, value)) throw new ConfigError(`label ${key}=${value} is invalid: ${LABEL_RULE}`);
+  }
+  return Object.fromEntries(entries);
+}
+
+/** The first non-internal IPv4 address, else loopback. */
+export function primaryAddress(): string {
+  for (const addresses of Object.values(networkInterfaces())) {
+    for (const a of addresses ?? []) if (a.family === "IPv4" && !a.internal) return a.address;
+  }
+  return "127.0.0.1";
+}
+
+function readConfigFile(path: string, required: boolean): AgentSettings {
+  if (!existsSync(path)) {
+    if (required) throw new ConfigError(`config file ${path} does not exist`);
+    return {};
+  }
+  let raw: Record<string, unknown>;
+  try {
+    raw = (parse(readFileSync(path, "utf8")) ?? {}) as Record<string, unknown>;
+  } catch (error) {
+    throw new ConfigError(`${path}: not valid YAML: ${(error as Error).message}`);
+  }
+  const known = ["coordinator", "token", "state_dir", "name", "labels", "address", "max_backoff"];
+  for (const key of Object.keys(raw)) {
+    if (!known.includes(key)) throw new ConfigError(`${path}: unknown key "${key}" (known: ${known.join(", ")})`);
+  }
+  return {
+    coordinator: raw.coordinator as string | undefined,
+    token: raw.token as string | undefined,
+    stateDir: raw.state_dir as string | undefined,
+    name: raw.name as string | undefined,
+    labels: raw.labels as AgentSettings["labels"],
+    address: raw.address as string | undefined,
+    maxBackoff: raw.max_backoff as string | undefined,
+  };
+}
+
+/** Flags win over the config file, which wins over defaults. */
+export function resolveAgentConfig(flags: AgentSettings): AgentConfig {
+  const file = readConfigFile(flags.config ?? DEFAULT_CONFIG_PATH, flags.config !== undefined);
+  const pick = <K extends keyof AgentSettings>(key: K) => flags[key] ?? file[key];
+  const coordinator = pick("coordinator");
+  if (!coordinator) throw new ConfigError("no coordinator: pass --coordinator URL or set `coordinator:` in the config file");
+  const name = (pick("name") ?? hostname()).toLowerCase();
+  if (!isValidName(name)) throw new ConfigError(`name "${name}" is invalid: ${NAME_RULE}`);
+  let reconnectCapMs: number;
+  try {
+    reconnectCapMs = parseDurationMs(pick("maxBackoff") ?? DEFAULT_MAX_BACKOFF);
+  } catch (error) {
+    throw new ConfigError(`max backoff: ${(error as Error).message}`);
+  }
+  return {
+    coordinatorUrl: agentEndpoint(coordinator),
+    enrollmentToken: pick("token"),
+    stateDir: pick("stateDir") ?? DEFAULT_STATE_DIR,
+    name,
+    labels: parseLabels(pick("labels") ?? {}),
+    address: pick("address") ?? primaryAddress(),
+    reconnectBaseMs: Math.min(RECONNECT_BASE_MS, reconnectCapMs),
+    reconnectCapMs,
+    handshakeTimeoutMs: HANDSHAKE_TIMEOUT_MS,
+  };
+}

@@ -1,0 +1,217 @@
+import { hostname } from "node:os";
+import WebSocket from "ws";
+import {
+  decodeEnvelope,
+  encodeEnvelope,
+  helloProofBytes,
+  MAX_FRAME_BYTES,
+  PROTOCOL_VERSION,
+  ProtocolError,
+  ProtocolErrorCode,
+  type Envelope,
+  type EnvelopeInit,
+  type cutover,
+} from "@cutover/protocol";
+import { backoffDelayMs, type Logger } from "@cutover/log";
+import type { Identity } from "../identity.js";
+
+export interface LinkOptions {
+  /** ws:// or wss:// URL of the coordinator's agent endpoint. */
+  url: string;
+  identity: Identity;
+  enrollmentToken?: string;
+  address: string;
+  labels: Record<string, string>;
+  capabilities: string[];
+  agentVersion: string;
+  reconnectBaseMs: number;
+  reconnectCapMs: number;
+  /** Time allowed for the WebSocket upgrade and for the Challenge→Welcome exchange. */
+  handshakeTimeoutMs: number;
+  log: Logger;
+  /** Resources and instances for Hello and each Heartbeat. */
+  report(): Promise<{ resources: cutover.v1.Resources.$Properties; instances: cutover.v1.AppInstance.$Properties[] }>;
+  onWelcome(welcome: cutover.v1.Welcome): void;
+  onCommand(command: cutover.v1.Command, reply: (result: cutover.v1.CommandResult.$Properties) => void): void;
+  /** A refusal that retrying cannot fix (bad token, key mismatch): the agent should stop. */
+  onPermanentRefusal(refusal: cutover.v1.Refusal): void;
+}
+
+/**
+ *   idle ─start()─▶ connecting ─socket open─▶ handshaking ─Welcome─▶ online
+ *                       ▲                          │                   │
+ *                       └──── backoff ◀── socket closes / error ◀──────┘
+ *   any ─stop() or permanent refusal─▶ stopped
+ */
+export type LinkState = "idle" | "connecting" | "handshaking" | "online" | "backoff" | "stopped";
+const ALLOWED: Record<LinkState, LinkState[]> = {
+  idle: ["connecting", "stopped"],
+  connecting: ["handshaking", "backoff", "stopped"],
+  handshaking: ["online", "backoff", "stopped"],
+  online: ["backoff", "stopped"],
+  backoff: ["connecting", "stopped"],
+  stopped: [],
+};
+
+/** The agent's one WebSocket to the coordinator: dial out, prove identity, heartbeat, reconnect. */
+export class CoordinatorLink {
+  state: LinkState = "idle";
+  private socket: WebSocket | undefined;
+  private attempt = 0;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private handshakeTimer: NodeJS.Timeout | undefined;
+  private onlineWaiters: (() => void)[] = [];
+
+  constructor(private readonly options: LinkOptions) {}
+
+  private transition(to: LinkState, why: string): void {
+    const from = this.state;
+    if (from === to) return;
+    if (!ALLOWED[from].includes(to)) throw new Error(`coordinator link cannot go from ${from} to ${to}`);
+    this.state = to;
+    const level = to === "backoff" && from === "online" ? "warn" : "info";
+    this.options.log[level]("coordinator link", { from, to, why });
+    if (to === "online") {
+      for (const resolve of this.onlineWaiters.splice(0)) resolve();
+    }
+  }
+
+  start(): void {
+    this.connect();
+  }
+
+  /** Resolves when the link is online (immediately if it already is). */
+  whenOnline(): Promise<void> {
+    if (this.state === "online") return Promise.resolve();
+    return new Promise((resolve) => this.onlineWaiters.push(resolve));
+  }
+
+  send(envelope: EnvelopeInit): boolean {
+    if (this.state !== "online" || this.socket?.readyState !== WebSocket.OPEN) return false;
+    this.socket.send(encodeEnvelope(envelope), { binary: true });
+    return true;
+  }
+
+  stop(): void {
+    this.clearTimers();
+    this.transition("stopped", "agent stopping");
+    this.socket?.close(1001, "agent stopping");
+    this.socket = undefined;
+  }
+
+  private clearTimers(): void {
+    clearInterval(this.heartbeatTimer);
+    clearTimeout(this.reconnectTimer);
+    clearTimeout(this.handshakeTimer);
+  }
+
+  private connect(): void {
+    this.transition("connecting", `attempt ${this.attempt + 1} to ${this.options.url}`);
+    const socket = new WebSocket(this.options.url, {
+      maxPayload: MAX_FRAME_BYTES,
+      perMessageDeflate: false,
+      handshakeTimeout: this.options.handshakeTimeoutMs,
+    });
+    this.socket = socket;
+    let closeReason = "connection failed";
+    socket.on("open", () => {
+      this.transition("handshaking", "connected");
+      this.handshakeTimer = setTimeout(() => {
+        closeReason = "no Welcome in time";
+        socket.terminate();
+      }, this.options.handshakeTimeoutMs);
+    });
+    socket.on("message", (data, isBinary) => {
+      try {
+        if (!isBinary) throw new ProtocolError(ProtocolErrorCode.TextFrame, "text frame from coordinator");
+        void this.onEnvelope(decodeEnvelope(data as Buffer)).catch((error: Error) => {
+          this.options.log.error("failed to handle coordinator frame", { error: error.message });
+        });
+      } catch (error) {
+        if (!(error instanceof ProtocolError)) throw error;
+        this.options.log.warn("protocol error from coordinator; reconnecting", { code: error.code, error: error.message });
+        closeReason = error.code;
+        socket.close(error.closeCode, error.code);
+      }
+    });
+    socket.on("error", (error) => {
+      closeReason = (error as NodeJS.ErrnoException).code ?? error.message;
+    });
+    socket.on("close", (code, reason) => {
+      if (this.socket !== socket) return;
+      this.clearTimers();
+      this.socket = undefined;
+      if (this.state === "stopped") return;
+      const why = reason.length > 0 ? `${code} ${reason.toString()}` : `${code} ${closeReason}`;
+      const delay = backoffDelayMs(this.attempt++, this.options.reconnectBaseMs, this.options.reconnectCapMs);
+      this.transition("backoff", `${why}; retrying in ${delay} ms`);
+      this.reconnectTimer = setTimeout(() => this.connect(), delay);
+    });
+  }
+
+  private async onEnvelope(envelope: Envelope): Promise<void> {
+    switch (envelope.body) {
+      case "challenge":
+        return this.sendHello(envelope.challenge as cutover.v1.Challenge);
+      case "welcome": {
+        const welcome = envelope.welcome as cutover.v1.Welcome;
+        clearTimeout(this.handshakeTimer);
+        this.attempt = 0;
+        this.transition("online", welcome.enrolled ? "enrolled" : "authenticated");
+        this.options.onWelcome(welcome);
+        this.heartbeatTimer = setInterval(() => void this.heartbeat(), welcome.heartbeatIntervalMs);
+        return;
+      }
+      case "refusal": {
+        const refusal = envelope.refusal as cutover.v1.Refusal;
+        this.options.log.error("coordinator refused this agent", { code: refusal.code, reason: refusal.message, permanent: refusal.permanent });
+        if (refusal.permanent) {
+          this.stop();
+          this.options.onPermanentRefusal(refusal);
+        }
+        return;
+      }
+      case "command": {
+        const command = envelope.command as cutover.v1.Command;
+        this.options.onCommand(command, (result) => this.send({ commandResult: result }));
+        return;
+      }
+      case undefined:
+        this.options.log.warn("ignoring unknown message kind from coordinator");
+        return;
+      default:
+        this.options.log.warn("ignoring message agents do not expect", { body: envelope.body });
+    }
+  }
+
+  private async sendHello(challenge: cutover.v1.Challenge): Promise<void> {
+    const { identity } = this.options;
+    const { resources, instances } = await this.options.report();
+    const signature = identity.sign(helloProofBytes(challenge.nonce, identity.name, identity.publicKey));
+    this.socket?.send(
+      encodeEnvelope({
+        hello: {
+          protocolVersion: PROTOCOL_VERSION,
+          name: identity.name,
+          publicKey: identity.publicKey,
+          signature,
+          enrollmentToken: identity.enrolled ? "" : (this.options.enrollmentToken ?? ""),
+          hostname: hostname(),
+          agentVersion: this.options.agentVersion,
+          address: this.options.address,
+          labels: this.options.labels,
+          capabilities: this.options.capabilities,
+          resources,
+          instances,
+        },
+      }),
+      { binary: true },
+    );
+  }
+
+  private async heartbeat(): Promise<void> {
+    const { resources, instances } = await this.options.report();
+    this.send({ heartbeat: { resources, instances } });
+  }
+}

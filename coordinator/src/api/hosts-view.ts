@@ -1,0 +1,33 @@
+import type { HostRecord, HostResources, AppInstanceReport } from "../store/hosts.js";
+import type { HostLiveness } from "../fleet/fleet.js";
+
+/** A host as `GET /v1/hosts` and `cutover hosts --json` show it. */
+export interface HostView {
+  id: string;
+  name: string;
+  address: string;
+  hostname: string;
+  labels: Record<string, string>;
+  state: HostLiveness;
+  lastSeen: string | null;
+  agentVersion: string;
+  capabilities: string[];
+  resources: HostResources | null;
+  instances: AppInstanceReport[];
+}
+
+export function hostView(host: HostRecord, state: HostLiveness): HostView {
+  return {
+    id: host.id,
+    name: host.name,
+    address: host.address,
+    hostname: host.hostname,
+    labels: host.labels,
+    state,
+    lastSeen: host.lastSeen ? new Date(host.lastSeen).toISOString() : null,
+    agentVersion: host.agentVersion,
+    capabilities: host.capabilities,
+    resources: host.resources,
+    instances: host.instances,
+  };
+}

@@ -1,0 +1,118 @@
+import express, { type NextFunction, type Request, type Response } from "express";
+import { parseDurationMs, type Logger } from "@cutover/log";
+import { isValidName, NAME_RULE } from "@cutover/protocol";
+import type { Fleet } from "../fleet/fleet.js";
+import { CommandError, CommandStatus } from "../fleet/fleet.js";
+import type { HostStore } from "../store/hosts.js";
+import { ROLES, type Role, type TokenStore } from "../store/tokens.js";
+import { requireRole } from "./auth.js";
+import { ApiError, type ApiErrorBody } from "./errors.js";
+import { hostView } from "./hosts-view.js";
+
+export const MAX_REQUEST_BODY_BYTES = 1024 * 1024;
+export const DEFAULT_ENROLLMENT_TTL_MS = 60 * 60 * 1000;
+const MAX_ENROLLMENT_TTL_MS = 30 * 24 * 60 * 60 * 1000;
+const PING_TIMEOUT_MS = 10_000;
+
+export interface ApiDeps {
+  fleet: Fleet;
+  hosts: HostStore;
+  tokens: TokenStore;
+  log: Logger;
+  version: string;
+}
+
+function bodyString(request: Request, field: string): string | undefined {
+  const value = (request.body as Record<string, unknown> | undefined)?.[field];
+  if (value === undefined) return undefined;
+  if (typeof value !== "string") throw new ApiError(400, "ERR_BAD_REQUEST", `"${field}" must be a string`);
+  return value;
+}
+
+/** The coordinator's HTTP API, under /v1. */
+export function createApi(deps: ApiDeps): express.Express {
+  const { fleet, hosts, tokens, log } = deps;
+  const app = express();
+  app.disable("x-powered-by");
+  app.use(express.json({ limit: MAX_REQUEST_BODY_BYTES }));
+
+  app.get("/v1/health", (_request, response) => {
+    response.json({ ok: true, version: deps.version, agentsOnline: fleet.onlineCount() });
+  });
+
+  app.get("/v1/hosts", requireRole(tokens, "read"), (_request, response) => {
+    response.json(hosts.list().map((host) => hostView(host, fleet.liveness(host.id))));
+  });
+
+  app.post("/v1/tokens/enrollment", requireRole(tokens, "admin"), (request, response) => {
+    const ttlText = bodyString(request, "ttl");
+    let ttlMs = DEFAULT_ENROLLMENT_TTL_MS;
+    if (ttlText !== undefined) {
+      try {
+        ttlMs = parseDurationMs(ttlText);
+      } catch (error) {
+        throw new ApiError(400, "ERR_BAD_REQUEST", `ttl: ${(error as Error).message}`);
+      }
+      if (ttlMs <= 0 || ttlMs > MAX_ENROLLMENT_TTL_MS) throw new ApiError(400, "ERR_BAD_REQUEST", "ttl must be between 1ms and 30 days");
+    }
+    const created = tokens.createEnrollmentToken(ttlMs);
+    log.info("enrollment token created", { by: request.token!.name, id: created.id, expiresAt: new Date(created.expiresAt).toISOString() });
+    response.status(201).json({ token: created.token, id: created.id, expiresAt: new Date(created.expiresAt).toISOString() });
+  });
+
+  app.post("/v1/tokens/api", requireRole(tokens, "admin"), (request, response) => {
+    const role = bodyString(request, "role") ?? "read";
+    const name = bodyString(request, "name") ?? `${role}-token`;
+    if (!ROLES.includes(role as Role)) throw new ApiError(400, "ERR_BAD_REQUEST", `role must be one of ${ROLES.join(", ")}`);
+    if (!isValidName(name)) throw new ApiError(400, "ERR_BAD_REQUEST", `name must be ${NAME_RULE}`);
+    const created = tokens.createApiToken(name, role as Role);
+    log.info("api token created", { by: request.token!.name, name, role });
+    response.status(201).json({ token: created.token, id: created.record.id, name, role });
+  });
+
+  // Round trip to every online host (or the named ones): proves the command path end to end.
+  app.post("/v1/hosts/ping", requireRole(tokens, "deploy"), async (request, response) => {
+    const names = (request.body as { hosts?: unknown } | undefined)?.hosts;
+    if (names !== undefined && !(Array.isArray(names) && names.every((n) => typeof n === "string"))) {
+      throw new ApiError(400, "ERR_BAD_REQUEST", '"hosts" must be an array of host names');
+    }
+    const selected = hosts.list().filter((h) => (names ? (names as string[]).includes(h.name) : fleet.liveness(h.id) === "online"));
+    const results = await Promise.all(
+      selected.map(async (host) => {
+        const started = performance.now();
+        try {
+          const result = await fleet.sendCommand(host, { ping: { payload: host.name } }, PING_TIMEOUT_MS);
+          const ok = result.status === CommandStatus.OK && result.pong?.payload === host.name;
+          return { name: host.name, ok, status: CommandStatus[result.status], roundTripMs: performance.now() - started };
+        } catch (error) {
+          const code = error instanceof CommandError ? error.code : "ERR_INTERNAL";
+          return { name: host.name, ok: false, status: code, error: (error as Error).message, roundTripMs: performance.now() - started };
+        }
+      }),
+    );
+    response.json(results);
+  });
+
+  app.use((_request, _response) => {
+    throw new ApiError(404, "ERR_NOT_FOUND", "no such API route");
+  });
+
+  app.use((error: unknown, request: Request, response: Response, _next: NextFunction) => {
+    let status = 500;
+    let body: ApiErrorBody = { error: { code: "ERR_INTERNAL", message: "internal error; see the coordinator log" } };
+    if (error instanceof ApiError) {
+      status = error.status;
+      body = { error: { code: error.code, message: error.message } };
+    } else if (typeof error === "object" && error !== null && "type" in error && (error as { type: string }).type === "entity.too.large") {
+      status = 413;
+      body = { error: { code: "ERR_BODY_TOO_LARGE", message: `request body over ${MAX_REQUEST_BODY_BYTES} bytes` } };
+    } else if (typeof error === "object" && error !== null && "type" in error && (error as { type: string }).type === "entity.parse.failed") {
+      status = 400;
+      body = { error: { code: "ERR_BAD_REQUEST", message: "request body is not valid JSON" } };
+    } else {
+      log.error("api error", { method: request.method, path: request.path, error: (error as Error)?.stack ?? String(error) });
+    }
+    response.status(status).json(body);
+  });
+  return app;
+}

@@ -1,0 +1,58 @@
+import type { Command } from "commander";
+import { parseDurationMs } from "@cutover/log";
+import { startCoordinator } from "../../server.js";
+import { ExitError } from "../exit-error.js";
+
+export const DEFAULT_LISTEN = "127.0.0.1:7400";
+
+export function parseListen(text: string): { host: string; port: number } {
+  const match = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(text);
+  const port = Number(match?.[3]);
+  if (!match || !Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new ExitError(`--listen must be HOST:PORT (e.g. 0.0.0.0:7400), got "${text}"`);
+  }
+  return { host: (match[1] ?? match[2])!, port };
+}
+
+function duration(flag: string, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  try {
+    return parseDurationMs(text);
+  } catch (error) {
+    throw new ExitError(`${flag}: ${(error as Error).message}`);
+  }
+}
+
+export function registerServer(program: Command): void {
+  program
+    .command("server")
+    .description("run the coordinator: HTTP API and agent endpoint on one port, SQLite store in the data dir")
+    .option("--data-dir <dir>", "where the store and the admin token live", "/var/lib/cutover/coordinator")
+    .option("--listen <host:port>", "address to serve the API and agents on", DEFAULT_LISTEN)
+    .option("--heartbeat-interval <duration>", "how often agents report; 3 missed marks a host unreachable", "5s")
+    .option("--handshake-timeout <duration>", "time an agent has to say Hello", "10s")
+    .action(async (options: { dataDir: string; listen: string; heartbeatInterval: string; handshakeTimeout: string }) => {
+      const { host, port } = parseListen(options.listen);
+      const coordinator = await startCoordinator({
+        dataDir: options.dataDir,
+        host,
+        port,
+        fleet: {
+          heartbeatIntervalMs: duration("--heartbeat-interval", options.heartbeatInterval),
+          handshakeTimeoutMs: duration("--handshake-timeout", options.handshakeTimeout),
+        },
+      }).catch((error: NodeJS.ErrnoException) => {
+        if (error.code === "EADDRINUSE") throw new ExitError(`cannot listen on ${options.listen}: the address is in use (another cutover server?)`);
+        throw error;
+      });
+      if (coordinator.adminTokenPath) {
+        process.stdout.write(`admin API token written to ${coordinator.adminTokenPath}\n`);
+      }
+      process.stdout.write(`cutover server listening on ${coordinator.url}\n`);
+      const stop = () => {
+        void coordinator.close().then(() => process.exit(0));
+      };
+      process.once("SIGINT", stop);
+      process.once("SIGTERM", stop);
+    });
+}

@@ -1,0 +1,40 @@
+import { Command, CommanderError } from "commander";
+import { VERSION } from "../version.js";
+import { registerHosts } from "./commands/hosts.js";
+import { registerServer } from "./commands/server.js";
+import { registerToken } from "./commands/token.js";
+import { ExitError } from "./exit-error.js";
+
+export function buildProgram(): Command {
+  const program = new Command("cutover")
+    .description("zero-downtime deploys for on-premise fleets")
+    .version(VERSION)
+    .option("--url <url>", "coordinator URL (default: $CUTOVER_URL, config file, http://127.0.0.1:7400)")
+    .option("--token <token>", "API token (default: $CUTOVER_TOKEN or the config file)")
+    .option("--config <file>", "CLI config file with url and token (default: ~/.config/cutover/cli.yaml)")
+    .exitOverride()
+    .showHelpAfterError();
+  registerServer(program);
+  registerHosts(program);
+  registerToken(program);
+  return program;
+}
+
+/** The CLI entry point: the only place that turns errors into exit codes. */
+export async function main(argv: string[]): Promise<void> {
+  try {
+    await buildProgram().parseAsync(argv);
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      process.exitCode = error.exitCode;
+      return;
+    }
+    if (error instanceof ExitError) {
+      process.stderr.write(`cutover: ${error.message}\n`);
+      process.exitCode = error.exitCode;
+      return;
+    }
+    process.stderr.write(`cutover: unexpected error: ${(error as Error).stack ?? String(error)}\n`);
+    process.exitCode = 70;
+  }
+}

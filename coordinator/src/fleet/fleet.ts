@@ -1,0 +1,171 @@
+import { randomUUID } from "node:crypto";
+import type { IncomingMessage } from "node:http";
+import { WebSocketServer, type WebSocket } from "ws";
+import { CloseCode, MAX_FRAME_BYTES, type cutover, v1 } from "@cutover/protocol";
+import type { Logger } from "@cutover/log";
+import type { Db } from "../store/database.js";
+import type { HostRecord, HostStore } from "../store/hosts.js";
+import type { TokenStore } from "../store/tokens.js";
+import { AgentSession, type SessionLimits } from "./agent-session.js";
+import { enrollHost } from "./enrollment.js";
+
+/** A host is `online` while it has an authenticated session that heartbeats; otherwise `unreachable`. */
+export type HostLiveness = "online" | "unreachable";
+
+/** Heartbeats a host may miss before it is marked unreachable and its socket cut. */
+export const MISSED_HEARTBEATS_LIMIT = 3;
+
+export interface FleetOptions extends SessionLimits {
+  /** Handshakes in progress beyond this are refused at upgrade (503). */
+  maxPendingHandshakes: number;
+}
+
+export const DEFAULT_FLEET_OPTIONS: FleetOptions = {
+  handshakeTimeoutMs: 10_000,
+  maxFramesPerSec: 200,
+  frameBurst: 400,
+  heartbeatIntervalMs: 5_000,
+  maxPendingHandshakes: 1_000,
+};
+
+export type CommandOperation = Omit<cutover.v1.Command.$Properties, "commandId" | "deadlineUnixMs" | "sequence" | "signature">;
+
+export class CommandError extends Error {
+  constructor(readonly code: "ERR_HOST_OFFLINE" | "ERR_COMMAND_TIMEOUT" | "ERR_HOST_DISCONNECTED", message: string) {
+    super(message);
+  }
+}
+
+interface PendingCommand {
+  resolve(result: cutover.v1.CommandResult): void;
+  reject(error: Error): void;
+  timer: NodeJS.Timeout;
+  hostId: string;
+}
+
+/**
+ * Every agent session, keyed by host. Owns the ws endpoint, host liveness and
+ * the request/response pairing of commands.
+ */
+export class Fleet {
+  readonly wss: WebSocketServer;
+  private readonly sessions = new Map<string, AgentSession>();
+  private readonly pending = new Map<string, PendingCommand>();
+  private pendingHandshakes = 0;
+  private readonly livenessTimer: NodeJS.Timeout;
+
+  constructor(
+    private readonly db: Db,
+    private readonly hosts: HostStore,
+    private readonly tokens: TokenStore,
+    private readonly log: Logger,
+    private readonly options: FleetOptions,
+  ) {
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES, perMessageDeflate: false });
+    this.livenessTimer = setInterval(() => this.checkLiveness(), Math.max(50, Math.floor(options.heartbeatIntervalMs / 2)));
+    this.livenessTimer.unref();
+  }
+
+  /** Accepts an upgrade on the agent endpoint. */
+  handleUpgrade(request: IncomingMessage, socket: import("node:stream").Duplex, head: Buffer): void {
+    if (this.pendingHandshakes >= this.options.maxPendingHandshakes) {
+      this.log.warn("refusing agent connection: too many handshakes in progress", { limit: this.options.maxPendingHandshakes });
+      socket.end("HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\n\r\n");
+      return;
+    }
+    this.wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws, request));
+  }
+
+  private accept(ws: WebSocket, request: IncomingMessage): void {
+    const remote = `${request.socket.remoteAddress}:${request.socket.remotePort}`;
+    this.pendingHandshakes++;
+    let counted = true;
+    const settle = () => {
+      if (counted) this.pendingHandshakes--;
+      counted = false;
+    };
+    const session = new AgentSession(ws, remote, {
+      hosts: this.hosts,
+      enroll: (name, key, token) => enrollHost(this.db, this.hosts, this.tokens, name, key, token),
+      log: this.log,
+      limits: this.options,
+      onOnline: (s) => {
+        settle();
+        const previous = this.sessions.get(s.host!.id);
+        this.sessions.set(s.host!.id, s);
+        if (previous && previous !== s) previous.close(CloseCode.Replaced, "replaced by a newer session of the same host");
+      },
+      onHeartbeat: () => {},
+      onCommandResult: (s, result) => this.settleCommand(s, result),
+      onEvent: (s, event) => this.log.child(s.name).info("event", { kind: event.kind, app: event.app, step: event.step, message: event.message }),
+      onClosed: (s) => {
+        if (this.sessions.get(s.host!.id) === s) {
+          this.sessions.delete(s.host!.id);
+          this.log.info("host unreachable", { host: s.host!.name });
+          this.failPendingFor(s.host!.id);
+        }
+      },
+    });
+    ws.once("close", settle);
+    void session;
+  }
+
+  liveness(hostId: string): HostLiveness {
+    return this.sessions.has(hostId) ? "online" : "unreachable";
+  }
+
+  onlineCount(): number {
+    return this.sessions.size;
+  }
+
+  private checkLiveness(): void {
+    const cutoff = Date.now() - MISSED_HEARTBEATS_LIMIT * this.options.heartbeatIntervalMs;
+    for (const session of this.sessions.values()) {
+      if (session.lastHeartbeatAt < cutoff) session.terminate(`missed ${MISSED_HEARTBEATS_LIMIT} heartbeats`);
+    }
+  }
+
+  /** Sends one command to a host and resolves with its result. */
+  sendCommand(host: HostRecord, operation: CommandOperation, timeoutMs: number): Promise<cutover.v1.CommandResult> {
+    const session = this.sessions.get(host.id);
+    if (!session) return Promise.reject(new CommandError("ERR_HOST_OFFLINE", `host ${host.name} is unreachable`));
+    const commandId = randomUUID();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(commandId);
+        reject(new CommandError("ERR_COMMAND_TIMEOUT", `host ${host.name} did not answer within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.pending.set(commandId, { resolve, reject, timer, hostId: host.id });
+      session.send({ command: { ...operation, commandId, deadlineUnixMs: Date.now() + timeoutMs } });
+    });
+  }
+
+  private settleCommand(session: AgentSession, result: cutover.v1.CommandResult): void {
+    const pending = this.pending.get(result.commandId);
+    if (!pending || pending.hostId !== session.host!.id) {
+      this.log.debug("result for an unknown or finished command", { host: session.name, commandId: result.commandId });
+      return;
+    }
+    this.pending.delete(result.commandId);
+    clearTimeout(pending.timer);
+    pending.resolve(result);
+  }
+
+  private failPendingFor(hostId: string): void {
+    for (const [id, pending] of this.pending) {
+      if (pending.hostId !== hostId) continue;
+      this.pending.delete(id);
+      clearTimeout(pending.timer);
+      pending.reject(new CommandError("ERR_HOST_DISCONNECTED", "the host disconnected before answering"));
+    }
+  }
+
+  close(): void {
+    clearInterval(this.livenessTimer);
+    for (const session of this.sessions.values()) session.close(CloseCode.GoingAway, "coordinator shutting down");
+    for (const client of this.wss.clients) client.terminate();
+    this.wss.close();
+  }
+}
+
+export const CommandStatus = v1.CommandResult.Status;

@@ -1,0 +1,88 @@
+import { createServer, type Server } from "node:http";
+import { existsSync, writeFileSync } from "node:fs";
+import type { AddressInfo } from "node:net";
+import { join } from "node:path";
+import { createLogger, type Logger } from "@cutover/log";
+import { createApi } from "./api/router.js";
+import { DEFAULT_FLEET_OPTIONS, Fleet, type FleetOptions } from "./fleet/fleet.js";
+import { openDatabase, type Db } from "./store/database.js";
+import { HostStore } from "./store/hosts.js";
+import { TokenStore } from "./store/tokens.js";
+import { VERSION } from "./version.js";
+
+/** The path of the agent WebSocket endpoint. */
+export const AGENT_PATH = "/v1/agent";
+
+export interface CoordinatorOptions {
+  dataDir: string;
+  /** Address to listen on; port 0 picks a free one. */
+  host: string;
+  port: number;
+  fleet?: Partial<FleetOptions>;
+  log?: Logger;
+}
+
+export interface Coordinator {
+  /** http://host:port */
+  url: string;
+  port: number;
+  fleet: Fleet;
+  db: Db;
+  /** Set when this start created the first admin token. */
+  adminTokenPath: string | undefined;
+  close(): Promise<void>;
+}
+
+/**
+ * Creates the first admin API token on an empty store and writes it to
+ * DATA_DIR/admin-token (0600). Later starts leave tokens alone.
+ */
+function bootstrapAdminToken(tokens: TokenStore, dataDir: string): string | undefined {
+  if (tokens.countApiTokens() > 0) return undefined;
+  const path = join(dataDir, "admin-token");
+  const { token } = tokens.createApiToken("admin", "admin");
+  if (existsSync(path)) writeFileSync(path, "", { mode: 0o600 });
+  writeFileSync(path, `${token}\n`, { mode: 0o600 });
+  return path;
+}
+
+export async function startCoordinator(options: CoordinatorOptions): Promise<Coordinator> {
+  const log = options.log ?? createLogger("coordinator");
+  const db = openDatabase(options.dataDir);
+  const hosts = new HostStore(db);
+  const tokens = new TokenStore(db);
+  const adminTokenPath = bootstrapAdminToken(tokens, options.dataDir);
+  const fleet = new Fleet(db, hosts, tokens, log.child("fleet"), { ...DEFAULT_FLEET_OPTIONS, ...options.fleet });
+  const api = createApi({ fleet, hosts, tokens, log: log.child("api"), version: VERSION });
+
+  const server: Server = createServer(api);
+  server.on("upgrade", (request, socket, head) => {
+    const path = (request.url ?? "").split("?")[0];
+    if (path !== AGENT_PATH) {
+      socket.end("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
+      return;
+    }
+    fleet.handleUpgrade(request, socket, head);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port, options.host, () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  const url = `http://${options.host.includes(":") ? `[${options.host}]` : options.host}:${port}`;
+  log.info("listening", { url, dataDir: options.dataDir, version: VERSION });
+
+  return {
+    url,
+    port,
+    fleet,
+    db,
+    adminTokenPath,
+    close: async () => {
+      fleet.close();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      db.close();
+    },
+  };
+}
