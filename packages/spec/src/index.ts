@@ -1,1 +1,32 @@
-export {};
+export { parseSpec, parseSpecFile } from "./parse.js";
+export type { ParseSpecOptions } from "./parse.js";
+export { SpecError } from "./errors.js";
+export type { SpecIssue } from "./errors.js";
+export { parseDuration, parseSize, resolveCount } from "./units.js";
+export { SPEC_EXAMPLE } from "./example.js";
+export type {
+  AppSpec,
+  ArtifactSpec,
+  RunSpec,
+  StopSignal,
+  PortsSpec,
+  ProxySpec,
+  HealthSpec,
+  HealthCheck,
+  LabelSelector,
+  LbSpec,
+  CountOrPercent,
+  StrategyType,
+  StrategySpec,
+  StrategyBase,
+  BlueGreenStrategy,
+  RollingStrategy,
+  CanaryStrategy,
+  FleetBlueGreenStrategy,
+  CanarySpec,
+  CanaryPin,
+  CanaryAnalysis,
+  FleetGroups,
+  ResourcesSpec,
+  LimitsSpec,
+} from "./types.js";

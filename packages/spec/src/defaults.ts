@@ -1,0 +1,20 @@
+/** Values a spec gets when it leaves a field out. The JSDoc on AppSpec repeats them for readers. */
+export const DEFAULT_STOP_SIGNAL = "SIGTERM";
+export const DEFAULT_STOP_TIMEOUT_MS = 30_000;
+export const DEFAULT_PROXY_PROTOCOL = "http";
+export const DEFAULT_EXPECT_STATUS = 200;
+export const DEFAULT_HEALTH_INTERVAL_MS = 1_000;
+export const DEFAULT_HEALTH_TIMEOUT_MS = 2_000;
+export const DEFAULT_HEALTHY_THRESHOLD = 2;
+export const DEFAULT_HEALTH_DEADLINE_MS = 60_000;
+export const DEFAULT_LB_DRAIN_TIMEOUT_MS = 30_000;
+export const DEFAULT_STRATEGY_TYPE = "bluegreen";
+export const DEFAULT_BATCH = { kind: "count", count: 1 } as const;
+export const DEFAULT_MAX_FAILURES = 0;
+export const DEFAULT_KEEP_PREVIOUS_MS = 10 * 60_000;
+export const DEFAULT_PROGRESS_DEADLINE_MS = 30 * 60_000;
+export const DEFAULT_CANARY_HOSTS = { kind: "count", count: 1 } as const;
+export const DEFAULT_CANARY_COOKIE = "cutover_canary";
+export const DEFAULT_CANARY_THEN = "bluegreen";
+export const DEFAULT_FLEET_STEPS: readonly number[] = [10, 50, 100];
+export const DEFAULT_STEP_PAUSE_MS = 10_000;

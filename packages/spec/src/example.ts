@@ -1,0 +1,51 @@
+/**
+ * A complete, valid spec with every field, for docs, `cutover` help text and
+ * tests. Per-host blue/green; the canary and fleet-bluegreen fields are shown
+ * commented out because each applies only to its own strategy type.
+ */
+export const SPEC_EXAMPLE = `# cutover app spec
+app: geoip
+artifact: ./dist                  # a directory or a .tar.gz/.tgz, relative to this file
+run:
+  command: ["node", "server.js", "--port", "\${PORT}"]   # argv, no shell
+  env: { NODE_ENV: production }
+  user: geoip                     # optional; default: the agent's user
+  stop_signal: SIGTERM
+  stop_timeout: 30s               # then SIGKILL
+ports: { blue: 7001, green: 7002 }
+proxy: { listen: 80, protocol: http }   # http | tcp
+health:
+  http: { path: /health_check, expect_status: 200 }   # or: tcp: {}
+  interval: 1s
+  timeout: 2s
+  healthy_threshold: 2
+  deadline: 60s
+hosts: { role: geoip }            # every host with all of these labels
+lb:                               # front load balancers: needed by rolling, canary, fleet-bluegreen
+  hosts: { role: lb }
+  listen: 80
+  drain_timeout: 30s
+strategy:
+  type: bluegreen                 # bluegreen | rolling | canary | fleet-bluegreen
+  batch: 25%                      # hosts at once: a count or a percent
+  max_failures: 0                 # failed hosts before the rollout halts and rolls back
+  keep_previous: 10m              # old color stays warm for an instant rollback
+  progress_deadline: 30m
+  # type: canary
+  # canary:
+  #   hosts: 1
+  #   weight: 10                  # percent of users, sticky by cookie
+  #   cookie: cutover_canary
+  #   pin: { header: X-Canary, value: "1" }
+  #   then: bluegreen
+  #   analysis: { window: 5m, max_error_rate: 1% }
+  # type: fleet-bluegreen
+  # groups: { label: group, blue: a, green: b }
+  # steps: [10, 50, 100]
+  # step_pause: 10s
+resources:                        # preflight from agent reports
+  min_free_memory: 256M           # sizes are binary: K = 1024; KB/KiB, MB/MiB, ... mean the same
+  min_free_disk: 1G
+  max_load: 0.9                   # load average per core
+limits: { memory: 512M, cpu: 1.0 }
+`;

@@ -1,0 +1,216 @@
+/**
+ * The validated, normalized app spec. Field names are the YAML names in
+ * camelCase; durations end in `Ms` (milliseconds), sizes in `Bytes`, percents
+ * in `Percent` (0..100). Defaults are already filled in. The object is plain
+ * JSON: it can be stored and sent as is.
+ */
+export interface AppSpec {
+  /** App name: 1–63 of a-z, 0-9, '.', '-', '_' (NAME_RULE). Names the app's releases, processes and nginx config on every host. */
+  app: string;
+  /** What gets uploaded to hosts. Absent: `run.command` uses what is already installed there. */
+  artifact?: ArtifactSpec;
+  /** How to start and stop one instance of the app. */
+  run: RunSpec;
+  /** The two local ports the app's blue and green instances listen on. */
+  ports: PortsSpec;
+  /** The per-host nginx in front of the two instances. */
+  proxy: ProxySpec;
+  /** How a new instance proves it is ready before it gets traffic. */
+  health: HealthSpec;
+  /** Label selector over the inventory: the app runs on hosts carrying every one of these labels. Never empty. */
+  hosts: LabelSelector;
+  /** Front load balancers; required by the rolling, canary and fleet-bluegreen strategies. */
+  lb?: LbSpec;
+  /** How a release rolls across the fleet. Default: bluegreen, one host at a time. */
+  strategy: StrategySpec;
+  /** Preflight thresholds checked against agent reports before a host starts a second copy. Each field optional. */
+  resources: ResourcesSpec;
+  /** Limits applied to each app process. Each field optional. */
+  limits: LimitsSpec;
+}
+
+/** Label key → required value; a host matches when it carries all of them. */
+export type LabelSelector = Record<string, string>;
+
+export interface ArtifactSpec {
+  /** Absolute path, resolved against the spec file's directory. */
+  path: string;
+  /** `dir`: a directory to pack; `tarball`: a `.tar.gz`/`.tgz` file shipped as is. */
+  kind: "dir" | "tarball";
+}
+
+/** Signals an app may be asked to stop with. */
+export type StopSignal =
+  | "SIGTERM"
+  | "SIGINT"
+  | "SIGQUIT"
+  | "SIGHUP"
+  | "SIGUSR1"
+  | "SIGUSR2"
+  | "SIGWINCH"
+  | "SIGALRM"
+  | "SIGABRT"
+  | "SIGKILL";
+
+export interface RunSpec {
+  /**
+   * argv, executed without a shell; never empty. `${PORT}` and similar
+   * placeholders are left as written for the agent to fill in.
+   */
+  command: string[];
+  /** Extra environment variables. YAML numbers and booleans arrive as written (`1.10` stays "1.10"). Default `{}`. */
+  env: Record<string, string>;
+  /** Unix user to run as. Absent: the agent's own user. */
+  user?: string;
+  /** Signal sent first when stopping; `TERM` in the YAML is normalized to `SIGTERM`. Default SIGTERM. */
+  stopSignal: StopSignal;
+  /** How long after the stop signal before SIGKILL. Default 30s. */
+  stopTimeoutMs: number;
+}
+
+export interface PortsSpec {
+  /** Port of the blue instance, 1..65535. */
+  blue: number;
+  /** Port of the green instance, 1..65535, not the blue port. */
+  green: number;
+}
+
+export interface ProxySpec {
+  /** Port the host's nginx listens on for this app, 1..65535, neither color's port. */
+  listen: number;
+  /** `http` proxies HTTP; `tcp` uses nginx stream for any TCP protocol. Default http. */
+  protocol: "http" | "tcp";
+}
+
+/** What one probe of an instance does. */
+export type HealthCheck =
+  /** GET `path` on the instance's port; healthy when the status is `expectStatus` (default 200). */
+  | { kind: "http"; path: string; expectStatus: number }
+  /** Healthy when the instance's port accepts a TCP connection. */
+  | { kind: "tcp" };
+
+export interface HealthSpec {
+  check: HealthCheck;
+  /** Time between probes. Default 1s. */
+  intervalMs: number;
+  /** A probe that takes longer fails. Default 2s. */
+  timeoutMs: number;
+  /** Consecutive successful probes that make an instance healthy. Default 2. */
+  healthyThreshold: number;
+  /** An instance not healthy by then is stopped and the host's deploy fails. Default 60s; at least healthyThreshold × interval. */
+  deadlineMs: number;
+}
+
+export interface LbSpec {
+  /** Label selector for the load balancer hosts. Never empty. */
+  hosts: LabelSelector;
+  /** Port the front nginx listens on, 1..65535. */
+  listen: number;
+  /** How long a host taken out of the upstream gets to finish in-flight requests. Default 30s. */
+  drainTimeoutMs: number;
+}
+
+/** A number of hosts, or a share of the selected hosts (see resolveCount). */
+export type CountOrPercent = { kind: "count"; count: number } | { kind: "percent"; percent: number };
+
+export type StrategyType = StrategySpec["type"];
+
+/** Fields every strategy has. */
+export interface StrategyBase {
+  /** Hosts deployed at once: a count ≥ 1 or a percent of the selected hosts. Default 1. */
+  batch: CountOrPercent;
+  /** Hosts that may fail before the rollout halts and rolls back. Default 0. */
+  maxFailures: number;
+  /** The whole rollout must finish within this, or it halts and rolls back. Default 30m. */
+  progressDeadlineMs: number;
+}
+
+/** Per-host swaps: each host starts the idle color, gates on health, switches its own nginx. */
+export interface BlueGreenStrategy extends StrategyBase {
+  type: "bluegreen";
+  /** How long the old color stays running after a switch, so a rollback is one switch. Default 10m. */
+  keepPreviousMs: number;
+}
+
+/** In place on one port, for hosts without room for a second copy; each host leaves the front LB while it restarts. No previous color is kept. */
+export interface RollingStrategy extends StrategyBase {
+  type: "rolling";
+}
+
+/** A few hosts first, a share of users sticky to them, then promote or abort. */
+export interface CanaryStrategy extends StrategyBase {
+  type: "canary";
+  /** As in bluegreen. Default 10m. */
+  keepPreviousMs: number;
+  canary: CanarySpec;
+}
+
+/** Two host groups behind the front LB; deploy the idle group, then shift LB weight to it in steps. */
+export interface FleetBlueGreenStrategy extends StrategyBase {
+  type: "fleet-bluegreen";
+  /** How long the old group keeps running after the last step. Default 10m. */
+  keepPreviousMs: number;
+  groups: FleetGroups;
+  /** Percent of traffic on the new group at each step: increasing, 1..100, last is 100. Default [10, 50, 100]. */
+  steps: number[];
+  /** Wait between steps, watching health. Default 10s. */
+  stepPauseMs: number;
+}
+
+export type StrategySpec = BlueGreenStrategy | RollingStrategy | CanaryStrategy | FleetBlueGreenStrategy;
+
+export interface CanarySpec {
+  /** Hosts that get the new release first: a count or a percent of the selected hosts. Default 1. */
+  hosts: CountOrPercent;
+  /** Percent of users (0..100) the front LB sends to the canaries. 0 only with a pin. */
+  weightPercent: number;
+  /** Cookie that keeps a user who reached a canary on the canaries. Default `cutover_canary`. */
+  cookie: string;
+  /** A header or cookie whose value always routes a request to the canaries (testers, chosen users). */
+  pin?: CanaryPin;
+  /** How `cutover promote` rolls the rest of the fleet. Default bluegreen. */
+  then: "bluegreen" | "rolling";
+  /** Automatic promote/abort from the canaries' error rate. Absent: wait for `cutover promote` or `cutover abort`. */
+  analysis?: CanaryAnalysis;
+}
+
+export interface CanaryPin {
+  /** Where the LB looks: a request header or a cookie. */
+  kind: "header" | "cookie";
+  /** Header or cookie name. */
+  name: string;
+  /** The value that pins a request to the canaries. */
+  value: string;
+}
+
+export interface CanaryAnalysis {
+  /** How long the canaries are watched before an automatic promote. */
+  windowMs: number;
+  /** Error rate over the window (percent of requests, 0..100) above which the canaries are aborted. */
+  maxErrorRatePercent: number;
+}
+
+export interface FleetGroups {
+  /** Label key that splits the selected hosts into the two groups. */
+  label: string;
+  /** Label value of the blue group. */
+  blue: string;
+  /** Label value of the green group, not the blue value. */
+  green: string;
+}
+
+export interface ResourcesSpec {
+  /** Memory a host must have available before starting a second copy. */
+  minFreeMemoryBytes?: number;
+  /** Free disk the host needs for the release. */
+  minFreeDiskBytes?: number;
+  /** Highest load average per core (> 0) at which a host may be deployed. */
+  maxLoad?: number;
+}
+
+export interface LimitsSpec {
+  /** Memory limit per app process (> 0). */
+  memoryBytes?: number;
+  /** CPU limit per app process in cores (> 0), e.g. 0.5 or 2. */
+  cpu?: number;
+}

@@ -1,0 +1,504 @@
+/**
+ * Turns the plain value of a spec's YAML into an AppSpec, or into the list of
+ * everything wrong with it.
+ *
+ * Each reader records an issue for a bad value and hands back a placeholder
+ * ("", 0) so the walk can go on and find the other issues; the spec built from
+ * placeholders is thrown away whenever an issue was recorded.
+ */
+import { isValidLabel, isValidName, LABEL_RULE, NAME_RULE } from "@cutover/protocol";
+import { resolve } from "node:path";
+import { Checker, describe, fieldPath, isMapping, openSection, Section } from "./checker.js";
+import * as D from "./defaults.js";
+import type { SpecIssue } from "./errors.js";
+import type {
+  AppSpec,
+  ArtifactSpec,
+  CanaryAnalysis,
+  CanaryPin,
+  CanarySpec,
+  CountOrPercent,
+  FleetGroups,
+  HealthCheck,
+  HealthSpec,
+  LabelSelector,
+  LbSpec,
+  LimitsSpec,
+  PortsSpec,
+  ProxySpec,
+  ResourcesSpec,
+  RunSpec,
+  StopSignal,
+  StrategySpec,
+  StrategyType,
+} from "./types.js";
+import { DURATION_RULE, durationMs, percentValue, SIZE_RULE, sizeBytes } from "./units.js";
+
+export type ExistsFn = (path: string) => "file" | "dir" | null;
+
+export interface ValidateOptions {
+  /** Directory relative artifact paths start from. */
+  baseDir: string;
+  exists: ExistsFn;
+  /** The text of a scalar as written in the file, so env `1.10` stays "1.10" rather than "1.1". */
+  scalarSource: (path: readonly string[]) => string | undefined;
+}
+
+const TOP_KEYS = ["app", "artifact", "run", "ports", "proxy", "health", "hosts", "lb", "strategy", "resources", "limits"] as const;
+const RUN_KEYS = ["command", "env", "user", "stop_signal", "stop_timeout"] as const;
+const PORTS_KEYS = ["blue", "green"] as const;
+const PROXY_KEYS = ["listen", "protocol"] as const;
+const HEALTH_KEYS = ["http", "tcp", "interval", "timeout", "healthy_threshold", "deadline"] as const;
+const HTTP_CHECK_KEYS = ["path", "expect_status"] as const;
+const LB_KEYS = ["hosts", "listen", "drain_timeout"] as const;
+const STRATEGY_KEYS = ["type", "batch", "max_failures", "keep_previous", "canary", "groups", "steps", "step_pause", "progress_deadline"] as const;
+const CANARY_KEYS = ["hosts", "weight", "cookie", "pin", "then", "analysis"] as const;
+const PIN_KEYS = ["header", "cookie", "value"] as const;
+const ANALYSIS_KEYS = ["window", "max_error_rate"] as const;
+const GROUPS_KEYS = ["label", "blue", "green"] as const;
+const RESOURCES_KEYS = ["min_free_memory", "min_free_disk", "max_load"] as const;
+const LIMITS_KEYS = ["memory", "cpu"] as const;
+
+const STRATEGY_TYPES: readonly StrategyType[] = ["bluegreen", "rolling", "canary", "fleet-bluegreen"];
+/** Strategies that move traffic on the front load balancers, so they need `lb`. */
+const NEEDS_LB: readonly StrategyType[] = ["rolling", "canary", "fleet-bluegreen"];
+const STOP_SIGNALS: readonly StopSignal[] = ["SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGWINCH", "SIGALRM", "SIGABRT", "SIGKILL"];
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const UNIX_USER = /^[a-z_][a-z0-9_-]{0,31}$/;
+/** RFC 3986 path and query characters; no spaces or quotes, which would break the probe request. */
+const URL_PATH = /^\/[A-Za-z0-9\-._~!$&'()*+,;=:@/?%]*$/;
+/** Cookie and header names and pin values end up in nginx config: keep them to characters that need no quoting there. */
+const COOKIE_NAME = /^[A-Za-z0-9_-]{1,64}$/;
+const HEADER_NAME = /^[A-Za-z0-9-]{1,64}$/;
+const PIN_VALUE = /^[A-Za-z0-9._~:@+=,-]{1,128}$/;
+const TARBALL = /\.(?:tar\.gz|tgz)$/;
+
+const PORT_RULE = "a port number 1..65535";
+const COUNT_OR_PERCENT_RULE = 'a host count (integer >= 1) or a percent "1%".."100%"';
+const PERCENT_RULE = 'a percent 0..100, like 10 or "10%"';
+
+// ---- value parsers: return undefined for anything that is not valid ----
+
+const text =
+  (check: (value: string) => boolean = () => true) =>
+  (value: unknown): string | undefined =>
+    typeof value === "string" && check(value) ? value : undefined;
+
+const integer =
+  (min: number, max = Number.MAX_SAFE_INTEGER) =>
+  (value: unknown): number | undefined =>
+    Number.isSafeInteger(value) && (value as number) >= min && (value as number) <= max ? (value as number) : undefined;
+
+const port = integer(1, 65535);
+
+const positiveNumber = (value: unknown): number | undefined =>
+  typeof value === "number" && Number.isFinite(value) && value > 0 ? value : undefined;
+
+const duration =
+  (min: number) =>
+  (value: unknown): number | undefined => {
+    const ms = typeof value === "string" ? durationMs(value) : undefined;
+    return ms !== undefined && ms >= min ? ms : undefined;
+  };
+
+const size =
+  (min: number) =>
+  (value: unknown): number | undefined => {
+    const bytes = typeof value === "string" || typeof value === "number" ? sizeBytes(value) : undefined;
+    return bytes !== undefined && bytes >= min ? bytes : undefined;
+  };
+
+/** A percent 0..100, written as a number or as "N%". */
+const percent = (value: unknown): number | undefined => {
+  const n = typeof value === "number" ? value : typeof value === "string" ? percentValue(value) : undefined;
+  return n !== undefined && Number.isFinite(n) && n >= 0 && n <= 100 ? n : undefined;
+};
+
+const countOrPercent = (value: unknown): CountOrPercent | undefined => {
+  if (typeof value === "number") return integer(1)(value) === undefined ? undefined : { kind: "count", count: value };
+  const share = typeof value === "string" ? percentValue(value) : undefined;
+  return share !== undefined && share > 0 && share <= 100 ? { kind: "percent", percent: share } : undefined;
+};
+
+const oneOf =
+  <T extends string>(choices: readonly T[]) =>
+  (value: unknown): T | undefined =>
+    choices.find((choice) => choice === value);
+
+const stopSignal = (value: unknown): StopSignal | undefined =>
+  typeof value === "string" ? oneOf(STOP_SIGNALS)(value.startsWith("SIG") ? value : `SIG${value}`) : undefined;
+
+// ---- sections ----
+
+export function validateSpec(raw: unknown, options: ValidateOptions): { spec: AppSpec; issues: SpecIssue[] } {
+  const c = new Checker();
+  if (!isMapping(raw)) {
+    const expected = "a YAML mapping with app, run, ports, proxy, health and hosts";
+    if (raw === null || raw === undefined) c.fail("(root)", expected, "an empty file");
+    else c.wrong("(root)", expected, raw);
+    return { spec: undefined as unknown as AppSpec, issues: c.issues };
+  }
+  const root = openSection(c, "", raw, TOP_KEYS, "a mapping")!;
+
+  const app = root.read("app", `an app name: ${NAME_RULE}`, text(isValidName), true) ?? "";
+  const artifact = readArtifact(root, options);
+  const run = readRun(root, options);
+  const ports = readPorts(root);
+  const proxy = readProxy(root, ports);
+  const health = readHealth(root);
+  const hosts = readSelector(c, "hosts", root.value("hosts"), true);
+  const lb = root.has("lb") ? readLb(root) : undefined;
+  const strategy = readStrategy(root, hosts);
+  if (NEEDS_LB.includes(strategy.type) && root.value("lb") === undefined) {
+    c.fail("lb", `front load balancers, lb: { hosts, listen }, because strategy ${strategy.type} moves traffic on them`, "nothing");
+  }
+  const resources = readResources(root);
+  const limits = readLimits(root);
+
+  const spec: AppSpec = {
+    app,
+    ...(artifact && { artifact }),
+    run,
+    ports,
+    proxy,
+    health,
+    hosts,
+    ...(lb && { lb }),
+    strategy,
+    resources,
+    limits,
+  };
+  return { spec, issues: c.issues };
+}
+
+function readArtifact(root: Section, options: ValidateOptions): ArtifactSpec | undefined {
+  const given = root.read("artifact", "a path to a directory or a .tar.gz/.tgz file", text((v) => v !== "" && !v.includes("\0")));
+  if (given === undefined) return undefined;
+  const path = resolve(options.baseDir, given);
+  const found = options.exists(path);
+  if (found === "dir") return { path, kind: "dir" };
+  if (found === "file" && TARBALL.test(path)) return { path, kind: "tarball" };
+  root.c.fail(
+    "artifact",
+    "an existing directory or .tar.gz/.tgz file",
+    `${describe(given)} (${path}): ${found === "file" ? "a file that is not a .tar.gz/.tgz" : "not found"}`,
+  );
+  return undefined;
+}
+
+function readRun(root: Section, options: ValidateOptions): RunSpec {
+  const placeholder: RunSpec = { command: [], env: {}, stopSignal: D.DEFAULT_STOP_SIGNAL, stopTimeoutMs: D.DEFAULT_STOP_TIMEOUT_MS };
+  const run = root.section("run", RUN_KEYS, "a mapping with command (and optionally env, user, stop_signal, stop_timeout)", true);
+  if (!run) return placeholder;
+  const command = readCommand(run);
+  const env = readEnv(run, options);
+  const user = run.read("user", "a unix user name: a-z, 0-9, '_', '-', starting with a letter or '_', at most 32 characters", text((v) => UNIX_USER.test(v)));
+  return {
+    command,
+    env,
+    ...(user !== undefined && { user }),
+    stopSignal: run.read("stop_signal", `a signal name: ${STOP_SIGNALS.join(", ")}`, stopSignal) ?? D.DEFAULT_STOP_SIGNAL,
+    stopTimeoutMs: run.read("stop_timeout", DURATION_RULE, duration(0)) ?? D.DEFAULT_STOP_TIMEOUT_MS,
+  };
+}
+
+function readCommand(run: Section): string[] {
+  const expected = 'the program and its arguments as a list of strings, like ["node", "server.js"] (no shell)';
+  const value = run.value("command");
+  if (!Array.isArray(value) || value.length === 0) {
+    run.c.wrong(run.at("command"), expected, value);
+    return [];
+  }
+  return value.map((arg: unknown, i) => {
+    const field = `${run.at("command")}[${i}]`;
+    if (typeof arg !== "string") {
+      run.c.wrong(field, "a string (quote numbers and booleans)", arg);
+    } else if (arg.includes("\0")) {
+      run.c.wrong(field, "a string without NUL characters", arg);
+    } else if (i === 0 && arg === "") {
+      run.c.wrong(field, "a program name or path", arg);
+    } else {
+      return arg;
+    }
+    return "";
+  });
+}
+
+function readEnv(run: Section, options: ValidateOptions): Record<string, string> {
+  const value = run.value("env");
+  if (value === undefined || value === null) return {};
+  if (!isMapping(value)) {
+    run.c.wrong(run.at("env"), "a mapping of variable names to values", value);
+    return {};
+  }
+  const env = new Section(run.c, run.at("env"), value);
+  const entries: [string, string][] = [];
+  for (const [name, v] of Object.entries(value)) {
+    if (!ENV_NAME.test(name)) {
+      run.c.fail(env.at(name), "a variable name of A-Z, a-z, 0-9 and '_', not starting with a digit", JSON.stringify(name));
+    } else if (typeof v === "string") {
+      if (v.includes("\0")) run.c.wrong(env.at(name), "a value without NUL characters", v);
+      else entries.push([name, v]);
+    } else if (typeof v === "number" || typeof v === "boolean") {
+      entries.push([name, options.scalarSource(["run", "env", name]) ?? String(v)]);
+    } else {
+      run.c.wrong(env.at(name), "a string, number or boolean", v);
+    }
+  }
+  // fromEntries defines own properties, so a variable named __proto__ cannot reach the prototype.
+  return Object.fromEntries(entries);
+}
+
+function readPorts(root: Section): PortsSpec {
+  const ports = root.section("ports", PORTS_KEYS, "a mapping with the blue and green ports, like { blue: 7001, green: 7002 }", true);
+  if (!ports) return { blue: 0, green: 0 };
+  const blue = ports.read("blue", PORT_RULE, port, true) ?? 0;
+  const green = ports.read("green", PORT_RULE, port, true) ?? 0;
+  if (blue !== 0 && blue === green) ports.c.fail(ports.at("green"), `a port different from ports.blue (${blue})`, String(green));
+  return { blue, green };
+}
+
+function readProxy(root: Section, ports: PortsSpec): ProxySpec {
+  const proxy = root.section("proxy", PROXY_KEYS, "a mapping with the port nginx listens on, like { listen: 80 }", true);
+  if (!proxy) return { listen: 0, protocol: D.DEFAULT_PROXY_PROTOCOL };
+  const listen = proxy.read("listen", PORT_RULE, port, true) ?? 0;
+  if (listen !== 0 && (listen === ports.blue || listen === ports.green)) {
+    const color = listen === ports.blue ? "blue" : "green";
+    proxy.c.fail(proxy.at("listen"), `a port other than ports.blue and ports.green (ports.${color} is ${listen})`, String(listen));
+  }
+  return { listen, protocol: proxy.read("protocol", "http or tcp", oneOf(["http", "tcp"] as const)) ?? D.DEFAULT_PROXY_PROTOCOL };
+}
+
+function readHealth(root: Section): HealthSpec {
+  const placeholder: HealthSpec = {
+    check: { kind: "tcp" },
+    intervalMs: D.DEFAULT_HEALTH_INTERVAL_MS,
+    timeoutMs: D.DEFAULT_HEALTH_TIMEOUT_MS,
+    healthyThreshold: D.DEFAULT_HEALTHY_THRESHOLD,
+    deadlineMs: D.DEFAULT_HEALTH_DEADLINE_MS,
+  };
+  const health = root.section("health", HEALTH_KEYS, "a mapping with one check, http: { path } or tcp: {}", true);
+  if (!health) return placeholder;
+  const check = readHealthCheck(health);
+  const issuesBefore = health.c.issues.length;
+  const intervalMs = health.read("interval", `${DURATION_RULE}, more than 0`, duration(1)) ?? D.DEFAULT_HEALTH_INTERVAL_MS;
+  const timeoutMs = health.read("timeout", `${DURATION_RULE}, more than 0`, duration(1)) ?? D.DEFAULT_HEALTH_TIMEOUT_MS;
+  const healthyThreshold = health.read("healthy_threshold", "an integer >= 1", integer(1)) ?? D.DEFAULT_HEALTHY_THRESHOLD;
+  const deadlineMs = health.read("deadline", `${DURATION_RULE}, more than 0`, duration(1)) ?? D.DEFAULT_HEALTH_DEADLINE_MS;
+  // A gate that needs more probes than fit before its deadline can never pass.
+  const minDeadlineMs = healthyThreshold * intervalMs;
+  if (health.c.issues.length === issuesBefore && deadlineMs < minDeadlineMs) {
+    health.c.fail(health.at("deadline"), `at least healthy_threshold × interval (${minDeadlineMs}ms), or the health gate can never pass`, describe(health.value("deadline") ?? `${deadlineMs}ms`));
+  }
+  return { check, intervalMs, timeoutMs, healthyThreshold, deadlineMs };
+}
+
+function readHealthCheck(health: Section): HealthCheck {
+  const hasHttp = health.has("http");
+  const hasTcp = health.has("tcp");
+  if (hasHttp === hasTcp) {
+    health.c.fail(health.path, "exactly one check, http: { path: /health } or tcp: {}", hasHttp ? "both http and tcp" : "neither");
+    return { kind: "tcp" };
+  }
+  if (hasTcp) {
+    const tcp = health.value("tcp");
+    if (tcp !== null) openSection(health.c, health.at("tcp"), tcp, [], "an empty mapping, tcp: {}");
+    return { kind: "tcp" };
+  }
+  const http = openSection(health.c, health.at("http"), health.value("http"), HTTP_CHECK_KEYS, "a mapping with the path to probe, like { path: /health }");
+  if (!http) return { kind: "tcp" };
+  return {
+    kind: "http",
+    path: http.read("path", 'a URL path starting with "/", without spaces', text((v) => URL_PATH.test(v)), true) ?? "",
+    expectStatus: http.read("expect_status", "an HTTP status code 100..599", integer(100, 599)) ?? D.DEFAULT_EXPECT_STATUS,
+  };
+}
+
+/** A label selector: a non-empty mapping of label keys to string values. */
+function readSelector(c: Checker, path: string, value: unknown, required: boolean): LabelSelector {
+  if (!isMapping(value) || (required && Object.keys(value).length === 0)) {
+    if (value !== undefined || required) c.wrong(path, "a label selector with at least one label, like { role: web }", value);
+    return {};
+  }
+  const selector = new Section(c, path, value);
+  const entries: [string, string][] = [];
+  for (const [key, v] of Object.entries(value)) {
+    if (typeof v !== "string") c.wrong(selector.at(key), "a label value string (quote numbers and booleans)", v);
+    else if (!isValidLabel(key, v)) c.fail(selector.at(key), `a valid label (${LABEL_RULE})`, `${JSON.stringify(key)}: ${JSON.stringify(v)}`);
+    else entries.push([key, v]);
+  }
+  return Object.fromEntries(entries);
+}
+
+function readLb(root: Section): LbSpec | undefined {
+  const lb = root.section("lb", LB_KEYS, "a mapping with the load balancer hosts and port, like { hosts: { role: lb }, listen: 80 }", true);
+  if (!lb) return undefined;
+  return {
+    hosts: readSelector(lb.c, lb.at("hosts"), lb.value("hosts"), true),
+    listen: lb.read("listen", PORT_RULE, port, true) ?? 0,
+    drainTimeoutMs: lb.read("drain_timeout", DURATION_RULE, duration(0)) ?? D.DEFAULT_LB_DRAIN_TIMEOUT_MS,
+  };
+}
+
+function readStrategy(root: Section, hosts: LabelSelector): StrategySpec {
+  const strategy = root.section("strategy", STRATEGY_KEYS, "a mapping with the strategy type and its options");
+  const s = strategy ?? new Section(root.c, "strategy", {});
+  const type = s.read("type", STRATEGY_TYPES.join(", "), oneOf(STRATEGY_TYPES));
+  const known = type ?? (s.has("type") ? undefined : D.DEFAULT_STRATEGY_TYPE);
+  const base = {
+    batch: s.read("batch", COUNT_OR_PERCENT_RULE, countOrPercent) ?? { ...D.DEFAULT_BATCH },
+    maxFailures: s.read("max_failures", "an integer >= 0", integer(0)) ?? D.DEFAULT_MAX_FAILURES,
+    progressDeadlineMs: s.read("progress_deadline", `${DURATION_RULE}, more than 0`, duration(1)) ?? D.DEFAULT_PROGRESS_DEADLINE_MS,
+  };
+
+  /** Whether the strategy may carry `key`: refuses it (one issue) when `type` is known and is not one of `owners`. */
+  const allowed = (key: string, owners: readonly StrategyType[], why: string): boolean => {
+    if (!s.has(key)) return false;
+    if (known === undefined || owners.includes(known)) return true;
+    s.c.fail(s.at(key), `nothing here: ${key} ${why} (type is ${known})`, describe(s.value(key)));
+    return false;
+  };
+  const required = (key: string, owner: StrategyType, shape: string): void => {
+    if (known === owner && !s.has(key)) s.c.fail(s.at(key), `${shape}, required by type ${owner}`, "nothing");
+  };
+
+  const keepPreviousMs = allowed("keep_previous", ["bluegreen", "canary", "fleet-bluegreen"], "does not apply to rolling, which replaces the app in place")
+    ? s.read("keep_previous", DURATION_RULE, duration(0))
+    : undefined;
+  const canary = allowed("canary", ["canary"], "applies only to type canary") ? readCanary(s) : undefined;
+  required("canary", "canary", "a canary section, like { hosts: 1, weight: 10 }");
+  const groups = allowed("groups", ["fleet-bluegreen"], "applies only to type fleet-bluegreen") ? readGroups(s, hosts) : undefined;
+  required("groups", "fleet-bluegreen", "the two host groups, like { label: group, blue: a, green: b }");
+  const steps = allowed("steps", ["fleet-bluegreen"], "applies only to type fleet-bluegreen") ? readSteps(s) : undefined;
+  const stepPauseMs = allowed("step_pause", ["fleet-bluegreen"], "applies only to type fleet-bluegreen")
+    ? s.read("step_pause", DURATION_RULE, duration(0))
+    : undefined;
+
+  const keep = keepPreviousMs ?? D.DEFAULT_KEEP_PREVIOUS_MS;
+  switch (known ?? D.DEFAULT_STRATEGY_TYPE) {
+    case "bluegreen":
+      return { type: "bluegreen", ...base, keepPreviousMs: keep };
+    case "rolling":
+      return { type: "rolling", ...base };
+    case "canary":
+      return { type: "canary", ...base, keepPreviousMs: keep, canary: canary ?? PLACEHOLDER_CANARY };
+    case "fleet-bluegreen":
+      return {
+        type: "fleet-bluegreen",
+        ...base,
+        keepPreviousMs: keep,
+        groups: groups ?? { label: "", blue: "", green: "" },
+        steps: steps ?? [...D.DEFAULT_FLEET_STEPS],
+        stepPauseMs: stepPauseMs ?? D.DEFAULT_STEP_PAUSE_MS,
+      };
+  }
+}
+
+const PLACEHOLDER_CANARY: CanarySpec = { hosts: D.DEFAULT_CANARY_HOSTS, weightPercent: 0, cookie: D.DEFAULT_CANARY_COOKIE, then: D.DEFAULT_CANARY_THEN };
+
+function readCanary(strategy: Section): CanarySpec {
+  const canary = strategy.section("canary", CANARY_KEYS, "a mapping like { hosts: 1, weight: 10 }", true);
+  if (!canary) return PLACEHOLDER_CANARY;
+  const pin = canary.has("pin") ? readPin(canary) : undefined;
+  const analysis = canary.has("analysis") ? readAnalysis(canary) : undefined;
+  const weightPercent = canary.read("weight", `the ${PERCENT_RULE} of users sent to the canaries`, percent, true);
+  if (weightPercent === 0 && !canary.has("pin")) {
+    canary.c.fail(canary.at("weight"), "more than 0, or a pin that routes chosen users to the canaries", "0");
+  }
+  return {
+    hosts: canary.read("hosts", COUNT_OR_PERCENT_RULE, countOrPercent) ?? { ...D.DEFAULT_CANARY_HOSTS },
+    weightPercent: weightPercent ?? 0,
+    cookie: canary.read("cookie", "a cookie name of A-Z, a-z, 0-9, '_', '-' (at most 64)", text((v) => COOKIE_NAME.test(v))) ?? D.DEFAULT_CANARY_COOKIE,
+    ...(pin && { pin }),
+    then: canary.read("then", "bluegreen or rolling", oneOf(["bluegreen", "rolling"] as const)) ?? D.DEFAULT_CANARY_THEN,
+    ...(analysis && { analysis }),
+  };
+}
+
+function readPin(canary: Section): CanaryPin | undefined {
+  const pin = canary.section("pin", PIN_KEYS, 'a mapping like { header: X-Canary, value: "1" } or { cookie: beta, value: "yes" }', true);
+  if (!pin) return undefined;
+  const value = pin.read("value", "a string of A-Z, a-z, 0-9 and ._~:@+=,- (at most 128; quote numbers)", text((v) => PIN_VALUE.test(v)), true);
+  if (pin.has("header") === pin.has("cookie")) {
+    pin.c.fail(pin.path, "exactly one of header or cookie", pin.has("header") ? "both" : "neither");
+    return undefined;
+  }
+  const kind = pin.has("header") ? "header" : "cookie";
+  const name =
+    kind === "header"
+      ? pin.read("header", "a header name of A-Z, a-z, 0-9 and '-' (at most 64)", text((v) => HEADER_NAME.test(v)))
+      : pin.read("cookie", "a cookie name of A-Z, a-z, 0-9, '_', '-' (at most 64)", text((v) => COOKIE_NAME.test(v)));
+  return name === undefined || value === undefined ? undefined : { kind, name, value };
+}
+
+function readAnalysis(canary: Section): CanaryAnalysis | undefined {
+  const analysis = canary.section("analysis", ANALYSIS_KEYS, 'a mapping like { window: 5m, max_error_rate: "1%" }', true);
+  if (!analysis) return undefined;
+  const windowMs = analysis.read("window", `${DURATION_RULE}, more than 0`, duration(1), true);
+  const maxErrorRatePercent = analysis.read("max_error_rate", PERCENT_RULE, percent, true);
+  return windowMs === undefined || maxErrorRatePercent === undefined ? undefined : { windowMs, maxErrorRatePercent };
+}
+
+function readGroups(strategy: Section, hosts: LabelSelector): FleetGroups | undefined {
+  const groups = strategy.section("groups", GROUPS_KEYS, "a mapping like { label: group, blue: a, green: b }", true);
+  if (!groups) return undefined;
+  const label = groups.read("label", `a label key (${LABEL_RULE})`, text((v) => isValidLabel(v, "")), true);
+  const groupValue = text((v) => v !== "" && isValidLabel(label ?? "x", v));
+  const blue = groups.read("blue", `a label value (${LABEL_RULE})`, groupValue, true);
+  const green = groups.read("green", `a label value (${LABEL_RULE})`, groupValue, true);
+  if (blue !== undefined && blue === green) groups.c.fail(groups.at("green"), `a value different from groups.blue (${JSON.stringify(blue)})`, JSON.stringify(green));
+  if (label !== undefined && Object.hasOwn(hosts, label)) {
+    groups.c.fail(
+      fieldPath("hosts", label),
+      `no ${label} label: strategy.groups.label splits the selected hosts into the two groups, so hosts must select both`,
+      JSON.stringify(hosts[label]),
+    );
+  }
+  return label === undefined || blue === undefined || green === undefined ? undefined : { label, blue, green };
+}
+
+function readSteps(strategy: Section): number[] | undefined {
+  const field = strategy.at("steps");
+  const value = strategy.value("steps");
+  if (!Array.isArray(value) || value.length === 0) {
+    strategy.c.wrong(field, "a list of traffic percents ending at 100, like [10, 50, 100]", value);
+    return undefined;
+  }
+  let ok = true;
+  let previous = 0;
+  value.forEach((step: unknown, i) => {
+    const n = integer(1, 100)(step);
+    if (n === undefined) strategy.c.wrong(`${field}[${i}]`, "an integer percent 1..100", step);
+    else if (n <= previous) strategy.c.fail(`${field}[${i}]`, `more than the step before (${previous})`, String(n));
+    else {
+      previous = n;
+      return;
+    }
+    ok = false;
+  });
+  if (ok && previous !== 100) strategy.c.fail(field, "a list ending at 100, so all traffic reaches the new group", `a list ending at ${previous}`);
+  return ok ? (value as number[]) : undefined;
+}
+
+function readResources(root: Section): ResourcesSpec {
+  const resources = root.section("resources", RESOURCES_KEYS, "a mapping with min_free_memory, min_free_disk or max_load");
+  if (!resources) return {};
+  const minFreeMemoryBytes = resources.read("min_free_memory", SIZE_RULE, size(0));
+  const minFreeDiskBytes = resources.read("min_free_disk", SIZE_RULE, size(0));
+  const maxLoad = resources.read("max_load", "a load average per core, a number more than 0, like 0.9", positiveNumber);
+  return {
+    ...(minFreeMemoryBytes !== undefined && { minFreeMemoryBytes }),
+    ...(minFreeDiskBytes !== undefined && { minFreeDiskBytes }),
+    ...(maxLoad !== undefined && { maxLoad }),
+  };
+}
+
+function readLimits(root: Section): LimitsSpec {
+  const limits = root.section("limits", LIMITS_KEYS, "a mapping with memory or cpu, like { memory: 512M, cpu: 1.0 }");
+  if (!limits) return {};
+  const memoryBytes = limits.read("memory", `${SIZE_RULE}, more than 0`, size(1));
+  const cpu = limits.read("cpu", "a number of cores more than 0, like 0.5 or 2", positiveNumber);
+  return { ...(memoryBytes !== undefined && { memoryBytes }), ...(cpu !== undefined && { cpu }) };
+}
+
