@@ -54,6 +54,7 @@ export function sizeBytes(value: string | number): number | undefined {
   if (!match) return undefined;
   const [, amount, prefix, suffix] = match as unknown as [string, string, string, string | undefined];
   if (suffix === "iB" && prefix === "") return undefined; // "512iB"
+  if (prefix === "" && amount.includes(".")) return undefined; // "1.5" bytes
   const bytes = Math.round(Number(amount) * SIZE_MULTIPLIER[prefix.toLowerCase() as keyof typeof SIZE_MULTIPLIER]);
   return Number.isSafeInteger(bytes) ? bytes : undefined;
 }
