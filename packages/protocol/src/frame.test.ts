@@ -1,0 +1,105 @@
+import test from "ava";
+import {
+  decodeEnvelope,
+  encodeEnvelope,
+  helloProofBytes,
+  MAX_FRAME_BYTES,
+  ProtocolError,
+  ProtocolErrorCode,
+  CloseCode,
+  type EnvelopeInit,
+  v1,
+} from "./index.js";
+
+const bytes = (n: number, fill = 7) => new Uint8Array(n).fill(fill);
+
+const everyMessage: [NonNullable<ReturnType<typeof decodeEnvelope>["body"]>, EnvelopeInit][] = [
+  ["challenge", { challenge: { nonce: bytes(32), protocolVersion: 1 } }],
+  [
+    "hello",
+    {
+      hello: {
+        protocolVersion: 1,
+        name: "web-1",
+        publicKey: bytes(32),
+        signature: bytes(64),
+        enrollmentToken: "cte_x",
+        hostname: "web-1.example",
+        agentVersion: "0.1.0",
+        address: "10.0.0.5",
+        labels: { role: "geoip", zone: "a" },
+        capabilities: ["ping", "nginx.live"],
+        resources: { cpuLoadPercent: 12.5, memTotalBytes: 2 ** 40, memAvailableBytes: 2 ** 33, disks: [{ path: "/var/lib/cutover", mount: "/", freeBytes: 2 ** 38, totalBytes: 2 ** 39 }], load1: 0.5, load5: 0.25, load15: 0.125, cpuCount: 8, sampledAtUnixMs: 1_790_000_000_000 },
+        instances: [{ app: "geoip", color: "blue", release: "v1", port: 7001, state: "healthy", pid: 1234, live: true, rssBytes: 50_000_000 }],
+      },
+    },
+  ],
+  ["welcome", { welcome: { hostId: "h1", heartbeatIntervalMs: 5000, protocolVersion: 1, enrolled: true } }],
+  ["refusal", { refusal: { code: "ENROLL_TOKEN_USED", message: "used", permanent: true } }],
+  ["heartbeat", { heartbeat: { resources: { memTotalBytes: 1 }, instances: [{ app: "a", color: "green", port: 7002 }] } }],
+  ["command", { command: { commandId: "c1", deadlineUnixMs: 1_790_000_000_000, sequence: 3, signature: bytes(64), ping: { payload: "p" } } }],
+  ["commandResult", { commandResult: { commandId: "c1", status: v1.CommandResult.Status.OK, durationMs: 3, pong: { payload: "p" } } }],
+  ["event", { event: { commandId: "c1", atUnixMs: 1_790_000_000_000, kind: "step", app: "geoip", color: "green", message: "started", step: "start" } }],
+];
+
+for (const [kind, envelope] of everyMessage) {
+  test(`${kind} survives an encode/decode round trip unchanged`, (t) => {
+    const decoded = decodeEnvelope(encodeEnvelope(envelope));
+    t.is(decoded.body, kind);
+    const plain = v1.Envelope.toObject(decoded, { bytes: Array, defaults: false });
+    const expected = v1.Envelope.toObject(v1.Envelope.fromObject(envelope), { bytes: Array, defaults: false });
+    t.deepEqual(plain, expected);
+  });
+}
+
+test("64-bit fields decode as plain numbers", (t) => {
+  const decoded = decodeEnvelope(encodeEnvelope({ heartbeat: { resources: { memTotalBytes: 2 ** 40 + 3 } } }));
+  t.is(decoded.heartbeat!.resources!.memTotalBytes, 2 ** 40 + 3);
+});
+
+const rejectMacro = test.macro((t, frame: Uint8Array, code: ProtocolErrorCode, closeCode: number) => {
+  const error = t.throws(() => decodeEnvelope(frame), { instanceOf: ProtocolError });
+  t.is(error?.code, code);
+  t.is(error?.closeCode as number | undefined, closeCode);
+});
+
+const hello = encodeEnvelope(everyMessage[1]![1]);
+test("garbage is rejected", rejectMacro, new Uint8Array([0xff, 0xff, 0xff, 0xff, 0x0f]), ProtocolErrorCode.DecodeFailed, CloseCode.ProtocolError);
+test("a truncated frame is rejected", rejectMacro, hello.subarray(0, hello.length - 5), ProtocolErrorCode.DecodeFailed, CloseCode.ProtocolError);
+test("an oversized frame is rejected before decoding", rejectMacro, new Uint8Array(MAX_FRAME_BYTES + 1), ProtocolErrorCode.FrameTooLarge, CloseCode.MessageTooBig);
+test("a Hello with a short key is rejected", rejectMacro, encodeEnvelope({ hello: { protocolVersion: 1, name: "a", publicKey: bytes(31), signature: bytes(64) } }), ProtocolErrorCode.InvalidField, CloseCode.ProtocolError);
+test("a Hello with a path in its name is rejected", rejectMacro, encodeEnvelope({ hello: { protocolVersion: 1, name: "../etc", publicKey: bytes(32), signature: bytes(64) } }), ProtocolErrorCode.InvalidField, CloseCode.ProtocolError);
+test("a Command without an id is rejected", rejectMacro, encodeEnvelope({ command: { deadlineUnixMs: 5, ping: {} } }), ProtocolErrorCode.MissingField, CloseCode.ProtocolError);
+test("a Heartbeat without resources is rejected", rejectMacro, encodeEnvelope({ heartbeat: {} }), ProtocolErrorCode.MissingField, CloseCode.ProtocolError);
+test("a CommandResult without a status is rejected", rejectMacro, encodeEnvelope({ commandResult: { commandId: "x" } }), ProtocolErrorCode.MissingField, CloseCode.ProtocolError);
+test("a Challenge with a short nonce is rejected", rejectMacro, encodeEnvelope({ challenge: { nonce: bytes(8), protocolVersion: 1 } }), ProtocolErrorCode.InvalidField, CloseCode.ProtocolError);
+
+test("an unknown oneof case decodes with no body instead of failing", (t) => {
+  // Field 99, wire type 2 (length-delimited), length 0.
+  const decoded = decodeEnvelope(new Uint8Array([0x9a, 0x06, 0x00]));
+  t.is(decoded.body, undefined);
+});
+
+test("a Command with an operation this version does not know decodes with no operation", (t) => {
+  const known = encodeEnvelope({ command: { commandId: "c", deadlineUnixMs: 9 } });
+  // Append field 99 (length-delimited, empty) inside the Command: rewrite the outer length.
+  const inner = known.subarray(2);
+  const extended = new Uint8Array([0x7a, inner.length + 3, ...inner, 0x9a, 0x06, 0x00]);
+  const decoded = decodeEnvelope(extended);
+  t.is(decoded.body, "command");
+  t.is(decoded.command!.commandId, "c");
+  t.is(decoded.command!.operation, undefined);
+});
+
+test("encoding a frame over the limit throws instead of sending it", (t) => {
+  const error = t.throws(() => encodeEnvelope({ event: { kind: "x", message: "y".repeat(MAX_FRAME_BYTES) } }), { instanceOf: ProtocolError });
+  t.is(error?.code, ProtocolErrorCode.FrameTooLarge);
+});
+
+test("the hello proof binds the nonce, the name and the key", (t) => {
+  const base = helloProofBytes(bytes(32, 1), "web-1", bytes(32, 2));
+  t.deepEqual(helloProofBytes(bytes(32, 1), "web-1", bytes(32, 2)), base);
+  t.notDeepEqual(helloProofBytes(bytes(32, 9), "web-1", bytes(32, 2)), base);
+  t.notDeepEqual(helloProofBytes(bytes(32, 1), "web-2", bytes(32, 2)), base);
+  t.notDeepEqual(helloProofBytes(bytes(32, 1), "web-1", bytes(32, 3)), base);
+});

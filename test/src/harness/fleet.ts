@@ -1,0 +1,90 @@
+import { join } from "node:path";
+import { AGENT_BIN, CUTOVER_BIN, readAdminToken, runCli, spawnWatched, tempDir, type CliResult, type WatchedProcess } from "./processes.js";
+
+export interface TestContext {
+  teardown(fn: () => void | Promise<void>): void;
+}
+
+/** A real `cutover server` process on 127.0.0.1 with its own data dir. */
+export class CoordinatorProcess {
+  process!: WatchedProcess;
+  url = "";
+  adminToken = "";
+  private port = 0;
+
+  constructor(readonly dataDir: string, private readonly extraArgs: string[]) {}
+
+  async start(): Promise<void> {
+    this.process = spawnWatched("coordinator", CUTOVER_BIN, [
+      "server", "--data-dir", this.dataDir, "--listen", `127.0.0.1:${this.port}`, ...this.extraArgs,
+    ]);
+    const line = await this.process.waitForLine(/^cutover server listening on /);
+    this.url = line.slice("cutover server listening on ".length).trim();
+    this.port = Number(new URL(this.url).port);
+    this.adminToken = readAdminToken(this.dataDir);
+  }
+
+  /** Kills and starts again on the same port and data dir. */
+  async restart(signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
+    await this.process.kill(signal);
+    await this.start();
+  }
+
+  cli(args: string[], token = this.adminToken): Promise<CliResult> {
+    return runCli(args, { CUTOVER_URL: this.url, CUTOVER_TOKEN: token, CUTOVER_CONFIG: "/nonexistent-cutover-cli.yaml" });
+  }
+
+  async enrollmentToken(): Promise<string> {
+    const result = await this.cli(["token", "create"]);
+    if (result.exitCode !== 0) throw new Error(`token create failed: ${result.stderr}`);
+    return result.stdout.trim();
+  }
+}
+
+export async function startCoordinator(t: TestContext & { teardown(fn: () => void): void }, extraArgs: string[] = ["--heartbeat-interval", "300ms"]): Promise<CoordinatorProcess> {
+  const coordinator = new CoordinatorProcess(join(tempDir(t, "cutover-coord-"), "data"), extraArgs);
+  t.teardown(() => coordinator.process?.kill("SIGKILL"));
+  await coordinator.start();
+  return coordinator;
+}
+
+export interface AgentOptions {
+  name: string;
+  address: string;
+  labels?: string;
+  token?: string;
+  stateDir?: string;
+}
+
+/** A real `cutover-agent` process. */
+export class AgentProcess {
+  process!: WatchedProcess;
+  constructor(readonly options: AgentOptions & { stateDir: string }, private readonly coordinator: CoordinatorProcess) {}
+
+  start(): WatchedProcess {
+    const args = [
+      "--coordinator", this.coordinator.url,
+      "--state-dir", this.options.stateDir,
+      "--name", this.options.name,
+      "--address", this.options.address,
+      "--max-backoff", "500ms",
+      "--config", "/dev/null",
+    ];
+    if (this.options.labels) args.push("--labels", this.options.labels);
+    if (this.options.token) args.push("--token", this.options.token);
+    this.process = spawnWatched(`agent ${this.options.name}`, AGENT_BIN, args);
+    return this.process;
+  }
+
+  /** Resolves when the agent says it is online (after `from`, a mark of its output). */
+  online(from = 0): Promise<string> {
+    return this.process.waitForLine(/coordinator link .*to=online/, from);
+  }
+}
+
+export async function startAgent(t: TestContext & { teardown(fn: () => void): void }, coordinator: CoordinatorProcess, options: AgentOptions): Promise<AgentProcess> {
+  const agent = new AgentProcess({ ...options, stateDir: options.stateDir ?? join(tempDir(t, "cutover-agent-"), "state") }, coordinator);
+  t.teardown(() => agent.process?.kill("SIGKILL"));
+  agent.start();
+  return agent;
+}
