@@ -402,7 +402,7 @@ function readCanary(strategy: Section): CanarySpec {
   if (!canary) return PLACEHOLDER_CANARY;
   const pin = canary.has("pin") ? readPin(canary) : undefined;
   const analysis = canary.has("analysis") ? readAnalysis(canary) : undefined;
-  const weightPercent = canary.read("weight", `the ${PERCENT_RULE} of users sent to the canaries`, percent, true);
+  const weightPercent = canary.read("weight", 'the percent of users sent to the canaries, 0..100, like 10 or "10%"', percent, true);
   if (weightPercent === 0 && !canary.has("pin")) {
     canary.c.fail(canary.at("weight"), "more than 0, or a pin that routes chosen users to the canaries", "0");
   }
