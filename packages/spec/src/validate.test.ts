@@ -8,7 +8,7 @@ import type { SpecIssue } from "./index.js";
 const FILE = "/srv/geoip/cutover.yml";
 const fakeFs = (path: string): "file" | "dir" | null => ({ "/srv/geoip/dist": "dir", "/srv/geoip/app.zip": "file" })[path] as "file" | "dir" | undefined ?? null;
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+/** The spec as plain data, for cases to break freely. */
 type Raw = any;
 const BASE = {
   app: "geoip",
