@@ -272,8 +272,12 @@ test("an analysis without window and with a rate as a fraction string", refused,
   s.strategy = { type: "canary", canary: { weight: 1, analysis: { max_error_rate: "0.01" } } };
 }, [
   { field: "strategy.canary.analysis.window", expected: `${DURATION}, more than 0`, got: "nothing" },
-  { field: "strategy.canary.analysis.max_error_rate", expected: 'a percent 0..100, like 10 or "10%"', got: '"0.01"' },
+  { field: "strategy.canary.analysis.max_error_rate", expected: 'a percent of requests 0..100 with its % sign, like "1%" or "0.5%"', got: '"0.01"' },
 ]);
+test("an error rate as a bare number, which could mean a fraction or a percent", refused, (s) => {
+  s.lb = LB;
+  s.strategy = { type: "canary", canary: { weight: 1, analysis: { window: "5m", max_error_rate: 0.01 } } };
+}, [{ field: "strategy.canary.analysis.max_error_rate", expected: 'a percent of requests 0..100 with its % sign, like "1%" or "0.5%"', got: "0.01" }]);
 test("fleet groups with the same value twice, and a selector that pins one group", refused, (s) => {
   s.lb = LB;
   s.hosts = { role: "geoip", group: "a" };

@@ -115,6 +115,9 @@ const percent = (value: unknown): number | undefined => {
   return n !== undefined && Number.isFinite(n) && n >= 0 && n <= 100 ? n : undefined;
 };
 
+/** A percent 0..100 written only as "N%": a bare 0.01 could mean 1% or 0.01%. */
+const percentString = (value: unknown): number | undefined => (typeof value === "string" ? percent(value) : undefined);
+
 const countOrPercent = (value: unknown): CountOrPercent | undefined => {
   if (typeof value === "number") return integer(1)(value) === undefined ? undefined : { kind: "count", count: value };
   const share = typeof value === "string" ? percentValue(value) : undefined;
@@ -436,7 +439,7 @@ function readAnalysis(canary: Section): CanaryAnalysis | undefined {
   const analysis = canary.section("analysis", ANALYSIS_KEYS, 'a mapping like { window: 5m, max_error_rate: "1%" }', true);
   if (!analysis) return undefined;
   const windowMs = analysis.read("window", `${DURATION_RULE}, more than 0`, duration(1), true);
-  const maxErrorRatePercent = analysis.read("max_error_rate", PERCENT_RULE, percent, true);
+  const maxErrorRatePercent = analysis.read("max_error_rate", 'a percent of requests 0..100 with its % sign, like "1%" or "0.5%"', percentString, true);
   return windowMs === undefined || maxErrorRatePercent === undefined ? undefined : { windowMs, maxErrorRatePercent };
 }
 
