@@ -21,6 +21,8 @@ export const MAX_FRAME_BYTES = 1024 * 1024;
 export const NONCE_BYTES = 32;
 /** Ed25519 raw public key length. */
 export const PUBLIC_KEY_BYTES = 32;
+/** Largest artifact piece one ArtifactChunk carries (well under MAX_FRAME_BYTES). */
+export const MAX_ARTIFACT_CHUNK = 512 * 1024;
 /** Ed25519 signature length. */
 export const SIGNATURE_BYTES = 64;
 
@@ -104,6 +106,16 @@ function checkEnvelope(envelope: Envelope): void {
     }
     case "event":
       if (!envelope.event!.kind) missing("Event", "kind");
+      return;
+    case "artifactRequest": {
+      const m = envelope.artifactRequest!;
+      if (!m.requestId) missing("ArtifactRequest", "request_id");
+      if (!/^[0-9a-f]{64}$/.test(m.sha256 ?? "")) invalid("ArtifactRequest", "sha256", "64 lower-case hex digits");
+      if (!m.length || m.length > MAX_ARTIFACT_CHUNK) invalid("ArtifactRequest", "length", `1..${MAX_ARTIFACT_CHUNK}`);
+      return;
+    }
+    case "artifactChunk":
+      if (!envelope.artifactChunk!.requestId) missing("ArtifactChunk", "request_id");
       return;
     case undefined:
       return;
