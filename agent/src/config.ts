@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { hostname, networkInterfaces } from "node:os";
 import { parse } from "yaml";
-import { parseDurationMs } from "@cutover/log";
+import { parseDuration } from "@cutover/spec";
 import { isValidLabel, isValidName, LABEL_RULE, NAME_RULE } from "@cutover/protocol";
 
 /** Agent settings after flags, config file and defaults are merged and checked. */
@@ -114,7 +114,7 @@ export function resolveAgentConfig(flags: AgentSettings): AgentConfig {
   if (!isValidName(name)) throw new ConfigError(`name "${name}" is invalid: ${NAME_RULE}`);
   let reconnectCapMs: number;
   try {
-    reconnectCapMs = parseDurationMs(pick("maxBackoff") ?? DEFAULT_MAX_BACKOFF);
+    reconnectCapMs = parseDuration(pick("maxBackoff") ?? DEFAULT_MAX_BACKOFF);
   } catch (error) {
     throw new ConfigError(`max backoff: ${(error as Error).message}`);
   }

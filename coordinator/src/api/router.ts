@@ -1,5 +1,6 @@
 import express, { type NextFunction, type Request, type Response } from "express";
-import { parseDurationMs, type Logger } from "@cutover/log";
+import type { Logger } from "@cutover/log";
+import { parseDuration } from "@cutover/spec";
 import { isValidName, NAME_RULE } from "@cutover/protocol";
 import type { Fleet } from "../fleet/fleet.js";
 import { CommandError, CommandStatus } from "../fleet/fleet.js";
@@ -49,7 +50,7 @@ export function createApi(deps: ApiDeps): express.Express {
     let ttlMs = DEFAULT_ENROLLMENT_TTL_MS;
     if (ttlText !== undefined) {
       try {
-        ttlMs = parseDurationMs(ttlText);
+        ttlMs = parseDuration(ttlText);
       } catch (error) {
         throw new ApiError(400, "ERR_BAD_REQUEST", `ttl: ${(error as Error).message}`);
       }

@@ -1,3 +1,3 @@
 export { createLogger, formatLine } from "./logger.js";
 export type { Logger, LogLevel, LogFields, LoggerOptions } from "./logger.js";
-export { parseDurationMs, formatBytes, backoffDelayMs } from "./units.js";
+export { formatBytes, backoffDelayMs } from "./units.js";

@@ -1,18 +1,3 @@
-/** Parses "500ms", "5s", "1m30s", "2h" into milliseconds; a bare number is milliseconds. */
-export function parseDurationMs(text: string): number {
-  const trimmed = text.trim();
-  if (/^\d+$/.test(trimmed)) return Number(trimmed);
-  const part = /(\d+(?:\.\d+)?)(ms|s|m|h)/gy;
-  let total = 0;
-  let consumed = 0;
-  for (let match = part.exec(trimmed); match; match = part.exec(trimmed)) {
-    total += Number(match[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[match[2] as "ms" | "s" | "m" | "h"];
-    consumed = part.lastIndex;
-  }
-  if (consumed === 0 || consumed !== trimmed.length) throw new Error(`"${text}" is not a duration (examples: 500ms, 5s, 1m30s)`);
-  return Math.round(total);
-}
-
 /** Human-friendly byte count: 1.5 GiB, 300 MiB. */
 export function formatBytes(bytes: number): string {
   const units = ["B", "KiB", "MiB", "GiB", "TiB"];

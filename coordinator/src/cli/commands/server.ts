@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { parseDurationMs } from "@cutover/log";
+import { parseDuration } from "@cutover/spec";
 import { startCoordinator } from "../../server.js";
 import { ExitError } from "../exit-error.js";
 
@@ -17,7 +17,7 @@ export function parseListen(text: string): { host: string; port: number } {
 function duration(flag: string, text: string | undefined): number | undefined {
   if (text === undefined) return undefined;
   try {
-    return parseDurationMs(text);
+    return parseDuration(text);
   } catch (error) {
     throw new ExitError(`${flag}: ${(error as Error).message}`);
   }
