@@ -1,0 +1,112 @@
+import { request } from "node:http";
+import { connect } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
+import { NginxError } from "./errors.js";
+import { UPSTREAM_HEADER } from "./render.js";
+import { expectedUpstream, hostPort, type SiteConfig } from "./site.js";
+
+export const DEFAULT_CONFIRM_TIMEOUT_MS = 5_000;
+/** Pause between attempts: right after a reload an old worker may still accept a connection. */
+export const CONFIRM_RETRY_INTERVAL_MS = 2;
+const CONFIRM_REQUEST_TIMEOUT_MS = 2_000;
+
+export interface ConfirmOptions {
+  /** Path requested through the proxy, e.g. the app's health path. */
+  path?: string;
+  timeoutMs?: number;
+  /** Status the app must answer with; default: anything below 500 (a 502/504 is nginx's, not the app's). */
+  expectStatus?: number;
+}
+
+export interface ConfirmResult {
+  attempts: number;
+  /** What the last answer said served it (`$upstream_addr`), for http. */
+  upstream: string | null;
+}
+
+interface Probe {
+  status: number | null;
+  upstream: string | null;
+  error: string | null;
+}
+
+/** `$upstream_addr` lists every peer tried ("a, b : c"); the last one answered. */
+export function lastUpstream(header: string | string[] | undefined): string | null {
+  const value = Array.isArray(header) ? header.join(", ") : header;
+  if (!value) return null;
+  return value.split(/\s*,\s*|\s+:\s+/).at(-1)?.trim() ?? null;
+}
+
+function probeHttp(site: SiteConfig, path: string): Promise<Probe> {
+  return new Promise((resolve) => {
+    // A fresh connection each time: after a reload only new workers accept new ones.
+    const req = request(
+      {
+        host: site.listenAddress,
+        port: site.listenPort,
+        path,
+        method: "GET",
+        agent: false,
+        headers: { connection: "close" },
+        timeout: CONFIRM_REQUEST_TIMEOUT_MS,
+      },
+      (res) => {
+        res.resume();
+        res.on("end", () =>
+          resolve({ status: res.statusCode ?? null, upstream: lastUpstream(res.headers[UPSTREAM_HEADER.toLowerCase()]), error: null }),
+        );
+        res.on("error", (error) => resolve({ status: null, upstream: null, error: error.message }));
+      },
+    );
+    req.on("timeout", () => req.destroy(new Error("request timed out")));
+    req.on("error", (error) => resolve({ status: null, upstream: null, error: error.message }));
+    req.end();
+  });
+}
+
+function probeTcp(site: SiteConfig): Promise<Probe> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: site.listenAddress, port: site.listenPort });
+    socket.setTimeout(CONFIRM_REQUEST_TIMEOUT_MS, () => socket.destroy(new Error("connect timed out")));
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve({ status: null, upstream: null, error: null });
+    });
+    socket.once("error", (error) => resolve({ status: null, upstream: null, error: error.message }));
+  });
+}
+
+/**
+ * Asks the proxy, as a user would, until the answer comes from the site's live color.
+ * http: GET through listenAddress:listenPort until `X-Cutover-Upstream` names
+ * upstreamAddress:livePort with an acceptable status. tcp: nginx cannot tell which
+ * peer served, so a successful connect through the listen address is all we check.
+ */
+export async function confirmSwitch(site: SiteConfig, options: ConfirmOptions = {}): Promise<ConfirmResult> {
+  const path = options.path ?? "/";
+  const timeoutMs = options.timeoutMs ?? DEFAULT_CONFIRM_TIMEOUT_MS;
+  const want = expectedUpstream(site);
+  const statusOk = (status: number | null) =>
+    status !== null && (options.expectStatus === undefined ? status < 500 : status === options.expectStatus);
+  const deadline = performance.now() + timeoutMs;
+  let attempts = 0;
+  let last: Probe = { status: null, upstream: null, error: "no attempt" };
+  for (;;) {
+    attempts += 1;
+    if (site.protocol === "tcp") {
+      last = await probeTcp(site);
+      if (last.error === null) return { attempts, upstream: null };
+    } else {
+      last = await probeHttp(site, path);
+      if (last.upstream === want && statusOk(last.status)) return { attempts, upstream: last.upstream };
+    }
+    if (performance.now() >= deadline) break;
+    await sleep(CONFIRM_RETRY_INTERVAL_MS);
+  }
+  const seen = last.error ?? `status ${last.status}, ${UPSTREAM_HEADER}: ${last.upstream ?? "(none)"}`;
+  throw new NginxError(
+    "ERR_NGINX_CONFIRM_TIMEOUT",
+    `site ${site.app}: ${hostPort(site.listenAddress, site.listenPort)}${site.protocol === "http" ? path : ""} ` +
+      `did not answer from ${want} within ${timeoutMs} ms after ${attempts} attempts (last: ${seen})`,
+  );
+}

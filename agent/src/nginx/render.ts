@@ -1,0 +1,88 @@
+import { NginxError } from "./errors.js";
+import { balancerBlock } from "./lua.js";
+import { hostPort, renderHeader, upstreamName, validateSite, type SiteConfig } from "./site.js";
+
+/** Idle connections each worker keeps to the live color, so requests skip the TCP handshake. */
+export const UPSTREAM_KEEPALIVE = 32;
+/** Response header naming the upstream that served a request; the agent confirms switches with it. */
+export const UPSTREAM_HEADER = "X-Cutover-Upstream";
+
+function directiveLines(directives: readonly string[] | undefined): string[] {
+  return (directives ?? []).map((raw) => {
+    const directive = raw.trim();
+    return `    ${/[;}]$/.test(directive) ? directive : `${directive};`}`;
+  });
+}
+
+/**
+ * One app's proxy config: an http server (http context) or a stream server (stream
+ * context). The first two lines are a header that `parseSiteHeader` reads back, so the
+ * file alone says which color a restarted nginx would serve.
+ */
+export function renderSite(site: SiteConfig): string {
+  validateSite(site);
+  return site.protocol === "http" ? renderHttpSite(site) : renderTcpSite(site);
+}
+
+function renderHttpSite(site: SiteConfig): string {
+  const upstream = upstreamName(site.app);
+  const peer = hostPort(site.upstreamAddress, site.livePort);
+  const lines = [renderHeader(site), `upstream ${upstream} {`];
+  if (site.switchMode === "live") {
+    lines.push(
+      "    # Fallback peer. The balancer below takes the port from the live dict per request",
+      "    # and uses this one when the dict has no entry (e.g. after an nginx restart).",
+      `    server ${peer} max_fails=0;`,
+      ...balancerBlock(site.app, site.upstreamAddress, site.livePort, 1),
+      "    # After the balancer: keepalive wraps whichever peer it picked.",
+    );
+  } else {
+    lines.push(`    server ${peer} max_fails=0;`);
+  }
+  lines.push(
+    `    keepalive ${UPSTREAM_KEEPALIVE};`,
+    "}",
+    "",
+    "server {",
+    `    listen ${hostPort(site.listenAddress, site.listenPort)};`,
+    "",
+    "    proxy_http_version 1.1;",
+    '    proxy_set_header Connection "";',
+    "    proxy_set_header Host $host;",
+    "    proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
+    "    proxy_set_header X-Forwarded-Proto $scheme;",
+    `    add_header ${UPSTREAM_HEADER} $upstream_addr always;`,
+    "",
+    "    location / {",
+    `        proxy_pass http://${upstream};`,
+    "    }",
+  );
+  const extra = directiveLines(site.extraDirectives);
+  if (extra.length > 0) lines.push("", ...extra);
+  lines.push("}", "");
+  return lines.join("\n");
+}
+
+function renderTcpSite(site: SiteConfig): string {
+  if (site.switchMode === "live") {
+    throw new NginxError(
+      "ERR_NGINX_LIVE_UNSUPPORTED",
+      `site ${site.app}: live switching is http-only (it needs the http Lua module); use switchMode "reload" for tcp`,
+    );
+  }
+  const upstream = upstreamName(site.app);
+  const lines = [
+    renderHeader(site),
+    `upstream ${upstream} {`,
+    `    server ${hostPort(site.upstreamAddress, site.livePort)} max_fails=0;`,
+    "}",
+    "",
+    "server {",
+    `    listen ${hostPort(site.listenAddress, site.listenPort)};`,
+    `    proxy_pass ${upstream};`,
+  ];
+  const extra = directiveLines(site.extraDirectives);
+  if (extra.length > 0) lines.push("", ...extra);
+  lines.push("}", "");
+  return lines.join("\n");
+}

@@ -1,0 +1,167 @@
+import { closeSync, openSync, readdirSync, readSync, statSync } from "node:fs";
+import { join } from "node:path";
+import type { NginxCapabilities } from "./capabilities.js";
+import { NginxError } from "./errors.js";
+import { childPids, isNginxMaster, pollUntil } from "./proc.js";
+import type { SiteProtocol } from "./site.js";
+
+export type RunnerKind = "managed" | "system";
+
+/** `nginx -t`'s verdict and its own words. */
+export interface TestResult {
+  ok: boolean;
+  output: string;
+}
+
+/**
+ * Files to test in place of the live ones: live path -> candidate path that replaces it
+ * (a new live path adds a file), or null to test without that file.
+ */
+export type Candidates = ReadonlyMap<string, string | null>;
+
+/** A config file cutover owns besides the site files (system mode: the live dict). */
+export interface SupportFile {
+  path: string;
+  content: string;
+}
+
+export interface ReloadOptions {
+  /**
+   * Fail as soon as the error log shows an [emerg]/[alert] after the signal (default). A
+   * rollback turns this off: the master may still be logging the failed attempt it is
+   * retrying (bind retries take ~2.5 s), and only new workers say the old config is back.
+   */
+  failFast?: boolean;
+}
+
+/** One nginx the agent drives: its own master (managed) or the host's (system). */
+export interface NginxRunner {
+  readonly kind: RunnerKind;
+  /** Unix socket of the live-mode control server. */
+  readonly controlSocket: string;
+  /** Where the site file of `app` lives; throws ERR_NGINX_STREAM_UNSUPPORTED for tcp without a stream include. */
+  sitePath(app: string, protocol: SiteProtocol): string;
+  /** Files live mode needs besides the site files, as they should read. */
+  liveSupportFiles(): readonly SupportFile[];
+  /** Cached at creation from module files and `nginx -V` (system: what the host config loads). */
+  detectCapabilities(): NginxCapabilities;
+  /** `nginx -t` of the config as it would be with `candidates` in place; never touches live files. */
+  test(candidates?: Candidates): Promise<TestResult>;
+  /** Makes the master load its config; resolves once new workers run, throws ERR_NGINX_RELOAD_FAILED. */
+  reload(options?: ReloadOptions): Promise<void>;
+  /** A master for this config is alive (pid file + /proc check). */
+  isRunning(): boolean;
+}
+
+export const DEFAULT_RELOAD_TIMEOUT_MS = 10_000;
+/** /proc has no change events, so reload progress is polled at this period. */
+export const RELOAD_POLL_INTERVAL_MS = 1;
+const LOG_FAILURE = /\[(?:emerg|alert)\]/;
+
+/** `*.conf` files of a directory, sorted like nginx's include glob; [] when it does not exist. */
+export function listConfFiles(dir: string): string[] {
+  try {
+    return readdirSync(dir)
+      .filter((name) => name.endsWith(".conf"))
+      .sort()
+      .map((name) => join(dir, name));
+  } catch {
+    return [];
+  }
+}
+
+/** The include list nginx would see for `dir` with the candidates in place. */
+export function withCandidates(dir: string, files: readonly string[], candidates: Candidates): string[] {
+  const result: string[] = [];
+  for (const file of files) {
+    if (!candidates.has(file)) result.push(file);
+    else {
+      const candidate = candidates.get(file);
+      if (candidate != null) result.push(candidate);
+    }
+  }
+  for (const [live, candidate] of candidates) {
+    if (candidate != null && !files.includes(live) && live.startsWith(`${dir}/`) && !live.slice(dir.length + 1).includes("/")) {
+      result.push(candidate);
+    }
+  }
+  return result;
+}
+
+export function fileSize(path: string): number {
+  try {
+    return statSync(path).size;
+  } catch {
+    return 0;
+  }
+}
+
+/** Lines the file gained after `offset` (the error log since we signalled). */
+export function readSince(path: string, offset: number): string {
+  let fd: number;
+  try {
+    fd = openSync(path, "r");
+  } catch {
+    return "";
+  }
+  try {
+    const size = statSync(path).size;
+    if (size <= offset) return "";
+    const buffer = Buffer.alloc(size - offset);
+    const read = readSync(fd, buffer, 0, buffer.length, offset);
+    return buffer.subarray(0, read).toString("utf8");
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function failureLines(text: string): string {
+  return text
+    .split("\n")
+    .filter((line) => LOG_FAILURE.test(line))
+    .join("\n");
+}
+
+/**
+ * SIGHUP to a master, then wait for the outcome: a new worker (the master accepted the
+ * config) or an [emerg]/[alert] in the error log (it kept the old config, e.g. a bind
+ * failure that `nginx -t` cannot see).
+ */
+export async function reloadMaster(
+  pid: number,
+  errorLog: string | null,
+  timeoutMs: number,
+  options: ReloadOptions = {},
+): Promise<void> {
+  const failFast = options.failFast ?? true;
+  const before = new Set(childPids(pid));
+  const offset = errorLog === null ? 0 : fileSize(errorLog);
+  try {
+    process.kill(pid, "SIGHUP");
+  } catch (error) {
+    throw new NginxError("ERR_NGINX_NOT_RUNNING", `nginx master ${pid} cannot be signalled; start nginx and retry`, {
+      cause: error,
+    });
+  }
+  type Outcome = { ok: true } | { ok: false; why: string; output: string };
+  const outcome = await pollUntil<Outcome>(
+    () => {
+      if (childPids(pid).some((child) => !before.has(child))) return { ok: true };
+      if (!isNginxMaster(pid)) return { ok: false, why: `master ${pid} exited during reload`, output: "" };
+      if (failFast && errorLog !== null) {
+        const failure = failureLines(readSince(errorLog, offset));
+        if (failure !== "") return { ok: false, why: "nginx refused the new config", output: failure };
+      }
+      return undefined;
+    },
+    { timeoutMs, intervalMs: RELOAD_POLL_INTERVAL_MS },
+  );
+  if (outcome?.ok) return;
+  const output = outcome?.output || (errorLog === null ? "" : failureLines(readSince(errorLog, offset)));
+  throw new NginxError(
+    "ERR_NGINX_RELOAD_FAILED",
+    `reload of nginx master ${pid} failed: ${outcome?.why ?? `no new workers within ${timeoutMs} ms`}` +
+      (errorLog === null ? "" : `; see ${errorLog}`),
+    { output },
+  );
+}
