@@ -8,6 +8,10 @@ import { DEFAULT_FLEET_OPTIONS, Fleet, type FleetOptions } from "./fleet/fleet.j
 import { openDatabase, type Db } from "./store/database.js";
 import { HostStore } from "./store/hosts.js";
 import { TokenStore } from "./store/tokens.js";
+import { ArtifactStore } from "./store/artifacts.js";
+import { DeploymentStore } from "./store/deployments.js";
+import { AppStore } from "./store/apps.js";
+import { Rollouts } from "./rollout/rollouts.js";
 import { VERSION } from "./version.js";
 
 /** The path of the agent WebSocket endpoint. */
@@ -27,6 +31,7 @@ export interface Coordinator {
   url: string;
   port: number;
   fleet: Fleet;
+  rollouts: Rollouts;
   db: Db;
   /** Set when this start created the first admin token. */
   adminTokenPath: string | undefined;
@@ -52,8 +57,13 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   const hosts = new HostStore(db);
   const tokens = new TokenStore(db);
   const adminTokenPath = bootstrapAdminToken(tokens, options.dataDir);
-  const fleet = new Fleet(db, hosts, tokens, log.child("fleet"), { ...DEFAULT_FLEET_OPTIONS, ...options.fleet });
-  const api = createApi({ fleet, hosts, tokens, log: log.child("api"), version: VERSION });
+  const artifacts = new ArtifactStore(db, options.dataDir);
+  const deployments = new DeploymentStore(db);
+  for (const id of deployments.abandonRunning()) log.warn("deployment left running by a previous coordinator marked failed", { id });
+  const apps = new AppStore(db);
+  const fleet = new Fleet(db, hosts, tokens, log.child("fleet"), { ...DEFAULT_FLEET_OPTIONS, ...options.fleet }, artifacts);
+  const rollouts = new Rollouts(fleet, hosts, deployments, log.child("rollout"));
+  const api = createApi({ fleet, hosts, tokens, artifacts, deployments, apps, rollouts, log: log.child("api"), version: VERSION });
 
   const server: Server = createServer(api);
   server.on("upgrade", (request, socket, head) => {
@@ -76,6 +86,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     url,
     port,
     fleet,
+    rollouts,
     db,
     adminTokenPath,
     close: async () => {

@@ -9,17 +9,14 @@ import { ROLES, type Role, type TokenStore } from "../store/tokens.js";
 import { requireRole } from "./auth.js";
 import { ApiError, type ApiErrorBody } from "./errors.js";
 import { hostView } from "./hosts-view.js";
+import { deploymentRoutes, type DeploymentApiDeps } from "./deployments.js";
 
 export const MAX_REQUEST_BODY_BYTES = 1024 * 1024;
 export const DEFAULT_ENROLLMENT_TTL_MS = 60 * 60 * 1000;
 const MAX_ENROLLMENT_TTL_MS = 30 * 24 * 60 * 60 * 1000;
 const PING_TIMEOUT_MS = 10_000;
 
-export interface ApiDeps {
-  fleet: Fleet;
-  hosts: HostStore;
-  tokens: TokenStore;
-  log: Logger;
+export interface ApiDeps extends DeploymentApiDeps {
   version: string;
 }
 
@@ -93,6 +90,8 @@ export function createApi(deps: ApiDeps): express.Express {
     );
     response.json(results);
   });
+
+  app.use(deploymentRoutes(deps));
 
   app.use((_request, _response) => {
     throw new ApiError(404, "ERR_NOT_FOUND", "no such API route");

@@ -1,3 +1,5 @@
+import { createReadStream } from "node:fs";
+import { Readable } from "node:stream";
 import type { ClientSettings } from "./config.js";
 import { ExitError } from "./exit-error.js";
 
@@ -13,18 +15,29 @@ export class ApiClient {
     return this.request<T>("POST", path, body);
   }
 
-  private async request<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const url = `${this.settings.url}${path}`;
-    let response: Response;
+  /** Uploads a file as the raw request body. */
+  putFile<T>(path: string, file: string, size: number): Promise<T> {
+    return this.request<T>("PUT", path, undefined, {
+      body: Readable.toWeb(createReadStream(file)) as ReadableStream,
+      headers: { "content-type": "application/octet-stream", "content-length": String(size) },
+    });
+  }
+
+  /** GETs a long-lived response (server-sent events) and returns its body stream. */
+  async stream(path: string): Promise<ReadableStream<Uint8Array>> {
+    const response = await this.send("GET", path, {});
+    if (!response.ok || !response.body) await this.fail(response, "GET", path);
+    return response.body!;
+  }
+
+  private async send(method: string, path: string, init: { body?: RequestInit["body"]; headers?: Record<string, string> }): Promise<Response> {
     try {
-      response = await fetch(url, {
+      return await fetch(`${this.settings.url}${path}`, {
         method,
-        headers: {
-          authorization: `Bearer ${this.settings.token}`,
-          ...(body === undefined ? {} : { "content-type": "application/json" }),
-        },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
+        headers: { authorization: `Bearer ${this.settings.token}`, ...init.headers },
+        body: init.body,
+        ...(init.body instanceof ReadableStream ? { duplex: "half" } : {}),
+      } as RequestInit);
     } catch (error) {
       const cause = (error as { cause?: { code?: string; message?: string } }).cause;
       throw new ExitError(
@@ -32,16 +45,33 @@ export class ApiClient {
           "is `cutover server` running? Set CUTOVER_URL or --url to its address",
       );
     }
+  }
+
+  private async fail(response: Response, method: string, path: string): Promise<never> {
+    const text = await response.text();
+    let error: { code?: string; message?: string } | undefined;
+    try {
+      error = (JSON.parse(text) as { error?: typeof error }).error;
+    } catch {
+      // not JSON: fall through to the status line
+    }
+    throw new ExitError(`${error?.message ?? `${method} ${path}: HTTP ${response.status}`} (${error?.code ?? response.status})`);
+  }
+
+  private async request<T>(method: string, path: string, body?: unknown, raw?: { body: RequestInit["body"]; headers: Record<string, string> }): Promise<T> {
+    const url = `${this.settings.url}${path}`;
+    const response = await this.send(
+      method,
+      path,
+      raw ?? { body: body === undefined ? undefined : JSON.stringify(body), headers: body === undefined ? {} : { "content-type": "application/json" } },
+    );
+    if (!response.ok) await this.fail(response, method, path);
     const text = await response.text();
     let parsed: unknown;
     try {
       parsed = text ? JSON.parse(text) : undefined;
     } catch {
       throw new ExitError(`${method} ${url}: HTTP ${response.status} with a body that is not JSON`);
-    }
-    if (!response.ok) {
-      const error = (parsed as { error?: { code?: string; message?: string } } | undefined)?.error;
-      throw new ExitError(`${error?.message ?? `HTTP ${response.status}`} (${error?.code ?? response.status})`);
     }
     return parsed as T;
   }

@@ -3,6 +3,10 @@ import { VERSION } from "../version.js";
 import { registerHosts } from "./commands/hosts.js";
 import { registerServer } from "./commands/server.js";
 import { registerToken } from "./commands/token.js";
+import { registerDeploy } from "./commands/deploy.js";
+import { registerStatus } from "./commands/status.js";
+import { registerRollback } from "./commands/rollback.js";
+import { registerHistory } from "./commands/history.js";
 import { ExitError } from "./exit-error.js";
 
 export function buildProgram(): Command {
@@ -17,6 +21,10 @@ export function buildProgram(): Command {
   registerServer(program);
   registerHosts(program);
   registerToken(program);
+  registerDeploy(program);
+  registerStatus(program);
+  registerRollback(program);
+  registerHistory(program);
   return program;
 }
 

@@ -44,6 +44,7 @@ export interface SessionHost {
   onHeartbeat(session: AgentSession): void;
   onCommandResult(session: AgentSession, result: cutover.v1.CommandResult): void;
   onEvent(session: AgentSession, event: cutover.v1.Event): void;
+  onArtifactRequest(session: AgentSession, request: cutover.v1.ArtifactRequest): void;
   onClosed(session: AgentSession): void;
 }
 
@@ -173,6 +174,9 @@ export class AgentSession {
         return;
       case "event":
         this.ctx.onEvent(this, envelope.event as cutover.v1.Event);
+        return;
+      case "artifactRequest":
+        this.ctx.onArtifactRequest(this, envelope.artifactRequest as cutover.v1.ArtifactRequest);
         return;
       case undefined:
         // A message kind from a newer agent: log and carry on (evolution by addition).

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import { WebSocketServer, type WebSocket } from "ws";
-import { CloseCode, MAX_FRAME_BYTES, type cutover, v1 } from "@cutover/protocol";
+import { CloseCode, MAX_ARTIFACT_CHUNK, MAX_FRAME_BYTES, type cutover, v1 } from "@cutover/protocol";
 import type { Logger } from "@cutover/log";
 import type { Db } from "../store/database.js";
 import type { HostRecord, HostStore } from "../store/hosts.js";
@@ -41,6 +41,13 @@ interface PendingCommand {
   reject(error: Error): void;
   timer: NodeJS.Timeout;
   hostId: string;
+  onEvent?: (event: cutover.v1.Event) => void;
+}
+
+/** Where the fleet reads release archives from when agents ask for them. */
+export interface ArtifactSource {
+  get(sha256: string): { size: number } | undefined;
+  read(sha256: string, offset: number, length: number): Uint8Array;
 }
 
 /**
@@ -60,6 +67,7 @@ export class Fleet {
     private readonly tokens: TokenStore,
     private readonly log: Logger,
     private readonly options: FleetOptions,
+    private readonly artifacts?: ArtifactSource,
   ) {
     this.wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES, perMessageDeflate: false });
     this.livenessTimer = setInterval(() => this.checkLiveness(), Math.max(50, Math.floor(options.heartbeatIntervalMs / 2)));
@@ -97,7 +105,12 @@ export class Fleet {
       },
       onHeartbeat: () => {},
       onCommandResult: (s, result) => this.settleCommand(s, result),
-      onEvent: (s, event) => this.log.child(s.name).info("event", { kind: event.kind, app: event.app, step: event.step, message: event.message }),
+      onEvent: (s, event) => {
+        const pending = event.commandId ? this.pending.get(event.commandId) : undefined;
+        if (pending?.onEvent && pending.hostId === s.host!.id) pending.onEvent(event);
+        else this.log.child(s.name).info("event", { kind: event.kind, app: event.app, step: event.step, message: event.message });
+      },
+      onArtifactRequest: (s, request) => this.serveArtifact(s, request),
       onClosed: (s) => {
         if (this.sessions.get(s.host!.id) === s) {
           this.sessions.delete(s.host!.id);
@@ -126,7 +139,12 @@ export class Fleet {
   }
 
   /** Sends one command to a host and resolves with its result. */
-  sendCommand(host: HostRecord, operation: CommandOperation, timeoutMs: number): Promise<cutover.v1.CommandResult> {
+  sendCommand(
+    host: HostRecord,
+    operation: CommandOperation,
+    timeoutMs: number,
+    onEvent?: (event: cutover.v1.Event) => void,
+  ): Promise<cutover.v1.CommandResult> {
     const session = this.sessions.get(host.id);
     if (!session) return Promise.reject(new CommandError("ERR_HOST_OFFLINE", `host ${host.name} is unreachable`));
     const commandId = randomUUID();
@@ -135,9 +153,19 @@ export class Fleet {
         this.pending.delete(commandId);
         reject(new CommandError("ERR_COMMAND_TIMEOUT", `host ${host.name} did not answer within ${timeoutMs} ms`));
       }, timeoutMs);
-      this.pending.set(commandId, { resolve, reject, timer, hostId: host.id });
+      this.pending.set(commandId, { resolve, reject, timer, hostId: host.id, onEvent });
       session.send({ command: { ...operation, commandId, deadlineUnixMs: Date.now() + timeoutMs } });
     });
+  }
+
+  private serveArtifact(session: AgentSession, request: cutover.v1.ArtifactRequest): void {
+    const reply = (chunk: Omit<cutover.v1.ArtifactChunk.$Properties, "requestId" | "sha256">) =>
+      session.send({ artifactChunk: { requestId: request.requestId, sha256: request.sha256, ...chunk } });
+    const artifact = this.artifacts?.get(request.sha256);
+    if (!artifact) return reply({ error: `the coordinator has no artifact ${request.sha256}` });
+    if (request.offset > artifact.size) return reply({ error: `offset ${request.offset} is past the end (${artifact.size} bytes)` });
+    const length = Math.min(request.length, MAX_ARTIFACT_CHUNK, artifact.size - request.offset);
+    reply({ offset: request.offset, totalSize: artifact.size, data: this.artifacts!.read(request.sha256, request.offset, length) });
   }
 
   private settleCommand(session: AgentSession, result: cutover.v1.CommandResult): void {

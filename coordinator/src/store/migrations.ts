@@ -39,4 +39,60 @@ export const MIGRATIONS: readonly { version: number; description: string; sql: s
       );
     `,
   },
+  {
+    version: 2,
+    description: "artifacts, apps and deployments with per-host timelines",
+    sql: `
+      CREATE TABLE artifacts (
+        sha256      TEXT PRIMARY KEY,
+        size        INTEGER NOT NULL,
+        created_at  INTEGER NOT NULL
+      );
+      CREATE TABLE apps (
+        name        TEXT PRIMARY KEY,
+        spec        TEXT NOT NULL,
+        spec_file   TEXT NOT NULL,
+        updated_at  INTEGER NOT NULL
+      );
+      CREATE TABLE deployments (
+        id              TEXT PRIMARY KEY,
+        app             TEXT NOT NULL,
+        kind            TEXT NOT NULL CHECK (kind IN ('deploy', 'rollback')),
+        release         TEXT NOT NULL,
+        strategy        TEXT NOT NULL,
+        spec            TEXT NOT NULL,
+        artifact_sha256 TEXT,
+        state           TEXT NOT NULL,
+        error           TEXT,
+        created_by      TEXT NOT NULL,
+        created_at      INTEGER NOT NULL,
+        finished_at     INTEGER
+      );
+      CREATE INDEX deployments_by_app ON deployments (app, created_at);
+      CREATE TABLE deployment_hosts (
+        deployment_id    TEXT NOT NULL REFERENCES deployments (id),
+        host_name        TEXT NOT NULL,
+        batch            INTEGER NOT NULL,
+        state            TEXT NOT NULL,
+        error            TEXT,
+        live_color       TEXT,
+        release          TEXT,
+        previous_release TEXT,
+        switch_ms        REAL,
+        boot_ms          REAL,
+        started_at       INTEGER,
+        finished_at      INTEGER,
+        PRIMARY KEY (deployment_id, host_name)
+      );
+      CREATE TABLE deployment_events (
+        id             INTEGER PRIMARY KEY AUTOINCREMENT,
+        deployment_id  TEXT NOT NULL REFERENCES deployments (id),
+        at             INTEGER NOT NULL,
+        host_name      TEXT,
+        kind           TEXT NOT NULL,
+        message        TEXT NOT NULL
+      );
+      CREATE INDEX deployment_events_by_deployment ON deployment_events (deployment_id, id);
+    `,
+  },
 ];

@@ -1,0 +1,81 @@
+import { readFileSync } from "node:fs";
+import { basename } from "node:path";
+import type { Command } from "commander";
+import { parseDocument } from "yaml";
+import { isValidRelease, RELEASE_RULE } from "@cutover/protocol";
+import { parseSpec, SpecError, type AppSpec } from "@cutover/spec";
+import type { DeploymentView } from "../../api/deployments.js";
+import { packArtifact } from "../artifact.js";
+import { ApiClient } from "../client.js";
+import { resolveClientSettings, type GlobalOptions } from "../config.js";
+import { ExitError } from "../exit-error.js";
+import { deploymentJson, followDeployment, progressView, renderDeploymentSummary } from "../progress.js";
+
+export interface DeployOptions {
+  release: string;
+  strategy?: string;
+  batch?: string;
+  json?: boolean;
+}
+
+/** Reads and checks the spec (with command-line overrides applied) before anything is sent. */
+export function loadSpec(file: string, overrides: { strategy?: string; batch?: string }): { spec: AppSpec; text: string } {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (error) {
+    throw new ExitError(`cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
+  if (overrides.strategy !== undefined || overrides.batch !== undefined) {
+    const document = parseDocument(text);
+    if (overrides.strategy !== undefined) document.setIn(["strategy", "type"], overrides.strategy);
+    if (overrides.batch !== undefined) document.setIn(["strategy", "batch"], /^\d+$/.test(overrides.batch) ? Number(overrides.batch) : overrides.batch);
+    text = document.toString();
+  }
+  try {
+    return { spec: parseSpec(text, { file }), text };
+  } catch (error) {
+    if (error instanceof SpecError) throw new ExitError(`the app spec is invalid; nothing was deployed:\n${error.message}`);
+    throw error;
+  }
+}
+
+/** Sends a deployment (already created on the coordinator) to the terminal and returns the exit code. */
+export async function reportDeployment(client: ApiClient, created: DeploymentView, json: boolean | undefined): Promise<void> {
+  const final = await followDeployment(client, created.id, progressView(Boolean(json)));
+  process.stdout.write(json ? `${JSON.stringify(deploymentJson(final))}\n` : `${renderDeploymentSummary(final)}\n`);
+  if (final.state !== "succeeded") throw new ExitError(`${final.kind} ${final.state}${final.error ? `: ${final.error}` : ""}`, 1);
+}
+
+export function registerDeploy(program: Command): void {
+  program
+    .command("deploy")
+    .description("deploy a release of the app in SPEC to the hosts it selects; exit 0 only when every host succeeded")
+    .argument("<spec>", "the app spec (YAML)")
+    .requiredOption("--release <version>", "release version, e.g. v2 or 1.4.0+build7")
+    .option("--strategy <type>", "override strategy.type (bluegreen)")
+    .option("--batch <n|p%>", "override strategy.batch: hosts at once, a count or a percent")
+    .option("--json", "print one JSON object at the end instead of progress")
+    .action(async (file: string, options: DeployOptions, command: Command) => {
+      if (!isValidRelease(options.release)) throw new ExitError(`--release must be ${RELEASE_RULE}`);
+      const { spec, text } = loadSpec(file, options);
+      const client = new ApiClient(resolveClientSettings(command.optsWithGlobals<GlobalOptions>()));
+      let artifactSha256: string | undefined;
+      if (spec.artifact) {
+        const packed = await packArtifact(spec.artifact);
+        try {
+          artifactSha256 = packed.sha256;
+          const known = await client.get<{ sha256: string }>(`/v1/artifacts/${packed.sha256}`).catch(() => undefined);
+          if (!known) {
+            if (!options.json) process.stdout.write(`uploading ${spec.artifact.path} (${packed.size} bytes, sha256 ${packed.sha256.slice(0, 12)}…)\n`);
+            await client.putFile(`/v1/artifacts/${packed.sha256}`, packed.path, packed.size);
+          }
+        } finally {
+          packed.cleanup();
+        }
+      }
+      const created = await client.post<DeploymentView>("/v1/deployments", { spec: text, specFile: basename(file), release: options.release, artifactSha256 });
+      if (!options.json) process.stdout.write(`deployment ${created.id}: ${spec.app} ${options.release} to ${created.hosts.length} host(s)\n`);
+      await reportDeployment(client, created, options.json);
+    });
+}

@@ -1,0 +1,37 @@
+import type { Command } from "commander";
+import { ApiClient } from "../client.js";
+import { resolveClientSettings, type GlobalOptions } from "../config.js";
+import { renderTable } from "../table.js";
+import type { DeploymentView } from "../../api/deployments.js";
+
+interface AppStatus {
+  app: string;
+  deployment: DeploymentView | null;
+  hosts: { name: string; state: string; liveColor: string | null; release: string | null; health: string }[];
+}
+
+export function renderStatus(status: AppStatus): string {
+  const head = status.deployment
+    ? `${status.app}: ${status.deployment.kind} ${status.deployment.release} ${status.deployment.state} (${status.deployment.id})`
+    : `${status.app}: no deployment in progress`;
+  const rows = status.hosts.map((h) => [h.name, h.state, h.liveColor ?? "-", h.release ?? "-", h.health]);
+  return `${head}\n${renderTable(["HOST", "STATE", "LIVE", "RELEASE", "HEALTH"], rows)}`;
+}
+
+export function registerStatus(program: Command): void {
+  program
+    .command("status")
+    .description("each host's live color, release and health for APP (every app without one)")
+    .argument("[app]", "app name")
+    .option("--json", "print JSON")
+    .action(async (app: string | undefined, options: { json?: boolean }, command: Command) => {
+      const client = new ApiClient(resolveClientSettings(command.optsWithGlobals<GlobalOptions>()));
+      const names = app ? [app] : await client.get<string[]>("/v1/apps");
+      const statuses = await Promise.all(names.map((name) => client.get<AppStatus>(`/v1/apps/${encodeURIComponent(name)}/status`)));
+      if (options.json) {
+        process.stdout.write(`${JSON.stringify(app ? statuses[0] : statuses, null, 2)}\n`);
+        return;
+      }
+      process.stdout.write(statuses.length ? `${statuses.map(renderStatus).join("\n\n")}\n` : "no apps deployed yet\n");
+    });
+}

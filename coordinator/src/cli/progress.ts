@@ -1,0 +1,91 @@
+import type { DeploymentView } from "../api/deployments.js";
+import type { DeploymentEvent } from "../store/deployments.js";
+import { ApiClient } from "./client.js";
+import { readEvents } from "./sse.js";
+import { renderTable } from "./table.js";
+
+/** How a deploy's progress reaches the terminal. */
+export interface ProgressView {
+  event(event: DeploymentEvent): void;
+  end(): void;
+}
+
+function clock(at: number): string {
+  return new Date(at).toISOString().slice(11, 19);
+}
+
+/** Plain lines, one per event: for logs, CI and pipes. */
+export class PlainProgress implements ProgressView {
+  constructor(private readonly write: (text: string) => void) {}
+  event(event: DeploymentEvent): void {
+    this.write(`${clock(event.at)} ${(event.hostName ?? "*").padEnd(12)} ${event.message}\n`);
+  }
+  end(): void {}
+}
+
+/** A live view on a TTY: one line per host with its latest step, redrawn in place. */
+export class LiveProgress implements ProgressView {
+  private readonly hosts = new Map<string, string>();
+  private header = "";
+  private drawn = 0;
+  constructor(private readonly write: (text: string) => void) {}
+
+  event(event: DeploymentEvent): void {
+    if (event.hostName) this.hosts.set(event.hostName, event.message);
+    else this.header = event.message;
+    this.draw();
+  }
+
+  private draw(): void {
+    const lines = [this.header, ...[...this.hosts].map(([host, message]) => `  ${host.padEnd(14)} ${message}`)];
+    const up = this.drawn > 0 ? `\x1b[${this.drawn}A` : "";
+    this.write(up + lines.map((l) => `\x1b[2K${l}\n`).join(""));
+    this.drawn = lines.length;
+  }
+
+  end(): void {}
+}
+
+export function progressView(json: boolean): ProgressView | undefined {
+  if (json) return undefined;
+  const write = (text: string) => void process.stdout.write(text);
+  return process.stdout.isTTY ? new LiveProgress(write) : new PlainProgress(write);
+}
+
+/** Follows a deployment's event stream to its end and returns the final view. */
+export async function followDeployment(client: ApiClient, id: string, view: ProgressView | undefined): Promise<DeploymentView> {
+  const body = await client.stream(`/v1/deployments/${id}/events`);
+  for await (const message of readEvents(body)) {
+    if (message.event === "progress") view?.event(JSON.parse(message.data) as DeploymentEvent);
+    if (message.event === "end") {
+      view?.end();
+      return JSON.parse(message.data) as DeploymentView;
+    }
+  }
+  // The stream ended without `end` (coordinator restarted): report what the store says.
+  return client.get<DeploymentView>(`/v1/deployments/${id}`);
+}
+
+export function renderDeploymentSummary(d: DeploymentView): string {
+  const seconds = d.durationMs !== null ? ` in ${(d.durationMs / 1000).toFixed(1)}s` : "";
+  const title = `${d.kind} ${d.kind === "deploy" ? `${d.app} ${d.release}` : d.app}: ${d.state}${seconds}${d.error ? ` — ${d.error}` : ""}`;
+  const table = renderTable(
+    ["HOST", "OUTCOME", "LIVE", "RELEASE", "SWITCH", "ERROR"],
+    d.hosts.map((h) => [h.name, h.outcome, h.liveColor ?? "-", h.release ?? "-", h.switchMs !== null ? `${h.switchMs.toFixed(1)}ms` : "-", h.error ?? ""]),
+  );
+  return `${title}\n${table}`;
+}
+
+/** The one JSON object `deploy --json` and `rollback --json` end with. */
+export function deploymentJson(d: DeploymentView) {
+  return {
+    id: d.id,
+    app: d.app,
+    kind: d.kind,
+    status: d.state,
+    release: d.release,
+    durationMs: d.durationMs,
+    error: d.error,
+    hosts: d.hosts.map((h) => ({ name: h.name, outcome: h.outcome, liveColor: h.liveColor, release: h.release, error: h.error, switchMs: h.switchMs, bootMs: h.bootMs })),
+  };
+}
