@@ -62,6 +62,8 @@ export class CoordinatorLink {
   private reconnectTimer: NodeJS.Timeout | undefined;
   private handshakeTimer: NodeJS.Timeout | undefined;
   private onlineWaiters: (() => void)[] = [];
+  private readonly chunkWaiters = new Map<string, { resolve(chunk: cutover.v1.ArtifactChunk): void; reject(error: Error): void }>();
+  private nextRequestId = 1;
 
   constructor(private readonly options: LinkOptions) {}
 
@@ -91,6 +93,23 @@ export class CoordinatorLink {
     if (this.state !== "online" || this.socket?.readyState !== WebSocket.OPEN) return false;
     this.socket.send(encodeEnvelope(envelope), { binary: true });
     return true;
+  }
+
+  /** Asks the coordinator for part of an artifact; rejects if the link is down or drops first. */
+  requestArtifactChunk(sha256: string, offset: number, length: number): Promise<cutover.v1.ArtifactChunk> {
+    const requestId = String(this.nextRequestId++);
+    return new Promise((resolve, reject) => {
+      this.chunkWaiters.set(requestId, { resolve, reject });
+      if (!this.send({ artifactRequest: { requestId, sha256, offset, length } })) {
+        this.chunkWaiters.delete(requestId);
+        reject(new Error("the coordinator link is down"));
+      }
+    });
+  }
+
+  private failChunkWaiters(why: string): void {
+    for (const waiter of this.chunkWaiters.values()) waiter.reject(new Error(why));
+    this.chunkWaiters.clear();
   }
 
   stop(): void {
@@ -142,6 +161,7 @@ export class CoordinatorLink {
       if (this.socket !== socket) return;
       this.clearTimers();
       this.socket = undefined;
+      this.failChunkWaiters("the coordinator link dropped");
       if (this.state === "stopped") return;
       const why = reason.length > 0 ? `${code} ${reason.toString()}` : `${code} ${closeReason}`;
       const delay = backoffDelayMs(this.attempt++, this.options.reconnectBaseMs, this.options.reconnectCapMs);
@@ -175,6 +195,13 @@ export class CoordinatorLink {
       case "command": {
         const command = envelope.command as cutover.v1.Command;
         this.options.onCommand(command, (result) => this.send({ commandResult: result }));
+        return;
+      }
+      case "artifactChunk": {
+        const chunk = envelope.artifactChunk as cutover.v1.ArtifactChunk;
+        const waiter = this.chunkWaiters.get(chunk.requestId);
+        this.chunkWaiters.delete(chunk.requestId);
+        waiter?.resolve(chunk);
         return;
       }
       case undefined:

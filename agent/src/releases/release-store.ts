@@ -1,0 +1,109 @@
+import { createHash } from "node:crypto";
+import { createWriteStream, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { once } from "node:events";
+import { extract } from "tar";
+import { isValidName, isValidRelease, MAX_ARTIFACT_CHUNK } from "@cutover/protocol";
+
+/** Releases kept per app (the live one, the previous one for rollback, and a few more). */
+export const RELEASES_KEPT = 5;
+
+export class ReleaseError extends Error {
+  constructor(readonly code: "ERR_RELEASE_NAME" | "ERR_ARTIFACT_FETCH" | "ERR_ARTIFACT_HASH_MISMATCH" | "ERR_ARTIFACT_UNPACK", message: string) {
+    super(message);
+  }
+}
+
+/** Fetches one piece of an artifact (over the coordinator session). */
+export type ChunkSource = (sha256: string, offset: number, length: number) => Promise<{ data: Uint8Array; totalSize: number; error: string }>;
+
+/**
+ * Release trees under STATE/releases/<app>/<release>/: fetched by sha256 over
+ * the coordinator session, verified, unpacked so that nothing lands outside
+ * the release directory, and pruned to the newest RELEASES_KEPT.
+ */
+export class ReleaseStore {
+  constructor(private readonly stateDir: string) {}
+
+  dir(app: string, release: string): string {
+    if (!isValidName(app) || !isValidRelease(release)) throw new ReleaseError("ERR_RELEASE_NAME", `invalid app or release name: ${app} ${release}`);
+    return join(this.stateDir, "releases", app, release);
+  }
+
+  /** A working directory for apps without an artifact (their command is already on the host). */
+  scratchDir(app: string): string {
+    const dir = join(this.stateDir, "apps", app, "work");
+    mkdirSync(dir, { recursive: true });
+    return dir;
+  }
+
+  has(app: string, release: string): boolean {
+    return existsSync(join(this.dir(app, release), ".cutover-sha256"));
+  }
+
+  /** Ensures the release tree exists, fetching and unpacking the artifact if needed. */
+  async ensure(app: string, release: string, sha256: string, fetchChunk: ChunkSource): Promise<string> {
+    const target = this.dir(app, release);
+    const marker = join(target, ".cutover-sha256");
+    if (existsSync(marker)) return target;
+    const appDir = join(this.stateDir, "releases", app);
+    mkdirSync(appDir, { recursive: true, mode: 0o755 });
+    const archive = join(appDir, `.download-${release}.tar.gz`);
+    const staging = join(appDir, `.unpack-${release}`);
+    rmSync(staging, { recursive: true, force: true });
+    try {
+      await this.download(sha256, archive, fetchChunk);
+      mkdirSync(staging, { recursive: true, mode: 0o755 });
+      await extract({ file: archive, cwd: staging, strict: true, preservePaths: false, preserveOwner: false, noChmod: false }).catch((error: Error) => {
+        throw new ReleaseError("ERR_ARTIFACT_UNPACK", `cannot unpack the artifact: ${error.message}`);
+      });
+      const stream = createWriteStream(join(staging, ".cutover-sha256"));
+      stream.end(`${sha256}\n`);
+      await once(stream, "close");
+      rmSync(target, { recursive: true, force: true });
+      renameSync(staging, target);
+    } finally {
+      rmSync(archive, { force: true });
+      rmSync(staging, { recursive: true, force: true });
+    }
+    return target;
+  }
+
+  private async download(sha256: string, path: string, fetchChunk: ChunkSource): Promise<void> {
+    const hash = createHash("sha256");
+    const out = createWriteStream(path, { mode: 0o600 });
+    let offset = 0;
+    let total = Infinity;
+    try {
+      while (offset < total) {
+        const chunk = await fetchChunk(sha256, offset, MAX_ARTIFACT_CHUNK).catch((error: Error) => {
+          throw new ReleaseError("ERR_ARTIFACT_FETCH", `cannot fetch artifact ${sha256.slice(0, 12)}: ${error.message}`);
+        });
+        if (chunk.error) throw new ReleaseError("ERR_ARTIFACT_FETCH", chunk.error);
+        total = chunk.totalSize;
+        if (chunk.data.length === 0 && offset < total) throw new ReleaseError("ERR_ARTIFACT_FETCH", "the coordinator sent an empty chunk");
+        hash.update(chunk.data);
+        if (!out.write(chunk.data)) await once(out, "drain");
+        offset += chunk.data.length;
+      }
+    } finally {
+      out.end();
+      await once(out, "close");
+    }
+    const actual = hash.digest("hex");
+    if (actual !== sha256) throw new ReleaseError("ERR_ARTIFACT_HASH_MISMATCH", `artifact hashes to ${actual}, not ${sha256}`);
+  }
+
+  /** Removes all but the newest RELEASES_KEPT releases of an app, never one in `keep`. */
+  prune(app: string, keep: string[]): void {
+    const appDir = join(this.stateDir, "releases", app);
+    if (!existsSync(appDir)) return;
+    const releases = readdirSync(appDir)
+      .filter((name) => !name.startsWith("."))
+      .map((name) => ({ name, mtime: statSync(join(appDir, name)).mtimeMs }))
+      .sort((a, b) => b.mtime - a.mtime);
+    for (const old of releases.slice(RELEASES_KEPT)) {
+      if (!keep.includes(old.name)) rmSync(join(appDir, old.name), { recursive: true, force: true });
+    }
+  }
+}
