@@ -1,0 +1,336 @@
+import { performance } from "node:perf_hooks";
+import type { Logger } from "@cutover/log";
+import { isValidName, isValidRelease, v1, type cutover } from "@cutover/protocol";
+import { switchSite, type NginxRunner, type SiteConfig, type SwitchMode } from "../nginx/index.js";
+import type { ReleaseStore, ChunkSource } from "../releases/release-store.js";
+import { AppStateStore, otherColor, type AppSnapshot, type Color, type TransactionStep } from "./app-state.js";
+import { DeployError } from "./errors.js";
+import type { InstanceControl, InstanceHandle } from "./instance-control.js";
+
+const Status = v1.CommandResult.Status;
+type Definition = cutover.v1.AppDefinition.$Properties;
+type Outcome = cutover.v1.DeployOutcome.$Properties;
+
+export interface AppManagerOptions {
+  stateDir: string;
+  /** This host's address: nginx listens on it and the instances too. */
+  address: string;
+  switchMode: SwitchMode;
+  nginx: NginxRunner;
+  instances: InstanceControl;
+  releases: ReleaseStore;
+  fetchChunk: ChunkSource;
+  /** Free memory, free disk of the state dir, and load per core, for preflight. */
+  resources(): Promise<{ memAvailableBytes: number; diskFreeBytes: number; loadPerCore: number }>;
+  /** Streams a progress event for the command being run. */
+  emit(event: cutover.v1.Event.$Properties): void;
+  log: Logger;
+  now?: () => number;
+}
+
+export interface CommandOutcome {
+  status: number;
+  errorCode?: string;
+  message?: string;
+  deployed: Outcome;
+}
+
+/**
+ * The apps on this host and the local transaction of DESIGN §7: preflight,
+ * fetch, start the idle color, health gate, switch nginx (confirmed through
+ * the proxy), keep the old color warm, stop it later. The snapshot is saved
+ * before every step; at every instant nginx points at an instance that passed
+ * its health gate.
+ */
+export class AppManager {
+  private readonly store: AppStateStore;
+  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly drainTimers = new Map<string, NodeJS.Timeout>();
+  private readonly now: () => number;
+
+  constructor(private readonly options: AppManagerOptions) {
+    this.store = new AppStateStore(options.stateDir);
+    this.now = options.now ?? Date.now;
+  }
+
+  /** Result saved for a command id by an earlier run (survives agent restarts). */
+  storedResult(commandId: string): cutover.v1.CommandResult.$Properties | undefined {
+    return this.store.storedResult(commandId);
+  }
+
+  snapshot(app: string): AppSnapshot | undefined {
+    return this.store.load(app);
+  }
+
+  /** Every instance of every app, for Hello and Heartbeat. */
+  instances(): cutover.v1.AppInstance.$Properties[] {
+    const out: cutover.v1.AppInstance.$Properties[] = [];
+    for (const app of this.store.apps()) {
+      const snapshot = this.store.load(app)!;
+      for (const color of ["blue", "green"] as const) {
+        const handle = this.options.instances.running(app, color);
+        const live = snapshot.live?.color === color;
+        if (!handle && !live) continue;
+        const starting = snapshot.transaction?.color === color;
+        out.push({
+          app,
+          color,
+          release: handle?.release ?? snapshot.live?.release ?? "",
+          port: this.port(snapshot.definition, color),
+          state: !handle ? "stopped" : live ? "healthy" : starting ? "starting" : "warm",
+          pid: handle?.pid ?? 0,
+          live,
+          rssBytes: handle ? this.options.instances.rssBytes(handle) : 0,
+        });
+      }
+    }
+    return out;
+  }
+
+  /** Runs `work` with the app's lock held: one transaction per app at a time. */
+  private exclusive<T>(app: string, work: () => Promise<T>): Promise<T> {
+    if (this.locks.has(app)) return Promise.reject(new DeployError("ERR_APP_BUSY", `${app} already has a deploy or rollback running on this host`));
+    const running = work().finally(() => this.locks.delete(app));
+    this.locks.set(app, running);
+    return running;
+  }
+
+  private port(definition: Definition, color: Color): number {
+    return color === "blue" ? definition.bluePort! : definition.greenPort!;
+  }
+
+  private site(definition: Definition, livePort: number): SiteConfig {
+    return {
+      app: definition.name!,
+      protocol: definition.proxy?.protocol === "tcp" ? "tcp" : "http",
+      listenAddress: this.options.address,
+      listenPort: definition.proxy!.listenPort!,
+      upstreamAddress: this.options.address,
+      livePort,
+      switchMode: this.options.switchMode,
+    };
+  }
+
+  private step(commandId: string, app: string, step: TransactionStep | "done", message: string, color?: Color): void {
+    this.options.log.info(message, { app, step, color });
+    this.options.emit({ commandId, atUnixMs: this.now(), kind: "step", app, color: color ?? "", step, message });
+  }
+
+  private save(app: string, snapshot: AppSnapshot): void {
+    this.store.save(app, snapshot);
+  }
+
+  private remember(app: string, commandId: string, result: CommandOutcome): void {
+    const snapshot = this.store.load(app);
+    if (!snapshot) return;
+    snapshot.results.push({ commandId, result: { commandId, ...result } });
+    this.save(app, snapshot);
+  }
+
+  /** Deploys `release` by per-host blue/green; resolves with what is live afterwards (also on failure). */
+  deploy(commandId: string, deploy: cutover.v1.Deploy.$Properties): Promise<CommandOutcome> {
+    const definition = deploy.app;
+    const release = deploy.release ?? "";
+    if (!definition?.name || !isValidName(definition.name) || !isValidRelease(release) || !definition.bluePort || !definition.greenPort || !definition.proxy?.listenPort || !definition.run?.command?.length) {
+      return Promise.reject(new DeployError("ERR_INVALID_DEFINITION", "the Deploy command lacks a valid app name, release, ports, proxy port or run command"));
+    }
+    const app = definition.name;
+    return this.exclusive(app, async () => {
+      const result = await this.runDeploy(commandId, definition, release, deploy.artifact?.sha256 || undefined, "deploy");
+      this.remember(app, commandId, result);
+      return result;
+    });
+  }
+
+  /** Switches back to the previous release: one switch while it is warm, else a start of it. */
+  rollback(commandId: string, app: string): Promise<CommandOutcome> {
+    return this.exclusive(app, async () => {
+      const snapshot = this.store.load(app);
+      const target = snapshot?.rollbackTarget;
+      if (!snapshot?.live || !target) {
+        throw new DeployError("ERR_NO_PREVIOUS_RELEASE", `${app} has no previous release on this host`);
+      }
+      const warm = snapshot.previous && this.options.instances.running(app, snapshot.previous.color);
+      let result: CommandOutcome;
+      if (warm && snapshot.previous!.release === target.release && (await this.options.instances.checkOnce(warm, target.definition.health!))) {
+        result = await this.switchToWarm(commandId, snapshot, warm);
+      } else {
+        // Cold: start the previous release again (its artifact is re-fetched if it was pruned).
+        result = await this.runDeploy(commandId, target.definition, target.release, target.sha256, "rollback");
+      }
+      this.remember(app, commandId, result);
+      return result;
+    });
+  }
+
+  private outcome(snapshot: AppSnapshot | undefined, extra: Partial<Outcome> = {}): Outcome {
+    return {
+      app: snapshot?.definition.name ?? "",
+      release: snapshot?.live?.release ?? "",
+      liveColor: snapshot?.live?.color ?? "",
+      previousRelease: snapshot?.rollbackTarget?.release ?? "",
+      ...extra,
+    };
+  }
+
+  private async runDeploy(commandId: string, definition: Definition, release: string, sha256: string | undefined, kind: "deploy" | "rollback"): Promise<CommandOutcome> {
+    const app = definition.name!;
+    const started = performance.now();
+    const existing = this.store.load(app);
+    const snapshot: AppSnapshot = existing
+      ? { ...existing, definition }
+      : { definition, live: null, previous: null, rollbackTarget: null, liveRef: null, transaction: null, results: [] };
+
+    const live = snapshot.live;
+    if (live && live.release === release && this.options.instances.running(app, live.color)) {
+      this.step(commandId, app, "done", `${release} is already live on ${live.color}`, live.color);
+      this.save(app, snapshot);
+      return { status: Status.OK, deployed: this.outcome(snapshot, { unchanged: true, totalMs: performance.now() - started }) };
+    }
+    const target: Color = live ? otherColor(live.color) : "blue";
+    const port = this.port(definition, target);
+    const setStep = (step: TransactionStep) => {
+      snapshot.transaction = { commandId, kind, step, color: target, release, startedAt: this.now() };
+      this.save(app, snapshot);
+    };
+    let handle: InstanceHandle | undefined;
+    let bootMs = 0;
+    try {
+      setStep("preflight");
+      this.step(commandId, app, "preflight", `preflight for ${release} on ${target}`, target);
+      await this.preflight(definition);
+
+      setStep("fetch");
+      const cwd = sha256
+        ? await this.options.releases.ensure(app, release, sha256, this.options.fetchChunk)
+        : this.options.releases.scratchDir(app);
+      if (sha256) this.step(commandId, app, "fetch", `release ${release} unpacked`, target);
+
+      setStep("start");
+      // A warm leftover on the idle color (a previous release kept for rollback) gives way.
+      await this.stopColor(definition, target);
+      if (snapshot.previous?.color === target) snapshot.previous = null;
+      this.step(commandId, app, "start", `starting ${release} on ${target} (port ${port})`, target);
+      const bootStarted = performance.now();
+      handle = await this.options.instances.start(definition, target, release, cwd);
+
+      setStep("health");
+      this.step(commandId, app, "health", `health gate for ${target} (pid ${handle.pid})`, target);
+      await this.options.instances.waitHealthy(handle, definition.health!);
+      bootMs = performance.now() - bootStarted;
+      this.step(commandId, app, "health", `${target} is healthy after ${Math.round(bootMs)} ms`, target);
+
+      setStep("switch");
+      const switched = await switchSite(this.options.nginx, this.site(definition, port), {
+        confirmPath: definition.health?.kind === "http" ? definition.health.path || "/" : "/",
+        expectStatus: definition.health?.kind === "http" ? definition.health.expectStatus || undefined : undefined,
+      });
+      this.step(commandId, app, "switch", `nginx switched to ${target} in ${switched.durationMs.toFixed(1)} ms (${switched.mode}${switched.reloaded ? ", reloaded" : ""})`, target);
+
+      const keepMs = Number(definition.keepPreviousMs ?? 0);
+      snapshot.previous = live ? { color: live.color, release: live.release, stopAfter: this.now() + keepMs } : null;
+      snapshot.rollbackTarget = live ? snapshot.liveRef : snapshot.rollbackTarget;
+      snapshot.liveRef = { release, sha256, definition };
+      snapshot.live = { color: target, release };
+      setStep("drain");
+      this.scheduleDrain(app);
+      snapshot.transaction = null;
+      this.save(app, snapshot);
+      if (sha256) this.options.releases.prune(app, [release, snapshot.rollbackTarget?.release ?? ""]);
+      this.step(commandId, app, "done", `${release} live on ${target}${live ? `; ${live.color} (${live.release}) kept warm for ${Math.round(keepMs / 1000)}s` : ""}`, target);
+      return {
+        status: Status.OK,
+        deployed: this.outcome(snapshot, { switchMs: switched.durationMs, bootMs, totalMs: performance.now() - started }),
+      };
+    } catch (error) {
+      // Nothing points at the new color (switchSite restores on failure): stop it and keep what was live.
+      const code = (error as { code?: string }).code ?? "ERR_INTERNAL";
+      const message = (error as Error).message;
+      this.step(commandId, app, snapshot.transaction?.step ?? "preflight", `failed: ${message}; ${live ? `${live.color} (${live.release}) keeps serving` : "nothing was serving"}`, target);
+      if (handle || snapshot.transaction?.step === "start" || snapshot.transaction?.step === "health" || snapshot.transaction?.step === "switch") {
+        await this.stopColor(definition, target).catch((stopError: Error) => this.options.log.error("could not stop the failed instance", { app, color: target, error: stopError.message }));
+      }
+      snapshot.transaction = null;
+      this.save(app, snapshot);
+      return { status: Status.FAILED, errorCode: code, message, deployed: this.outcome(snapshot, { bootMs, totalMs: performance.now() - started }) };
+    }
+  }
+
+  private async switchToWarm(commandId: string, snapshot: AppSnapshot, warm: InstanceHandle): Promise<CommandOutcome> {
+    const started = performance.now();
+    const definition = snapshot.definition;
+    const app = definition.name!;
+    const from = snapshot.live!;
+    snapshot.transaction = { commandId, kind: "rollback", step: "switch", color: warm.color, release: warm.release, startedAt: this.now() };
+    this.save(app, snapshot);
+    try {
+      const switched = await switchSite(this.options.nginx, this.site(definition, warm.port), {
+        confirmPath: definition.health?.kind === "http" ? definition.health.path || "/" : "/",
+        expectStatus: definition.health?.kind === "http" ? definition.health.expectStatus || undefined : undefined,
+      });
+      this.step(commandId, app, "switch", `rolled back: nginx switched to warm ${warm.color} (${warm.release}) in ${switched.durationMs.toFixed(1)} ms`, warm.color);
+      const fromRef = snapshot.liveRef;
+      snapshot.live = { color: warm.color, release: warm.release };
+      snapshot.previous = { color: from.color, release: from.release, stopAfter: this.now() + Number(definition.keepPreviousMs ?? 0) };
+      snapshot.liveRef = snapshot.rollbackTarget;
+      snapshot.rollbackTarget = fromRef;
+      if (snapshot.liveRef) snapshot.definition = snapshot.liveRef.definition;
+      snapshot.transaction = null;
+      this.save(app, snapshot);
+      this.scheduleDrain(app);
+      return { status: Status.OK, deployed: this.outcome(snapshot, { switchMs: switched.durationMs, totalMs: performance.now() - started }) };
+    } catch (error) {
+      snapshot.transaction = null;
+      this.save(app, snapshot);
+      return { status: Status.FAILED, errorCode: (error as { code?: string }).code ?? "ERR_INTERNAL", message: (error as Error).message, deployed: this.outcome(snapshot) };
+    }
+  }
+
+  private async preflight(definition: Definition): Promise<void> {
+    const needs = definition.needs ?? {};
+    const { memAvailableBytes, diskFreeBytes, loadPerCore } = await this.options.resources();
+    const mib = (n: number) => `${Math.round(n / 1024 / 1024)} MiB`;
+    if (needs.minFreeMemoryBytes && memAvailableBytes < Number(needs.minFreeMemoryBytes)) {
+      throw new DeployError("ERR_PREFLIGHT_MEMORY", `only ${mib(memAvailableBytes)} of memory available, the spec needs ${mib(Number(needs.minFreeMemoryBytes))} for a second copy`);
+    }
+    if (needs.minFreeDiskBytes && diskFreeBytes < Number(needs.minFreeDiskBytes)) {
+      throw new DeployError("ERR_PREFLIGHT_DISK", `only ${mib(diskFreeBytes)} of disk free, the spec needs ${mib(Number(needs.minFreeDiskBytes))}`);
+    }
+    if (needs.maxLoad && loadPerCore > needs.maxLoad) {
+      throw new DeployError("ERR_PREFLIGHT_LOAD", `load per core is ${loadPerCore.toFixed(2)}, above the spec's max_load ${needs.maxLoad}`);
+    }
+  }
+
+  private async stopColor(definition: Definition, color: Color): Promise<void> {
+    await this.options.instances.stop(definition.name!, color, definition.run?.stopSignal || "SIGTERM", Number(definition.run?.stopTimeoutMs || 30_000));
+  }
+
+  /** Stops the warm previous color when its keep_previous time is up (re-armed after a restart). */
+  scheduleDrain(app: string): void {
+    clearTimeout(this.drainTimers.get(app));
+    const snapshot = this.store.load(app);
+    const previous = snapshot?.previous;
+    if (!snapshot || !previous) return;
+    const timer = setTimeout(() => {
+      this.drainTimers.delete(app);
+      void this.exclusive(app, async () => {
+        const current = this.store.load(app);
+        if (!current?.previous || current.previous.color !== previous.color || current.live?.color === previous.color) return;
+        this.options.log.info("keep_previous is over; stopping the old color", { app, color: previous.color, release: previous.release });
+        await this.stopColor(current.definition, previous.color);
+        current.previous = null;
+        this.save(app, current);
+      }).catch((error: Error) => {
+        if ((error as DeployError).code === "ERR_APP_BUSY") return this.scheduleDrain(app);
+        this.options.log.error("failed to stop the old color", { app, error: error.message });
+      });
+    }, Math.max(0, previous.stopAfter - this.now()));
+    timer.unref();
+    this.drainTimers.set(app, timer);
+  }
+
+  close(): void {
+    for (const timer of this.drainTimers.values()) clearTimeout(timer);
+    this.drainTimers.clear();
+  }
+}

@@ -1,0 +1,87 @@
+import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { isValidName, type cutover } from "@cutover/protocol";
+import { writeFileAtomic } from "../state/atomic-write.js";
+
+export type Color = "blue" | "green";
+export const otherColor = (color: Color): Color => (color === "blue" ? "green" : "blue");
+
+/** The steps of the local transaction (DESIGN §7), in order. */
+export type TransactionStep = "preflight" | "fetch" | "start" | "health" | "switch" | "drain";
+
+/** What a Deploy or Rollback is doing right now; saved before each step so a restarted agent can finish or revert it. */
+export interface Transaction {
+  commandId: string;
+  kind: "deploy" | "rollback";
+  step: TransactionStep;
+  /** The color being brought up. */
+  color: Color;
+  release: string;
+  startedAt: number;
+}
+
+/** Results of recent commands, so a repeated command id is answered from here even after an agent restart. */
+export interface StoredResult {
+  commandId: string;
+  result: cutover.v1.CommandResult.$Properties;
+}
+
+/** A release as it was deployed: enough to start it again. */
+export interface ReleaseRef {
+  release: string;
+  sha256?: string;
+  definition: cutover.v1.AppDefinition.$Properties;
+}
+
+/** One app's saved state on this host. */
+export interface AppSnapshot {
+  definition: cutover.v1.AppDefinition.$Properties;
+  /** The color nginx points at, with its release; null before the first deploy finishes. */
+  live: { color: Color; release: string } | null;
+  /** The color that served before, kept warm until `stopAfter` (Unix ms) for an instant rollback. */
+  previous: { color: Color; release: string; stopAfter: number } | null;
+  /** What a rollback returns to, even once the old color has stopped: its release, artifact and definition. */
+  rollbackTarget: ReleaseRef | null;
+  /** The artifact and definition of the live release (becomes rollbackTarget on the next deploy). */
+  liveRef: ReleaseRef | null;
+  transaction: Transaction | null;
+  results: StoredResult[];
+}
+
+const RESULTS_KEPT = 32;
+
+/** Saved app snapshots under STATE/apps/<app>/state.json; every write is atomic. */
+export class AppStateStore {
+  constructor(private readonly stateDir: string) {}
+
+  private path(app: string): string {
+    if (!isValidName(app)) throw new Error(`invalid app name ${JSON.stringify(app)}`);
+    return join(this.stateDir, "apps", app, "state.json");
+  }
+
+  load(app: string): AppSnapshot | undefined {
+    const path = this.path(app);
+    return existsSync(path) ? (JSON.parse(readFileSync(path, "utf8")) as AppSnapshot) : undefined;
+  }
+
+  save(app: string, snapshot: AppSnapshot): void {
+    const path = this.path(app);
+    mkdirSync(join(path, ".."), { recursive: true, mode: 0o700 });
+    snapshot.results = snapshot.results.slice(-RESULTS_KEPT);
+    writeFileAtomic(path, JSON.stringify(snapshot, null, 2), 0o600);
+  }
+
+  apps(): string[] {
+    const dir = join(this.stateDir, "apps");
+    if (!existsSync(dir)) return [];
+    return readdirSync(dir).filter((name) => isValidName(name) && existsSync(join(dir, name, "state.json")));
+  }
+
+  storedResult(commandId: string): cutover.v1.CommandResult.$Properties | undefined {
+    for (const app of this.apps()) {
+      const found = this.load(app)?.results.find((r) => r.commandId === commandId);
+      if (found) return found.result;
+    }
+    return undefined;
+  }
+}

@@ -1,0 +1,17 @@
+/** Why a local deploy or rollback did not happen; `code` is what the coordinator shows. */
+export class DeployError extends Error {
+  constructor(
+    readonly code:
+      | "ERR_APP_BUSY"
+      | "ERR_PREFLIGHT_MEMORY"
+      | "ERR_PREFLIGHT_DISK"
+      | "ERR_PREFLIGHT_LOAD"
+      | "ERR_INVALID_DEFINITION"
+      | "ERR_NO_PREVIOUS_RELEASE"
+      | "ERR_PREVIOUS_RELEASE_GONE"
+      | "ERR_AGENT_RESTARTED",
+    message: string,
+  ) {
+    super(message);
+  }
+}
