@@ -2,7 +2,7 @@ import { closeSync, openSync, readdirSync, readSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { NginxCapabilities } from "./capabilities.js";
 import { NginxError } from "./errors.js";
-import { childPids, isNginxMaster, pollUntil } from "./proc.js";
+import { childPids, isNginxMaster, pollUntil, processTitle } from "./proc.js";
 import type { SiteProtocol } from "./site.js";
 
 export type RunnerKind = "managed" | "system";
@@ -26,6 +26,13 @@ export interface SupportFile {
 }
 
 export interface ReloadOptions {
+  /**
+   * Also wait until every old worker stopped accepting. nginx lets old and new workers
+   * both accept for 100 ms after a reload (ngx_msleep(100) in the master); http switches
+   * do not wait for that, their confirmation reads which color answered. tcp switches
+   * cannot read that, so they wait: afterwards every new connection gets the new config.
+   */
+  untilOldWorkersStop?: boolean;
   /**
    * Fail as soon as the error log shows an [emerg]/[alert] after the signal (default). A
    * rollback turns this off: the master may still be logging the failed attempt it is
@@ -123,8 +130,17 @@ function failureLines(text: string): string {
 }
 
 /**
- * SIGHUP to a master, then wait for the outcome: a new worker (the master accepted the
- * config) or an [emerg]/[alert] in the error log (it kept the old config, e.g. a bind
+ * An old worker no longer accepts connections: gone, or titled "worker process is shutting
+ * down", which nginx sets in the same step that closes its listening sockets.
+ */
+function oldWorkerStopped(pid: number, children: readonly number[]): boolean {
+  if (!children.includes(pid)) return true;
+  return processTitle(pid)?.includes("shutting down") ?? true;
+}
+
+/**
+ * SIGHUP to a master, then wait for the outcome: new workers running (the master took the
+ * config), or an [emerg]/[alert] in the error log (it kept the old config, e.g. a bind
  * failure that `nginx -t` cannot see).
  */
 export async function reloadMaster(
@@ -146,7 +162,13 @@ export async function reloadMaster(
   type Outcome = { ok: true } | { ok: false; why: string; output: string };
   const outcome = await pollUntil<Outcome>(
     () => {
-      if (childPids(pid).some((child) => !before.has(child))) return { ok: true };
+      const children = childPids(pid);
+      if (
+        children.some((child) => !before.has(child)) &&
+        (!options.untilOldWorkersStop || [...before].every((old) => oldWorkerStopped(old, children)))
+      ) {
+        return { ok: true };
+      }
       if (!isNginxMaster(pid)) return { ok: false, why: `master ${pid} exited during reload`, output: "" };
       if (failFast && errorLog !== null) {
         const failure = failureLines(readSince(errorLog, offset));

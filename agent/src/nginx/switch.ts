@@ -1,5 +1,5 @@
 import { performance } from "node:perf_hooks";
-import { confirmSwitch, DEFAULT_CONFIRM_TIMEOUT_MS } from "./confirm.js";
+import { confirmSwitch, DEFAULT_CONFIRM_TIMEOUT_MS, RELOAD_CONFIRM_PARALLEL } from "./confirm.js";
 import { clearLivePort, getLivePort, setLivePort } from "./control.js";
 import { NginxError } from "./errors.js";
 import { renderSite } from "./render.js";
@@ -216,10 +216,11 @@ async function runSwitch(runner: NginxRunner, next: SiteConfig, options: SwitchO
     changes.every((change) => change.path === path) &&
     previous === renderSite({ ...next, livePort: previousHeader.livePort });
 
-  const confirm = () =>
+  const confirm: Confirm = (afterReload) =>
     confirmSwitch(next, {
       path: options.confirmPath ?? "/",
       timeoutMs: options.confirmTimeoutMs ?? DEFAULT_CONFIRM_TIMEOUT_MS,
+      parallel: afterReload ? RELOAD_CONFIRM_PARALLEL : 1,
       ...(options.expectStatus !== undefined ? { expectStatus: options.expectStatus } : {}),
     });
   const result = (reloaded: boolean, previousPort: number | null): SwitchResult => ({
@@ -256,7 +257,7 @@ async function runSwitch(runner: NginxRunner, next: SiteConfig, options: SwitchO
   return reloadSwitch(runner, tx, next, changes, confirm, result, previousHeader ?? strayHeader, false);
 }
 
-type Confirm = () => Promise<unknown>;
+type Confirm = (afterReload: boolean) => Promise<unknown>;
 type MakeResult = (reloaded: boolean, previousPort: number | null) => SwitchResult;
 
 async function rollBack(tx: SwitchTransaction, error: unknown, undo: () => Promise<void>): Promise<never> {
@@ -295,7 +296,7 @@ async function liveSwitch(
     tx.transition("persisting");
     if (previous !== rendered) restoreFile(path, rendered);
     tx.transition("confirming");
-    await confirm();
+    await confirm(false);
     tx.transition("done");
   } catch (error) {
     return rollBack(tx, error, async () => {
@@ -354,7 +355,7 @@ async function reloadSwitch(
     }
     tx.transition("reloading");
     reloadSent = true;
-    await runner.reload();
+    await runner.reload({ untilOldWorkersStop: next.protocol === "tcp" });
     // New workers read the dict before the rendered port; make it agree with the new
     // config (live), or drop an entry nothing should read any more (left live mode).
     if (capabilities.lua && next.switchMode === "live") {
@@ -363,7 +364,7 @@ async function reloadSwitch(
       dictBefore = await clearLivePort(runner.controlSocket, next.app);
     }
     tx.transition("confirming");
-    await confirm();
+    await confirm(true);
     tx.transition("done");
   } catch (error) {
     return rollBack(tx, error, async () => {

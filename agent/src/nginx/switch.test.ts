@@ -1,0 +1,206 @@
+// Integration: real nginx (managed mode), real color servers, answers read through the proxy.
+import test from "ava";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { NginxError } from "./errors.js";
+import { childPids, processTitle } from "./proc.js";
+import { readLivePort, removeSite, switchSite } from "./switch.js";
+import { freePort, get, managedFixture } from "./test-helpers.js";
+
+test("reload mode: blue → green; users get green and the header names green", async (t) => {
+  const f = await managedFixture(t);
+  const first = await switchSite(f.runner, f.site("blue", "reload"));
+  t.true(first.reloaded);
+  t.like(await get(f.address, f.listenPort), { status: 200, body: "blue", upstream: `${f.address}:${f.blue.port}` });
+
+  const second = await switchSite(f.runner, f.site("green", "reload"));
+  t.like(second, { app: "demo", mode: "reload", reloaded: true, previousPort: f.blue.port });
+  t.true(second.durationMs > 0);
+  t.like(await get(f.address, f.listenPort), { status: 200, body: "green", upstream: `${f.address}:${f.green.port}` });
+  t.deepEqual(
+    readdirSync(f.runner.paths.sitesDir),
+    ["demo.conf"],
+    "no candidate or temp file left beside the site",
+  );
+});
+
+test("reload mode: switching to the color already live changes nothing and does not reload", async (t) => {
+  const f = await managedFixture(t);
+  await switchSite(f.runner, f.site("blue", "reload"));
+  const pid = f.runner.masterPid()!;
+  const workers = childPids(pid);
+  const again = await switchSite(f.runner, f.site("blue", "reload"));
+  t.false(again.reloaded);
+  t.deepEqual(childPids(pid), workers);
+});
+
+test("live mode: blue → green without a reload; master and workers unchanged; file fallback updated", async (t) => {
+  const f = await managedFixture(t);
+  const first = await switchSite(f.runner, f.site("blue", "live"));
+  t.true(first.reloaded, "the first deploy writes the upstream, so it reloads");
+  t.like(await get(f.address, f.listenPort), { body: "blue", upstream: `${f.address}:${f.blue.port}` });
+
+  const pid = f.runner.masterPid()!;
+  const workers = childPids(pid);
+  const second = await switchSite(f.runner, f.site("green", "live"));
+  t.like(second, { mode: "live", reloaded: false, previousPort: f.blue.port });
+  t.like(await get(f.address, f.listenPort), { status: 200, body: "green", upstream: `${f.address}:${f.green.port}` });
+  t.is(f.runner.masterPid(), pid);
+  t.deepEqual(childPids(pid), workers, "no worker churn");
+
+  const file = readFileSync(f.runner.sitePath("demo", "http"), "utf8");
+  t.regex(file, new RegExp(`live-port=${f.green.port}\\b`));
+  t.regex(file, new RegExp(`get\\("demo"\\) or ${f.green.port}\\b`), "the Lua fallback is the new port");
+  t.deepEqual(await readLivePort(f.runner, "demo"), { file: f.green.port, dict: f.green.port, serving: f.green.port, mode: "live" });
+});
+
+test("live mode: the fallback port keeps the color across an nginx restart (empty dict)", async (t) => {
+  const f = await managedFixture(t);
+  await switchSite(f.runner, f.site("blue", "live"));
+  await switchSite(f.runner, f.site("green", "live"));
+  await f.runner.stop();
+  t.false(f.runner.isRunning());
+  await f.runner.start();
+  t.like(await readLivePort(f.runner, "demo"), { file: f.green.port, dict: null, serving: f.green.port });
+  t.like(await get(f.address, f.listenPort), { body: "green", upstream: `${f.address}:${f.green.port}` });
+});
+
+test("live mode: two workers share the dict, every answer after the switch is green", async (t) => {
+  const f = await managedFixture(t, "demo", { workerProcesses: 2 });
+  await switchSite(f.runner, f.site("blue", "live"));
+  await switchSite(f.runner, f.site("green", "live"));
+  const answers = await Promise.all(Array.from({ length: 40 }, () => get(f.address, f.listenPort)));
+  t.deepEqual([...new Set(answers.map((a) => a.body))], ["green"]);
+});
+
+test("live mode: a listen change takes the reload path, later switches are live again", async (t) => {
+  const f = await managedFixture(t);
+  await switchSite(f.runner, f.site("blue", "live"));
+  const newPort = await freePort(f.address);
+  const moved = await switchSite(f.runner, f.site("green", "live", { listenPort: newPort }));
+  t.true(moved.reloaded);
+  t.like(await get(f.address, newPort), { body: "green" });
+  await t.throwsAsync(get(f.address, f.listenPort), undefined, "the old listen port is closed");
+  const back = await switchSite(f.runner, f.site("blue", "live", { listenPort: newPort }));
+  t.false(back.reloaded);
+  t.like(await get(f.address, newPort), { body: "blue" });
+});
+
+test("a candidate that fails nginx -t: live file byte-identical, old color serving, typed error with nginx's words", async (t) => {
+  const f = await managedFixture(t);
+  await switchSite(f.runner, f.site("blue", "reload"));
+  const path = f.runner.sitePath("demo", "http");
+  const before = readFileSync(path);
+
+  const error = await t.throwsAsync(
+    switchSite(f.runner, f.site("green", "reload", { extraDirectives: ["cutover_no_such_directive on"] })), { instanceOf: NginxError, code: "ERR_NGINX_TEST_FAILED" });
+  t.regex(error.message, /unknown directive "cutover_no_such_directive"/);
+  t.regex(error.output, /unknown directive "cutover_no_such_directive"/);
+  t.deepEqual(readFileSync(path), before);
+  t.false(existsSync(`${path}.candidate`));
+  t.like(await get(f.address, f.listenPort), { body: "blue", upstream: `${f.address}:${f.blue.port}` });
+});
+
+test("live mode: a bad extra directive on a later switch is tested too and leaves blue serving", async (t) => {
+  const f = await managedFixture(t);
+  await switchSite(f.runner, f.site("blue", "live"));
+  const before = readFileSync(f.runner.sitePath("demo", "http"));
+  const error = await t.throwsAsync(switchSite(f.runner, f.site("green", "live", { extraDirectives: ["no_such_thing 1"] })), { instanceOf: NginxError, code: "ERR_NGINX_TEST_FAILED" });
+  t.deepEqual(readFileSync(f.runner.sitePath("demo", "http")), before);
+  t.like(await get(f.address, f.listenPort), { body: "blue" });
+});
+
+for (const mode of ["reload", "live"] as const) {
+  test(`${mode} mode: a color that does not answer fails confirmation and the previous color is restored`, async (t) => {
+    const f = await managedFixture(t);
+    await switchSite(f.runner, f.site("blue", mode));
+    const path = f.runner.sitePath("demo", "http");
+    const before = readFileSync(path);
+    const deadPort = await freePort(f.address);
+
+    const error = await t.throwsAsync(
+      switchSite(f.runner, { ...f.site("green", mode), livePort: deadPort }, { confirmTimeoutMs: 300 }), { instanceOf: NginxError, code: "ERR_NGINX_CONFIRM_TIMEOUT" });
+    t.true(error.rolledBack);
+    t.regex(error.message, new RegExp(`${f.address}:${deadPort}`));
+    t.deepEqual(readFileSync(path), before);
+    t.like(await get(f.address, f.listenPort), { body: "blue", upstream: `${f.address}:${f.blue.port}` });
+    t.like(await readLivePort(f.runner, "demo"), { serving: f.blue.port });
+  });
+}
+
+test("reload that nginx refuses (listen port taken): ERR_NGINX_RELOAD_FAILED, file restored, old color serving", async (t) => {
+  const f = await managedFixture(t);
+  await switchSite(f.runner, f.site("blue", "reload"));
+  const before = readFileSync(f.runner.sitePath("demo", "http"));
+  const squatter = createServer();
+  await new Promise<void>((resolve) => squatter.listen(0, f.address, resolve));
+  t.teardown(() => squatter.close());
+  const taken = (squatter.address() as { port: number }).port;
+
+  const error = await t.throwsAsync(switchSite(f.runner, f.site("green", "reload", { listenPort: taken })), { instanceOf: NginxError, code: "ERR_NGINX_RELOAD_FAILED" });
+  t.regex(error.output, /bind\(\) to .* failed/);
+  t.true(error.rolledBack);
+  t.deepEqual(readFileSync(f.runner.sitePath("demo", "http")), before);
+  t.like(await get(f.address, f.listenPort), { body: "blue" });
+});
+
+test("a new runner adopts the running master (agent restart) and keeps switching it", async (t) => {
+  const f = await managedFixture(t);
+  await switchSite(f.runner, f.site("blue", "live"));
+  const pid = f.runner.masterPid();
+
+  const { createManagedRunner } = await import("./managed.js");
+  const restarted = await createManagedRunner({ stateDir: f.stateDir });
+  t.true(restarted.isRunning());
+  t.deepEqual(await restarted.start(), { pid: pid!, adopted: true, reconfigured: false });
+  t.like(await readLivePort(restarted, "demo"), { serving: f.blue.port, mode: "live" });
+
+  const result = await switchSite(restarted, f.site("green", "live"));
+  t.false(result.reloaded);
+  t.like(await get(f.address, f.listenPort), { body: "green" });
+  t.is(restarted.masterPid(), pid);
+});
+
+test("adopting a master whose nginx.conf is outdated reloads it with the current one", async (t) => {
+  const f = await managedFixture(t);
+  await switchSite(f.runner, f.site("blue", "reload"));
+  const { createManagedRunner } = await import("./managed.js");
+  const restarted = await createManagedRunner({ stateDir: f.stateDir, workerProcesses: 2 });
+  const started = await restarted.start();
+  t.like(started, { adopted: true, reconfigured: true });
+  const accepting = childPids(started.pid).filter((pid) => !processTitle(pid)?.includes("shutting down"));
+  t.is(accepting.length, 2);
+  t.regex(readFileSync(restarted.paths.conf, "utf8"), /^worker_processes 2;$/m);
+  t.like(await get(f.address, f.listenPort), { body: "blue" });
+});
+
+test("removeSite: the app stops being served and its live entry is gone", async (t) => {
+  const f = await managedFixture(t);
+  await switchSite(f.runner, f.site("blue", "live"));
+  await switchSite(f.runner, f.site("green", "live"));
+  t.true(await removeSite(f.runner, "demo"));
+  t.false(existsSync(f.runner.sitePath("demo", "http")));
+  await t.throwsAsync(get(f.address, f.listenPort));
+  t.deepEqual(await readLivePort(f.runner, "demo"), { file: null, dict: null, serving: null, mode: null });
+  t.false(await removeSite(f.runner, "demo"));
+});
+
+test("switching a stopped nginx is refused with ERR_NGINX_NOT_RUNNING and writes nothing", async (t) => {
+  const f = await managedFixture(t);
+  await f.runner.stop();
+  const error = await t.throwsAsync(switchSite(f.runner, f.site("blue", "reload")), { instanceOf: NginxError, code: "ERR_NGINX_NOT_RUNNING" });
+  t.false(existsSync(f.runner.sitePath("demo", "http")));
+});
+
+test("tcp site: reload switch between two TCP colors through the stream module", async (t) => {
+  const f = await managedFixture(t, "tcpdemo");
+  t.true(f.runner.detectCapabilities().stream, "needs libnginx-mod-stream");
+  const tcpPort = await freePort(f.address);
+  const site = (color: "blue" | "green") => ({ ...f.site(color, "reload"), protocol: "tcp" as const, listenPort: tcpPort });
+  await switchSite(f.runner, site("blue"));
+  t.regex(readFileSync(f.runner.sitePath("tcpdemo", "tcp"), "utf8"), /proxy_pass cutover_tcpdemo;/);
+  // The color servers speak HTTP, which passes through a stream proxy unchanged.
+  t.like(await get(f.address, tcpPort), { body: "blue" });
+  await switchSite(f.runner, site("green"));
+  t.like(await get(f.address, tcpPort), { body: "green" });
+});
