@@ -18,8 +18,10 @@ import {
   DEFAULT_RELOAD_TIMEOUT_MS,
   listConfFiles,
   reloadMaster,
+  waitRetired,
   withCandidates,
   type Candidates,
+  type Handover,
   type NginxRunner,
   type ReloadOptions,
   type SupportFile,
@@ -174,13 +176,17 @@ export class ManagedNginx implements NginxRunner {
     return { ok: result.exitCode === 0, output: commandOutput(result) };
   }
 
-  async reload(options?: ReloadOptions): Promise<void> {
+  async reload(options?: ReloadOptions): Promise<Handover> {
     const pid = this.masterPid();
     if (pid === null) {
       throw new NginxError("ERR_NGINX_NOT_RUNNING", `managed nginx in ${this.paths.prefix} is not running; start it first`);
     }
-    await reloadMaster(pid, this.paths.errorLog, this.options.reloadTimeoutMs ?? DEFAULT_RELOAD_TIMEOUT_MS, options);
+    return reloadMaster(pid, this.paths.errorLog, this.options.reloadTimeoutMs ?? DEFAULT_RELOAD_TIMEOUT_MS, options);
   }
+  retired(handover: Handover): Promise<void> {
+    return waitRetired(handover, this.options.reloadTimeoutMs ?? DEFAULT_RELOAD_TIMEOUT_MS);
+  }
+
 
   /**
    * Starts the master, or adopts the one already running for this state dir (the agent
@@ -218,7 +224,7 @@ export class ManagedNginx implements NginxRunner {
         });
       }
       writeFileAtomic(this.paths.conf, main, 0o600);
-      await this.reload();
+      await this.retired(await this.reload());
       return { pid: running, adopted: true, reconfigured: true };
     }
     rmSync(this.paths.pidFile, { force: true }); // stale: its master is gone

@@ -27,18 +27,21 @@ export interface SupportFile {
 
 export interface ReloadOptions {
   /**
-   * Also wait until every old worker stopped accepting. nginx lets old and new workers
-   * both accept for 100 ms after a reload (ngx_msleep(100) in the master); http switches
-   * do not wait for that, their confirmation reads which color answered. tcp switches
-   * cannot read that, so they wait: afterwards every new connection gets the new config.
-   */
-  untilOldWorkersStop?: boolean;
-  /**
    * Fail as soon as the error log shows an [emerg]/[alert] after the signal (default). A
    * rollback turns this off: the master may still be logging the failed attempt it is
    * retrying (bind retries take ~2.5 s), and only new workers say the old config is back.
    */
   failFast?: boolean;
+}
+
+/**
+ * The worker generation a reload replaced. nginx lets old and new workers both accept
+ * for 100 ms after a reload (a fixed ngx_msleep(100) in the master) before it retires the
+ * old ones; until then a new connection may still get the old config.
+ */
+export interface Handover {
+  masterPid: number;
+  oldWorkers: readonly number[];
 }
 
 /** One nginx the agent drives: its own master (managed) or the host's (system). */
@@ -54,15 +57,23 @@ export interface NginxRunner {
   detectCapabilities(): NginxCapabilities;
   /** `nginx -t` of the config as it would be with `candidates` in place; never touches live files. */
   test(candidates?: Candidates): Promise<TestResult>;
-  /** Makes the master load its config; resolves once new workers run, throws ERR_NGINX_RELOAD_FAILED. */
-  reload(options?: ReloadOptions): Promise<void>;
+  /**
+   * Makes the master load its config; resolves once new workers run (throws
+   * ERR_NGINX_RELOAD_FAILED otherwise). Await `retired(handover)` before relying on
+   * every new connection getting the new config.
+   */
+  reload(options?: ReloadOptions): Promise<Handover>;
+  /** Resolves once no worker of the replaced generation accepts connections. */
+  retired(handover: Handover): Promise<void>;
   /** A master for this config is alive (pid file + /proc check). */
   isRunning(): boolean;
 }
 
 export const DEFAULT_RELOAD_TIMEOUT_MS = 10_000;
-/** /proc has no change events, so reload progress is polled at this period. */
+/** /proc has no change events, so reload progress is polled: new workers appear within ~10 ms. */
 export const RELOAD_POLL_INTERVAL_MS = 1;
+/** Retiring takes nginx's fixed 100 ms; a coarser poll costs little latency and less CPU. */
+export const RETIRE_POLL_INTERVAL_MS = 5;
 const LOG_FAILURE = /\[(?:emerg|alert)\]/;
 
 /** `*.conf` files of a directory, sorted like nginx's include glob; [] when it does not exist. */
@@ -141,16 +152,17 @@ function oldWorkerStopped(pid: number, children: readonly number[]): boolean {
 /**
  * SIGHUP to a master, then wait for the outcome: new workers running (the master took the
  * config), or an [emerg]/[alert] in the error log (it kept the old config, e.g. a bind
- * failure that `nginx -t` cannot see).
+ * failure that `nginx -t` cannot see). Returns the generation to await with waitRetired.
  */
 export async function reloadMaster(
   pid: number,
   errorLog: string | null,
   timeoutMs: number,
   options: ReloadOptions = {},
-): Promise<void> {
+): Promise<Handover> {
   const failFast = options.failFast ?? true;
-  const before = new Set(childPids(pid));
+  const oldWorkers = childPids(pid);
+  const before = new Set(oldWorkers);
   const offset = errorLog === null ? 0 : fileSize(errorLog);
   try {
     process.kill(pid, "SIGHUP");
@@ -162,13 +174,7 @@ export async function reloadMaster(
   type Outcome = { ok: true } | { ok: false; why: string; output: string };
   const outcome = await pollUntil<Outcome>(
     () => {
-      const children = childPids(pid);
-      if (
-        children.some((child) => !before.has(child)) &&
-        (!options.untilOldWorkersStop || [...before].every((old) => oldWorkerStopped(old, children)))
-      ) {
-        return { ok: true };
-      }
+      if (childPids(pid).some((child) => !before.has(child))) return { ok: true };
       if (!isNginxMaster(pid)) return { ok: false, why: `master ${pid} exited during reload`, output: "" };
       if (failFast && errorLog !== null) {
         const failure = failureLines(readSince(errorLog, offset));
@@ -178,7 +184,7 @@ export async function reloadMaster(
     },
     { timeoutMs, intervalMs: RELOAD_POLL_INTERVAL_MS },
   );
-  if (outcome?.ok) return;
+  if (outcome?.ok) return { masterPid: pid, oldWorkers };
   const output = outcome?.output || (errorLog === null ? "" : failureLines(readSince(errorLog, offset)));
   throw new NginxError(
     "ERR_NGINX_RELOAD_FAILED",
@@ -186,4 +192,21 @@ export async function reloadMaster(
       (errorLog === null ? "" : `; see ${errorLog}`),
     { output },
   );
+}
+
+/** Waits until every worker of the replaced generation is gone or shutting down. */
+export async function waitRetired(handover: Handover, timeoutMs: number): Promise<void> {
+  const done = await pollUntil(
+    () => {
+      const children = childPids(handover.masterPid);
+      return handover.oldWorkers.every((old) => oldWorkerStopped(old, children)) ? true : undefined;
+    },
+    { timeoutMs, intervalMs: RETIRE_POLL_INTERVAL_MS },
+  );
+  if (!done) {
+    throw new NginxError(
+      "ERR_NGINX_RELOAD_FAILED",
+      `nginx master ${handover.masterPid} did not retire its old workers (${handover.oldWorkers.join(", ")}) within ${timeoutMs} ms`,
+    );
+  }
 }

@@ -1,4 +1,5 @@
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { open, rename } from "node:fs/promises";
 import { dirname } from "node:path";
 import { writeFileAtomic } from "../state/atomic-write.js";
 
@@ -55,4 +56,27 @@ export function discardCandidate(livePath: string): void {
 export function restoreFile(path: string, content: string | null): void {
   if (content === null) removeDurable(path);
   else writeFileAtomic(path, content, SITE_FILE_MODE);
+}
+
+/**
+ * writeFileAtomic's guarantees (temp file, fsync, rename, fsync dir) without blocking the
+ * event loop: a live switch runs the fsyncs in libuv's pool while its confirmation
+ * request is on the wire, instead of stalling ~1-3 ms on ext4 before sending it.
+ */
+export async function writeFileAtomicAsync(path: string, content: string, mode = SITE_FILE_MODE): Promise<void> {
+  const temp = `${path}.tmp-${process.pid}`;
+  const file = await open(temp, "w", mode);
+  try {
+    await file.writeFile(content);
+    await file.sync();
+  } finally {
+    await file.close();
+  }
+  await rename(temp, path);
+  const dir = await open(dirname(path), "r");
+  try {
+    await dir.sync();
+  } finally {
+    await dir.close();
+  }
 }

@@ -204,3 +204,37 @@ test("tcp site: reload switch between two TCP colors through the stream module",
   await switchSite(f.runner, site("green"));
   t.like(await get(f.address, tcpPort), { body: "green" });
 });
+
+test("each switch reports its states in order, once each", async (t) => {
+  const f = await managedFixture(t);
+  const seen: string[] = [];
+  const onTransition = ({ from, to }: { from: string; to: string }) => seen.push(`${from}>${to}`);
+  await switchSite(f.runner, f.site("blue", "live"), { onTransition });
+  t.deepEqual(seen, [
+    "planned>testing",
+    "testing>activating",
+    "activating>reloading",
+    "reloading>retiring",
+    "retiring>setting-port",
+    "setting-port>confirming",
+    "confirming>done",
+  ]);
+  seen.length = 0;
+  const live = await switchSite(f.runner, f.site("green", "live"), { onTransition });
+  t.deepEqual(seen, ["planned>setting-port", "setting-port>persisting", "persisting>confirming", "confirming>done"]);
+  t.deepEqual(Object.keys(live.steps), ["planned", "setting-port", "persisting", "confirming"]);
+  t.is(live.handoverMs, 0);
+  seen.length = 0;
+  await t.throwsAsync(switchSite(f.runner, f.site("blue", "reload", { extraDirectives: ["nope 1"] }), { onTransition }));
+  t.deepEqual(seen, ["planned>testing", "testing>failed"]);
+});
+
+test("forceReload takes the reload path even when a live switch would do (reconcile after an agent restart)", async (t) => {
+  const f = await managedFixture(t);
+  await switchSite(f.runner, f.site("blue", "live"));
+  const forced = await switchSite(f.runner, f.site("green", "live"), { forceReload: true });
+  t.true(forced.reloaded);
+  t.true(forced.handoverMs > 0);
+  t.like(await readLivePort(f.runner, "demo"), { file: f.green.port, dict: f.green.port, serving: f.green.port });
+  t.like(await get(f.address, f.listenPort), { body: "green" });
+});

@@ -1,5 +1,5 @@
 import { performance } from "node:perf_hooks";
-import { confirmSwitch, DEFAULT_CONFIRM_TIMEOUT_MS, RELOAD_CONFIRM_PARALLEL } from "./confirm.js";
+import { confirmSwitch, DEFAULT_CONFIRM_TIMEOUT_MS } from "./confirm.js";
 import { clearLivePort, getLivePort, setLivePort } from "./control.js";
 import { NginxError } from "./errors.js";
 import { renderSite } from "./render.js";
@@ -12,20 +12,30 @@ import {
   type SiteProtocol,
   type SwitchMode,
 } from "./site.js";
-import { discardCandidate, promoteCandidate, readOrNull, restoreFile, writeCandidate } from "./site-files.js";
+import {
+  discardCandidate,
+  promoteCandidate,
+  readOrNull,
+  restoreFile,
+  writeCandidate,
+  writeFileAtomicAsync,
+} from "./site-files.js";
 
 /*
  * One switch is one transaction; every step goes through SwitchTransaction.transition().
  *
- *  reload path:  planned ─▶ testing ─▶ activating ─▶ reloading ─▶ confirming ─▶ done
- *                              │            │             │             │
- *                              ▼            └─────────────┴─────────────┴─▶ rolling-back ─▶ failed
- *                            failed (nothing live was touched)
+ *  reload path:  planned ─▶ testing ─▶ activating ─▶ reloading ─▶ retiring ─▶ [setting-port] ─▶ confirming ─▶ done
  *  live path:    planned ─▶ setting-port ─▶ persisting ─▶ confirming ─▶ done
- *                                 │              │              └─▶ rolling-back ─▶ failed
- *                                 └──────────────┴─▶ rolling-back
- *  unchanged:    planned ─▶ verifying ─▶ done            (reload mode, file already as wanted)
- *                               └─▶ reloading ─▶ confirming ─▶ done (it was written but never loaded)
+ *  unchanged:    planned ─▶ verifying ─▶ done       (reload mode, the file is already as wanted and serving)
+ *                              └──────▶ reloading ─▶ …  (it was written but never loaded)
+ *
+ *  testing ─▶ failed: nginx -t said no; nothing live was touched.
+ *  every later step ─▶ rolling-back ─▶ failed: the previous files (and dict entry) are put back.
+ *
+ *  retiring: nginx keeps the replaced workers accepting for 100 ms after a reload; only
+ *  once they stop does every new connection get the new config, and only then may the
+ *  caller drain and stop the old color. [setting-port] runs when a Lua dict entry exists
+ *  or is needed; in the live path the file write of persisting finishes during confirming.
  */
 export type SwitchState =
   | "planned"
@@ -33,6 +43,7 @@ export type SwitchState =
   | "testing"
   | "activating"
   | "reloading"
+  | "retiring"
   | "setting-port"
   | "persisting"
   | "confirming"
@@ -45,8 +56,9 @@ const TRANSITIONS: Record<SwitchState, readonly SwitchState[]> = {
   verifying: ["done", "reloading"],
   testing: ["activating", "failed"],
   activating: ["reloading", "rolling-back"],
-  reloading: ["confirming", "rolling-back"],
-  "setting-port": ["persisting", "rolling-back"],
+  reloading: ["retiring", "rolling-back"],
+  retiring: ["setting-port", "confirming", "rolling-back"],
+  "setting-port": ["persisting", "confirming", "rolling-back"],
   persisting: ["confirming", "rolling-back"],
   confirming: ["done", "rolling-back"],
   "rolling-back": ["failed"],
@@ -82,8 +94,13 @@ export interface SwitchResult {
   mode: SwitchMode;
   /** The master reloaded: reload mode, or live mode's first deploy / structure change. */
   reloaded: boolean;
-  /** The agent's own time for the switch, confirmation included (performance.now()). */
+  /** Wall time of the switch, confirmation included (performance.now()). */
   durationMs: number;
+  /**
+   * Part of durationMs spent waiting for nginx to retire the replaced workers (its fixed
+   * 100 ms pause after a reload); 0 in live mode. durationMs - handoverMs is the agent's work.
+   */
+  handoverMs: number;
   /** The port that served before the switch, when known. */
   previousPort: number | null;
   /** Milliseconds spent in each state: where the budget went. */
@@ -216,11 +233,10 @@ async function runSwitch(runner: NginxRunner, next: SiteConfig, options: SwitchO
     changes.every((change) => change.path === path) &&
     previous === renderSite({ ...next, livePort: previousHeader.livePort });
 
-  const confirm: Confirm = (afterReload) =>
+  const confirm: Confirm = () =>
     confirmSwitch(next, {
       path: options.confirmPath ?? "/",
       timeoutMs: options.confirmTimeoutMs ?? DEFAULT_CONFIRM_TIMEOUT_MS,
-      parallel: afterReload ? RELOAD_CONFIRM_PARALLEL : 1,
       ...(options.expectStatus !== undefined ? { expectStatus: options.expectStatus } : {}),
     });
   const result = (reloaded: boolean, previousPort: number | null): SwitchResult => ({
@@ -228,6 +244,7 @@ async function runSwitch(runner: NginxRunner, next: SiteConfig, options: SwitchO
     mode: next.switchMode,
     reloaded,
     durationMs: tx.elapsed(),
+    handoverMs: tx.steps.retiring ?? 0,
     previousPort,
     steps: tx.steps,
   });
@@ -257,7 +274,7 @@ async function runSwitch(runner: NginxRunner, next: SiteConfig, options: SwitchO
   return reloadSwitch(runner, tx, next, changes, confirm, result, previousHeader ?? strayHeader, false);
 }
 
-type Confirm = (afterReload: boolean) => Promise<unknown>;
+type Confirm = () => Promise<unknown>;
 type MakeResult = (reloaded: boolean, previousPort: number | null) => SwitchResult;
 
 async function rollBack(tx: SwitchTransaction, error: unknown, undo: () => Promise<void>): Promise<never> {
@@ -291,14 +308,17 @@ async function liveSwitch(
 ): Promise<SwitchResult> {
   tx.transition("setting-port");
   let before: number | null | undefined;
+  let persisted: Promise<void> = Promise.resolve();
   try {
     before = await setLivePort(runner.controlSocket, next.app, next.livePort);
     tx.transition("persisting");
-    if (previous !== rendered) restoreFile(path, rendered);
+    if (previous !== rendered) persisted = writeFileAtomicAsync(path, rendered);
+    // The write's fsyncs overlap the confirmation; both must succeed.
     tx.transition("confirming");
-    await confirm(false);
+    await Promise.all([persisted, confirm()]);
     tx.transition("done");
   } catch (error) {
+    await persisted.catch(() => undefined); // never restore under a write still in flight
     return rollBack(tx, error, async () => {
       if (before !== undefined) {
         if (before === null) await clearLivePort(runner.controlSocket, next.app);
@@ -355,21 +375,27 @@ async function reloadSwitch(
     }
     tx.transition("reloading");
     reloadSent = true;
-    await runner.reload({ untilOldWorkersStop: next.protocol === "tcp" });
-    // New workers read the dict before the rendered port; make it agree with the new
-    // config (live), or drop an entry nothing should read any more (left live mode).
-    if (capabilities.lua && next.switchMode === "live") {
-      dictBefore = await setLivePort(runner.controlSocket, next.app, next.livePort);
-    } else if (capabilities.lua && previousHeader?.mode === "live") {
-      dictBefore = await clearLivePort(runner.controlSocket, next.app);
+    const handover = await runner.reload();
+    tx.transition("retiring");
+    await runner.retired(handover);
+    // Workers read the dict before their rendered port: make it agree with the new config
+    // (live), or drop an entry nothing reads any more (left live mode). Only now: until
+    // the old workers retire they read the dict too, with their old upstream address.
+    // Meanwhile new workers may use the old dict entry: the color serving until now.
+    if (capabilities.lua && (next.switchMode === "live" || previousHeader?.mode === "live")) {
+      tx.transition("setting-port");
+      dictBefore =
+        next.switchMode === "live"
+          ? await setLivePort(runner.controlSocket, next.app, next.livePort)
+          : await clearLivePort(runner.controlSocket, next.app);
     }
     tx.transition("confirming");
-    await confirm(true);
+    await confirm();
     tx.transition("done");
   } catch (error) {
     return rollBack(tx, error, async () => {
       for (const change of activated.reverse()) restoreFile(change.path, change.previous);
-      if (reloadSent && activated.length > 0) await runner.reload({ failFast: false });
+      if (reloadSent && activated.length > 0) await runner.retired(await runner.reload({ failFast: false }));
       if (dictBefore !== undefined) {
         if (dictBefore === null) await clearLivePort(runner.controlSocket, next.app);
         else await setLivePort(runner.controlSocket, next.app, dictBefore);
@@ -399,12 +425,12 @@ export function removeSite(runner: NginxRunner, app: string): Promise<boolean> {
     }
     for (const file of files) restoreFile(file.path, null);
     try {
-      if (runner.isRunning()) await runner.reload();
+      if (runner.isRunning()) await runner.retired(await runner.reload());
     } catch (error) {
       const failure = asNginxError(error);
       try {
         for (const file of files) restoreFile(file.path, file.previous);
-        await runner.reload({ failFast: false });
+        await runner.retired(await runner.reload({ failFast: false }));
         failure.rolledBack = true;
       } catch (rollbackError) {
         failure.rollbackError = rollbackError instanceof Error ? rollbackError : new Error(String(rollbackError));

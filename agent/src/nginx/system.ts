@@ -10,8 +10,10 @@ import {
   DEFAULT_RELOAD_TIMEOUT_MS,
   listConfFiles,
   reloadMaster,
+  waitRetired,
   withCandidates,
   type Candidates,
+  type Handover,
   type NginxRunner,
   type ReloadOptions,
   type SupportFile,
@@ -135,13 +137,17 @@ export class SystemNginx implements NginxRunner {
     return { ok: result.exitCode === 0, output: commandOutput(result) };
   }
 
-  async reload(options?: ReloadOptions): Promise<void> {
+  async reload(options?: ReloadOptions): Promise<Handover> {
     const pid = this.masterPid();
     if (pid === null) {
       throw new NginxError("ERR_NGINX_NOT_RUNNING", `no nginx master found via ${this.pidFile}; start nginx (systemctl start nginx)`);
     }
-    await reloadMaster(pid, this.errorLog, this.reloadTimeoutMs, options);
+    return reloadMaster(pid, this.errorLog, this.reloadTimeoutMs, options);
   }
+  retired(handover: Handover): Promise<void> {
+    return waitRetired(handover, this.reloadTimeoutMs);
+  }
+
 }
 
 /** Probes the host's nginx (`-V`, `-T`) once and returns a runner for it. */

@@ -2,6 +2,7 @@
 // servers on a loopback address of their own, and a keep-alive client that counts
 // what a user would see. Not part of the module's public face.
 import type { ExecutionContext } from "ava";
+import { fork, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { Agent, createServer, request, type Server } from "node:http";
 import { createServer as createTcpServer, type AddressInfo, type Socket } from "node:net";
@@ -263,4 +264,52 @@ export async function workersSettled(runner: ManagedNginx, workers: number): Pro
     { timeoutMs: 10_000, intervalMs: 5 },
   );
   if (!settled) throw new Error("old nginx workers still running after 10 s");
+}
+
+/** Load and colors in a child process (see load-child.ts); the handle mirrors startLoad's. */
+export interface LoadChild {
+  blue: number;
+  green: number;
+  start(port: number, options: LoadOptions): void;
+  completed(count: number): Promise<void>;
+  stop(): Promise<LoadReport>;
+}
+
+export async function startLoadChild(t: ExecutionContext, address: string): Promise<LoadChild> {
+  const child: ChildProcess = fork(new URL("./load-child.js", import.meta.url), [address], { stdio: "inherit" });
+  t.teardown(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill();
+  });
+  const waiting = new Map<number, () => void>();
+  let reported: ((report: LoadReport) => void) | undefined;
+  let nextId = 0;
+  const ready = new Promise<{ blue: number; green: number }>((resolve, reject) => {
+    child.once("error", reject);
+    child.once("exit", (code) => reject(new Error(`load child exited with ${code}`)));
+    child.on("message", (message: { type: string; id?: number; blue?: number; green?: number; report?: LoadReport }) => {
+      if (message.type === "ready") resolve({ blue: message.blue!, green: message.green! });
+      if (message.type === "completed") waiting.get(message.id!)?.();
+      if (message.type === "report") reported?.(message.report!);
+    });
+  });
+  const ports = await ready;
+  return {
+    ...ports,
+    start(port, options) {
+      child.send({ type: "load", port, options });
+    },
+    completed(count) {
+      const id = nextId++;
+      return new Promise((resolve) => {
+        waiting.set(id, resolve);
+        child.send({ type: "completed", id, count });
+      });
+    },
+    stop() {
+      return new Promise((resolve) => {
+        reported = resolve;
+        child.send({ type: "stop" });
+      });
+    },
+  };
 }
