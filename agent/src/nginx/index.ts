@@ -20,7 +20,7 @@ export {
   type ManagedPaths,
 } from "./main-conf.js";
 export type { NginxCapabilities } from "./capabilities.js";
-export type { Candidates, NginxRunner, ReloadOptions, RunnerKind, TestResult } from "./runner.js";
+export type { Candidates, Handover, NginxRunner, ReloadOptions, RunnerKind, SupportFile, TestResult } from "./runner.js";
 export {
   createManagedRunner,
   ManagedNginx,

@@ -105,7 +105,11 @@ test("live mode: a bad extra directive on a later switch is tested too and leave
   const f = await managedFixture(t);
   await switchSite(f.runner, f.site("blue", "live"));
   const before = readFileSync(f.runner.sitePath("demo", "http"));
-  const error = await t.throwsAsync(switchSite(f.runner, f.site("green", "live", { extraDirectives: ["no_such_thing 1"] })), { instanceOf: NginxError, code: "ERR_NGINX_TEST_FAILED" });
+  const error = await t.throwsAsync(switchSite(f.runner, f.site("green", "live", { extraDirectives: ["no_such_thing 1"] })), {
+    instanceOf: NginxError,
+    code: "ERR_NGINX_TEST_FAILED",
+  });
+  t.regex(error.output, /unknown directive "no_such_thing"/);
   t.deepEqual(readFileSync(f.runner.sitePath("demo", "http")), before);
   t.like(await get(f.address, f.listenPort), { body: "blue" });
 });
@@ -137,7 +141,10 @@ test("reload that nginx refuses (listen port taken): ERR_NGINX_RELOAD_FAILED, fi
   t.teardown(() => squatter.close());
   const taken = (squatter.address() as { port: number }).port;
 
-  const error = await t.throwsAsync(switchSite(f.runner, f.site("green", "reload", { listenPort: taken })), { instanceOf: NginxError, code: "ERR_NGINX_RELOAD_FAILED" });
+  const error = await t.throwsAsync(switchSite(f.runner, f.site("green", "reload", { listenPort: taken })), {
+    instanceOf: NginxError,
+    code: "ERR_NGINX_RELOAD_FAILED",
+  });
   t.regex(error.output, /bind\(\) to .* failed/);
   t.true(error.rolledBack);
   t.deepEqual(readFileSync(f.runner.sitePath("demo", "http")), before);
@@ -188,7 +195,11 @@ test("removeSite: the app stops being served and its live entry is gone", async 
 test("switching a stopped nginx is refused with ERR_NGINX_NOT_RUNNING and writes nothing", async (t) => {
   const f = await managedFixture(t);
   await f.runner.stop();
-  const error = await t.throwsAsync(switchSite(f.runner, f.site("blue", "reload")), { instanceOf: NginxError, code: "ERR_NGINX_NOT_RUNNING" });
+  const error = await t.throwsAsync(switchSite(f.runner, f.site("blue", "reload")), {
+    instanceOf: NginxError,
+    code: "ERR_NGINX_NOT_RUNNING",
+  });
+  t.regex(error.message, /not running; start it/);
   t.false(existsSync(f.runner.sitePath("demo", "http")));
 });
 
