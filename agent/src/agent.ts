@@ -1,4 +1,5 @@
 import { mkdirSync } from "node:fs";
+import { cpus } from "node:os";
 import { createLogger, type Logger } from "@cutover/log";
 import type { cutover } from "@cutover/protocol";
 import { CommandDispatcher } from "./commands/dispatcher.js";
@@ -7,20 +8,26 @@ import { loadOrCreateIdentity, markEnrolled } from "./identity.js";
 import { ResourceSampler } from "./resources.js";
 import { CoordinatorLink } from "./session/coordinator-link.js";
 import { AGENT_VERSION } from "./version.js";
+import { AppManager } from "./apps/app-manager.js";
+import { createInstanceControl } from "./apps/instances.js";
+import { createNginxRunner, type NginxRunner, type ManagedNginx } from "./nginx/index.js";
+import { ReleaseStore } from "./releases/release-store.js";
 
-/** Capabilities this agent build announces in Hello. */
-export const BASE_CAPABILITIES = ["ping"];
+/** Capabilities this agent build announces in Hello (nginx ones are added from what is installed). */
+export const BASE_CAPABILITIES = ["ping", "deploy.bluegreen", "rollback"];
 
 export interface RunningAgent {
   link: CoordinatorLink;
   dispatcher: CommandDispatcher;
+  apps: AppManager;
+  nginx: NginxRunner;
   stop(): void;
   /** Resolves with a message when the coordinator refuses the agent for good. */
   refused: Promise<cutover.v1.Refusal>;
 }
 
 /** Wires identity, resource reports, the coordinator link and command handling together. */
-export function startAgent(config: AgentConfig, log: Logger = createLogger("agent")): RunningAgent {
+export async function startAgent(config: AgentConfig, log: Logger = createLogger("agent")): Promise<RunningAgent> {
   mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
   const identity = loadOrCreateIdentity(config.stateDir, config.name);
   if (identity.name !== config.name) {
@@ -30,30 +37,82 @@ export function startAgent(config: AgentConfig, log: Logger = createLogger("agen
     log.warn("not enrolled yet and no enrollment token given: the coordinator will refuse this agent (pass --token)");
   }
   const sampler = new ResourceSampler([config.stateDir]);
-  const dispatcher = new CommandDispatcher(log.child("commands"));
+  const nginx: NginxRunner =
+    config.nginxMode === "managed"
+      ? await createNginxRunner({ mode: "managed", stateDir: config.stateDir })
+      : await createNginxRunner({ mode: "system" });
+  const lua = nginx.detectCapabilities().lua;
+  if (config.switchMode === "live" && !lua) {
+    log.warn("--switch live needs nginx's Lua module (Debian: libnginx-mod-http-lua); using reload");
+  }
+  const switchMode = config.switchMode !== "reload" && lua ? "live" : "reload";
+  let nginxReady: Promise<void> | undefined;
+  const prepareNginx = () =>
+    (nginxReady ??= (nginx.kind === "managed" ? (nginx as ManagedNginx).start().then(() => {}) : Promise.resolve()).catch((error: Error) => {
+      nginxReady = undefined;
+      throw error;
+    }));
+  let link!: CoordinatorLink;
+  const apps = new AppManager({
+    stateDir: config.stateDir,
+    address: config.address,
+    switchMode,
+    nginx,
+    instances: createInstanceControl({ stateDir: config.stateDir, address: config.address, log: log.child("instances") }),
+    releases: new ReleaseStore(config.stateDir),
+    fetchChunk: async (sha256, offset, length) => {
+      const chunk = await link.requestArtifactChunk(sha256, offset, length);
+      return { data: chunk.data, totalSize: Number(chunk.totalSize), error: chunk.error };
+    },
+    resources: async () => {
+      const r = await sampler.sample();
+      return { memAvailableBytes: Number(r.memAvailableBytes), diskFreeBytes: Number(r.disks?.[0]?.freeBytes ?? 0), loadPerCore: (r.load1 ?? 0) / Math.max(1, cpus().length) };
+    },
+    prepareNginx,
+    emit: (event) => link.send({ event }),
+    log: log.child("apps"),
+  });
+  await apps.recover();
+  const dispatcher = new CommandDispatcher(log.child("commands"), Date.now, (id) => apps.storedResult(id));
+  dispatcher.handle("deploy", (command) => apps.deploy(command.commandId, command.deploy!));
+  dispatcher.handle("rollback", (command) => apps.rollback(command.commandId, command.rollback?.app ?? ""));
   let refuse!: (refusal: cutover.v1.Refusal) => void;
   const refused = new Promise<cutover.v1.Refusal>((resolve) => (refuse = resolve));
-  const link = new CoordinatorLink({
+  link = new CoordinatorLink({
     url: config.coordinatorUrl,
     identity,
     enrollmentToken: config.enrollmentToken,
     address: config.address,
     labels: config.labels,
-    capabilities: BASE_CAPABILITIES,
+    capabilities: [...BASE_CAPABILITIES, `nginx.${nginx.kind}`, "nginx.reload", ...(switchMode === "live" ? ["nginx.live"] : [])],
     agentVersion: AGENT_VERSION,
     reconnectBaseMs: config.reconnectBaseMs,
     reconnectCapMs: config.reconnectCapMs,
     handshakeTimeoutMs: config.handshakeTimeoutMs,
     log: log.child("link"),
-    report: async () => ({ resources: await sampler.sample(), instances: [] }),
+    report: async () => ({ resources: await sampler.sample(), instances: apps.instances() }),
     onWelcome: (welcome) => {
       if (welcome.enrolled) log.info("enrolled with the coordinator", { hostId: welcome.hostId });
       markEnrolled(config.stateDir, identity);
     },
-    onCommand: (command, reply) => void dispatcher.dispatch(command).then(reply),
+    onCommand: (command, reply) =>
+      void dispatcher.dispatch(command).then((result) => {
+        reply(result);
+        if (command.operation !== "ping") link.heartbeatNow();
+      }),
     onPermanentRefusal: refuse,
   });
-  log.info("starting", { name: identity.name, address: config.address, coordinator: config.coordinatorUrl, stateDir: config.stateDir, version: AGENT_VERSION });
+  log.info("starting", { name: identity.name, address: config.address, coordinator: config.coordinatorUrl, stateDir: config.stateDir, nginx: nginx.kind, switch: switchMode, version: AGENT_VERSION });
   link.start();
-  return { link, dispatcher, refused, stop: () => link.stop() };
+  return {
+    link,
+    dispatcher,
+    refused,
+    apps,
+    nginx,
+    stop: () => {
+      apps.close();
+      link.stop();
+    },
+  };
 }

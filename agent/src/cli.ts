@@ -20,13 +20,15 @@ export async function main(argv: string[]): Promise<void> {
     .option("--name <name>", "fleet-unique host name (default: the hostname)")
     .option("--labels <k=v,...>", "labels app specs select hosts by, e.g. role=geoip,zone=a")
     .option("--address <ip>", "address this host's proxy listens on (default: the primary interface's)")
-    .option("--max-backoff <duration>", "longest wait between reconnect attempts", "15s")
+    .option("--max-backoff <duration>", "longest wait between reconnect attempts (default 15s)")
+    .option("--nginx <mode>", "system: the host's nginx (conf.d); managed: an nginx of the agent's own in its state dir (default system)")
+    .option("--switch <mode>", "live (Lua, no reload), reload, or auto: live when the Lua module is installed (default auto)")
     .exitOverride();
   const log = createLogger("agent");
   try {
     program.parse(argv);
     const config = resolveAgentConfig(program.opts<AgentSettings>());
-    const agent = startAgent(config, log);
+    const agent = await startAgent(config, log);
     const stop = (signal: string) => {
       log.info("stopping; app processes keep running", { signal });
       agent.stop();

@@ -17,6 +17,10 @@ export interface AgentConfig {
   reconnectBaseMs: number;
   reconnectCapMs: number;
   handshakeTimeoutMs: number;
+  /** `system`: the host's nginx (conf.d); `managed`: an nginx master of the agent's own in its state dir. */
+  nginxMode: "managed" | "system";
+  /** `live` (Lua shared dict, no reload) or `reload`; `auto` picks live when the Lua module is there. */
+  switchMode: "reload" | "live" | "auto";
 }
 
 /** Raw settings as flags or the config file give them (config file keys are snake_case). */
@@ -29,6 +33,8 @@ export interface AgentSettings {
   labels?: string | Record<string, string>;
   address?: string;
   maxBackoff?: string;
+  nginx?: string;
+  switch?: string;
 }
 
 export const DEFAULT_STATE_DIR = "/var/lib/cutover/agent";
@@ -89,7 +95,7 @@ function readConfigFile(path: string, required: boolean): AgentSettings {
   } catch (error) {
     throw new ConfigError(`${path}: not valid YAML: ${(error as Error).message}`);
   }
-  const known = ["coordinator", "token", "state_dir", "name", "labels", "address", "max_backoff"];
+  const known = ["coordinator", "token", "state_dir", "name", "labels", "address", "max_backoff", "nginx", "switch"];
   for (const key of Object.keys(raw)) {
     if (!known.includes(key)) throw new ConfigError(`${path}: unknown key "${key}" (known: ${known.join(", ")})`);
   }
@@ -101,6 +107,8 @@ function readConfigFile(path: string, required: boolean): AgentSettings {
     labels: raw.labels as AgentSettings["labels"],
     address: raw.address as string | undefined,
     maxBackoff: raw.max_backoff as string | undefined,
+    nginx: raw.nginx as string | undefined,
+    switch: raw.switch as string | undefined,
   };
 }
 
@@ -118,7 +126,13 @@ export function resolveAgentConfig(flags: AgentSettings): AgentConfig {
   } catch (error) {
     throw new ConfigError(`max backoff: ${(error as Error).message}`);
   }
+  const nginxMode = pick("nginx") ?? "system";
+  if (nginxMode !== "managed" && nginxMode !== "system") throw new ConfigError(`nginx must be "managed" or "system", got "${nginxMode}"`);
+  const switchMode = pick("switch") ?? "auto";
+  if (switchMode !== "reload" && switchMode !== "live" && switchMode !== "auto") throw new ConfigError(`switch must be "reload", "live" or "auto", got "${switchMode}"`);
   return {
+    nginxMode,
+    switchMode,
     coordinatorUrl: agentEndpoint(coordinator),
     enrollmentToken: pick("token"),
     stateDir: pick("stateDir") ?? DEFAULT_STATE_DIR,

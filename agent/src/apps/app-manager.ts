@@ -1,9 +1,9 @@
 import { performance } from "node:perf_hooks";
 import type { Logger } from "@cutover/log";
 import { isValidName, isValidRelease, v1, type cutover } from "@cutover/protocol";
-import { switchSite, type NginxRunner, type SiteConfig, type SwitchMode } from "../nginx/index.js";
+import { readLivePort, switchSite, type NginxRunner, type SiteConfig, type SwitchMode } from "../nginx/index.js";
 import type { ReleaseStore, ChunkSource } from "../releases/release-store.js";
-import { AppStateStore, otherColor, type AppSnapshot, type Color, type TransactionStep } from "./app-state.js";
+import { AppStateStore, otherColor, type AppSnapshot, type Color, type ReleaseRef, type TransactionStep } from "./app-state.js";
 import { DeployError } from "./errors.js";
 import type { InstanceControl, InstanceHandle } from "./instance-control.js";
 
@@ -22,6 +22,8 @@ export interface AppManagerOptions {
   fetchChunk: ChunkSource;
   /** Free memory, free disk of the state dir, and load per core, for preflight. */
   resources(): Promise<{ memAvailableBytes: number; diskFreeBytes: number; loadPerCore: number }>;
+  /** Makes sure nginx runs (the managed master is started or adopted); idempotent. */
+  prepareNginx(): Promise<void>;
   /** Streams a progress event for the command being run. */
   emit(event: cutover.v1.Event.$Properties): void;
   log: Logger;
@@ -116,6 +118,10 @@ export class AppManager {
     this.options.emit({ commandId, atUnixMs: this.now(), kind: "step", app, color: color ?? "", step, message });
   }
 
+  private prepareNginx(): Promise<void> {
+    return this.options.prepareNginx();
+  }
+
   private save(app: string, snapshot: AppSnapshot): void {
     this.store.save(app, snapshot);
   }
@@ -190,7 +196,7 @@ export class AppManager {
     const target: Color = live ? otherColor(live.color) : "blue";
     const port = this.port(definition, target);
     const setStep = (step: TransactionStep) => {
-      snapshot.transaction = { commandId, kind, step, color: target, release, startedAt: this.now() };
+      snapshot.transaction = { commandId, kind, step, color: target, release, sha256, startedAt: this.now() };
       this.save(app, snapshot);
     };
     let handle: InstanceHandle | undefined;
@@ -221,17 +227,12 @@ export class AppManager {
       this.step(commandId, app, "health", `${target} is healthy after ${Math.round(bootMs)} ms`, target);
 
       setStep("switch");
-      const switched = await switchSite(this.options.nginx, this.site(definition, port), {
-        confirmPath: definition.health?.kind === "http" ? definition.health.path || "/" : "/",
-        expectStatus: definition.health?.kind === "http" ? definition.health.expectStatus || undefined : undefined,
-      });
+      await this.prepareNginx();
+      const switched = await switchSite(this.options.nginx, this.site(definition, port), this.confirmOptions(definition));
       this.step(commandId, app, "switch", `nginx switched to ${target} in ${switched.durationMs.toFixed(1)} ms (${switched.mode}${switched.reloaded ? ", reloaded" : ""})`, target);
 
       const keepMs = Number(definition.keepPreviousMs ?? 0);
-      snapshot.previous = live ? { color: live.color, release: live.release, stopAfter: this.now() + keepMs } : null;
-      snapshot.rollbackTarget = live ? snapshot.liveRef : snapshot.rollbackTarget;
-      snapshot.liveRef = { release, sha256, definition };
-      snapshot.live = { color: target, release };
+      this.promote(snapshot, target, { release, sha256, definition });
       setStep("drain");
       this.scheduleDrain(app);
       snapshot.transaction = null;
@@ -260,21 +261,13 @@ export class AppManager {
     const started = performance.now();
     const definition = snapshot.definition;
     const app = definition.name!;
-    const from = snapshot.live!;
-    snapshot.transaction = { commandId, kind: "rollback", step: "switch", color: warm.color, release: warm.release, startedAt: this.now() };
+    snapshot.transaction = { commandId, kind: "rollback", step: "switch", color: warm.color, release: warm.release, sha256: snapshot.rollbackTarget?.sha256, startedAt: this.now() };
     this.save(app, snapshot);
     try {
-      const switched = await switchSite(this.options.nginx, this.site(definition, warm.port), {
-        confirmPath: definition.health?.kind === "http" ? definition.health.path || "/" : "/",
-        expectStatus: definition.health?.kind === "http" ? definition.health.expectStatus || undefined : undefined,
-      });
+      await this.prepareNginx();
+      const switched = await switchSite(this.options.nginx, this.site(definition, warm.port), this.confirmOptions(definition));
       this.step(commandId, app, "switch", `rolled back: nginx switched to warm ${warm.color} (${warm.release}) in ${switched.durationMs.toFixed(1)} ms`, warm.color);
-      const fromRef = snapshot.liveRef;
-      snapshot.live = { color: warm.color, release: warm.release };
-      snapshot.previous = { color: from.color, release: from.release, stopAfter: this.now() + Number(definition.keepPreviousMs ?? 0) };
-      snapshot.liveRef = snapshot.rollbackTarget;
-      snapshot.rollbackTarget = fromRef;
-      if (snapshot.liveRef) snapshot.definition = snapshot.liveRef.definition;
+      this.promote(snapshot, warm.color, snapshot.rollbackTarget!);
       snapshot.transaction = null;
       this.save(app, snapshot);
       this.scheduleDrain(app);
@@ -284,6 +277,88 @@ export class AppManager {
       this.save(app, snapshot);
       return { status: Status.FAILED, errorCode: (error as { code?: string }).code ?? "ERR_INTERNAL", message: (error as Error).message, deployed: this.outcome(snapshot) };
     }
+  }
+
+  /**
+   * Bookkeeping once nginx serves `color`: the old live color becomes the warm
+   * previous one (stopped after keep_previous) and the rollback target.
+   */
+  private promote(snapshot: AppSnapshot, color: Color, ref: ReleaseRef): void {
+    const old = snapshot.live;
+    const keepMs = Number(ref.definition.keepPreviousMs ?? 0);
+    snapshot.previous = old && old.color !== color ? { color: old.color, release: old.release, stopAfter: this.now() + keepMs } : null;
+    if (old && old.color !== color) snapshot.rollbackTarget = snapshot.liveRef;
+    snapshot.liveRef = ref;
+    snapshot.live = { color, release: ref.release };
+    snapshot.definition = ref.definition;
+  }
+
+  /**
+   * After an agent restart: finish or revert what each app's transaction was
+   * doing, make sure the live instance runs, and that nginx points at it.
+   */
+  async recover(): Promise<void> {
+    for (const app of this.store.apps()) {
+      await this.exclusive(app, () => this.recoverApp(app)).catch((error: Error) => {
+        this.options.log.error("recovery failed; the app needs attention", { app, error: error.message });
+      });
+    }
+  }
+
+  private async recoverApp(app: string): Promise<void> {
+    const snapshot = this.store.load(app)!;
+    const tx = snapshot.transaction;
+    const log = this.options.log;
+    if (tx) {
+      const reading = await readLivePort(this.options.nginx, app).catch(() => undefined);
+      const targetPort = this.port(snapshot.definition, tx.color);
+      const handle = this.options.instances.running(app, tx.color);
+      const servingTarget = reading?.serving === targetPort;
+      const healthy = handle ? await this.options.instances.checkOnce(handle, snapshot.definition.health!) : false;
+      if (tx.step === "drain" || (tx.step === "switch" && servingTarget && healthy)) {
+        log.info("restarted after the switch: keeping the new color", { app, color: tx.color, release: tx.release });
+        if (snapshot.live?.color !== tx.color) {
+          const ref = tx.kind === "rollback" && snapshot.rollbackTarget?.release === tx.release ? snapshot.rollbackTarget : { release: tx.release, sha256: tx.sha256, definition: snapshot.definition };
+          this.promote(snapshot, tx.color, ref);
+        }
+        snapshot.transaction = null;
+        snapshot.results.push({ commandId: tx.commandId, result: { commandId: tx.commandId, status: Status.OK, deployed: this.outcome(snapshot) } });
+      } else {
+        log.warn("restarted in the middle of a transaction: reverting it", { app, step: tx.step, color: tx.color, release: tx.release });
+        if (snapshot.live?.color !== tx.color) await this.stopColor(snapshot.definition, tx.color);
+        snapshot.transaction = null;
+        snapshot.results.push({
+          commandId: tx.commandId,
+          result: { commandId: tx.commandId, status: Status.FAILED, errorCode: "ERR_AGENT_RESTARTED", message: `the agent restarted during ${tx.step}; reverted`, deployed: this.outcome(snapshot) },
+        });
+      }
+      this.save(app, snapshot);
+    }
+    const live = snapshot.live;
+    if (!live) return;
+    const port = this.port(snapshot.definition, live.color);
+    let handle = this.options.instances.running(app, live.color);
+    if (!handle) {
+      log.warn("the live instance is not running: starting it again", { app, color: live.color, release: live.release });
+      const ref = snapshot.liveRef;
+      const cwd = ref?.sha256 ? await this.options.releases.ensure(app, live.release, ref.sha256, this.options.fetchChunk) : this.options.releases.scratchDir(app);
+      handle = await this.options.instances.start(snapshot.definition, live.color, live.release, cwd);
+      await this.options.instances.waitHealthy(handle, snapshot.definition.health!);
+    }
+    await this.prepareNginx();
+    const reading = await readLivePort(this.options.nginx, app).catch(() => undefined);
+    if (reading?.serving !== port || !this.options.nginx.isRunning()) {
+      log.warn("nginx does not point at the live color: switching it", { app, color: live.color, serving: reading?.serving ?? null, port });
+      await switchSite(this.options.nginx, this.site(snapshot.definition, port), { ...this.confirmOptions(snapshot.definition), forceReload: true });
+    }
+    this.scheduleDrain(app);
+  }
+
+  private confirmOptions(definition: Definition): { confirmPath: string; expectStatus?: number } {
+    return {
+      confirmPath: definition.health?.kind === "http" ? definition.health.path || "/" : "/",
+      expectStatus: definition.health?.kind === "http" ? definition.health.expectStatus || undefined : undefined,
+    };
   }
 
   private async preflight(definition: Definition): Promise<void> {

@@ -17,6 +17,8 @@ export interface Transaction {
   /** The color being brought up. */
   color: Color;
   release: string;
+  /** Artifact of the release, when it has one. */
+  sha256?: string;
   startedAt: number;
 }
 

@@ -18,7 +18,12 @@ export class CommandDispatcher {
   private readonly results = new Map<string, Promise<cutover.v1.CommandResult.$Properties>>();
   private readonly handlers = new Map<OperationName, OperationHandler>();
 
-  constructor(private readonly log: Logger, private readonly now: () => number = Date.now) {
+  constructor(
+    private readonly log: Logger,
+    private readonly now: () => number = Date.now,
+    /** Results saved on disk by earlier runs (deploys), so ids stay idempotent across agent restarts. */
+    private readonly storedResult: (commandId: string) => cutover.v1.CommandResult.$Properties | undefined = () => undefined,
+  ) {
     this.handle("ping", async (command) => ({ status: Status.OK, pong: { payload: command.ping?.payload ?? "" } }));
   }
 
@@ -27,6 +32,8 @@ export class CommandDispatcher {
   }
 
   dispatch(command: cutover.v1.Command): Promise<cutover.v1.CommandResult.$Properties> {
+    const stored = this.results.has(command.commandId) ? undefined : this.storedResult(command.commandId);
+    if (stored) this.results.set(command.commandId, Promise.resolve(stored));
     const known = this.results.get(command.commandId);
     if (known) {
       this.log.info("repeated command id; returning the stored result", { commandId: command.commandId });

@@ -237,6 +237,11 @@ export class CoordinatorLink {
     );
   }
 
+  /** Sends a heartbeat now (after a deploy), so the coordinator's view does not wait for the next tick. */
+  heartbeatNow(): void {
+    if (this.state === "online") void this.heartbeat();
+  }
+
   private async heartbeat(): Promise<void> {
     const { resources, instances } = await this.options.report();
     this.send({ heartbeat: { resources, instances } });

@@ -98,7 +98,7 @@ export function deploymentRoutes(deps: DeploymentApiDeps): Router {
     let spec;
     try {
       // The artifact path names a file on the operator's machine; here only its upload matters.
-      spec = parseSpec(body.spec, { file: specFile, baseDir: "/", exists: () => (artifact ? "file" : null) });
+      spec = parseSpec(body.spec, { file: specFile, baseDir: "/", exists: (path) => (!artifact ? null : /\.(tar\.gz|tgz)$/.test(path) ? "file" : "dir") });
     } catch (error) {
       if (error instanceof SpecError) throw new ApiError(400, "ERR_SPEC_INVALID", error.message);
       throw error;

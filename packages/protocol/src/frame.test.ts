@@ -52,9 +52,12 @@ for (const [kind, envelope] of everyMessage) {
   });
 }
 
-test("64-bit fields decode as plain numbers", (t) => {
+test("64-bit fields decode as plain numbers, absent ones as 0", (t) => {
   const decoded = decodeEnvelope(encodeEnvelope({ heartbeat: { resources: { memTotalBytes: 2 ** 40 + 3 } } }));
   t.is(decoded.heartbeat!.resources!.memTotalBytes, 2 ** 40 + 3);
+  t.is(decoded.heartbeat!.resources!.memAvailableBytes, 0);
+  const request = decodeEnvelope(encodeEnvelope({ artifactRequest: { requestId: "1", sha256: "a".repeat(64), offset: 0, length: 5 } }));
+  t.is(request.artifactRequest!.offset, 0);
 });
 
 const rejectMacro = test.macro((t, frame: Uint8Array, code: ProtocolErrorCode, closeCode: number) => {

@@ -1,12 +1,7 @@
-import $protobuf from "protobufjs/minimal.js";
+import "./plain-numbers.js";
 import { cutover } from "../gen/proto.js";
 import { ProtocolError, ProtocolErrorCode } from "./errors.js";
 import { isValidName } from "./names.js";
-
-// 64-bit fields carry byte counts and Unix milliseconds, all far below 2^53:
-// decode them as plain numbers rather than Long objects.
-$protobuf.util.Long = undefined as unknown as typeof $protobuf.util.Long;
-$protobuf.configure();
 
 export const v1 = cutover.v1;
 export type Envelope = cutover.v1.Envelope;
