@@ -129,6 +129,8 @@ function httpServer() {
       if (!isIP(ip)) return send(res, 400, { error: `not an IP address: ${ip}` });
       const body = { ip, country: lookupCountry(ip), version: opts.version, color: opts.color, pid: process.pid };
       if (opts.slowResponseMs > 0) {
+        // Tells tests the request is in the app (in flight) before they stop it.
+        log(`${req.method} ${url} delayed ${opts.slowResponseMs}ms (--slow-response)`);
         setTimeout(() => send(res, 200, body), opts.slowResponseMs);
         return;
       }
