@@ -60,12 +60,12 @@ for (const mode of ["reload", "live"] as const) {
       const report = await load.stop();
       t.log(
         `${mode}: ${report.requests} requests, ${report.failed} failed, ${report.socketErrors} socket errors, ` +
-          `${report.retries} retries, colors ${JSON.stringify(report.colors)}`,
+          `${report.retries} retries, colors ${JSON.stringify(report.answers)}`,
       );
-      t.deepEqual(report.badAnswers, []);
+      t.deepEqual(report.failures, []);
       t.is(report.failed, 0);
       if (mode === "live") t.is(report.socketErrors, 0);
-      t.true((report.colors.blue ?? 0) > 0 && (report.colors.green ?? 0) > 0, "both colors served during the run");
+      t.true((report.answers.blue ?? 0) > 0 && (report.answers.green ?? 0) > 0, "both colors served during the run");
     }
 
     t.true(results.every((r) => r.reloaded === (mode === "reload")));

@@ -4,30 +4,16 @@
 import type { ExecutionContext } from "ava";
 import { fork, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import { Agent, createServer, request, type Server } from "node:http";
-import { createServer as createTcpServer, type AddressInfo, type Socket } from "node:net";
+import { createServer, request, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createManagedRunner, type ManagedNginx, type ManagedRunnerOptions } from "./managed.js";
 import { childPids, pollUntil, processTitle } from "./proc.js";
 import type { SiteConfig, SwitchMode } from "./site.js";
 
-/** A loopback address of its own per test (127.0.0.100-250), like one agent per host. */
-export function randomLoopback(): string {
-  return `127.0.0.${100 + Math.floor(Math.random() * 151)}`;
-}
-
-/** A port free on `address` right now: bind 0, read it, close. */
-export function freePort(address: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createTcpServer();
-    server.once("error", reject);
-    server.listen(0, address, () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
+import { freePort, randomLoopback, startLoad as startSharedLoad, type LoadReport, type LoadRun } from "@cutover/testkit";
+export { randomLoopback, freePort, median } from "@cutover/testkit";
 
 export interface ColorServer {
   color: string;
@@ -130,17 +116,7 @@ export function get(address: string, port: number, path = "/"): Promise<ProxyAns
   });
 }
 
-export interface LoadReport {
-  requests: number;
-  /** Requests that failed for the user (after the one allowed retry, when retrying). */
-  failed: number;
-  /** Socket errors seen at all (ECONNRESET, hang up), retried or not. */
-  socketErrors: number;
-  retries: number;
-  /** Answers that were not 200 with a color body. */
-  badAnswers: string[];
-  colors: Record<string, number>;
-}
+export type { LoadReport };
 
 export interface LoadOptions {
   concurrency: number;
@@ -150,108 +126,16 @@ export interface LoadOptions {
   maxRequests: number;
 }
 
-function isRetryable(error: NodeJS.ErrnoException, reused: boolean): boolean {
-  return reused && (error.code === "ECONNRESET" || error.message === "socket hang up" || error.code === "EPIPE");
+/** The shared load client, counting answers by the color server that gave them. */
+export function startLoad(address: string, port: number, options: LoadOptions): LoadRun {
+  return startSharedLoad({
+    address,
+    port,
+    ...options,
+    classify: (status, _headers, body) => (status === 200 && (body === "blue" || body === "green") ? body : null),
+  });
 }
 
-/**
- * A keep-alive client loop running until `stop()` resolves (or maxRequests), counting
- * every request's outcome the way a user would.
- */
-export function startLoad(
-  address: string,
-  port: number,
-  options: LoadOptions,
-): { stop(): Promise<LoadReport>; completed(count: number): Promise<void> } {
-  const agent = new Agent({ keepAlive: true, maxSockets: options.concurrency });
-  const report: LoadReport = { requests: 0, failed: 0, socketErrors: 0, retries: 0, badAnswers: [], colors: {} };
-  const usedSockets = new WeakSet<Socket>();
-  let stopping = false;
-  let done = 0;
-  const waiters: Array<{ at: number; resolve: () => void }> = [];
-  const finished = () => {
-    done += 1;
-    for (const waiter of waiters.filter((w) => done >= w.at)) {
-      waiters.splice(waiters.indexOf(waiter), 1);
-      waiter.resolve();
-    }
-  };
-
-  const once = (fresh = false): Promise<{ ok: true; status: number; body: string } | { ok: false; error: NodeJS.ErrnoException; reused: boolean }> =>
-    new Promise((resolve) => {
-      // A retry goes on a new connection: another idle one may be closing just the same.
-      const req = request({ host: address, port, path: "/", ...(fresh ? { agent: false } : { agent }) }, (res) => {
-        let body = "";
-        res.setEncoding("utf8");
-        res.on("data", (chunk: string) => (body += chunk));
-        res.on("end", () => resolve({ ok: true, status: res.statusCode ?? 0, body }));
-        res.on("error", (error) => resolve({ ok: false, error, reused }));
-      });
-      // Not req.reusedSocket: the agent hands a freed socket to a queued request without setting it.
-      let reused = false;
-      req.on("socket", (socket) => {
-        reused = usedSockets.has(socket);
-        usedSockets.add(socket);
-      });
-      req.on("error", (error) => resolve({ ok: false, error, reused }));
-      req.end();
-    });
-
-  const loop = async () => {
-    while (!stopping && report.requests < options.maxRequests) {
-      report.requests += 1;
-      let outcome = await once();
-      let history = "";
-      if (!outcome.ok) {
-        report.socketErrors += 1;
-        history = `${outcome.error.code ?? ""} ${outcome.error.message} (${outcome.reused ? "reused" : "new"} connection)`;
-        if (options.retry && isRetryable(outcome.error, outcome.reused)) {
-          report.retries += 1;
-          outcome = await once(true);
-          if (!outcome.ok) report.socketErrors += 1;
-          history += outcome.ok ? "" : `, retry: ${outcome.error.code ?? ""} ${outcome.error.message}`;
-        }
-      }
-      if (!outcome.ok) {
-        report.failed += 1;
-        report.badAnswers.push(history);
-      } else if (outcome.status !== 200 || (outcome.body !== "blue" && outcome.body !== "green")) {
-        report.failed += 1;
-        report.badAnswers.push(`${outcome.status} ${outcome.body.slice(0, 80)}`);
-      } else {
-        report.colors[outcome.body] = (report.colors[outcome.body] ?? 0) + 1;
-      }
-      finished();
-    }
-    for (const waiter of waiters.splice(0)) waiter.resolve();
-  };
-  const loops = Array.from({ length: options.concurrency }, loop);
-  return {
-    /** Resolves once `count` more requests have completed (or the loop ended). */
-    completed(count: number) {
-      return new Promise<void>((resolve) => waiters.push({ at: done + count, resolve }));
-    },
-    async stop() {
-      stopping = true;
-      await Promise.all(loops);
-      agent.destroy();
-      return report;
-    },
-  };
-}
-
-export function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
-}
-
-/**
- * Waits until no worker of the previous config is left. nginx's master sleeps 100 ms
- * after each reload before retiring old workers and handles the next SIGHUP only then,
- * so back-to-back reloads would measure nginx's pause, not the agent. In a real deploy
- * switches are seconds apart (health gate, drain). /proc has no events: polled.
- */
 export async function workersSettled(runner: ManagedNginx, workers: number): Promise<void> {
   const pid = runner.masterPid();
   if (pid === null) throw new Error("nginx is not running");

@@ -1,0 +1,3 @@
+export { startLoad, quantile, median } from "./load.js";
+export type { LoadReport, LoadOptions, LoadRun } from "./load.js";
+export { randomLoopback, freePort } from "./net.js";
