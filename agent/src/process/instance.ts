@@ -61,19 +61,17 @@ export interface InstanceEvents {
  * The life of one instance (one app, one color). Every change goes through
  * transition(), which refuses any edge not drawn here:
  *
- *             start() / adopt()              gate passes
- *   stopped ───────────────────▶ starting ──────────────▶ healthy ──┐
- *      ▲                          │ │ │                      │ drain()
- *      │                          │ │ └─ gate deadline ─▶ unhealthy ┤
- *      │                          │ │                        │      ▼
- *      │                          │ │                        │   draining
- *      │                          │ └─ exited / spawn failed │      │
- *      │                          ▼                          ▼      │
- *      │    ┌─── stop() ─────── crashed ◀──── exit not requested ───┘
- *      ├────┘                     │ ▲
- *      │                          └─┴─ restart after backoff ─▶ starting
- *      │                                (only once it was healthy or adopted, never from draining)
- *      └──── stopping ◀── stop() ── starting, healthy, unhealthy, draining
+ *            start(), adopt()           gate passes
+ *  stopped ──────────────────▶ starting ────────────▶ healthy ──────┐ drain()
+ *     ▲                         │  │                    │           ▼
+ *     │                         │  └─ gate deadline ─▶ unhealthy ─▶ draining
+ *     │        exited early, or │                       │           │
+ *     │        spawn failed     ▼      exited unasked   ▼           ▼
+ *     ├──────── stop() ─────── crashed ◀────────────────┴───────────┘
+ *     │                         │
+ *     │                         └─ restart after backoff ─▶ starting
+ *     │                            (if it was healthy once or adopted, and not drained)
+ *     └── stopping ◀── stop() ── starting, healthy, unhealthy, draining
  */
 const TRANSITIONS: Readonly<Record<InstanceState, readonly InstanceState[]>> = {
   stopped: ["starting"],

@@ -35,7 +35,7 @@ test("start, pass the health gate, serve, then stop gracefully on SIGTERM with e
   t.true(durationMs < 5000);
   t.is(readProcStat(proc.pid), undefined);
   const log = readFileSync(join(f.logDir, "geoip", "blue.log"), "utf8");
-  t.regex(log, /listening on 127\.0\.0\.\d+:\d+ \(http\)/);
+  t.true(log.includes(`listening on ${address}:${port} (http)`), log);
   t.regex(log, /GET \/api\/v1\/geoip\/1\.2\.3\.4 200/);
   t.regex(log, /SIGTERM: stopping/);
 });
