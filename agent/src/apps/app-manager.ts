@@ -110,6 +110,7 @@ export class AppManager {
       upstreamAddress: this.options.address,
       livePort,
       switchMode: this.options.switchMode,
+      extraDirectives: definition.proxy?.directives?.length ? definition.proxy.directives : undefined,
     };
   }
 

@@ -30,7 +30,7 @@ export function appDefinition(spec: AppSpec): cutover.v1.AppDefinition.$Properti
     },
     bluePort: spec.ports.blue,
     greenPort: spec.ports.green,
-    proxy: { listenPort: spec.proxy.listen, protocol: spec.proxy.protocol },
+    proxy: { listenPort: spec.proxy.listen, protocol: spec.proxy.protocol, directives: spec.proxy.directives ?? [] },
     health: {
       kind: check.kind,
       path: check.kind === "http" ? check.path : "",

@@ -80,6 +80,8 @@ export interface ProxySpec {
   listen: number;
   /** `http` proxies HTTP; `tcp` uses nginx stream for any TCP protocol. Default http. */
   protocol: "http" | "tcp";
+  /** Extra nginx directives for the app's server block (e.g. `client_max_body_size 10m`); checked by `nginx -t` on each host. */
+  directives?: string[];
 }
 
 /** What one probe of an instance does. */

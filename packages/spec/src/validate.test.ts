@@ -110,6 +110,15 @@ test("proxy.listen equal to the blue port", refused, (s) => (s.proxy.listen = 70
 test("proxy.listen equal to the green port", refused, (s) => (s.proxy.listen = 7002), [
   { field: "proxy.listen", expected: "a port other than ports.blue and ports.green (ports.green is 7002)", got: "7002" },
 ]);
+test("proxy directives that would break out of the server block", refused, (s) => ((s.proxy as Record<string, unknown>).directives = ["client_max_body_size 10m", "} server {", 5]), [
+  { field: "proxy.directives[1]", expected: "one nginx directive without braces or newlines", got: '"} server {"' },
+  { field: "proxy.directives[2]", expected: "one nginx directive without braces or newlines", got: "5" },
+]);
+test("proxy directives are kept, trimmed", (t) => {
+  const spec = structuredClone(BASE);
+  (spec.proxy as Record<string, unknown>).directives = [" client_max_body_size 10m "];
+  t.deepEqual(parseSpec(stringify(spec), { file: FILE, exists: fakeFs }).proxy.directives, ["client_max_body_size 10m"]);
+});
 test("ports out of range, fractional or quoted", refused, (s) => {
   s.ports = { blue: 0, green: 70000 };
   s.proxy.listen = "80";

@@ -47,7 +47,7 @@ export interface ValidateOptions {
 const TOP_KEYS = ["app", "artifact", "run", "ports", "proxy", "health", "hosts", "lb", "strategy", "resources", "limits"] as const;
 const RUN_KEYS = ["command", "env", "user", "stop_signal", "stop_timeout"] as const;
 const PORTS_KEYS = ["blue", "green"] as const;
-const PROXY_KEYS = ["listen", "protocol"] as const;
+const PROXY_KEYS = ["listen", "protocol", "directives"] as const;
 const HEALTH_KEYS = ["http", "tcp", "interval", "timeout", "healthy_threshold", "deadline"] as const;
 const HTTP_CHECK_KEYS = ["path", "expect_status"] as const;
 const LB_KEYS = ["hosts", "listen", "drain_timeout"] as const;
@@ -270,7 +270,27 @@ function readProxy(root: Section, ports: PortsSpec): ProxySpec {
     const color = listen === ports.blue ? "blue" : "green";
     proxy.c.fail(proxy.at("listen"), `a port other than ports.blue and ports.green (ports.${color} is ${listen})`, String(listen));
   }
-  return { listen, protocol: proxy.read("protocol", "http or tcp", oneOf(["http", "tcp"] as const)) ?? D.DEFAULT_PROXY_PROTOCOL };
+  const protocol = proxy.read("protocol", "http or tcp", oneOf(["http", "tcp"] as const)) ?? D.DEFAULT_PROXY_PROTOCOL;
+  const directives = readDirectives(proxy);
+  return { listen, protocol, ...(directives.length > 0 && { directives }) };
+}
+
+/** proxy.directives: one nginx directive per entry, kept inside the app's server block (nginx -t judges the rest). */
+function readDirectives(proxy: Section): string[] {
+  const value = proxy.value("directives");
+  if (value === undefined) return [];
+  const expected = 'a list of nginx directives, one per entry, like ["client_max_body_size 10m"] (no braces or newlines)';
+  if (!Array.isArray(value)) {
+    proxy.c.wrong(proxy.at("directives"), expected, value);
+    return [];
+  }
+  return value.flatMap((entry: unknown, i) => {
+    if (typeof entry !== "string" || entry.trim() === "" || /[{}\n\r\0]/.test(entry)) {
+      proxy.c.wrong(`${proxy.at("directives")}[${i}]`, "one nginx directive without braces or newlines", entry);
+      return [];
+    }
+    return [entry.trim()];
+  });
 }
 
 function readHealth(root: Section): HealthSpec {

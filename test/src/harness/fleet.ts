@@ -1,4 +1,5 @@
 import { join } from "node:path";
+import { stopHostProcesses } from "./host-processes.js";
 import { AGENT_BIN, CUTOVER_BIN, readAdminToken, runCli, spawnWatched, tempDir, type CliResult, type WatchedProcess } from "./processes.js";
 
 export interface TestContext {
@@ -54,6 +55,8 @@ export interface AgentOptions {
   labels?: string;
   token?: string;
   stateDir?: string;
+  /** nginx switch mode; the agent always runs its own (managed) nginx in tests. */
+  switchMode?: "reload" | "live";
 }
 
 /** A real `cutover-agent` process. */
@@ -69,6 +72,8 @@ export class AgentProcess {
       "--address", this.options.address,
       "--max-backoff", "500ms",
       "--config", "/dev/null",
+      "--nginx", "managed",
+      "--switch", this.options.switchMode ?? "auto",
     ];
     if (this.options.labels) args.push("--labels", this.options.labels);
     if (this.options.token) args.push("--token", this.options.token);
@@ -84,6 +89,8 @@ export class AgentProcess {
 
 export async function startAgent(t: TestContext & { teardown(fn: () => void): void }, coordinator: CoordinatorProcess, options: AgentOptions): Promise<AgentProcess> {
   const agent = new AgentProcess({ ...options, stateDir: options.stateDir ?? join(tempDir(t, "cutover-agent-"), "state") }, coordinator);
+  // Registered before the temp dir's removal runs (teardowns run in reverse): kill what the agent left running.
+  t.teardown(() => stopHostProcesses(agent.options.stateDir));
   t.teardown(() => agent.process?.kill("SIGKILL"));
   agent.start();
   return agent;
