@@ -214,3 +214,21 @@ test("adopt(): a stale record is refused and deleted", async (t) => {
   t.false(existsSync(instanceRecordPath(f.stateDir, "geoip", "blue")));
   t.true(f.logLines.some((line) => line.includes("stale instance record, not adopted") && line.includes("the pid was reused")));
 });
+
+test("stop() from a transition listener while a restart begins leaves nothing running", async (t) => {
+  const f = await appFixture(t);
+  const { instance: app, states } = instance(f);
+  await app.start();
+  const first = app.process!.pid;
+  const stopped = new Promise<unknown>((resolve) =>
+    app.on("transition", ({ from, to }) => {
+      if (from === "crashed" && to === "starting") resolve(app.stop());
+    }),
+  );
+  process.kill(first, "SIGKILL");
+  t.like(await stopped, { timedOut: false, durationMs: 0 });
+  t.is(app.state, "stopped");
+  t.is(app.process, undefined);
+  t.false(existsSync(instanceRecordPath(f.stateDir, "geoip", "blue")), "no new instance was started");
+  t.deepEqual(states, ["starting", "healthy", "crashed", "starting", "stopping", "stopped"]);
+});

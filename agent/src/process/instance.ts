@@ -161,10 +161,11 @@ export class AppInstance extends EventEmitter<InstanceEvents> {
     }
     this.#supervised = true;
     this.#restarts = 0;
-    this.#transition("starting", `adopting pid ${record.pid}`);
     const gate = new AbortController();
     this.#gate = gate;
+    // Attached before the transition, so that a stop() from a transition listener finds it.
     this.#attach(adopted.process);
+    this.#transition("starting", `adopting pid ${record.pid}`);
     try {
       await this.#passGate(adopted.process, gate.signal);
     } catch {
@@ -221,9 +222,14 @@ export class AppInstance extends EventEmitter<InstanceEvents> {
   }
 
   async #launch(reason: string): Promise<void> {
-    this.#transition("starting", reason);
     const gate = new AbortController();
     this.#gate = gate;
+    // The previous process (if any) is dead; stop() must wait for the new one, not stop the old.
+    this.#proc = undefined;
+    this.#spawning = undefined;
+    this.#transition("starting", reason);
+    // stop() from a transition listener: do not spawn at all.
+    if (gate.signal.aborted) throw this.#stoppedWhileStarting();
     const { spec, identity, stateDir, logDir, logRotation } = this.#options;
     this.#spawning = startProcess(spec, identity, { stateDir, logDir, logRotation }).then((proc) => this.#attach(proc));
     let proc: AppProcess;
