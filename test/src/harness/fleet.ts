@@ -95,3 +95,39 @@ export async function startAgent(t: TestContext & { teardown(fn: () => void): vo
   agent.start();
   return agent;
 }
+
+export interface Fleet {
+  coordinator: CoordinatorProcess;
+  agents: AgentProcess[];
+  /** Loopback addresses of the hosts, in agent order. */
+  addresses: string[];
+  /** A temp dir for specs and such. */
+  dir: string;
+}
+
+/**
+ * A coordinator and `hosts` agents named web-1.. on 127.A.B.11, .12, ...
+ * (A.B random per fleet, so test files running in parallel do not meet),
+ * each with its own managed nginx, all online.
+ */
+export async function startFleet(
+  t: TestContext & { teardown(fn: () => void): void },
+  options: { hosts: number; switchMode?: "reload" | "live"; labels?: string },
+): Promise<Fleet> {
+  const coordinator = await startCoordinator(t);
+  const base = `127.${1 + Math.floor(Math.random() * 254)}.${1 + Math.floor(Math.random() * 254)}`;
+  const addresses = Array.from({ length: options.hosts }, (_, i) => `${base}.${11 + i}`);
+  const agents = await Promise.all(
+    addresses.map(async (address, i) =>
+      startAgent(t, coordinator, {
+        name: `web-${i + 1}`,
+        address,
+        labels: options.labels ?? "role=geoip",
+        token: await coordinator.enrollmentToken(),
+        switchMode: options.switchMode,
+      }),
+    ),
+  );
+  await Promise.all(agents.map((a) => a.online()));
+  return { coordinator, agents, addresses, dir: tempDir(t, "cutover-fleet-") };
+}

@@ -40,13 +40,14 @@ export function hostProcesses(stateDir: string): HostProcess[] {
   return found;
 }
 
-/** Every process whose working directory is inside the state dir: app instances, orphans included. */
+/** Every process other than nginx whose working directory is inside the state dir: app instances, orphans included. */
 export function appProcessesUnder(stateDir: string): number[] {
   const pids: number[] = [];
   for (const entry of readdirSync("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
     try {
-      if (readlinkSync(`/proc/${entry}/cwd`).startsWith(`${stateDir}/`) && alive(Number(entry))) pids.push(Number(entry));
+      const inside = readlinkSync(`/proc/${entry}/cwd`).startsWith(`${stateDir}/`);
+      if (inside && !readFileSync(`/proc/${entry}/cmdline`, "utf8").startsWith("nginx:") && alive(Number(entry))) pids.push(Number(entry));
     } catch {
       // gone meanwhile, or not ours to read
     }

@@ -1,0 +1,45 @@
+import { request } from "node:http";
+import { startLoad, type LoadRun } from "@cutover/testkit";
+
+export interface ProxyAnswer {
+  status: number;
+  version: string | undefined;
+  color: string | undefined;
+  upstream: string | undefined;
+}
+
+/** One GET through a host's proxy on a fresh connection: what a user would see. */
+export function getThroughProxy(address: string, port: number, path = "/api/v1/geoip/1.2.3.4"): Promise<ProxyAnswer> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: address, port, path, agent: false, timeout: 5000 }, (res) => {
+      res.resume();
+      res.on("end", () =>
+        resolve({
+          status: res.statusCode ?? 0,
+          version: res.headers["x-app-version"] as string | undefined,
+          color: res.headers["x-app-color"] as string | undefined,
+          upstream: res.headers["x-cutover-upstream"] as string | undefined,
+        }),
+      );
+    });
+    req.on("timeout", () => req.destroy(new Error("timed out")));
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+/** Keep-alive load through every host's proxy at once, answers labelled by app version. */
+export function loadThroughProxies(addresses: string[], port: number, options: { retry: boolean; concurrency?: number }): { runs: LoadRun[]; completed(count: number): Promise<void> } {
+  const runs = addresses.map((address) =>
+    startLoad({
+      address,
+      port,
+      path: "/api/v1/geoip/1.2.3.4",
+      concurrency: options.concurrency ?? 2,
+      retry: options.retry,
+      maxRequests: 200_000,
+      classify: (status, headers) => (status === 200 ? String(headers["x-app-version"]) : null),
+    }),
+  );
+  return { runs, completed: (count) => Promise.all(runs.map((r) => r.completed(count))).then(() => {}) };
+}
