@@ -2,6 +2,7 @@ import test from "ava";
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { createServer } from "node:net";
 import { writeExampleSpec } from "./harness/app-spec.js";
 import { startFleet, type Fleet } from "./harness/fleet.js";
 import { appProcessesUnder, hostProcesses } from "./harness/host-processes.js";
@@ -193,4 +194,16 @@ test("a bad spec is refused before anything reaches a host", async (t) => {
   const history = await fleet.coordinator.cli(["history", "geoip", "--json"]);
   t.deepEqual(JSON.parse(history.stdout), [], "no deployment was recorded");
   t.deepEqual(hostProcesses(fleet.agents[0]!.options.stateDir), [], "no process started on the host");
+});
+
+test("an idle-color port held by a process cutover does not manage fails the deploy up front, naming the port", async (t) => {
+  const fleet = await startFleet(t, { hosts: 1 });
+  t.is((await deploy(fleet, writeExampleSpec(fleet.dir, PORTS), "v1")).exitCode, 0);
+  const squatter = createServer();
+  await new Promise<void>((resolve) => squatter.listen(PORTS.green, fleet.addresses[0], resolve));
+  t.teardown(() => squatter.close());
+  const result = await deploy(fleet, writeExampleSpec(fleet.dir, PORTS), "v2");
+  t.is(result.exitCode, 1);
+  t.regex(result.json.hosts[0]!.error ?? "", new RegExp(`port ${PORTS.green} on ${fleet.addresses[0]!.replaceAll(".", "\\.")} .* in use .*ERR_PORT_IN_USE`));
+  t.deepEqual(await versionsThroughProxies(fleet), ["v1"]);
 });

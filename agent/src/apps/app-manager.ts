@@ -5,6 +5,7 @@ import { readLivePort, switchSite, type NginxRunner, type SiteConfig, type Switc
 import type { ReleaseStore, ChunkSource } from "../releases/release-store.js";
 import { AppStateStore, otherColor, type AppSnapshot, type Color, type ReleaseRef, type TransactionStep } from "./app-state.js";
 import { DeployError } from "./errors.js";
+import { portIsFree } from "./port-check.js";
 import type { InstanceControl, InstanceHandle } from "./instance-control.js";
 
 const Status = v1.CommandResult.Status;
@@ -217,6 +218,9 @@ export class AppManager {
       // A warm leftover on the idle color (a previous release kept for rollback) gives way.
       await this.stopColor(definition, target);
       if (snapshot.previous?.color === target) snapshot.previous = null;
+      if (!(await portIsFree(this.options.address, port))) {
+        throw new DeployError("ERR_PORT_IN_USE", `port ${port} on ${this.options.address} (the ${target} color) is in use by a process cutover does not manage; stop it or change ports.${target}`);
+      }
       this.step(commandId, app, "start", `starting ${release} on ${target} (port ${port})`, target);
       const bootStarted = performance.now();
       handle = await this.options.instances.start(definition, target, release, cwd);

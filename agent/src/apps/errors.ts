@@ -9,7 +9,8 @@ export class DeployError extends Error {
       | "ERR_INVALID_DEFINITION"
       | "ERR_NO_PREVIOUS_RELEASE"
       | "ERR_PREVIOUS_RELEASE_GONE"
-      | "ERR_AGENT_RESTARTED",
+      | "ERR_AGENT_RESTARTED"
+      | "ERR_PORT_IN_USE",
     message: string,
   ) {
     super(message);
