@@ -207,3 +207,17 @@ test("an idle-color port held by a process cutover does not manage fails the dep
   t.regex(result.json.hosts[0]!.error ?? "", new RegExp(`port ${PORTS.green} on ${fleet.addresses[0]!.replaceAll(".", "\\.")} .* in use .*ERR_PORT_IN_USE`));
   t.deepEqual(await versionsThroughProxies(fleet), ["v1"]);
 });
+
+test("a live instance that crashes is restarted on its color and serves again", async (t) => {
+  const fleet = await startFleet(t, { hosts: 1 });
+  const agent = fleet.agents[0]!;
+  t.is((await deploy(fleet, writeExampleSpec(fleet.dir, PORTS), "v1")).exitCode, 0);
+  const [blue] = hostProcesses(agent.options.stateDir).filter((p) => p.kind === "instance");
+  const mark = agent.process.mark();
+  process.kill(blue!.pid, "SIGKILL");
+  await agent.process.waitForLine(/the live instance exited; restarting it app=geoip color=blue .*cause="signal SIGKILL"/, mark);
+  await agent.process.waitForLine(/the live instance is back app=geoip color=blue release=v1/, mark);
+  t.deepEqual(await versionsThroughProxies(fleet), ["v1"]);
+  const [again] = hostProcesses(agent.options.stateDir).filter((p) => p.kind === "instance");
+  t.not(again!.pid, blue!.pid);
+});

@@ -1,5 +1,5 @@
 import { performance } from "node:perf_hooks";
-import type { Logger } from "@cutover/log";
+import { backoffDelayMs, type Logger } from "@cutover/log";
 import { isValidName, isValidRelease, v1, type cutover } from "@cutover/protocol";
 import { readLivePort, switchSite, type NginxRunner, type SiteConfig, type SwitchMode } from "../nginx/index.js";
 import type { ReleaseStore, ChunkSource } from "../releases/release-store.js";
@@ -9,6 +9,10 @@ import { portIsFree } from "./port-check.js";
 import type { InstanceControl, InstanceHandle } from "./instance-control.js";
 
 const Status = v1.CommandResult.Status;
+/** Backoff for restarting a crashed live instance: 1 s doubling to 30 s; reset after a minute healthy. */
+const RESTART_BASE_MS = 1000;
+const RESTART_CAP_MS = 30_000;
+const RESTART_RESET_AFTER_MS = 60_000;
 type Definition = cutover.v1.AppDefinition.$Properties;
 type Outcome = cutover.v1.DeployOutcome.$Properties;
 
@@ -51,9 +55,60 @@ export class AppManager {
   private readonly drainTimers = new Map<string, NodeJS.Timeout>();
   private readonly now: () => number;
 
+  private readonly restarts = new Map<string, { attempt: number; timer?: NodeJS.Timeout; healthySince?: number }>();
+
   constructor(private readonly options: AppManagerOptions) {
     this.store = new AppStateStore(options.stateDir);
     this.now = options.now ?? Date.now;
+    options.instances.onUnexpectedExit((handle, how) => this.onUnexpectedExit(handle, how));
+  }
+
+  /**
+   * A live instance that dies is started again (same release, same color,
+   * nginx already points at its port) after a capped, jittered backoff; a
+   * warm previous one is just forgotten.
+   */
+  private onUnexpectedExit(handle: InstanceHandle, how: { exitCode?: number; signal?: string }): void {
+    const { app, color } = handle;
+    const snapshot = this.store.load(app);
+    const cause = how.signal ? `signal ${how.signal}` : how.exitCode !== undefined ? `exit code ${how.exitCode}` : "unknown cause";
+    this.options.emit({ atUnixMs: this.now(), kind: "process.exit", app, color, message: `${app} ${color} (pid ${handle.pid}, ${handle.release}) exited: ${cause}` });
+    if (!snapshot || snapshot.live?.color !== color || snapshot.transaction?.color === color) {
+      this.options.log.info("an instance that does not serve traffic exited", { app, color, pid: handle.pid, cause });
+      return;
+    }
+    const state = this.restarts.get(app) ?? { attempt: 0 };
+    if (state.healthySince !== undefined && this.now() - state.healthySince > RESTART_RESET_AFTER_MS) state.attempt = 0;
+    const delay = backoffDelayMs(state.attempt++, RESTART_BASE_MS, RESTART_CAP_MS);
+    this.options.log.warn("the live instance exited; restarting it", { app, color, release: handle.release, cause, attempt: state.attempt, delayMs: delay });
+    clearTimeout(state.timer);
+    state.timer = setTimeout(() => {
+      void this.exclusive(app, () => this.restartLive(app)).catch((error: Error) => {
+        this.options.log.error("restart of the live instance failed", { app, color, error: error.message });
+        if ((error as DeployError).code !== "ERR_APP_BUSY") this.onUnexpectedExit(handle, how);
+      });
+    }, delay);
+    state.timer.unref();
+    this.restarts.set(app, state);
+  }
+
+  private async restartLive(app: string): Promise<void> {
+    const snapshot = this.store.load(app);
+    const live = snapshot?.live;
+    if (!snapshot || !live || this.options.instances.running(app, live.color)) return;
+    const ref = snapshot.liveRef;
+    const cwd = ref?.sha256 ? await this.options.releases.ensure(app, live.release, ref.sha256, this.options.fetchChunk) : this.options.releases.scratchDir(app);
+    const handle = await this.options.instances.start(snapshot.definition, live.color, live.release, cwd);
+    try {
+      await this.options.instances.waitHealthy(handle, snapshot.definition.health!);
+    } catch (error) {
+      await this.stopColor(snapshot.definition, live.color);
+      throw error;
+    }
+    const state = this.restarts.get(app);
+    if (state) state.healthySince = this.now();
+    this.options.log.info("the live instance is back", { app, color: live.color, release: live.release, pid: handle.pid });
+    this.options.emit({ atUnixMs: this.now(), kind: "process.restart", app, color: live.color, message: `${app} ${live.color} restarted (pid ${handle.pid})` });
   }
 
   /** Result saved for a command id by an earlier run (survives agent restarts). */
@@ -412,5 +467,6 @@ export class AppManager {
   close(): void {
     for (const timer of this.drainTimers.values()) clearTimeout(timer);
     this.drainTimers.clear();
+    for (const state of this.restarts.values()) clearTimeout(state.timer);
   }
 }

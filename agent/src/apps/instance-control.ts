@@ -27,4 +27,6 @@ export interface InstanceControl {
   stop(app: string, color: Color, signal: string, timeoutMs: number): Promise<void>;
   /** Resident memory of the instance's process, bytes (0 when unknown). */
   rssBytes(handle: InstanceHandle): number;
+  /** Called when an instance exits without stop() having been asked (a crash, an OOM kill, a kill by hand). */
+  onUnexpectedExit(listener: (handle: InstanceHandle, how: { exitCode?: number; signal?: string }) => void): void;
 }

@@ -31,7 +31,18 @@ export function createInstanceControl(options: { stateDir: string; address: stri
   const { stateDir, address, log } = options;
   const logDir = join(stateDir, "logs");
   const known = new Map<string, AppProcess>();
+  const stopping = new WeakSet<AppProcess>();
+  const exitListeners: ((handle: InstanceHandle, how: { exitCode?: number; signal?: string }) => void)[] = [];
   const key = (app: string, color: Color) => `${app}/${color}`;
+  /** Watches a process for an exit nobody asked for (children by event, adopted ones by polling /proc). */
+  const watch = (proc: AppProcess) => {
+    void proc.exited().then((status) => {
+      if (stopping.has(proc)) return;
+      if (known.get(key(proc.record.app, proc.record.color)) === proc) known.delete(key(proc.record.app, proc.record.color));
+      proc.release();
+      for (const listener of exitListeners) listener(handleOf(proc), { exitCode: status.exitCode, signal: status.signal ?? undefined });
+    });
+  };
 
   const find = (app: string, color: Color): AppProcess | undefined => {
     const cached = known.get(key(app, color));
@@ -48,6 +59,7 @@ export function createInstanceControl(options: { stateDir: string; address: stri
     }
     if (!adopted.alive) return undefined;
     known.set(key(app, color), adopted.process);
+    watch(adopted.process);
     return adopted.process;
   };
 
@@ -58,6 +70,7 @@ export function createInstanceControl(options: { stateDir: string; address: stri
       const spec = processSpec({ command: definition.run!.command!, env: definition.run!.env ?? {}, user: definition.run!.user || undefined }, { port, address, color, release, releaseDir: cwd });
       const proc = await startProcess(spec, { app, color, release, port, address }, { stateDir, logDir });
       known.set(key(app, color), proc);
+      watch(proc);
       log.info("instance started", { app, color, release, pid: proc.pid, port });
       return handleOf(proc);
     },
@@ -89,6 +102,7 @@ export function createInstanceControl(options: { stateDir: string; address: stri
     async stop(app, color, signal, timeoutMs) {
       const proc = find(app, color);
       if (!proc) return;
+      stopping.add(proc);
       const result = await stopProcess(proc, { signal: signal as NodeJS.Signals, timeoutMs });
       proc.release();
       known.delete(key(app, color));
@@ -98,6 +112,10 @@ export function createInstanceControl(options: { stateDir: string; address: stri
 
     rssBytes(handle) {
       return readRssBytes(handle.pid);
+    },
+
+    onUnexpectedExit(listener) {
+      exitListeners.push(listener);
     },
   };
 }
