@@ -301,7 +301,7 @@ export class AppManager {
       this.step(commandId, app, "done", `${release} live on ${target}${live ? `; ${live.color} (${live.release}) kept warm for ${Math.round(keepMs / 1000)}s` : ""}`, target);
       return {
         status: Status.OK,
-        deployed: this.outcome(snapshot, { switchMs: switched.durationMs, bootMs, totalMs: performance.now() - started }),
+        deployed: this.outcome(snapshot, { switchMs: switched.durationMs, handoverMs: switched.handoverMs, bootMs, totalMs: performance.now() - started }),
       };
     } catch (error) {
       // Nothing points at the new color (switchSite restores on failure): stop it and keep what was live.

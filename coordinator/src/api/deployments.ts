@@ -50,6 +50,8 @@ export function deploymentView(deployments: DeploymentStore, deployment: Deploym
       error: h.error,
       switchMs: h.switchMs,
       bootMs: h.bootMs,
+      totalMs: h.totalMs,
+      handoverMs: h.handoverMs,
     })),
   };
 }

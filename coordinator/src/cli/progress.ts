@@ -86,6 +86,6 @@ export function deploymentJson(d: DeploymentView) {
     release: d.release,
     durationMs: d.durationMs,
     error: d.error,
-    hosts: d.hosts.map((h) => ({ name: h.name, outcome: h.outcome, liveColor: h.liveColor, release: h.release, error: h.error, switchMs: h.switchMs, bootMs: h.bootMs })),
+    hosts: d.hosts.map((h) => ({ name: h.name, outcome: h.outcome, liveColor: h.liveColor, release: h.release, error: h.error, switchMs: h.switchMs, bootMs: h.bootMs, totalMs: h.totalMs, handoverMs: h.handoverMs })),
   };
 }

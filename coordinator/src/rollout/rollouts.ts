@@ -152,6 +152,8 @@ export class Rollouts {
           previousRelease: outcome.previousRelease || null,
           switchMs: outcome.switchMs,
           bootMs: outcome.bootMs,
+          totalMs: outcome.totalMs,
+          handoverMs: outcome.handoverMs,
           finishedAt: Date.now(),
         });
         this.deployments.addEvent(id, host.name, "host", outcome.unchanged ? `already serving ${outcome.release} (${outcome.liveColor})` : `serving ${outcome.release} on ${outcome.liveColor}`);

@@ -45,6 +45,10 @@ export interface DeploymentHostRecord {
   previousRelease: string | null;
   switchMs: number | null;
   bootMs: number | null;
+  /** The agent's whole time on the command (boot and health gate included), ms. */
+  totalMs: number | null;
+  /** Part of switchMs spent waiting for nginx's old workers (reload mode), ms. */
+  handoverMs: number | null;
   startedAt: number | null;
   finishedAt: number | null;
 }
@@ -156,6 +160,8 @@ export class DeploymentStore {
       previousRelease: r.previous_release as string | null,
       switchMs: r.switch_ms as number | null,
       bootMs: r.boot_ms as number | null,
+      totalMs: r.total_ms as number | null,
+      handoverMs: r.handover_ms as number | null,
       startedAt: r.started_at as number | null,
       finishedAt: r.finished_at as number | null,
     }));
@@ -164,7 +170,7 @@ export class DeploymentStore {
   updateHost(id: string, hostName: string, update: Partial<Omit<DeploymentHostRecord, "hostName" | "batch">>): void {
     const columns: Record<string, string> = {
       state: "state", error: "error", liveColor: "live_color", release: "release", previousRelease: "previous_release",
-      switchMs: "switch_ms", bootMs: "boot_ms", startedAt: "started_at", finishedAt: "finished_at",
+      switchMs: "switch_ms", bootMs: "boot_ms", totalMs: "total_ms", handoverMs: "handover_ms", startedAt: "started_at", finishedAt: "finished_at",
     };
     const entries = Object.entries(update).filter(([key]) => key in columns);
     if (entries.length === 0) return;

@@ -95,4 +95,12 @@ export const MIGRATIONS: readonly { version: number; description: string; sql: s
       CREATE INDEX deployment_events_by_deployment ON deployment_events (deployment_id, id);
     `,
   },
+  {
+    version: 3,
+    description: "the agent's whole time per host command",
+    sql: `
+      ALTER TABLE deployment_hosts ADD COLUMN total_ms REAL;
+      ALTER TABLE deployment_hosts ADD COLUMN handover_ms REAL;
+    `,
+  },
 ];
