@@ -1,4 +1,4 @@
-import { mkdirSync } from "node:fs";
+import { chmodSync, mkdirSync } from "node:fs";
 import { cpus } from "node:os";
 import { createLogger, type Logger } from "@cutover/log";
 import type { cutover } from "@cutover/protocol";
@@ -28,7 +28,9 @@ export interface RunningAgent {
 
 /** Wires identity, resource reports, the coordinator link and command handling together. */
 export async function startAgent(config: AgentConfig, log: Logger = createLogger("agent")): Promise<RunningAgent> {
-  mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
+  // 0711: apps that run as run.user must traverse it to reach their release dir; secrets inside are 0600.
+  mkdirSync(config.stateDir, { recursive: true, mode: 0o711 });
+  chmodSync(config.stateDir, 0o711);
   const identity = loadOrCreateIdentity(config.stateDir, config.name);
   if (identity.name !== config.name) {
     log.warn("state dir belongs to another host name; keeping the enrolled name", { enrolled: identity.name, configured: config.name });

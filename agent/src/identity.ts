@@ -35,7 +35,7 @@ function fromPrivateKey(name: string, privateKey: KeyObject, enrolled: boolean):
 
 /** Loads the identity from `stateDir`, creating a new key pair on first start. */
 export function loadOrCreateIdentity(stateDir: string, name: string): Identity {
-  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  mkdirSync(stateDir, { recursive: true, mode: 0o711 });
   const path = join(stateDir, IDENTITY_FILE);
   if (existsSync(path)) {
     const file = JSON.parse(readFileSync(path, "utf8")) as IdentityFile;
