@@ -62,7 +62,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   for (const id of deployments.abandonRunning()) log.warn("deployment left running by a previous coordinator marked failed", { id });
   const apps = new AppStore(db);
   const fleet = new Fleet(db, hosts, tokens, log.child("fleet"), { ...DEFAULT_FLEET_OPTIONS, ...options.fleet }, artifacts);
-  const rollouts = new Rollouts(fleet, hosts, deployments, log.child("rollout"));
+  const rollouts = new Rollouts(fleet, hosts, deployments, apps, log.child("rollout"));
   const api = createApi({ fleet, hosts, tokens, artifacts, deployments, apps, rollouts, log: log.child("api"), version: VERSION });
 
   const server: Server = createServer(api);

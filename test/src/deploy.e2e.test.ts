@@ -25,7 +25,9 @@ async function deploy(fleet: Fleet, spec: string, release: string): Promise<{ ex
   } catch {
     throw new Error(`deploy printed no JSON (exit ${result.exitCode}): ${result.stdout}\n${result.stderr}`);
   }
-  return { exitCode: result.exitCode, json, stderr: result.stderr };
+  // What an operator would read when a deploy that should pass does not: the outcome and each host's error.
+  const stderr = `${result.stderr}\n${JSON.stringify(json.hosts.map((h) => [h.name, h.outcome, h.error]))}`;
+  return { exitCode: result.exitCode, json, stderr };
 }
 
 async function versionsThroughProxies(fleet: Fleet): Promise<(string | undefined)[]> {
@@ -106,7 +108,8 @@ for (const [what, appArgs, error] of badReleases) {
   test(`a release that ${what} leaves every host serving the old one, with 0 failed requests, and the deploy says which host and why`, async (t) => {
     const fleet = await startFleet(t, { hosts: 2 });
     const good = writeExampleSpec(fleet.dir, { ...PORTS, deadline: "3s" });
-    t.is((await deploy(fleet, good, "v1")).exitCode, 0);
+    const v1 = await deploy(fleet, good, "v1");
+  t.is(v1.exitCode, 0, v1.stderr);
     const load = loadThroughProxies(fleet.addresses, LISTEN, { retry: true });
     await load.completed(10);
 
@@ -135,7 +138,8 @@ for (const [what, appArgs, error] of badReleases) {
 
 test("a config that nginx -t rejects leaves the previous one in place, and the deploy reports nginx's message", async (t) => {
   const fleet = await startFleet(t, { hosts: 1 });
-  t.is((await deploy(fleet, writeExampleSpec(fleet.dir, PORTS), "v1")).exitCode, 0);
+  const v1 = await deploy(fleet, writeExampleSpec(fleet.dir, PORTS), "v1");
+  t.is(v1.exitCode, 0, v1.stderr);
   const site = join(fleet.agents[0]!.options.stateDir, "nginx", "sites", "geoip.conf");
   const before = createHash("sha256").update(readFileSync(site)).digest("hex");
 
@@ -152,7 +156,8 @@ test("a config that nginx -t rejects leaves the previous one in place, and the d
 test("an agent SIGKILLed in the middle of a swap comes back pointing at a healthy instance, with no orphan, and the next deploy works", async (t) => {
   const fleet = await startFleet(t, { hosts: 1 });
   const agent = fleet.agents[0]!;
-  t.is((await deploy(fleet, writeExampleSpec(fleet.dir, PORTS), "v1")).exitCode, 0);
+  const v1 = await deploy(fleet, writeExampleSpec(fleet.dir, PORTS), "v1");
+  t.is(v1.exitCode, 0, v1.stderr);
 
   const slow = writeExampleSpec(fleet.dir, { ...PORTS, appArgs: ["--slow-start", "4000"] }, "slow.yml");
   const mark = agent.process.mark();
@@ -198,7 +203,8 @@ test("a bad spec is refused before anything reaches a host", async (t) => {
 
 test("an idle-color port held by a process cutover does not manage fails the deploy up front, naming the port", async (t) => {
   const fleet = await startFleet(t, { hosts: 1 });
-  t.is((await deploy(fleet, writeExampleSpec(fleet.dir, PORTS), "v1")).exitCode, 0);
+  const v1 = await deploy(fleet, writeExampleSpec(fleet.dir, PORTS), "v1");
+  t.is(v1.exitCode, 0, v1.stderr);
   const squatter = createServer();
   await new Promise<void>((resolve) => squatter.listen(PORTS.green, fleet.addresses[0], resolve));
   t.teardown(() => squatter.close());
@@ -211,7 +217,8 @@ test("an idle-color port held by a process cutover does not manage fails the dep
 test("a live instance that crashes is restarted on its color and serves again", async (t) => {
   const fleet = await startFleet(t, { hosts: 1 });
   const agent = fleet.agents[0]!;
-  t.is((await deploy(fleet, writeExampleSpec(fleet.dir, PORTS), "v1")).exitCode, 0);
+  const v1 = await deploy(fleet, writeExampleSpec(fleet.dir, PORTS), "v1");
+  t.is(v1.exitCode, 0, v1.stderr);
   const [blue] = hostProcesses(agent.options.stateDir).filter((p) => p.kind === "instance");
   const mark = agent.process.mark();
   process.kill(blue!.pid, "SIGKILL");

@@ -199,7 +199,11 @@ export class AppManager {
     }
     const app = definition.name;
     return this.exclusive(app, async () => {
-      const result = await this.runDeploy(commandId, definition, release, deploy.artifact?.sha256 || undefined, "deploy");
+      const sha256 = deploy.artifact?.sha256 || undefined;
+      const result =
+        deploy.inPlace && this.store.load(app)?.live
+          ? await this.runInPlace(commandId, definition, release, sha256)
+          : await this.runDeploy(commandId, definition, release, sha256, "deploy");
       this.remember(app, commandId, result);
       return result;
     });
@@ -313,6 +317,65 @@ export class AppManager {
       }
       snapshot.transaction = null;
       this.save(app, snapshot);
+      return { status: Status.FAILED, errorCode: code, message, deployed: this.outcome(snapshot, { bootMs, totalMs: performance.now() - started }) };
+    }
+  }
+
+  /**
+   * Rolling: the host is out of the load balancer, so the live instance is
+   * replaced on its own port (no second copy). If the new release fails its
+   * health gate, the previous release is started again in its place.
+   */
+  private async runInPlace(commandId: string, definition: Definition, release: string, sha256: string | undefined): Promise<CommandOutcome> {
+    const app = definition.name!;
+    const started = performance.now();
+    const snapshot = this.store.load(app)!;
+    const live = snapshot.live!;
+    const previousRef = snapshot.liveRef;
+    const color = live.color;
+    if (live.release === release && this.options.instances.running(app, color)) {
+      return { status: Status.OK, deployed: this.outcome(snapshot, { unchanged: true, totalMs: performance.now() - started }) };
+    }
+    const setStep = (step: TransactionStep) => {
+      snapshot.transaction = { commandId, kind: "deploy", step, color, release, sha256, startedAt: this.now() };
+      this.save(app, snapshot);
+    };
+    let bootMs = 0;
+    try {
+      setStep("preflight");
+      this.step(commandId, app, "preflight", `preflight for ${release} in place on ${color}`, color);
+      await this.preflight({ ...definition, needs: { ...definition.needs, minFreeMemoryBytes: 0 } });
+      setStep("fetch");
+      const cwd = sha256 ? await this.options.releases.ensure(app, release, sha256, this.options.fetchChunk) : this.options.releases.scratchDir(app);
+      setStep("start");
+      this.step(commandId, app, "start", `stopping ${live.release} and starting ${release} in place on ${color}`, color);
+      await this.stopColor(snapshot.definition, color);
+      const bootStarted = performance.now();
+      const handle = await this.options.instances.start(definition, color, release, cwd);
+      setStep("health");
+      await this.options.instances.waitHealthy(handle, definition.health!);
+      bootMs = performance.now() - bootStarted;
+      this.step(commandId, app, "health", `${color} is healthy on ${release} after ${Math.round(bootMs)} ms`, color);
+      snapshot.rollbackTarget = previousRef;
+      snapshot.liveRef = { release, sha256, definition };
+      snapshot.live = { color, release };
+      snapshot.definition = definition;
+      snapshot.transaction = null;
+      this.save(app, snapshot);
+      this.step(commandId, app, "done", `${release} live on ${color} (in place)`, color);
+      return { status: Status.OK, deployed: this.outcome(snapshot, { bootMs, totalMs: performance.now() - started }) };
+    } catch (error) {
+      const code = (error as { code?: string }).code ?? "ERR_INTERNAL";
+      const message = (error as Error).message;
+      this.step(commandId, app, "health", `failed: ${message}; starting ${live.release} again`, color);
+      await this.stopColor(definition, color).catch(() => {});
+      snapshot.transaction = null;
+      this.save(app, snapshot);
+      if (previousRef) {
+        const cwd = previousRef.sha256 ? await this.options.releases.ensure(app, previousRef.release, previousRef.sha256, this.options.fetchChunk) : this.options.releases.scratchDir(app);
+        const handle = await this.options.instances.start(previousRef.definition, color, previousRef.release, cwd);
+        await this.options.instances.waitHealthy(handle, previousRef.definition.health!);
+      }
       return { status: Status.FAILED, errorCode: code, message, deployed: this.outcome(snapshot, { bootMs, totalMs: performance.now() - started }) };
     }
   }

@@ -106,11 +106,7 @@ export function deploymentRoutes(deps: DeploymentApiDeps): Router {
       throw error;
     }
     if (spec.artifact && !artifact) throw new ApiError(400, "ERR_BAD_REQUEST", "the spec names an artifact: upload it and pass artifactSha256");
-    if (spec.strategy.type !== "bluegreen") {
-      throw new ApiError(400, "ERR_STRATEGY_UNSUPPORTED", `strategy ${spec.strategy.type} is not available yet; use bluegreen`);
-    }
-    const deployment = rollouts.startDeploy({ spec, release: body.release, artifact, createdBy: request.token!.name });
-    apps.save(spec, specFile);
+    const deployment = rollouts.startDeploy({ spec, specFile, release: body.release, artifact, createdBy: request.token!.name });
     response.status(201).json(deploymentView(deployments, deployment));
   });
 
@@ -175,6 +171,13 @@ export function deploymentRoutes(deps: DeploymentApiDeps): Router {
     const app = appParam(request);
     response.json(deployments.history(app, Number(request.query.limit ?? 20)).map((d) => deploymentView(deployments, d)));
   });
+
+  for (const action of ["pause", "resume", "promote", "abort"] as const) {
+    router.post(`/v1/apps/:app/${action}`, requireRole(tokens, "deploy"), (request, response) => {
+      const deployment = rollouts.control(appParam(request), action, request.token!.name);
+      response.json(deploymentView(deployments, deployment));
+    });
+  }
 
   router.post("/v1/apps/:app/rollback", requireRole(tokens, "deploy"), (request, response) => {
     const app = appParam(request);

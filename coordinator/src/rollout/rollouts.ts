@@ -1,42 +1,46 @@
 import type { Logger } from "@cutover/log";
-import { v1, type cutover } from "@cutover/protocol";
-import type { AppSpec } from "@cutover/spec";
+import { resolveCount, type AppSpec } from "@cutover/spec";
 import { ApiError } from "../api/errors.js";
-import { CommandError, type CommandOperation, type Fleet } from "../fleet/fleet.js";
+import type { Fleet } from "../fleet/fleet.js";
+import type { AppStore } from "../store/apps.js";
 import type { DeploymentKind, DeploymentRecord, DeploymentStore } from "../store/deployments.js";
 import type { HostRecord, HostStore } from "../store/hosts.js";
 import { appDefinition, matchesSelector, planBatches } from "./plan.js";
+import { RolloutRun, type RolloutDeps } from "./run.js";
+import { runBlueGreen } from "./strategies/bluegreen.js";
+import { runCanary } from "./strategies/canary.js";
+import { fleetGroups, rollbackFleetBlueGreen, runFleetBlueGreen } from "./strategies/fleet-bluegreen.js";
+import { runRolling } from "./strategies/rolling.js";
 
-const Status = v1.CommandResult.Status;
-/** Time allowed on top of the health deadline for an agent's whole Deploy (fetch, start, switch, confirm). */
-export const DEPLOY_COMMAND_MARGIN_MS = 120_000;
+export { DEPLOY_COMMAND_MARGIN_MS } from "./run.js";
 
 export interface DeployRequest {
   spec: AppSpec;
+  /** The spec file's name, kept with the app's last spec. */
+  specFile: string;
   release: string;
   artifact?: { sha256: string; size: number };
   createdBy: string;
 }
 
-type HostResult = { host: HostRecord; ok: boolean; outcome?: cutover.v1.DeployOutcome.$Properties; error?: string; noPrevious?: boolean };
+/** What an operator can do to a running deployment. */
+export type RolloutControl = "pause" | "resume" | "promote" | "abort";
 
 /**
- * Runs fleet deployments: one at a time per app, batch by batch, writing
- * every step to the store before acting on it.
+ * Runs fleet deployments, one at a time per app, with the strategy the spec
+ * names; keeps each running one reachable for pause / resume / promote / abort.
  */
 export class Rollouts {
-  private readonly running = new Map<string, Promise<void>>();
+  private readonly running = new Map<string, { run: RolloutRun; done: Promise<void> }>();
+  private readonly deps: RolloutDeps;
 
-  constructor(
-    private readonly fleet: Fleet,
-    private readonly hosts: HostStore,
-    private readonly deployments: DeploymentStore,
-    private readonly log: Logger,
-  ) {}
+  constructor(fleet: Fleet, hosts: HostStore, deployments: DeploymentStore, apps: AppStore, log: Logger) {
+    this.deps = { fleet, hosts, deployments, apps, log };
+  }
 
-  /** Selected hosts for a spec, sorted by name. */
+  /** Selected app hosts for a spec, sorted by name. */
   select(spec: AppSpec): HostRecord[] {
-    return this.hosts.list().filter((h) => matchesSelector(h.labels, spec.hosts));
+    return this.deps.hosts.list().filter((h) => matchesSelector(h.labels, spec.hosts));
   }
 
   startDeploy(request: DeployRequest): DeploymentRecord {
@@ -46,161 +50,128 @@ export class Rollouts {
     if (selected.length === 0) {
       throw new ApiError(400, "ERR_NO_HOSTS", `no enrolled host matches hosts: ${JSON.stringify(spec.hosts)}; check labels with \`cutover hosts\``);
     }
-    const batches = planBatches(selected, spec.strategy.batch);
-    const deployment = this.deployments.create({
-      app: spec.app,
-      kind: "deploy",
-      release: request.release,
-      strategy: spec.strategy.type,
-      spec,
-      artifactSha256: request.artifact?.sha256,
-      createdBy: request.createdBy,
-      hosts: batches.flatMap((batch, index) => batch.map((h) => ({ name: h.name, batch: index + 1 }))),
-    });
-    const operation: CommandOperation = {
-      deploy: {
-        app: appDefinition(spec),
-        release: request.release,
-        artifact: request.artifact ? { sha256: request.artifact.sha256, sizeBytes: request.artifact.size } : undefined,
-      },
-    };
-    this.run(deployment, () => this.runBatches(deployment, batches, operation, spec.strategy.maxFailures, spec.health.deadlineMs + DEPLOY_COMMAND_MARGIN_MS));
-    return deployment;
+    if (spec.lb && this.deps.hosts.list().every((h) => !matchesSelector(h.labels, spec.lb!.hosts))) {
+      throw new ApiError(400, "ERR_NO_HOSTS", `no enrolled host matches lb.hosts: ${JSON.stringify(spec.lb.hosts)}`);
+    }
+    // Checked and about to run: this is now the app's spec (status and rollback use it).
+    this.deps.apps.save(spec, request.specFile);
+    const definition = appDefinition(spec);
+    const artifact = request.artifact ? { sha256: request.artifact.sha256, sizeBytes: request.artifact.size } : undefined;
+    const deployOperation = (_host: HostRecord, inPlace: boolean) => ({ deploy: { app: definition, release: request.release, artifact, inPlace } });
+
+    const strategy = spec.strategy;
+    let plan: { hosts: { name: string; batch: number }[]; work: (run: RolloutRun) => Promise<void> };
+    if (strategy.type === "canary") {
+      const count = Math.min(selected.length, resolveCount(strategy.canary.hosts, selected.length));
+      const restBatches = planBatches(selected.slice(count), strategy.batch);
+      plan = {
+        hosts: [...selected.slice(0, count).map((h) => ({ name: h.name, batch: 1 })), ...restBatches.flatMap((b, i) => b.map((h) => ({ name: h.name, batch: i + 2 })))],
+        work: (run) => runCanary(run, selected),
+      };
+    } else if (strategy.type === "fleet-bluegreen") {
+      const probe = new RolloutRun(this.deps, { createdAt: Date.now() } as DeploymentRecord, spec, deployOperation);
+      const { idleHosts } = fleetGroups(probe, selected);
+      if (idleHosts.length === 0) throw new ApiError(400, "ERR_NO_HOSTS", `no host of the idle group (label ${strategy.groups.label}) is enrolled`);
+      plan = { hosts: planBatches(idleHosts, strategy.batch).flatMap((b, i) => b.map((h) => ({ name: h.name, batch: i + 1 }))), work: (run) => runFleetBlueGreen(run, selected) };
+    } else {
+      const batches = planBatches(selected, strategy.batch);
+      plan = {
+        hosts: batches.flatMap((b, i) => b.map((h) => ({ name: h.name, batch: i + 1 }))),
+        work: strategy.type === "rolling" ? (run) => runRolling(run, batches) : (run) => runBlueGreen(run, batches),
+      };
+    }
+    return this.launch("deploy", spec, request.release, request.createdBy, plan.hosts, deployOperation, plan.work, request.artifact?.sha256);
   }
 
-  /** Switches every host running the app back to its previous release. */
+  /** Every host back to its previous release, by the path its strategy took. */
   startRollback(app: string, spec: AppSpec, createdBy: string): DeploymentRecord {
     this.refuseIfBusy(app);
-    const selected = this.hosts.list().filter((h) => h.instances.some((i) => i.app === app) || matchesSelector(h.labels, spec.hosts));
+    const selected = this.deps.hosts.list().filter((h) => h.instances.some((i) => i.app === app) || matchesSelector(h.labels, spec.hosts));
     if (selected.length === 0) throw new ApiError(404, "ERR_NO_HOSTS", `no host runs ${app}`);
     const batches = planBatches(selected, spec.strategy.batch);
-    const deployment = this.deployments.create({
-      app,
-      kind: "rollback",
-      release: "(previous)",
-      strategy: spec.strategy.type,
-      spec,
-      createdBy,
-      hosts: batches.flatMap((batch, index) => batch.map((h) => ({ name: h.name, batch: index + 1 }))),
+    const hosts = batches.flatMap((b, i) => b.map((h) => ({ name: h.name, batch: i + 1 })));
+    const noDeploy = () => ({});
+    if (spec.strategy.type === "fleet-bluegreen") {
+      return this.launch("rollback", spec, "(previous)", createdBy, [], noDeploy, (run) => rollbackFleetBlueGreen(run, selected));
+    }
+    if (spec.strategy.type === "rolling") {
+      return this.launch("rollback", spec, "(previous)", createdBy, hosts, noDeploy, async (run) => {
+        run.event(null, "rolling rollback: the same path as the deploy, batch by batch; it takes as long as the deploy did");
+        await runRolling(run, batches, "rollback");
+      });
+    }
+    return this.launch("rollback", spec, "(previous)", createdBy, hosts, noDeploy, async (run) => {
+      for (const [index, batch] of batches.entries()) {
+        run.event(null, `batch ${index + 1}/${batches.length}: ${batch.map((h) => h.name).join(", ")}`, "batch");
+        for (const host of batch) run.deps.deployments.updateHost(run.id, host.name, { state: "running", startedAt: Date.now() });
+        await run.rollBackHosts(batch.map((host) => ({ host, ok: true })));
+      }
+      const failed = run.deps.deployments.hosts(run.id).filter((h) => h.state !== "rolled_back").length;
+      if (failed === 0) {
+        for (const h of run.deps.deployments.hosts(run.id)) run.deps.deployments.updateHost(run.id, h.hostName, { state: "succeeded" });
+        run.deps.deployments.transition(run.id, "succeeded");
+      } else run.deps.deployments.transition(run.id, "failed", `${failed} host(s) could not roll back`);
     });
-    this.run(deployment, () => this.runBatches(deployment, batches, { rollback: { app } }, Number.MAX_SAFE_INTEGER, spec.health.deadlineMs + DEPLOY_COMMAND_MARGIN_MS));
-    return deployment;
   }
 
-  /** Resolves when the deployment's background work has finished (for tests and shutdown). */
+  /** pause / resume / promote / abort the app's running deployment. */
+  control(app: string, action: RolloutControl, by: string): DeploymentRecord {
+    const active = this.deps.deployments.active(app);
+    const entry = active && this.running.get(active.id);
+    if (!active || !entry) throw new ApiError(409, "ERR_NO_DEPLOYMENT", `${app} has no deployment in progress`);
+    const { run } = entry;
+    if (action === "promote") {
+      if (active.strategy !== "canary" || active.state !== "paused") throw new ApiError(409, "ERR_NOT_PROMOTABLE", `only a canary waiting for promotion can be promoted (this ${active.strategy} deployment is ${active.state})`);
+      run.resume(`promoted by ${by}`);
+    } else if (action === "resume") {
+      if (active.state !== "paused") throw new ApiError(409, "ERR_NOT_PAUSED", `the deployment is ${active.state}, not paused`);
+      if (active.strategy === "canary" && !run.deps.deployments.hosts(active.id).some((h) => h.batch > 1 && h.state !== "pending")) {
+        throw new ApiError(409, "ERR_NOT_PAUSED", "a canary waiting for promotion continues with `cutover promote`");
+      }
+      run.resume(`resumed by ${by}`);
+    } else if (action === "pause") {
+      if (active.state !== "running") throw new ApiError(409, "ERR_NOT_RUNNING", `the deployment is ${active.state}`);
+      run.pause(`paused by ${by}; it stops before its next step`);
+    } else {
+      run.event(null, `abort requested by ${by}`);
+      run.abort();
+    }
+    return this.deps.deployments.get(active.id)!;
+  }
+
+  /** Resolves when the deployment's background work has finished (tests, shutdown). */
   async settled(id: string): Promise<void> {
-    await this.running.get(id);
+    await this.running.get(id)?.done;
   }
 
   private refuseIfBusy(app: string): void {
-    const active = this.deployments.active(app);
+    const active = this.deps.deployments.active(app);
     if (active) {
-      throw new ApiError(409, "ERR_DEPLOYMENT_IN_PROGRESS", `${app} has a ${active.kind} in progress (${active.id}); wait for it or check \`cutover status ${app}\``);
+      throw new ApiError(409, "ERR_DEPLOYMENT_IN_PROGRESS", `${app} has a ${active.kind} in progress (${active.id}); wait for it, or \`cutover abort ${app}\``);
     }
   }
 
-  private run(deployment: DeploymentRecord, work: () => Promise<void>): void {
-    const done = work()
+  private launch(
+    kind: DeploymentKind,
+    spec: AppSpec,
+    release: string,
+    createdBy: string,
+    hosts: { name: string; batch: number }[],
+    deployOperation: ConstructorParameters<typeof RolloutRun>[3],
+    work: (run: RolloutRun) => Promise<void>,
+    artifactSha256?: string,
+  ): DeploymentRecord {
+    const deployment = this.deps.deployments.create({ app: spec.app, kind, release, strategy: spec.strategy.type, spec, artifactSha256, createdBy, hosts });
+    const run = new RolloutRun(this.deps, deployment, spec, deployOperation);
+    run.event(null, `${kind === "deploy" ? `deploy ${release}` : "rollback"} of ${spec.app} (${spec.strategy.type}) to ${hosts.length} host(s)`);
+    const done = work(run)
       .catch((error: Error) => {
-        this.log.error("deployment crashed", { id: deployment.id, error: error.stack ?? error.message });
-        const current = this.deployments.get(deployment.id);
-        if (current && (current.state === "running" || current.state === "rolling_back")) this.deployments.transition(deployment.id, "failed", `internal error: ${error.message}`);
+        this.deps.log.error("deployment crashed", { id: deployment.id, error: error.stack ?? error.message });
+        const state = this.deps.deployments.get(deployment.id)?.state;
+        if (state === "running" || state === "paused" || state === "rolling_back") this.deps.deployments.transition(deployment.id, "failed", `internal error: ${error.message}`);
       })
       .finally(() => this.running.delete(deployment.id));
-    this.running.set(deployment.id, done);
-  }
-
-  private async runBatches(deployment: DeploymentRecord, batches: HostRecord[][], operation: CommandOperation, maxFailures: number, timeoutMs: number): Promise<void> {
-    const { id } = deployment;
-    const verb = deployment.kind === "deploy" ? `deploy ${deployment.release}` : "rollback";
-    this.deployments.addEvent(id, null, "deployment", `${verb} of ${deployment.app} to ${batches.flat().length} host(s) in ${batches.length} batch(es)`);
-    const succeeded: HostResult[] = [];
-    let failures = 0;
-    for (const [index, batch] of batches.entries()) {
-      this.deployments.addEvent(id, null, "batch", `batch ${index + 1}/${batches.length}: ${batch.map((h) => h.name).join(", ")}`);
-      const results = await Promise.all(batch.map((host) => this.runOnHost(deployment, host, operation, timeoutMs)));
-      for (const result of results) {
-        if (result.ok) succeeded.push(result);
-        else failures++;
-      }
-      if (failures > maxFailures) {
-        const why = `${failures} host(s) failed, more than max_failures=${maxFailures}`;
-        this.deployments.transition(id, "rolling_back", why);
-        for (const later of batches.slice(index + 1).flat()) this.deployments.updateHost(id, later.name, { state: "skipped" });
-        await this.rollBack(deployment, succeeded, timeoutMs);
-        this.deployments.transition(id, "rolled_back");
-        return;
-      }
-    }
-    if (failures === 0) this.deployments.transition(id, "succeeded");
-    else this.deployments.transition(id, "failed", `${failures} host(s) failed (within max_failures=${maxFailures})`);
-  }
-
-  private async runOnHost(deployment: DeploymentRecord, host: HostRecord, operation: CommandOperation, timeoutMs: number): Promise<HostResult> {
-    const { id } = deployment;
-    this.deployments.updateHost(id, host.name, { state: "running", startedAt: Date.now() });
-    try {
-      const result = await this.fleet.sendCommand(host, operation, timeoutMs, (event) => {
-        this.deployments.addEvent(id, host.name, event.kind, event.message);
-      });
-      const outcome = result.deployed ?? undefined;
-      if (result.status === Status.OK && outcome) {
-        this.deployments.updateHost(id, host.name, {
-          state: "succeeded",
-          liveColor: outcome.liveColor,
-          release: outcome.release,
-          previousRelease: outcome.previousRelease || null,
-          switchMs: outcome.switchMs,
-          bootMs: outcome.bootMs,
-          totalMs: outcome.totalMs,
-          handoverMs: outcome.handoverMs,
-          finishedAt: Date.now(),
-        });
-        this.deployments.addEvent(id, host.name, "host", outcome.unchanged ? `already serving ${outcome.release} (${outcome.liveColor})` : `serving ${outcome.release} on ${outcome.liveColor}`);
-        return { host, ok: true, outcome, noPrevious: !outcome.previousRelease };
-      }
-      const error = `${result.message || "failed"} (${result.errorCode || Status[result.status]})`;
-      this.deployments.updateHost(id, host.name, {
-        state: "failed",
-        error,
-        liveColor: outcome?.liveColor || null,
-        release: outcome?.release || null,
-        finishedAt: Date.now(),
-      });
-      this.deployments.addEvent(id, host.name, "host", `failed: ${error}`);
-      return { host, ok: false, error };
-    } catch (error) {
-      const message = error instanceof CommandError ? `${error.message} (${error.code})` : (error as Error).message;
-      this.deployments.updateHost(id, host.name, { state: "failed", error: message, finishedAt: Date.now() });
-      this.deployments.addEvent(id, host.name, "host", `failed: ${message}`);
-      return { host, ok: false, error: message };
-    }
-  }
-
-  /** Puts hosts that took the new release back on their previous one. */
-  private async rollBack(deployment: DeploymentRecord, hosts: HostResult[], timeoutMs: number): Promise<void> {
-    await Promise.all(
-      hosts.map(async ({ host, noPrevious }) => {
-        if (noPrevious) {
-          this.deployments.addEvent(deployment.id, host.name, "host", "first release on this host: nothing to roll back to; left serving it");
-          return;
-        }
-        try {
-          const result = await this.fleet.sendCommand(host, { rollback: { app: deployment.app } }, timeoutMs, (event) =>
-            this.deployments.addEvent(deployment.id, host.name, event.kind, event.message),
-          );
-          if (result.status === Status.OK) {
-            this.deployments.updateHost(deployment.id, host.name, { state: "rolled_back", liveColor: result.deployed?.liveColor ?? null, release: result.deployed?.release ?? null });
-            this.deployments.addEvent(deployment.id, host.name, "host", `rolled back to ${result.deployed?.release}`);
-          } else {
-            this.deployments.addEvent(deployment.id, host.name, "host", `rollback failed: ${result.message} (${result.errorCode})`);
-          }
-        } catch (error) {
-          this.deployments.addEvent(deployment.id, host.name, "host", `rollback failed: ${(error as Error).message}`);
-        }
-      }),
-    );
+    this.running.set(deployment.id, { run, done });
+    return deployment;
   }
 }
-
-export type { DeploymentKind };

@@ -2,14 +2,17 @@ import { randomUUID } from "node:crypto";
 import type { Db } from "./database.js";
 
 /**
+ *   running ◀──resume / promote── paused ◀──pause / canary waits── running
+ *   paused ──abort──▶ rolling_back
  *   running ──all hosts done, none failed──▶ succeeded
  *      │    ──done, failures ≤ max_failures──▶ failed   (some hosts kept the old release)
  *      └──failures > max_failures──▶ rolling_back ──▶ rolled_back | failed
  */
-export type DeploymentState = "running" | "rolling_back" | "succeeded" | "failed" | "rolled_back";
+export type DeploymentState = "running" | "paused" | "rolling_back" | "succeeded" | "failed" | "rolled_back";
 export const FINISHED_STATES: readonly DeploymentState[] = ["succeeded", "failed", "rolled_back"];
 const ALLOWED: Record<DeploymentState, DeploymentState[]> = {
-  running: ["rolling_back", "succeeded", "failed"],
+  running: ["paused", "rolling_back", "succeeded", "failed"],
+  paused: ["running", "rolling_back", "failed"],
   rolling_back: ["rolled_back", "failed"],
   succeeded: [],
   failed: [],
@@ -120,7 +123,7 @@ export class DeploymentStore {
 
   /** The running deployment of an app, if any (one at a time per app). */
   active(app: string): DeploymentRecord | undefined {
-    const row = this.db.prepare("SELECT * FROM deployments WHERE app = ? AND state IN ('running', 'rolling_back')").get(app) as DeploymentRow | undefined;
+    const row = this.db.prepare("SELECT * FROM deployments WHERE app = ? AND state IN ('running', 'paused', 'rolling_back')").get(app) as DeploymentRow | undefined;
     return row && fromRow(row);
   }
 
@@ -139,7 +142,7 @@ export class DeploymentStore {
    * finished them (each agent completes or reverts its own transaction).
    */
   abandonRunning(): string[] {
-    const ids = (this.db.prepare("SELECT id FROM deployments WHERE state IN ('running', 'rolling_back')").all() as { id: string }[]).map((r) => r.id);
+    const ids = (this.db.prepare("SELECT id FROM deployments WHERE state IN ('running', 'paused', 'rolling_back')").all() as { id: string }[]).map((r) => r.id);
     for (const id of ids) {
       this.db.prepare("UPDATE deployments SET state = 'failed', error = ?, finished_at = ? WHERE id = ?").run("the coordinator restarted during the deployment; check `cutover status` and deploy again", this.now(), id);
       this.db.prepare("UPDATE deployment_hosts SET state = 'failed', error = 'coordinator restarted' WHERE deployment_id = ? AND state IN ('pending', 'running')").run(id);

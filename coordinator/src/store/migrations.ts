@@ -103,4 +103,9 @@ export const MIGRATIONS: readonly { version: number; description: string; sql: s
       ALTER TABLE deployment_hosts ADD COLUMN handover_ms REAL;
     `,
   },
+  {
+    version: 4,
+    description: "each app's front load-balancer upstream as last applied",
+    sql: `ALTER TABLE apps ADD COLUMN lb_state TEXT;`,
+  },
 ];

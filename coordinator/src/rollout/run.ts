@@ -1,0 +1,228 @@
+import type { Logger } from "@cutover/log";
+import { v1, type cutover } from "@cutover/protocol";
+import type { AppSpec } from "@cutover/spec";
+import { CommandError, type CommandOperation, type Fleet } from "../fleet/fleet.js";
+import type { AppStore, LbState } from "../store/apps.js";
+import type { DeploymentRecord, DeploymentStore } from "../store/deployments.js";
+import type { HostRecord, HostStore } from "../store/hosts.js";
+import { matchesSelector } from "./plan.js";
+
+const Status = v1.CommandResult.Status;
+/** Time allowed on top of the health deadline for an agent's whole Deploy (fetch, start, switch, confirm). */
+export const DEPLOY_COMMAND_MARGIN_MS = 120_000;
+/** Time an LB agent has to apply an upstream. */
+export const LB_COMMAND_TIMEOUT_MS = 30_000;
+
+export interface HostResult {
+  host: HostRecord;
+  ok: boolean;
+  outcome?: cutover.v1.DeployOutcome.$Properties;
+  error?: string;
+}
+
+/** Thrown at a checkpoint when the operator aborted or the progress deadline passed. */
+export class RolloutStopped extends Error {
+  constructor(readonly reason: "aborted" | "deadline", message: string) {
+    super(message);
+  }
+}
+
+export interface RolloutDeps {
+  fleet: Fleet;
+  hosts: HostStore;
+  deployments: DeploymentStore;
+  apps: AppStore;
+  log: Logger;
+}
+
+/**
+ * One running deployment: the operations strategies are made of (deploy or
+ * roll back hosts, apply the front upstream, wait for drains) and the
+ * operator's controls (pause, resume, promote, abort, progress deadline).
+ * Every step is written to the store before it is acted on.
+ */
+export class RolloutRun {
+  private pauseWaiters: (() => void)[] = [];
+  private abortRequested = false;
+  private readonly deadlineAt: number;
+
+  constructor(
+    readonly deps: RolloutDeps,
+    readonly deployment: DeploymentRecord,
+    readonly spec: AppSpec,
+    readonly deployOperation: (host: HostRecord, inPlace: boolean) => CommandOperation,
+  ) {
+    this.deadlineAt = deployment.createdAt + spec.strategy.progressDeadlineMs;
+  }
+
+  get id(): string {
+    return this.deployment.id;
+  }
+
+  get state() {
+    return this.deps.deployments.get(this.id)!.state;
+  }
+
+  event(host: string | null, message: string, kind = host ? "host" : "deployment"): void {
+    this.deps.deployments.addEvent(this.id, host, kind, message);
+  }
+
+  get commandTimeoutMs(): number {
+    return this.spec.health.deadlineMs + DEPLOY_COMMAND_MARGIN_MS;
+  }
+
+  // ---- operator controls ----
+
+  /** Pauses at the next checkpoint (and canary strategies pause themselves). */
+  pause(why: string): void {
+    if (this.state === "running") this.deps.deployments.transition(this.id, "paused", why);
+  }
+
+  resume(why: string): void {
+    if (this.state !== "paused") return;
+    this.deps.deployments.transition(this.id, "running", why);
+    for (const resolve of this.pauseWaiters.splice(0)) resolve();
+  }
+
+  abort(): void {
+    this.abortRequested = true;
+    for (const resolve of this.pauseWaiters.splice(0)) resolve();
+  }
+
+  /** Between steps: waits while paused; throws RolloutStopped when aborted or past the progress deadline. */
+  async checkpoint(): Promise<void> {
+    while (this.state === "paused" && !this.abortRequested) {
+      const remaining = this.deadlineAt - Date.now();
+      if (remaining <= 0) break;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, remaining);
+        this.pauseWaiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+    if (this.abortRequested) throw new RolloutStopped("aborted", "aborted by the operator");
+    if (Date.now() > this.deadlineAt) {
+      throw new RolloutStopped("deadline", `the progress deadline (${Math.round(this.spec.strategy.progressDeadlineMs / 1000)}s) passed`);
+    }
+  }
+
+  /** Waits `ms` unless aborted or resumed early (fleet-bluegreen step pauses). */
+  async pauseFor(ms: number): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.pauseWaiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+    await this.checkpoint();
+  }
+
+  // ---- app hosts ----
+
+  async deployHost(host: HostRecord, inPlace = false): Promise<HostResult> {
+    const id = this.id;
+    const { deployments } = this.deps;
+    deployments.updateHost(id, host.name, { state: "running", startedAt: Date.now() });
+    try {
+      const result = await this.deps.fleet.sendCommand(host, this.deployOperation(host, inPlace), this.commandTimeoutMs, (event) =>
+        deployments.addEvent(id, host.name, event.kind, event.message),
+      );
+      const outcome = result.deployed ?? undefined;
+      if (result.status === Status.OK && outcome) {
+        deployments.updateHost(id, host.name, {
+          state: "succeeded",
+          liveColor: outcome.liveColor,
+          release: outcome.release,
+          previousRelease: outcome.previousRelease || null,
+          switchMs: outcome.switchMs,
+          bootMs: outcome.bootMs,
+          totalMs: outcome.totalMs,
+          handoverMs: outcome.handoverMs,
+          finishedAt: Date.now(),
+        });
+        this.event(host.name, outcome.unchanged ? `already serving ${outcome.release} (${outcome.liveColor})` : `serving ${outcome.release} on ${outcome.liveColor}`);
+        return { host, ok: true, outcome };
+      }
+      const error = `${result.message || "failed"} (${result.errorCode || Status[result.status]})`;
+      deployments.updateHost(id, host.name, { state: "failed", error, liveColor: outcome?.liveColor || null, release: outcome?.release || null, totalMs: outcome?.totalMs, finishedAt: Date.now() });
+      this.event(host.name, `failed: ${error}`);
+      return { host, ok: false, error };
+    } catch (error) {
+      const message = error instanceof CommandError ? `${error.message} (${error.code})` : (error as Error).message;
+      deployments.updateHost(id, host.name, { state: "failed", error: message, finishedAt: Date.now() });
+      this.event(host.name, `failed: ${message}`);
+      return { host, ok: false, error: message };
+    }
+  }
+
+  /** Puts hosts that took the new release back on their previous one (in place for rolling). */
+  async rollBackHosts(results: HostResult[], inPlace = false): Promise<void> {
+    await Promise.all(
+      results.map(async ({ host, outcome }) => {
+        if (outcome && !outcome.previousRelease) {
+          this.event(host.name, "first release on this host: nothing to roll back to; left serving it");
+          return;
+        }
+        try {
+          const result = await this.deps.fleet.sendCommand(host, { rollback: { app: this.spec.app, inPlace } }, this.commandTimeoutMs, (event) =>
+            this.deps.deployments.addEvent(this.id, host.name, event.kind, event.message),
+          );
+          if (result.status === Status.OK) {
+            this.deps.deployments.updateHost(this.id, host.name, { state: "rolled_back", liveColor: result.deployed?.liveColor ?? null, release: result.deployed?.release ?? null });
+            this.event(host.name, `rolled back to ${result.deployed?.release}`);
+          } else {
+            this.event(host.name, `rollback failed: ${result.message} (${result.errorCode})`);
+          }
+        } catch (error) {
+          this.event(host.name, `rollback failed: ${(error as Error).message}`);
+        }
+      }),
+    );
+  }
+
+  // ---- front load balancers ----
+
+  lbHosts(): HostRecord[] {
+    const lb = this.spec.lb;
+    if (!lb) return [];
+    return this.deps.hosts.list().filter((h) => matchesSelector(h.labels, lb.hosts));
+  }
+
+  /** Applies the upstream on every LB host; saves it as the app's LB state once all applied. Throws on the first failure. */
+  async applyLb(state: LbState, why: string): Promise<void> {
+    const lbHosts = this.lbHosts();
+    if (lbHosts.length === 0) throw new Error(`no enrolled host matches lb.hosts ${JSON.stringify(this.spec.lb?.hosts)}`);
+    this.event(null, `load balancer: ${why}`, "lb");
+    const site: cutover.v1.LbSite.$Properties = {
+      app: this.spec.app,
+      listenPort: state.listenPort,
+      backends: state.backends.map((b) => ({ ...b })),
+      canary: state.canary
+        ? { cookie: state.canary.cookie, weightPercent: state.canary.weightPercent, pinKind: state.canary.pin?.kind ?? "", pinName: state.canary.pin?.name ?? "", pinValue: state.canary.pin?.value ?? "" }
+        : undefined,
+    };
+    await Promise.all(
+      lbHosts.map(async (lb) => {
+        const result = await this.deps.fleet.sendCommand(lb, { applyLb: { site } }, LB_COMMAND_TIMEOUT_MS);
+        if (result.status !== Status.OK) throw new Error(`load balancer ${lb.name}: ${result.message} (${result.errorCode})`);
+        this.event(lb.name, `upstream applied in ${result.lbApplied?.durationMs?.toFixed(1)} ms (${result.lbApplied?.mode}${result.lbApplied?.reloaded ? ", reloaded" : ""})`, "lb");
+      }),
+    );
+    this.deps.apps.saveLbState(this.spec.app, state);
+  }
+
+  /** Waits on every LB host until no request to `hosts` is in flight (bounded by lb.drain_timeout). */
+  async waitDrained(hosts: string[]): Promise<void> {
+    const timeoutMs = this.spec.lb?.drainTimeoutMs ?? 30_000;
+    await Promise.all(
+      this.lbHosts().map(async (lb) => {
+        const result = await this.deps.fleet.sendCommand(lb, { waitDrained: { app: this.spec.app, hosts, timeoutMs } }, timeoutMs + LB_COMMAND_TIMEOUT_MS);
+        const drained = result.drained;
+        this.event(lb.name, drained?.drained ? `drained ${hosts.join(", ")} in ${Math.round(drained.waitedMs ?? 0)} ms` : `drain timeout: ${drained?.inFlight ?? "?"} request(s) still in flight to ${hosts.join(", ")}`, "lb");
+      }),
+    );
+  }
+}

@@ -1,0 +1,24 @@
+import type { HostRecord } from "../../store/hosts.js";
+import type { HostResult, RolloutRun } from "../run.js";
+import { finish, halt, haltReason, tooMany } from "./common.js";
+
+/** Per-host blue/green, `batch` hosts at a time (DESIGN §8 bluegreen). */
+export async function runBlueGreen(run: RolloutRun, batches: HostRecord[][]): Promise<void> {
+  const done: HostResult[] = [];
+  let failures = 0;
+  for (const [index, batch] of batches.entries()) {
+    const remaining = batches.slice(index).flat();
+    try {
+      await run.checkpoint();
+    } catch (error) {
+      return halt(run, haltReason(error), remaining, () => run.rollBackHosts(done.filter((r) => r.ok)));
+    }
+    run.event(null, `batch ${index + 1}/${batches.length}: ${batch.map((h) => h.name).join(", ")}`, "batch");
+    const results = await Promise.all(batch.map((host) => run.deployHost(host)));
+    done.push(...results);
+    failures += results.filter((r) => !r.ok).length;
+    const why = tooMany(run, failures);
+    if (why) return halt(run, why, batches.slice(index + 1).flat(), () => run.rollBackHosts(done.filter((r) => r.ok)));
+  }
+  finish(run, failures);
+}

@@ -1,0 +1,39 @@
+import type { HostRecord } from "../../store/hosts.js";
+import { RolloutStopped, type HostResult, type RolloutRun } from "../run.js";
+
+/** Ends a rollout whose every batch ran: succeeded only when no host failed. */
+export function finish(run: RolloutRun, failures: number): void {
+  if (failures === 0) run.deps.deployments.transition(run.id, "succeeded");
+  else run.deps.deployments.transition(run.id, "failed", `${failures} host(s) failed (within max_failures=${run.spec.strategy.maxFailures})`);
+}
+
+/** Marks hosts that never got their turn. */
+export function skip(run: RolloutRun, hosts: HostRecord[]): void {
+  for (const host of hosts) {
+    const current = run.deps.deployments.hosts(run.id).find((h) => h.hostName === host.name);
+    if (current?.state === "pending") run.deps.deployments.updateHost(run.id, host.name, { state: "skipped" });
+  }
+}
+
+/** Halts: later hosts are skipped, `undo` puts things back, the deployment ends rolled_back. */
+export async function halt(run: RolloutRun, why: string, remaining: HostRecord[], undo: () => Promise<void>): Promise<void> {
+  run.deps.deployments.transition(run.id, "rolling_back", why);
+  skip(run, remaining);
+  await undo();
+  run.deps.deployments.transition(run.id, "rolled_back");
+}
+
+/** The reason a RolloutStopped or a failure count gives for halting. */
+export function haltReason(error: unknown): string {
+  if (error instanceof RolloutStopped) return error.message;
+  return `failed: ${(error as Error).message}`;
+}
+
+export function tooMany(run: RolloutRun, failures: number): string | undefined {
+  const max = run.spec.strategy.maxFailures;
+  return failures > max ? `${failures} host(s) failed, more than max_failures=${max}` : undefined;
+}
+
+export function succeededOf(results: HostResult[]): HostResult[] {
+  return results.filter((r) => r.ok);
+}
