@@ -77,7 +77,7 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
   await apps.recover();
   const dispatcher = new CommandDispatcher(log.child("commands"), Date.now, (id) => apps.storedResult(id));
   dispatcher.handle("deploy", (command) => apps.deploy(command.commandId, command.deploy!));
-  dispatcher.handle("rollback", (command) => apps.rollback(command.commandId, command.rollback?.app ?? ""));
+  dispatcher.handle("rollback", (command) => apps.rollback(command.commandId, command.rollback?.app ?? "", command.rollback?.inPlace ?? false));
   let refuse!: (refusal: cutover.v1.Refusal) => void;
   const refused = new Promise<cutover.v1.Refusal>((resolve) => (refuse = resolve));
   link = new CoordinatorLink({

@@ -210,7 +210,7 @@ export class AppManager {
   }
 
   /** Switches back to the previous release: one switch while it is warm, else a start of it. */
-  rollback(commandId: string, app: string): Promise<CommandOutcome> {
+  rollback(commandId: string, app: string, inPlace = false): Promise<CommandOutcome> {
     return this.exclusive(app, async () => {
       const snapshot = this.store.load(app);
       const target = snapshot?.rollbackTarget;
@@ -219,7 +219,9 @@ export class AppManager {
       }
       const warm = snapshot.previous && this.options.instances.running(app, snapshot.previous.color);
       let result: CommandOutcome;
-      if (warm && snapshot.previous!.release === target.release && (await this.options.instances.checkOnce(warm, target.definition.health!))) {
+      if (inPlace) {
+        result = await this.runInPlace(commandId, target.definition, target.release, target.sha256);
+      } else if (warm && snapshot.previous!.release === target.release && (await this.options.instances.checkOnce(warm, target.definition.health!))) {
         result = await this.switchToWarm(commandId, snapshot, warm);
       } else {
         // Cold: start the previous release again (its artifact is re-fetched if it was pruned).

@@ -106,8 +106,25 @@ export function deploymentRoutes(deps: DeploymentApiDeps): Router {
       throw error;
     }
     if (spec.artifact && !artifact) throw new ApiError(400, "ERR_BAD_REQUEST", "the spec names an artifact: upload it and pass artifactSha256");
-    const deployment = rollouts.startDeploy({ spec, specFile, release: body.release, artifact, createdBy: request.token!.name });
+    const skipFailingHosts = (request.body as { skipFailingHosts?: unknown }).skipFailingHosts === true;
+    const deployment = rollouts.startDeploy({ spec, specFile, release: body.release, artifact, createdBy: request.token!.name, skipFailingHosts });
     response.status(201).json(deploymentView(deployments, deployment));
+  });
+
+  // The resource preflight alone: what a deploy of this spec needs on each host and what the host reports.
+  router.post("/v1/check", requireRole(tokens, "read"), (request, response) => {
+    const body = (request.body ?? {}) as { spec?: unknown; specFile?: unknown; artifactBytes?: unknown };
+    if (typeof body.spec !== "string") throw new ApiError(400, "ERR_BAD_REQUEST", '"spec" must be the app spec YAML text');
+    const specFile = typeof body.specFile === "string" ? body.specFile : "app.yml";
+    let spec;
+    try {
+      spec = parseSpec(body.spec, { file: specFile, baseDir: "/", exists: (path) => (/\.(tar\.gz|tgz)$/.test(path) ? "file" : "dir") });
+    } catch (error) {
+      if (error instanceof SpecError) throw new ApiError(400, "ERR_SPEC_INVALID", error.message);
+      throw error;
+    }
+    const hosts = rollouts.preflight(spec, typeof body.artifactBytes === "number" ? body.artifactBytes : 0);
+    response.json({ app: spec.app, ok: hosts.length > 0 && hosts.every((h) => h.ok), hosts });
   });
 
   router.get("/v1/deployments/:id", requireRole(tokens, "read"), (request, response) => {

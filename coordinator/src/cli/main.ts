@@ -7,6 +7,8 @@ import { registerDeploy } from "./commands/deploy.js";
 import { registerStatus } from "./commands/status.js";
 import { registerRollback } from "./commands/rollback.js";
 import { registerHistory } from "./commands/history.js";
+import { registerCheck } from "./commands/check.js";
+import { registerControls } from "./commands/control.js";
 import { ExitError } from "./exit-error.js";
 
 export function buildProgram(): Command {
@@ -25,6 +27,8 @@ export function buildProgram(): Command {
   registerStatus(program);
   registerRollback(program);
   registerHistory(program);
+  registerCheck(program);
+  registerControls(program);
   return program;
 }
 

@@ -130,6 +130,8 @@ export class AgentSession {
 
   private onFrame(data: Buffer, isBinary: boolean): void {
     if (this.state === "closed") return;
+    // Any frame shows the agent is alive; heartbeats are only the floor.
+    this.lastHeartbeatAt = Date.now();
     if (!this.bucket.take()) {
       this.fail(new ProtocolError(ProtocolErrorCode.RateLimited, `more than ${this.ctx.limits.maxFramesPerSec} frames/s`));
       return;

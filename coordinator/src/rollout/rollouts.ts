@@ -7,6 +7,7 @@ import type { DeploymentKind, DeploymentRecord, DeploymentStore } from "../store
 import type { HostRecord, HostStore } from "../store/hosts.js";
 import { appDefinition, matchesSelector, planBatches } from "./plan.js";
 import { RolloutRun, type RolloutDeps } from "./run.js";
+import { checkHost, type HostCheck } from "./preflight.js";
 import { runBlueGreen } from "./strategies/bluegreen.js";
 import { runCanary } from "./strategies/canary.js";
 import { fleetGroups, rollbackFleetBlueGreen, runFleetBlueGreen } from "./strategies/fleet-bluegreen.js";
@@ -21,6 +22,8 @@ export interface DeployRequest {
   release: string;
   artifact?: { sha256: string; size: number };
   createdBy: string;
+  /** Leave out hosts that fail the resource preflight instead of refusing the deploy. */
+  skipFailingHosts?: boolean;
 }
 
 /** What an operator can do to a running deployment. */
@@ -46,9 +49,17 @@ export class Rollouts {
   startDeploy(request: DeployRequest): DeploymentRecord {
     const { spec } = request;
     this.refuseIfBusy(spec.app);
-    const selected = this.select(spec);
+    let selected = this.select(spec);
     if (selected.length === 0) {
       throw new ApiError(400, "ERR_NO_HOSTS", `no enrolled host matches hosts: ${JSON.stringify(spec.hosts)}; check labels with \`cutover hosts\``);
+    }
+    const failing = this.preflight(spec, request.artifact?.size).filter((c) => !c.ok);
+    if (failing.length > 0) {
+      const lines = failing.map((c) => `${c.name}: ${c.checks.filter((k) => !k.ok).map((k) => k.reason).join("; ")}`);
+      if (!request.skipFailingHosts || failing.length === selected.length) {
+        throw new ApiError(412, "ERR_PREFLIGHT_FAILED", `the resource preflight failed on ${failing.length} host(s); nothing was deployed:\n  ${lines.join("\n  ")}\n(see \`cutover check\`; --skip-failing-hosts deploys to the others)`);
+      }
+      selected = selected.filter((h) => !failing.some((c) => c.name === h.name));
     }
     if (spec.lb && this.deps.hosts.list().every((h) => !matchesSelector(h.labels, spec.lb!.hosts))) {
       throw new ApiError(400, "ERR_NO_HOSTS", `no enrolled host matches lb.hosts: ${JSON.stringify(spec.lb.hosts)}`);
@@ -81,6 +92,11 @@ export class Rollouts {
       };
     }
     return this.launch("deploy", spec, request.release, request.createdBy, plan.hosts, deployOperation, plan.work, request.artifact?.sha256);
+  }
+
+  /** The resource preflight for every host the spec selects (`cutover check`, and before every deploy). */
+  preflight(spec: AppSpec, artifactBytes = 0): HostCheck[] {
+    return this.select(spec).map((host) => checkHost(spec, host, this.deps.fleet.liveness(host.id), artifactBytes));
   }
 
   /** Every host back to its previous release, by the path its strategy took. */

@@ -114,7 +114,8 @@ export async function startFleet(
   t: TestContext & { teardown(fn: () => void): void },
   options: { hosts: number; switchMode?: "reload" | "live"; labels?: string },
 ): Promise<Fleet> {
-  const coordinator = await startCoordinator(t);
+  // 1 s: a busy CI machine must not make a deploying agent look dead (3 missed = 3 s).
+  const coordinator = await startCoordinator(t, ["--heartbeat-interval", "1s"]);
   const base = `127.${1 + Math.floor(Math.random() * 254)}.${1 + Math.floor(Math.random() * 254)}`;
   const addresses = Array.from({ length: options.hosts }, (_, i) => `${base}.${11 + i}`);
   const agents = await Promise.all(

@@ -16,6 +16,8 @@ export interface DeployOptions {
   strategy?: string;
   batch?: string;
   json?: boolean;
+  skipFailingHosts?: boolean;
+  detach?: boolean;
 }
 
 /** Reads and checks the spec (with command-line overrides applied) before anything is sent. */
@@ -55,6 +57,8 @@ export function registerDeploy(program: Command): void {
     .requiredOption("--release <version>", "release version, e.g. v2 or 1.4.0+build7")
     .option("--strategy <type>", "override strategy.type (bluegreen)")
     .option("--batch <n|p%>", "override strategy.batch: hosts at once, a count or a percent")
+    .option("--skip-failing-hosts", "leave out hosts that fail the resource preflight (named) instead of refusing the deploy")
+    .option("--detach", "start the deployment and return; follow it with `cutover status`")
     .option("--json", "print one JSON object at the end instead of progress")
     .action(async (file: string, options: DeployOptions, command: Command) => {
       if (!isValidRelease(options.release)) throw new ExitError(`--release must be ${RELEASE_RULE}`);
@@ -74,8 +78,18 @@ export function registerDeploy(program: Command): void {
           packed.cleanup();
         }
       }
-      const created = await client.post<DeploymentView>("/v1/deployments", { spec: text, specFile: basename(file), release: options.release, artifactSha256 });
-      if (!options.json) process.stdout.write(`deployment ${created.id}: ${spec.app} ${options.release} to ${created.hosts.length} host(s)\n`);
+      const created = await client.post<DeploymentView>("/v1/deployments", {
+        spec: text,
+        specFile: basename(file),
+        release: options.release,
+        artifactSha256,
+        skipFailingHosts: options.skipFailingHosts === true,
+      });
+      if (options.detach) {
+        process.stdout.write(options.json ? `${JSON.stringify(created)}\n` : `deployment ${created.id} started: \`cutover status ${spec.app}\` follows it\n`);
+        return;
+      }
+      if (!options.json) process.stdout.write(`deployment ${created.id}: ${spec.app} ${options.release} (${spec.strategy.type}) to ${created.hosts.length} host(s)\n`);
       await reportDeployment(client, created, options.json);
     });
 }
