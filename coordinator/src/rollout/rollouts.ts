@@ -12,6 +12,7 @@ import { runBlueGreen } from "./strategies/bluegreen.js";
 import { runCanary } from "./strategies/canary.js";
 import { fleetGroups, rollbackFleetBlueGreen, runFleetBlueGreen } from "./strategies/fleet-bluegreen.js";
 import { runRolling } from "./strategies/rolling.js";
+import { allUp } from "./lb-plan.js";
 
 export { DEPLOY_COMMAND_MARGIN_MS } from "./run.js";
 
@@ -72,7 +73,19 @@ export class Rollouts {
 
     const strategy = spec.strategy;
     let plan: { hosts: { name: string; batch: number }[]; work: (run: RolloutRun) => Promise<void> };
-    if (strategy.type === "canary") {
+    const firstBehindLb = spec.lb !== undefined && this.deps.apps.lbState(spec.app) === null && strategy.type !== "fleet-bluegreen";
+    if (firstBehindLb) {
+      // First release behind a load balancer: nothing serves yet, so every host gets it
+      // (blue/green on the host), then the load balancer is pointed at all of them.
+      const batches = planBatches(selected, strategy.batch);
+      plan = {
+        hosts: batches.flatMap((b, i) => b.map((h) => ({ name: h.name, batch: i + 1 }))),
+        work: async (run) => {
+          run.event(null, `first release of ${spec.app} behind the load balancer: deploying every host, then adding them to the upstream`);
+          await runBlueGreen(run, batches, { finishWith: async () => run.applyLb(allUp(spec, run.deps.deployments.hosts(run.id).filter((h) => h.state === "succeeded").map((h) => selected.find((s) => s.name === h.hostName)!)), "every deployed host up") });
+        },
+      };
+    } else if (strategy.type === "canary") {
       const count = Math.min(selected.length, resolveCount(strategy.canary.hosts, selected.length));
       const restBatches = planBatches(selected.slice(count), strategy.batch);
       plan = {

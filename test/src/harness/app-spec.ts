@@ -19,6 +19,10 @@ export interface ExampleSpecOptions {
   deadline?: string;
   directives?: string[];
   minFreeMemory?: string;
+  /** Front load balancers (hosts labelled role=lb) listening on this port. */
+  lbListen?: number;
+  /** Strategy fields beyond batch/max_failures (type, canary, groups, steps, ...); keep_previous is dropped for rolling. */
+  strategy?: Record<string, unknown>;
 }
 
 /** Writes an app spec for the sample app (examples/app) into `dir` and returns its path. */
@@ -34,7 +38,14 @@ export function writeExampleSpec(dir: string, options: ExampleSpecOptions, file 
     proxy: { listen: options.listen, protocol: "http", ...(options.directives && { directives: options.directives }) },
     health: { http: { path: "/health_check", expect_status: 200 }, interval: "100ms", timeout: "1s", healthy_threshold: 2, deadline: options.deadline ?? "15s" },
     hosts: options.selector ?? { role: "geoip" },
-    strategy: { type: "bluegreen", batch: options.batch ?? 1, max_failures: options.maxFailures ?? 0, keep_previous: options.keepPrevious ?? "10m" },
+    ...(options.lbListen !== undefined && { lb: { hosts: { role: "lb" }, listen: options.lbListen, drain_timeout: "10s" } }),
+    strategy: {
+      type: "bluegreen",
+      batch: options.batch ?? 1,
+      max_failures: options.maxFailures ?? 0,
+      ...(options.strategy?.type !== "rolling" && { keep_previous: options.keepPrevious ?? "10m" }),
+      ...options.strategy,
+    },
     ...(options.minFreeMemory && { resources: { min_free_memory: options.minFreeMemory } }),
   };
   const path = join(dir, file);

@@ -101,6 +101,9 @@ export interface Fleet {
   agents: AgentProcess[];
   /** Loopback addresses of the hosts, in agent order. */
   addresses: string[];
+  /** Front load-balancer agents and their addresses (empty unless asked for). */
+  lbAgents: AgentProcess[];
+  lbAddresses: string[];
   /** A temp dir for specs and such. */
   dir: string;
 }
@@ -112,23 +115,37 @@ export interface Fleet {
  */
 export async function startFleet(
   t: TestContext & { teardown(fn: () => void): void },
-  options: { hosts: number; switchMode?: "reload" | "live"; labels?: string },
+  options: {
+    hosts: number;
+    switchMode?: "reload" | "live";
+    /** Labels of every app host, or per host (index from 0). */
+    labels?: string | ((index: number) => string);
+    /** Front load-balancer hosts (named lb-1.., labelled role=lb) on 127.A.B.51.. */
+    lbHosts?: number;
+  },
 ): Promise<Fleet> {
   // 1 s: a busy CI machine must not make a deploying agent look dead (3 missed = 3 s).
   const coordinator = await startCoordinator(t, ["--heartbeat-interval", "1s"]);
   const base = `127.${1 + Math.floor(Math.random() * 254)}.${1 + Math.floor(Math.random() * 254)}`;
   const addresses = Array.from({ length: options.hosts }, (_, i) => `${base}.${11 + i}`);
+  const labelsOf = (i: number) => (typeof options.labels === "function" ? options.labels(i) : (options.labels ?? "role=geoip"));
   const agents = await Promise.all(
     addresses.map(async (address, i) =>
       startAgent(t, coordinator, {
         name: `web-${i + 1}`,
         address,
-        labels: options.labels ?? "role=geoip",
+        labels: labelsOf(i),
         token: await coordinator.enrollmentToken(),
         switchMode: options.switchMode,
       }),
     ),
   );
-  await Promise.all(agents.map((a) => a.online()));
-  return { coordinator, agents, addresses, dir: tempDir(t, "cutover-fleet-") };
+  const lbAddresses = Array.from({ length: options.lbHosts ?? 0 }, (_, i) => `${base}.${51 + i}`);
+  const lbAgents = await Promise.all(
+    lbAddresses.map(async (address, i) =>
+      startAgent(t, coordinator, { name: `lb-${i + 1}`, address, labels: "role=lb", token: await coordinator.enrollmentToken(), switchMode: options.switchMode }),
+    ),
+  );
+  await Promise.all([...agents, ...lbAgents].map((a) => a.online()));
+  return { coordinator, agents, addresses, lbAgents, lbAddresses, dir: tempDir(t, "cutover-fleet-") };
 }

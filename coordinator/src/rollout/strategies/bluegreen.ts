@@ -3,7 +3,7 @@ import type { HostResult, RolloutRun } from "../run.js";
 import { finish, halt, haltReason, tooMany } from "./common.js";
 
 /** Per-host blue/green, `batch` hosts at a time (DESIGN §8 bluegreen). */
-export async function runBlueGreen(run: RolloutRun, batches: HostRecord[][]): Promise<void> {
+export async function runBlueGreen(run: RolloutRun, batches: HostRecord[][], options: { finishWith?: () => Promise<void> } = {}): Promise<void> {
   const done: HostResult[] = [];
   let failures = 0;
   for (const [index, batch] of batches.entries()) {
@@ -19,6 +19,13 @@ export async function runBlueGreen(run: RolloutRun, batches: HostRecord[][]): Pr
     failures += results.filter((r) => !r.ok).length;
     const why = tooMany(run, failures);
     if (why) return halt(run, why, batches.slice(index + 1).flat(), () => run.rollBackHosts(done.filter((r) => r.ok)));
+  }
+  if (options.finishWith) {
+    try {
+      await options.finishWith();
+    } catch (error) {
+      return halt(run, haltReason(error), [], () => run.rollBackHosts(done.filter((r) => r.ok)));
+    }
   }
   finish(run, failures);
 }
