@@ -12,6 +12,7 @@ import { ArtifactStore } from "./store/artifacts.js";
 import { DeploymentStore } from "./store/deployments.js";
 import { AppStore } from "./store/apps.js";
 import { Rollouts } from "./rollout/rollouts.js";
+import { AuditStore } from "./store/audit.js";
 import { VERSION } from "./version.js";
 
 /** The path of the agent WebSocket endpoint. */
@@ -61,9 +62,10 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   const deployments = new DeploymentStore(db);
   for (const id of deployments.abandonRunning()) log.warn("deployment left running by a previous coordinator marked failed", { id });
   const apps = new AppStore(db);
-  const fleet = new Fleet(db, hosts, tokens, log.child("fleet"), { ...DEFAULT_FLEET_OPTIONS, ...options.fleet }, artifacts);
+  const audit = new AuditStore(db);
+  const fleet = new Fleet(db, hosts, tokens, log.child("fleet"), { ...DEFAULT_FLEET_OPTIONS, ...options.fleet }, artifacts, audit);
   const rollouts = new Rollouts(fleet, hosts, deployments, apps, log.child("rollout"));
-  const api = createApi({ fleet, hosts, tokens, artifacts, deployments, apps, rollouts, log: log.child("api"), version: VERSION });
+  const api = createApi({ fleet, hosts, tokens, artifacts, deployments, apps, rollouts, audit, log: log.child("api"), version: VERSION });
 
   const server: Server = createServer(api);
   server.on("upgrade", (request, socket, head) => {

@@ -137,3 +137,32 @@ test("a command reaches an agent and its result comes back; an unknown command i
   t.true(logs.some((l) => l.includes("unknown or finished command") && l.includes("never-sent")));
   agent.close();
 });
+
+test("the audit trail records who changed what, refused calls included, and every command sent", async (t) => {
+  const { coordinator, api } = await inProcessCoordinator(t);
+  const reader = await api("POST", "/v1/tokens/api", { body: { role: "read", name: "dashboard" } });
+  await api("POST", "/v1/tokens/enrollment", { token: reader.body.token, body: {} });
+  await api("POST", "/v1/tokens/enrollment", { token: null, body: {} });
+  const agent = await RawAgent.connect(coordinator.url);
+  await agent.handshake({ name: "web-1", key: newKey(), token: (await api("POST", "/v1/tokens/enrollment", { body: { ttl: "10m" } })).body.token });
+  agent.socket.on("message", () => {
+    const command = agent.received.at(-1)?.command;
+    if (command?.ping) agent.sendEnvelope({ commandResult: { commandId: command.commandId, status: 1, pong: { payload: command.ping.payload } } });
+  });
+  await api("POST", "/v1/hosts/ping", { body: {} });
+
+  const audit = await api("GET", "/v1/audit?limit=20");
+  t.is(audit.status, 200);
+  const rows = (audit.body as { actor: string; action: string; target: string; outcome: string; detail: string }[]).map((e) => [e.actor, e.action, e.target, e.outcome]);
+  t.deepEqual(rows, [
+    ["admin", "POST /v1/hosts/ping", "every online host", "200"],
+    ["coordinator", "command ping", "web-1", "OK"],
+    ["admin", "POST /v1/tokens/enrollment", "enrollment token", "201"],
+    ["(no valid token)", "POST /v1/tokens/enrollment", "enrollment token", "401"],
+    ["dashboard", "POST /v1/tokens/enrollment", "enrollment token", "403"],
+    ["admin", "POST /v1/tokens/api", "api token dashboard", "201"],
+  ]);
+  t.regex((audit.body as { detail: string }[]).at(-1)!.detail, /role=read name=dashboard/);
+  t.is((await api("GET", "/v1/audit", { token: reader.body.token })).status, 403, "the trail is for admins");
+  agent.close();
+});

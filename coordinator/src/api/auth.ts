@@ -18,10 +18,10 @@ export function requireRole(tokens: TokenStore, role: Role) {
     }
     const record = tokens.findApiToken(match[1]!);
     if (!record) throw new ApiError(401, "ERR_UNAUTHENTICATED", "the API token is unknown or revoked");
+    request.token = record; // known even when refused below: the audit trail names who tried
     if (!roleAllows(record.role, role)) {
       throw new ApiError(403, "ERR_FORBIDDEN", `this needs a token with role "${role}"; yours ("${record.name}") has "${record.role}"`);
     }
-    request.token = record;
     next();
   };
 }

@@ -10,6 +10,7 @@ import { requireRole } from "./auth.js";
 import { ApiError, type ApiErrorBody } from "./errors.js";
 import { hostView } from "./hosts-view.js";
 import { deploymentRoutes, type DeploymentApiDeps } from "./deployments.js";
+import type { AuditStore } from "../store/audit.js";
 
 export const MAX_REQUEST_BODY_BYTES = 1024 * 1024;
 export const DEFAULT_ENROLLMENT_TTL_MS = 60 * 60 * 1000;
@@ -18,6 +19,7 @@ const PING_TIMEOUT_MS = 10_000;
 
 export interface ApiDeps extends DeploymentApiDeps {
   version: string;
+  audit: AuditStore;
 }
 
 function bodyString(request: Request, field: string): string | undefined {
@@ -27,11 +29,38 @@ function bodyString(request: Request, field: string): string | undefined {
   return value;
 }
 
+/** What an audited call acted on, read from its path and body. */
+export function auditTarget(path: string, body: Record<string, unknown>): string {
+  const [, , collection, id] = path.split("/");
+  if ((collection === "apps" || collection === "artifacts") && id) return id;
+  if (collection === "tokens") return id === "api" ? `api token ${typeof body.name === "string" ? body.name : ""}`.trim() : "enrollment token";
+  if (collection === "hosts") return Array.isArray(body.hosts) ? body.hosts.join(",") : "every online host";
+  if (collection === "deployments" && typeof body.spec === "string") return /^app:\s*(\S+)/m.exec(body.spec)?.[1] ?? "";
+  return "";
+}
+
 /** The coordinator's HTTP API, under /v1. */
 export function createApi(deps: ApiDeps): express.Express {
   const { fleet, hosts, tokens, log } = deps;
   const app = express();
   app.disable("x-powered-by");
+  // Every call that could change something is audited once it is answered, refused ones included.
+  app.use((request, response, next) => {
+    if (request.method === "GET" || request.method === "HEAD") return next();
+    response.on("finish", () => {
+      const body = (request.body ?? {}) as Record<string, unknown>;
+      const target = auditTarget(request.path, body);
+      const detail = ["release", "role", "name", "ttl"].filter((k) => typeof body[k] === "string").map((k) => `${k}=${String(body[k])}`).join(" ");
+      deps.audit.record({
+        actor: request.token?.name ?? "(no valid token)",
+        action: `${request.method} ${request.path}`,
+        target,
+        outcome: String(response.statusCode),
+        detail,
+      });
+    });
+    next();
+  });
   app.use(express.json({ limit: MAX_REQUEST_BODY_BYTES }));
 
   app.get("/v1/health", (_request, response) => {
@@ -92,6 +121,10 @@ export function createApi(deps: ApiDeps): express.Express {
   });
 
   app.use(deploymentRoutes(deps));
+
+  app.get("/v1/audit", requireRole(tokens, "admin"), (request, response) => {
+    response.json(deps.audit.list({ limit: Number(request.query.limit ?? 100) || 100 }));
+  });
 
   app.use((_request, _response) => {
     throw new ApiError(404, "ERR_NOT_FOUND", "no such API route");

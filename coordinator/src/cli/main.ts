@@ -9,6 +9,7 @@ import { registerRollback } from "./commands/rollback.js";
 import { registerHistory } from "./commands/history.js";
 import { registerCheck } from "./commands/check.js";
 import { registerControls } from "./commands/control.js";
+import { registerAudit } from "./commands/audit.js";
 import { ExitError } from "./exit-error.js";
 
 export function buildProgram(): Command {
@@ -29,6 +30,7 @@ export function buildProgram(): Command {
   registerHistory(program);
   registerCheck(program);
   registerControls(program);
+  registerAudit(program);
   return program;
 }
 

@@ -8,6 +8,7 @@ import type { HostRecord, HostStore } from "../store/hosts.js";
 import type { TokenStore } from "../store/tokens.js";
 import { AgentSession, type SessionLimits } from "./agent-session.js";
 import { enrollHost } from "./enrollment.js";
+import type { AuditStore } from "../store/audit.js";
 
 /** A host is `online` while it has an authenticated session that heartbeats; otherwise `unreachable`. */
 export type HostLiveness = "online" | "unreachable";
@@ -68,6 +69,7 @@ export class Fleet {
     private readonly log: Logger,
     private readonly options: FleetOptions,
     private readonly artifacts?: ArtifactSource,
+    private readonly audit?: AuditStore,
   ) {
     this.wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES, perMessageDeflate: false });
     this.livenessTimer = setInterval(() => this.checkLiveness(), Math.max(50, Math.floor(options.heartbeatIntervalMs / 2)));
@@ -148,14 +150,25 @@ export class Fleet {
     const session = this.sessions.get(host.id);
     if (!session) return Promise.reject(new CommandError("ERR_HOST_OFFLINE", `host ${host.name} is unreachable`));
     const commandId = randomUUID();
-    return new Promise((resolve, reject) => {
+    const action = `command ${Object.keys(operation).find((k) => (operation as Record<string, unknown>)[k] !== undefined) ?? "unknown"}`;
+    const record = (outcome: string, detail = "") => this.audit?.record({ actor: "coordinator", action, target: host.name, outcome, detail: `${commandId} ${detail}`.trim() });
+    return new Promise<cutover.v1.CommandResult>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(commandId);
         reject(new CommandError("ERR_COMMAND_TIMEOUT", `host ${host.name} did not answer within ${timeoutMs} ms`));
       }, timeoutMs);
       this.pending.set(commandId, { resolve, reject, timer, hostId: host.id, onEvent });
       session.send({ command: { ...operation, commandId, deadlineUnixMs: Date.now() + timeoutMs } });
-    });
+    }).then(
+      (result) => {
+        record(v1.CommandResult.Status[result.status] ?? String(result.status), result.errorCode ? `${result.errorCode}: ${result.message}` : "");
+        return result;
+      },
+      (error: Error) => {
+        record((error as CommandError).code ?? "ERR_INTERNAL", error.message);
+        throw error;
+      },
+    );
   }
 
   private serveArtifact(session: AgentSession, request: cutover.v1.ArtifactRequest): void {

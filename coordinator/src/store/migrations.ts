@@ -108,4 +108,20 @@ export const MIGRATIONS: readonly { version: number; description: string; sql: s
     description: "each app's front load-balancer upstream as last applied",
     sql: `ALTER TABLE apps ADD COLUMN lb_state TEXT;`,
   },
+  {
+    version: 5,
+    description: "audit trail: API changes and commands sent to agents",
+    sql: `
+      CREATE TABLE audit (
+        id        INTEGER PRIMARY KEY AUTOINCREMENT,
+        at        INTEGER NOT NULL,
+        actor     TEXT NOT NULL,
+        action    TEXT NOT NULL,
+        target    TEXT NOT NULL,
+        outcome   TEXT NOT NULL,
+        detail    TEXT NOT NULL DEFAULT ''
+      );
+      CREATE INDEX audit_by_time ON audit (at);
+    `,
+  },
 ];
