@@ -143,7 +143,6 @@ if [ -n "$ROOT" ]; then
   case $ROOT in /*) ;; *) ROOT=$(pwd)/$ROOT ;; esac
   ROOT=${ROOT%/}
   case $ROOT in *[[:space:]]*) usage_error "--root must not contain spaces (its paths go into the unit file)" ;; esac
-  [ -d "$ROOT" ] || usage_error "--root $ROOT is not a directory"
 fi
 
 # The real location of a host path: under --root, inside DIR.
@@ -286,6 +285,7 @@ remove_user() {
 
 check_root() {
   [ "$(id -u)" = 0 ] || die "must run as root (it installs packages, a system user and a systemd unit): run it with sudo"
+  [ -z "$ROOT" ] || [ -d "$ROOT" ] || usage_error "--root $ROOT is not a directory"
 }
 
 check_os() {
