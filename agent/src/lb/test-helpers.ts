@@ -1,0 +1,151 @@
+// Shared by the LB integration tests: real nginx (managed mode) in a temp state dir, and
+// tiny "app hosts", each a node:http server on a loopback address of its own that answers
+// with its name. Not part of the module's public face.
+import type { ExecutionContext } from "ava";
+import { EventEmitter } from "node:events";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createManagedRunner, type ManagedNginx, type ManagedRunnerOptions } from "../nginx/index.js";
+import { freePort, randomLoopback } from "@cutover/testkit";
+import type { LbBackend, LbSiteConfig } from "./config.js";
+import { probeLb, type LbAnswer } from "./confirm.js";
+
+export { freePort, randomLoopback };
+
+/** An app host's proxy as the LB sees it. `GET /slow?ms=N` answers after N ms. */
+export interface TestBackend {
+  name: string;
+  address: string;
+  port: number;
+  server: Server;
+  /** Requests that arrived (any path). */
+  requests: number;
+  /** Requests being answered right now. */
+  inFlight: number;
+  /** "slow-start" (path) when a slow request arrives, "slow-end" (path) when its answer is sent. */
+  events: EventEmitter;
+  /** `address:port`, as X-Cutover-Backend names it. */
+  key: string;
+}
+
+export function startBackend(name: string, address = randomLoopback()): Promise<TestBackend> {
+  return new Promise((resolve, reject) => {
+    const events = new EventEmitter();
+    const state = { name, address, port: 0, requests: 0, inFlight: 0, events, key: "" } as TestBackend;
+    const server = createServer((req, res) => {
+      state.requests += 1;
+      state.inFlight += 1;
+      req.resume();
+      const answer = () => {
+        res.setHeader("x-backend", name);
+        res.end(name, () => {
+          state.inFlight -= 1;
+        });
+      };
+      const slow = /^\/slow\?ms=(\d+)/.exec(req.url ?? "");
+      if (slow) {
+        events.emit("slow-start", req.url);
+        setTimeout(() => {
+          answer();
+          events.emit("slow-end", req.url);
+        }, Number(slow[1]));
+      } else {
+        answer();
+      }
+    });
+    state.server = server;
+    server.once("error", reject);
+    server.listen(0, address, () => {
+      state.port = (server.address() as AddressInfo).port;
+      state.key = `${address}:${state.port}`;
+      resolve(state);
+    });
+  });
+}
+
+export function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.closeAllConnections();
+    server.close(() => resolve());
+  });
+}
+
+export interface LbFixture {
+  runner: ManagedNginx;
+  stateDir: string;
+  /** The LB's listen address and port. */
+  address: string;
+  listenPort: number;
+  backends: TestBackend[];
+  backend(name: string): TestBackend;
+  /** The backend entry of a test backend: up, weight 1, stable, unless overridden. */
+  entry(name: string, extra?: Partial<LbBackend>): LbBackend;
+  /** A site over every test backend (up, weight 1, stable), with overrides. */
+  site(switchMode: LbSiteConfig["switchMode"], extra?: Partial<LbSiteConfig>): LbSiteConfig;
+  /** One GET through the LB on a fresh connection, as a new user. */
+  get(path?: string, headers?: Record<string, string>): Promise<LbAnswer>;
+  /** The name of the backend that served an answer (null when none did). */
+  servedBy(answer: LbAnswer): string | null;
+}
+
+export interface LbFixtureOptions {
+  app?: string;
+  backends?: string[];
+  runner?: Partial<ManagedRunnerOptions>;
+}
+
+/** Managed nginx in a fresh temp state dir plus the named backends; all stopped and removed in teardown. */
+export async function lbFixture(t: ExecutionContext, options: LbFixtureOptions = {}): Promise<LbFixture> {
+  const app = options.app ?? "demo";
+  const names = options.backends ?? ["a", "b", "c"];
+  const stateDir = mkdtempSync(join(tmpdir(), "cutover-lb-"));
+  const address = randomLoopback();
+  const [listenPort, ...backends] = await Promise.all([freePort(address), ...names.map((name) => startBackend(name))]);
+  const runner = await createManagedRunner({ stateDir, ...options.runner });
+  t.teardown(async () => {
+    await runner.stop({ graceful: false }).catch(() => undefined);
+    await Promise.all(backends.map((b) => closeServer(b.server)));
+    rmSync(stateDir, { recursive: true, force: true });
+  });
+  await runner.start();
+  const backend = (name: string) => {
+    const found = backends.find((b) => b.name === name);
+    if (found === undefined) throw new Error(`no test backend ${name}`);
+    return found;
+  };
+  const entry = (name: string, extra: Partial<LbBackend> = {}): LbBackend => {
+    const b = backend(name);
+    return { host: name, address: b.address, port: b.port, weight: 1, state: "up", group: "stable", ...extra };
+  };
+  return {
+    runner,
+    stateDir,
+    address,
+    listenPort,
+    backends,
+    backend,
+    entry,
+    site: (switchMode, extra = {}) => ({
+      app,
+      listenAddress: address,
+      listenPort,
+      switchMode,
+      backends: names.map((name) => entry(name)),
+      ...extra,
+    }),
+    get: (path = "/", headers = {}) => probeLb(address, listenPort, path, headers),
+    servedBy: (answer) => backends.find((b) => b.key === answer.backend)?.name ?? null,
+  };
+}
+
+/** The value of a cookie set by a Set-Cookie list (null when none). */
+export function cookieValue(setCookie: readonly string[], name: string): string | null {
+  for (const line of setCookie) {
+    const match = new RegExp(`^${name}=([^;]*)`).exec(line);
+    if (match) return match[1]!;
+  }
+  return null;
+}
