@@ -12,9 +12,10 @@ import { AppManager } from "./apps/app-manager.js";
 import { createInstanceControl } from "./apps/instances.js";
 import { createNginxRunner, type NginxRunner, type ManagedNginx } from "./nginx/index.js";
 import { ReleaseStore } from "./releases/release-store.js";
+import { lbHandlers } from "./commands/lb.js";
 
 /** Capabilities this agent build announces in Hello (nginx ones are added from what is installed). */
-export const BASE_CAPABILITIES = ["ping", "deploy.bluegreen", "rollback"];
+export const BASE_CAPABILITIES = ["ping", "deploy.bluegreen", "deploy.in-place", "rollback", "lb"];
 
 export interface RunningAgent {
   link: CoordinatorLink;
@@ -77,6 +78,9 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
   await apps.recover();
   const dispatcher = new CommandDispatcher(log.child("commands"), Date.now, (id) => apps.storedResult(id));
   dispatcher.handle("deploy", (command) => apps.deploy(command.commandId, command.deploy!));
+  const lb = lbHandlers({ nginx, address: config.address, switchMode, prepareNginx });
+  dispatcher.handle("applyLb", (command) => lb.applyLb(command));
+  dispatcher.handle("waitDrained", (command) => lb.waitDrained(command));
   dispatcher.handle("rollback", (command) => apps.rollback(command.commandId, command.rollback?.app ?? "", command.rollback?.inPlace ?? false));
   let refuse!: (refusal: cutover.v1.Refusal) => void;
   const refused = new Promise<cutover.v1.Refusal>((resolve) => (refuse = resolve));

@@ -1,0 +1,51 @@
+import { v1, type cutover } from "@cutover/protocol";
+import { applyLbSite, readLbSite, waitDrained, type LbSiteConfig } from "../lb/index.js";
+import type { NginxRunner, SwitchMode } from "../nginx/index.js";
+import type { OperationResult } from "./dispatcher.js";
+
+const Status = v1.CommandResult.Status;
+
+/** The wire LbSite as the lb module's config for this host. */
+export function lbSiteConfig(site: cutover.v1.LbSite.$Properties, address: string, switchMode: SwitchMode): LbSiteConfig {
+  const canary = site.canary && site.canary.cookie ? site.canary : undefined;
+  return {
+    app: site.app ?? "",
+    listenAddress: address,
+    listenPort: site.listenPort ?? 0,
+    switchMode,
+    backends: (site.backends ?? []).map((b) => ({
+      host: b.host ?? "",
+      address: b.address ?? "",
+      port: b.port ?? 0,
+      weight: b.weight ?? 0,
+      state: (b.state || "up") as "up" | "drain" | "down",
+      group: (b.group || "stable") as "stable" | "canary",
+    })),
+    ...(canary && {
+      canary: {
+        cookie: canary.cookie!,
+        weightPercent: canary.weightPercent ?? 0,
+        ...(canary.pinKind && { pin: { kind: canary.pinKind as "header" | "cookie", name: canary.pinName ?? "", value: canary.pinValue ?? "" } }),
+      },
+    }),
+  };
+}
+
+/** ApplyLb and WaitDrained: this agent as a front load balancer (the nginx must be running). */
+export function lbHandlers(options: { nginx: NginxRunner; address: string; switchMode: SwitchMode; prepareNginx(): Promise<void> }) {
+  return {
+    async applyLb(command: cutover.v1.Command): Promise<OperationResult> {
+      await options.prepareNginx();
+      const config = lbSiteConfig(command.applyLb?.site ?? {}, options.address, options.switchMode);
+      const result = await applyLbSite(options.nginx, config);
+      return { status: Status.OK, lbApplied: { durationMs: result.durationMs, reloaded: result.reloaded, mode: result.mode } };
+    },
+    async waitDrained(command: cutover.v1.Command): Promise<OperationResult> {
+      const request = command.waitDrained ?? {};
+      const current = (await readLbSite(options.nginx, request.app ?? "")).serving;
+      if (!current) return { status: Status.REJECTED, errorCode: "ERR_LB_NO_SITE", message: `no load-balancer site for ${request.app} on this host` };
+      const result = await waitDrained(options.nginx, current, request.hosts ?? [], request.timeoutMs || 30_000);
+      return { status: Status.OK, drained: { drained: result.drained, inFlight: result.inFlight, waitedMs: result.waitedMs } };
+    },
+  };
+}
