@@ -30,11 +30,17 @@ export interface LbAnswer {
 }
 
 /** One GET through the LB on a fresh connection (a new connection is what lands on new workers after a reload). */
-export function probeLb(address: string, port: number, path = "/", headers: OutgoingHttpHeaders = {}): Promise<LbAnswer> {
+export function probeLb(
+  address: string,
+  port: number,
+  path = "/",
+  headers: OutgoingHttpHeaders = {},
+  timeoutMs = PROBE_TIMEOUT_MS,
+): Promise<LbAnswer> {
   return new Promise((resolve) => {
     const failed = (error: Error) => resolve({ status: null, body: "", backend: null, revision: null, setCookie: [], error: error.message });
     const req = request(
-      { host: address, port, path, method: "GET", agent: false, headers: { connection: "close", ...headers }, timeout: PROBE_TIMEOUT_MS },
+      { host: address, port, path, method: "GET", agent: false, headers: { connection: "close", ...headers }, timeout: timeoutMs },
       (res) => {
         let body = "";
         res.setEncoding("utf8");

@@ -15,7 +15,14 @@ import { probeLb, type LbAnswer } from "./confirm.js";
 
 export { freePort, randomLoopback };
 
-/** An app host's proxy as the LB sees it. `GET /slow?ms=N` answers after N ms. */
+/** Long enough for a request the test holds in a backend on a loaded machine. */
+const TEST_REQUEST_TIMEOUT_MS = 60_000;
+
+/**
+ * An app host's proxy as the LB sees it: answers every request with its name. A request to
+ * `/hold...` is answered only when the test calls `release()`: a request provably in
+ * flight for as long as the test needs, with no timer.
+ */
 export interface TestBackend {
   name: string;
   address: string;
@@ -23,10 +30,10 @@ export interface TestBackend {
   server: Server;
   /** Requests that arrived (any path). */
   requests: number;
-  /** Requests being answered right now. */
-  inFlight: number;
-  /** "slow-start" (path) when a slow request arrives, "slow-end" (path) when its answer is sent. */
+  /** "held" (url) when a /hold request arrives, "released" (url) when its answer is sent. */
   events: EventEmitter;
+  /** Answers every held request. */
+  release(): void;
   /** `address:port`, as X-Cutover-Backend names it. */
   key: string;
 }
@@ -34,24 +41,24 @@ export interface TestBackend {
 export function startBackend(name: string, address = randomLoopback()): Promise<TestBackend> {
   return new Promise((resolve, reject) => {
     const events = new EventEmitter();
-    const state = { name, address, port: 0, requests: 0, inFlight: 0, events, key: "" } as TestBackend;
+    const held: (() => void)[] = [];
+    const state = { name, address, port: 0, requests: 0, events, key: "" } as TestBackend;
+    state.release = () => {
+      for (const answer of held.splice(0)) answer();
+    };
     const server = createServer((req, res) => {
       state.requests += 1;
-      state.inFlight += 1;
       req.resume();
       const answer = () => {
         res.setHeader("x-backend", name);
-        res.end(name, () => {
-          state.inFlight -= 1;
-        });
+        res.end(name);
       };
-      const slow = /^\/slow\?ms=(\d+)/.exec(req.url ?? "");
-      if (slow) {
-        events.emit("slow-start", req.url);
-        setTimeout(() => {
+      if (req.url?.startsWith("/hold")) {
+        held.push(() => {
           answer();
-          events.emit("slow-end", req.url);
-        }, Number(slow[1]));
+          events.emit("released", req.url);
+        });
+        events.emit("held", req.url);
       } else {
         answer();
       }
@@ -107,6 +114,7 @@ export async function lbFixture(t: ExecutionContext, options: LbFixtureOptions =
   const runner = await createManagedRunner({ stateDir, ...options.runner });
   t.teardown(async () => {
     await runner.stop({ graceful: false }).catch(() => undefined);
+    backends.forEach((b) => b.release());
     await Promise.all(backends.map((b) => closeServer(b.server)));
     rmSync(stateDir, { recursive: true, force: true });
   });
@@ -136,7 +144,7 @@ export async function lbFixture(t: ExecutionContext, options: LbFixtureOptions =
       backends: names.map((name) => entry(name)),
       ...extra,
     }),
-    get: (path = "/", headers = {}) => probeLb(address, listenPort, path, headers),
+    get: (path = "/", headers = {}) => probeLb(address, listenPort, path, headers, TEST_REQUEST_TIMEOUT_MS),
     servedBy: (answer) => backends.find((b) => b.key === answer.backend)?.name ?? null,
   };
 }
