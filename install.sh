@@ -621,9 +621,16 @@ where_log() {
 
 # Waits for the agent's `coordinator link ... to=online` line; fails with its last words.
 wait_online() {
-  local deadline=$((SECONDS + TIMEOUT)) log
+  local deadline=$((SECONDS + TIMEOUT)) log gone
   say "waiting up to ${TIMEOUT}s for the agent to come online at the coordinator"
   while :; do
+    # Whether it has exited is read before its log, so an exit seen here comes with its last words.
+    gone=0
+    if [ "$SYSTEMD" = 0 ] && ! background_alive; then gone=1; fi
+    if [ "$SYSTEMD" = 1 ] && [ "$(systemctl show -p ActiveState --value "$UNIT_NAME")" = failed ]; then
+      gone=1
+      sleep 0.5 # journald may still be storing the last lines of the dead process
+    fi
     log=$(agent_log_since_start)
     if grep -q "$ONLINE_PATTERN" <<<"$log"; then
       say "the agent is online: $(grep "$ONLINE_PATTERN" <<<"$log" | head -1)"
@@ -633,11 +640,8 @@ wait_online() {
       # The agent's own words name the reason and the fix; it has exited with code 2.
       die "the coordinator refused the agent: $(grep "refused this agent" <<<"$log" | tail -1 | sed 's/^cutover-agent: the coordinator refused this agent: //'). Then run install.sh again (a new --token, or another --name)"
     fi
-    if [ "$SYSTEMD" = 0 ] && ! background_alive; then
+    if [ "$gone" = 1 ]; then
       die "the agent exited before coming online; its last lines ($(where_log)):"$'\n'"$(tail -n 15 <<<"$log")"
-    fi
-    if [ "$SYSTEMD" = 1 ] && [ "$(systemctl show -p ActiveState --value "$UNIT_NAME")" = failed ]; then
-      die "$UNIT_NAME failed before coming online; its last lines (journalctl -u cutover-agent):"$'\n'"$(tail -n 15 <<<"$log")"
     fi
     if [ "$SECONDS" -ge "$deadline" ]; then
       die "the agent did not come online within ${TIMEOUT}s (--timeout); its last lines ($(where_log)):"$'\n'"$(tail -n 15 <<<"$log")"

@@ -18,6 +18,8 @@ interface HostJson {
 }
 
 const NOBODY = 65534;
+// The tests that install an agent run one at a time: each starts a coordinator and an
+// agent, and on a 2-core machine running them all at once only makes each one slow.
 let bundle = "";
 /** One coordinator for the refusal cases, which never get as far as enrolling. */
 let shared: CoordinatorProcess;
@@ -79,7 +81,7 @@ async function installed(t: ExecutionContext) {
   return { coordinator, root, address, token, pristine, first };
 }
 
-test("install.sh installs the one-file agent, which enrolls and shows online; a second identical run reports no changes", async (t) => {
+test.serial("install.sh installs the one-file agent, which enrolls and shows online; a second identical run reports no changes", async (t) => {
   const { coordinator, root, address, token, first } = await installed(t);
 
   t.regex(first.stdout, /the agent is online: .*coordinator link .*to=online why=enrolled/);
@@ -135,12 +137,13 @@ test("install.sh installs the one-file agent, which enrolls and shows online; a 
   t.deepEqual(agentPids(root), [pid], "the agent was not restarted");
 });
 
-test("changed settings rewrite only the config and restart the agent, which comes back online with them; omitted flags keep their value", async (t) => {
+test.serial("changed settings rewrite only the config and restart the agent, which comes back online with them; omitted flags keep their value", async (t) => {
   const { coordinator, root, address } = await installed(t);
   const oldPid = readPidFile(root);
 
   // Only what changes is passed: coordinator, token, name, address and nginx mode come from the last run.
-  const result = await runInstaller(t, ["--root", root, "--no-systemd", "--agent-file", bundle, "--node", process.execPath, "--labels", "zone=b,role=geoip"]);
+  const pin = `sha256:${Array(32).fill("AB").join(":")}`;
+  const result = await runInstaller(t, ["--root", root, "--no-systemd", "--agent-file", bundle, "--node", process.execPath, "--labels", "zone=b,role=geoip", "--pin", pin]);
   t.is(result.exitCode, 0, output(result));
   const actions = result.stdout.split("\n").filter((line) => /^install\.sh: (write|update|create|set) /.test(line));
   t.deepEqual(actions, [`install.sh: update ${join(root, PATHS.config)} (mode 600)`]);
@@ -152,14 +155,18 @@ test("changed settings rewrite only the config and restart the agent, which come
   t.deepEqual(agentPids(root), [newPid]);
   const [host] = await hosts(coordinator);
   t.like(host, { name: "host-a", address, state: "online", labels: { role: "geoip", zone: "b" } });
-  t.regex(readFileSync(join(root, PATHS.config), "utf8"), /^labels:\n {2}"role": "geoip"\n {2}"zone": "b"\n/m, "labels sorted: the same set in another order is no change");
+  const config = readFileSync(join(root, PATHS.config), "utf8");
+  t.regex(config, /^labels:\n {2}"role": "geoip"\n {2}"zone": "b"\n/m, "labels sorted: the same set in another order is no change");
+  // The agent does not read a pin yet: a comment, so the agent does not refuse an unknown key.
+  t.true(config.split("\n").includes(`# coordinator_fingerprint: "sha256:${"ab".repeat(32)}"`), config);
+  t.regex(result.stdout, /note: --pin is recorded but not checked: http:\/\/127\.0\.0\.1:\d+ has no certificate/);
 
   const again = await runInstaller(t, ["--root", root, "--no-systemd", "--agent-file", bundle, "--node", process.execPath, "--labels", "role=geoip,zone=b"]);
   t.is(again.exitCode, 0, output(again));
   t.regex(again.stdout, /no changes/);
 });
 
-test("--dry-run prints each action it would take and changes nothing, on a fresh host and on an installed one", async (t) => {
+test.serial("--dry-run prints each action it would take and changes nothing, on a fresh host and on an installed one", async (t) => {
   const coordinator = await startCoordinator(t);
   const root = hostRoot(t);
   const address = loopback();
@@ -202,7 +209,7 @@ test("--dry-run prints each action it would take and changes nothing, on a fresh
   t.deepEqual(agentPids(root), [pid]);
 });
 
-test("--uninstall leaves no unit, user or file of ours but keeps the app data, which a reinstall uses without a token; --purge removes that too", async (t) => {
+test.serial("--uninstall leaves no unit, user or file of ours but keeps the app data, which a reinstall uses without a token; --purge removes that too", async (t) => {
   const { coordinator, root, address, pristine } = await installed(t);
   const pid = readPidFile(root)!;
 
@@ -232,7 +239,7 @@ test("--uninstall leaves no unit, user or file of ours but keeps the app data, w
   t.regex(nothing.stdout, /no changes: cutover-agent is not installed/);
 });
 
-test("a spent enrollment token: install.sh fails with the coordinator's reason, and the refused agent does not keep running", async (t) => {
+test.serial("a spent enrollment token: install.sh fails with the coordinator's reason, and the refused agent does not keep running", async (t) => {
   const { coordinator, token } = await installed(t);
   const root = hostRoot(t);
   const result = await runInstaller(t, [...installArgs(root, coordinator, token, loopback()).map((a) => (a === "host-a" ? "host-b" : a)), "--timeout", "20"]);
@@ -301,6 +308,11 @@ test("a missing agent file", refused, {
   args: ({ root, coordinator, token }) => [...base(root), "--coordinator", coordinator.url, "--token", token, "--agent-file", "/nonexistent/cutover-agent.mjs"],
   exitCode: 1,
   error: /no agent file at \/nonexistent\/cutover-agent\.mjs: pass --agent-file FILE/,
+});
+test("a pin that is not a SHA-256 fingerprint", refused, {
+  args: ({ root, coordinator, token }) => [...base(root), "--coordinator", coordinator.url, "--token", token, "--pin", "sha1:AB:CD"],
+  exitCode: 2,
+  error: /--pin "sha1:AB:CD" is not a SHA-256 fingerprint/,
 });
 test("a host that is not Debian or Ubuntu", refused, {
   args: ({ root, coordinator, token }) => [...base(root), "--coordinator", coordinator.url, "--token", token],
