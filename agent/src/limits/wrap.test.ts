@@ -4,7 +4,8 @@ import { once } from "node:events";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { ProcessSpec } from "../process/index.js";
+import { setTimeout as sleep } from "node:timers/promises";
+import { adoptProcess, instanceRecordPath, readInstanceRecord, startProcess, writeInstanceRecord, type ProcessSpec } from "../process/index.js";
 import { shellQuote, wrapInCgroup, WRAPPER_FAILED_EXIT_CODE } from "./wrap.js";
 
 const SPEC: ProcessSpec = { file: "node", args: ["server.js", "--port", "7001"], env: { PATH: "/usr/bin", PORT: "7001" }, cwd: "/srv/geoip" };
@@ -47,7 +48,8 @@ async function run(spec: ProcessSpec): Promise<{ pid: number; stdout: string; st
   let stderr = "";
   child.stdout.on("data", (chunk: Buffer) => (stdout += chunk));
   child.stderr.on("data", (chunk: Buffer) => (stderr += chunk));
-  const [code] = (await once(child, "exit")) as [number | null];
+  // "close", not "exit": the output may still be in the pipes at exit.
+  const [code] = (await once(child, "close")) as [number | null];
   return { pid: child.pid!, stdout, stderr, code };
 }
 
@@ -92,4 +94,21 @@ test("a cgroup the wrapper cannot join stops it before the app starts, with a li
   t.is(code, WRAPPER_FAILED_EXIT_CODE);
   t.is(stdout, "");
   t.regex(stderr, /cutover: cannot move into the cgroup .*missing\/cgroup.procs; the app was not started/);
+});
+
+test("an instance started through the wrapper is adopted after an agent restart once its record holds the app's argv", async (t) => {
+  const [dir] = fakeCgroups(t, ["memory"]);
+  const stateDir = mkdtempSync(join(tmpdir(), "cutover-wrap-state-"));
+  t.teardown(() => rmSync(stateDir, { recursive: true, force: true }));
+  const app = { file: process.execPath, args: ["-e", "setTimeout(() => {}, 30_000)"], env: {}, cwd: tmpdir() };
+  const wrapped = wrapInCgroup(app, { dirs: [dir!] });
+  const proc = await startProcess(wrapped.spec, { app: "geoip", color: "blue", release: "v1", port: 7001, address: "127.0.0.1" }, { stateDir, logDir: stateDir });
+  t.teardown(() => proc.signal("SIGKILL"));
+  for (let i = 0; i < 200 && readFileSync(`/proc/${proc.pid}/cmdline`, "utf8").startsWith("/bin/sh"); i++) await sleep(5);
+  const path = instanceRecordPath(stateDir, "geoip", "blue");
+  // startProcess reads /proc right after the spawn, often before the shell has exec'd the app.
+  writeInstanceRecord(stateDir, { ...proc.record, cmdline: [wrapped.spec.file, ...wrapped.spec.args] });
+  t.like(adoptProcess(readInstanceRecord(path)), { alive: false }, "a record of the wrapper's argv: a restarted agent would not know its own app");
+  writeInstanceRecord(stateDir, Object.assign(proc.record, { cmdline: wrapped.appArgv }));
+  t.like(adoptProcess(readInstanceRecord(path)), { alive: true });
 });
