@@ -158,14 +158,16 @@ export class AppManager {
   }
 
   private site(definition: Definition, livePort: number): SiteConfig {
+    const protocol = definition.proxy?.protocol === "tcp" ? "tcp" : "http";
     return {
       app: definition.name!,
-      protocol: definition.proxy?.protocol === "tcp" ? "tcp" : "http",
+      protocol,
       listenAddress: this.options.address,
       listenPort: definition.proxy!.listenPort!,
       upstreamAddress: this.options.address,
       livePort,
-      switchMode: this.options.switchMode,
+      // nginx cannot say which port served a stream connection, so tcp sites switch by reload (confirmed by a connect).
+      switchMode: protocol === "tcp" ? "reload" : this.options.switchMode,
       extraDirectives: definition.proxy?.directives?.length ? definition.proxy.directives : undefined,
     };
   }
