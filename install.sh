@@ -555,6 +555,14 @@ EOF
 
 # --- the agent process ------------------------------------------------------------
 
+# PID exists and is not a zombie (a dead process nobody has reaped yet).
+running() {
+  kill -0 "$1" 2>/dev/null || return 1
+  local state
+  state=$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "/proc/$1/status" 2>/dev/null)
+  [ "$state" != Z ]
+}
+
 # With --no-systemd: the pid of the background agent, if it is alive and ours (its
 # command line names our agent file, so a reused pid is not taken for it).
 background_pid() {
@@ -563,7 +571,7 @@ background_pid() {
   [ -f "$pid_file" ] || return 0
   pid=$(cat "$pid_file")
   [[ $pid =~ ^[0-9]+$ ]] || return 0
-  if kill -0 "$pid" 2>/dev/null && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$(at "$AGENT_JS")"; then echo "$pid"; fi
+  if running "$pid" && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$(at "$AGENT_JS")"; then echo "$pid"; fi
 }
 
 agent_running() {
@@ -579,7 +587,7 @@ stop_background() {
   pid=$(background_pid)
   if [ -n "$pid" ]; then
     kill -TERM "$pid" 2>/dev/null || true
-    while kill -0 "$pid" 2>/dev/null && [ "$waited" -lt $((STOP_TIMEOUT * 10)) ]; do
+    while running "$pid" && [ "$waited" -lt $((STOP_TIMEOUT * 10)) ]; do
       sleep 0.1
       waited=$((waited + 1))
     done
@@ -592,7 +600,7 @@ stop_background() {
 background_alive() {
   local pid
   pid=$(cat "$(at "$PID_FILE")" 2>/dev/null || true)
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
+  [ -n "$pid" ] && running "$pid"
 }
 
 start_background() {
@@ -731,7 +739,7 @@ stop_host_processes() {
   for record in "$state"/instances/*/*.json; do
     [ -f "$record" ] || continue
     pid=$(sed -n 's/^ *"pid": *\([0-9][0-9]*\),*$/\1/p' "$record" | head -1)
-    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then groups+=("$pid"); fi
+    if [ -n "$pid" ] && running "$pid"; then groups+=("$pid"); fi
   done
   for pid in "${groups[@]}"; do
     act "stop app process group $pid ($(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | cut -c1-60))" kill -TERM -- "-$pid"
@@ -739,7 +747,7 @@ stop_host_processes() {
   if [ "$DRY_RUN" = 0 ]; then
     for pid in "${groups[@]}"; do
       waited=0
-      while kill -0 "$pid" 2>/dev/null && [ "$waited" -lt $((STOP_TIMEOUT * 10)) ]; do
+      while running "$pid" && [ "$waited" -lt $((STOP_TIMEOUT * 10)) ]; do
         sleep 0.1
         waited=$((waited + 1))
       done
@@ -748,8 +756,19 @@ stop_host_processes() {
   fi
   if [ -f "$state/nginx/nginx.pid" ]; then
     pid=$(cat "$state/nginx/nginx.pid")
-    if [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null; then act "stop the agent's nginx (pid $pid)" kill -QUIT "$pid"; fi
+    if [[ $pid =~ ^[0-9]+$ ]] && running "$pid"; then act "stop the agent's nginx (pid $pid)" stop_nginx_master "$pid"; fi
   fi
+}
+
+# QUIT lets workers finish their requests; the master is gone before its files are removed.
+stop_nginx_master() {
+  local waited=0
+  kill -QUIT "$1" 2>/dev/null || return 0
+  while running "$1" && [ "$waited" -lt $((STOP_TIMEOUT * 10)) ]; do
+    sleep 0.1
+    waited=$((waited + 1))
+  done
+  kill -KILL "$1" 2>/dev/null || true
 }
 
 # `--nginx system` sites: the agent's files in the host's conf.d.

@@ -5,7 +5,11 @@ import { readFileSync, statSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import test, { type ExecutionContext } from "ava";
+import { writeExampleSpec } from "./harness/app-spec.js";
 import { startCoordinator, type CoordinatorProcess } from "./harness/fleet.js";
+import { hostProcesses } from "./harness/host-processes.js";
+import { tempDir } from "./harness/processes.js";
+import { getThroughProxy } from "./harness/through-proxy.js";
 import { ensureAgentBundle } from "./install/bundle.js";
 import { agentPids, hostRoot, PATHS, AGENT_RUNTIME, readPidFile, runInstaller, snapshot, under, without } from "./install/host-root.js";
 
@@ -44,6 +48,15 @@ async function hosts(coordinator: CoordinatorProcess): Promise<HostJson[]> {
   const result = await coordinator.cli(["hosts", "--json"]);
   if (result.exitCode !== 0) throw new Error(`cutover hosts failed (${result.exitCode}): ${result.stderr}`);
   return JSON.parse(result.stdout) as HostJson[];
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return !readFileSync(`/proc/${pid}/stat`, "utf8").includes(") Z ");
+  } catch {
+    return false;
+  }
 }
 
 /** A port nothing listens on. */
@@ -237,6 +250,36 @@ test.serial("--uninstall leaves no unit, user or file of ours but keeps the app 
   const nothing = await runInstaller(t, ["--root", root, "--no-systemd", "--uninstall"]);
   t.is(nothing.exitCode, 0, output(nothing));
   t.regex(nothing.stdout, /no changes: cutover-agent is not installed/);
+});
+
+test.serial("the installed agent deploys the sample app through its own nginx; --uninstall leaves it serving, --purge stops it", async (t) => {
+  const { coordinator, root, address, pristine } = await installed(t);
+  const ports = { listen: 8080, blue: 7001, green: 7002 };
+  const spec = writeExampleSpec(tempDir(t, "cutover-install-spec-"), ports);
+  const deploy = await coordinator.cli(["deploy", spec, "--release", "v1", "--json"]);
+  t.is(deploy.exitCode, 0, `${deploy.stdout}\n${deploy.stderr}`);
+  t.like(JSON.parse(deploy.stdout), { status: "succeeded", hosts: [{ name: "host-a", outcome: "succeeded", release: "v1" }] });
+  t.like(await getThroughProxy(address, ports.listen), { status: 200, version: "v1" });
+  const stateDir = join(root, PATHS.stateDir);
+  const running = hostProcesses(stateDir);
+  t.deepEqual(running.map((p) => p.kind).sort(), ["instance", "nginx"]);
+
+  // The apps are not the agent's to take down: uninstalling it leaves them serving.
+  const uninstall = await runInstaller(t, ["--root", root, "--no-systemd", "--uninstall"]);
+  t.is(uninstall.exitCode, 0, output(uninstall));
+  t.deepEqual(agentPids(root), []);
+  t.deepEqual(hostProcesses(stateDir), running);
+  t.like(await getThroughProxy(address, ports.listen), { status: 200, version: "v1" });
+
+  const purge = await runInstaller(t, ["--root", root, "--no-systemd", "--uninstall", "--purge"]);
+  t.is(purge.exitCode, 0, output(purge));
+  t.regex(purge.stdout, /stop app process group \d+/);
+  t.regex(purge.stdout, /stop the agent's nginx \(pid \d+\)/);
+  for (const proc of running) {
+    t.false(alive(proc.pid), `${proc.label} (pid ${proc.pid}) is stopped`);
+  }
+  await t.throwsAsync(getThroughProxy(address, ports.listen), { code: "ECONNREFUSED" });
+  t.deepEqual(snapshot(root), pristine);
 });
 
 test.serial("a spent enrollment token: install.sh fails with the coordinator's reason, and the refused agent does not keep running", async (t) => {
