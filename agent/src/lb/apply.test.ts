@@ -11,7 +11,7 @@ import { probeLb } from "./confirm.js";
 import { readLbSite } from "./read.js";
 import { renderLbSite } from "./render.js";
 import { startLoad } from "@cutover/testkit";
-import { freePort, lbFixture } from "./test-helpers.js";
+import { closeServer, freePort, lbFixture, startBackend } from "./test-helpers.js";
 
 for (const mode of ["reload", "live"] as const) {
   test(`${mode} mode: first apply reloads; users reach an up backend, named by X-Cutover-Backend, under the config's revision`, async (t) => {
@@ -212,3 +212,19 @@ test("apply refuses an invalid site before touching anything, and live mode on a
   await f.runner.stop();
   await t.throwsAsync(applyLbSite(f.runner, f.site("live")), { instanceOf: LbError, code: "ERR_LB_NOT_RUNNING" });
 });
+
+for (const mode of ["reload", "live"] as const) {
+  test(`${mode} mode: IPv6 listen and backend addresses (bracketed for nginx and for the Lua balancer)`, async (t) => {
+    const f = await lbFixture(t, { backends: [] });
+    const v6 = await startBackend("v6", "::1");
+    t.teardown(() => closeServer(v6.server));
+    const listenPort = await freePort("::1");
+    const site = f.site(mode, {
+      listenAddress: "::1",
+      listenPort,
+      backends: [{ host: "v6", address: "::1", port: v6.port, weight: 1, state: "up", group: "stable" }],
+    });
+    await applyLbSite(f.runner, site);
+    t.like(await probeLb("::1", listenPort), { status: 200, body: "v6", backend: `[::1]:${v6.port}` });
+  });
+}

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createManagedRunner, type ManagedNginx, type ManagedRunnerOptions } from "../nginx/index.js";
 import { freePort, randomLoopback } from "@cutover/testkit";
-import type { LbBackend, LbSiteConfig } from "./config.js";
+import { backendKey, type LbBackend, type LbSiteConfig } from "./config.js";
 import { probeLb, type LbAnswer } from "./confirm.js";
 
 export { freePort, randomLoopback };
@@ -67,7 +67,7 @@ export function startBackend(name: string, address = randomLoopback()): Promise<
     server.once("error", reject);
     server.listen(0, address, () => {
       state.port = (server.address() as AddressInfo).port;
-      state.key = `${address}:${state.port}`;
+      state.key = backendKey({ address, port: state.port });
       resolve(state);
     });
   });
