@@ -1,7 +1,7 @@
 // applyLimits and removeLimits against fake cgroup trees in temp dirs: the
 // files they write and the handle they return. The real kernel is in real-cgroups.test.ts.
 import test from "ava";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { applyLimits, existingLimits, removeLimits } from "./apply.js";
@@ -30,7 +30,19 @@ test("v2: enables what is missing, writes the limits, moves the pid in, and retu
   const support = v2(root, "cpu pids\n");
   const handle = await applyLimits(support, { app: "geoip", color: "blue", memoryBytes: 64 * MiB, cpuCores: 0.5, pid: process.pid });
   const dir = join(root, "cutover", "geoip-blue");
-  t.deepEqual(handle, { version: 2, app: "geoip", color: "blue", name: "geoip-blue", memoryDir: dir, memoryBytes: 64 * MiB, cpuDir: dir, cpuCores: 0.5, dirs: [dir], oomKillsBefore: 0 });
+  t.deepEqual(handle, {
+    version: 2,
+    app: "geoip",
+    color: "blue",
+    name: "geoip-blue",
+    memoryDir: dir,
+    memoryBytes: 64 * MiB,
+    cpuDir: dir,
+    cpuCores: 0.5,
+    dirs: [dir],
+    inodes: [statSync(dir).ino],
+    oomKillsBefore: 0,
+  });
   t.is(read(join(root, "cgroup.subtree_control")), "+memory", "cpu was already enabled at the root");
   t.is(read(join(root, "cutover", "cgroup.subtree_control")), "+memory +cpu");
   t.is(read(join(dir, "memory.max")), "67108864");
@@ -107,4 +119,17 @@ test("removeLimits deletes empty cgroups and reports busy ones after waiting, wi
   const result = await removeLimits({ dirs: [empty, busy, join(root, "gone")] }, 100);
   t.false(existsSync(empty));
   t.deepEqual(result.left, [{ dir: busy, reason: "still holds pid(s) 4242" }]);
+});
+
+test("removeLimits leaves alone a cgroup of the same name made since (the next instance of the color)", async (t) => {
+  const root = tempRoot(t);
+  const dir = join(root, "geoip-blue");
+  mkdirSync(dir);
+  const old = { dirs: [dir], inodes: [statSync(dir).ino] };
+  rmSync(dir, { recursive: true });
+  mkdirSync(join(root, "placeholder"));
+  mkdirSync(dir);
+  t.not(statSync(dir).ino, old.inodes[0], "the filesystem gave the new directory another inode");
+  t.deepEqual((await removeLimits(old, 0)).left, []);
+  t.true(existsSync(dir));
 });

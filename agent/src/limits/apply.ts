@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Color } from "../process/index.js";
@@ -41,6 +41,7 @@ export async function applyLimits(support: CgroupSupport, request: ApplyLimitsRe
     ...(plan.memoryDir ? { memoryDir: plan.memoryDir, memoryBytes: request.memoryBytes! } : {}),
     ...(plan.cpuDir ? { cpuDir: plan.cpuDir, cpuCores: request.cpuCores! } : {}),
     dirs: plan.dirs,
+    inodes: plan.dirs.map(inodeOf),
     oomKillsBefore: 0,
   };
   handle.oomKillsBefore = readOomCounter(handle)?.count ?? 0;
@@ -81,15 +82,21 @@ export interface RemoveLimitsResult {
  * Deletes the instance's cgroups once they are empty, waiting up to
  * `waitMs` for processes that are still on their way out. Never throws: a
  * cgroup still busy is reported in `left` and reused or removed next time.
+ * A directory that is no longer the one the handle made (the next instance
+ * of the color already has a new one) is left alone.
  */
-export async function removeLimits(handle: Pick<LimitHandle, "dirs">, waitMs = REMOVE_WAIT_MS): Promise<RemoveLimitsResult> {
+export async function removeLimits(handle: Pick<LimitHandle, "dirs" | "inodes">, waitMs = REMOVE_WAIT_MS): Promise<RemoveLimitsResult> {
   const deadline = Date.now() + waitMs;
+  const ours = (dir: string) => {
+    const expected = handle.inodes?.[handle.dirs.indexOf(dir)];
+    return expected === undefined || inodeOf(dir) === expected;
+  };
   let pending = [...handle.dirs];
   const left: RemoveLimitsResult["left"] = [];
   for (;;) {
     const busy: string[] = [];
     for (const dir of pending) {
-      const outcome = rmdirOutcome(dir);
+      const outcome = ours(dir) ? rmdirOutcome(dir) : "gone";
       if (outcome === "busy") busy.push(dir);
       else if (outcome !== "gone") left.push({ dir, reason: outcome });
     }
@@ -126,6 +133,7 @@ export function existingLimits(support: CgroupSupport, app: string, color: Color
     dirs: [...new Set([memoryDir, cpuDir].filter((d): d is string => d !== undefined))],
     oomKillsBefore: 0,
   };
+  handle.inodes = handle.dirs.map(inodeOf);
   return handle.dirs.length > 0 ? handle : undefined;
 }
 
@@ -186,6 +194,15 @@ function rmdirOutcome(dir: string): RmdirOutcome {
     if (code === "ENOENT") return "gone";
     if (code === "EBUSY" || code === "ENOTEMPTY") return "busy";
     return `cannot remove it: ${(error as Error).message}`;
+  }
+}
+
+/** The directory's inode number; -1 when it is gone (matches no handle). */
+function inodeOf(dir: string): number {
+  try {
+    return statSync(dir).ino;
+  } catch {
+    return -1;
   }
 }
 

@@ -16,6 +16,11 @@ export interface LimitHandle {
   cpuDir?: string;
   /** Every cgroup of the instance: the process joins each, removeLimits deletes each. */
   dirs: string[];
+  /**
+   * Inode of each of `dirs` when made: removeLimits leaves a directory of the
+   * same name alone once it is another one (the next instance of the color).
+   */
+  inodes?: number[];
   memoryBytes?: number;
   cpuCores?: number;
   /**

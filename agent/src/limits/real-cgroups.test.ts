@@ -145,6 +145,17 @@ test("a CPU limit throttles a busy process started through the wrapper", async (
   t.true(Number(stat.nr_throttled) > 0, `cpu.stat shows no throttling: ${JSON.stringify(stat)}`);
 });
 
+test("removing an old instance's limits late does not take the cgroup the next instance of the color already has", async (t) => {
+  if (!requireCgroups(t)) return;
+  const first = await limited(t, { memoryBytes: 64 * MiB, cpuCores: 1 });
+  const next = await applyLimits(support, { app: first.app, color: first.color, memoryBytes: 96 * MiB, cpuCores: 1 });
+  t.deepEqual(next.dirs, first.dirs);
+  t.notDeepEqual(next.inodes, first.inodes, "the empty leftover was made afresh");
+  t.deepEqual((await removeLimits(first, 0)).left, []);
+  for (const dir of next.dirs) t.true(existsSync(dir), dir);
+  t.deepEqual((await removeLimits(next)).left, []);
+});
+
 test("limits applied after the start move the process and the rest of its process group", async (t) => {
   if (!requireCgroups(t)) return;
   const child = spawn("/bin/sh", ["-c", "sleep 30 & exec sleep 31"], { detached: true, stdio: "ignore" });
