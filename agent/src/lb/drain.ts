@@ -20,7 +20,9 @@ import { lbControlSocket } from "./names.js";
  *    picked (`inflight <addr:port>` in the site's dict, +1 in the balancer, -1 in the log
  *    phase, moved on a retry), and the count is read through the control socket.
  *
- * Neither can be awaited as an event, so both are polled until the deadline.
+ * Neither can be awaited as an event, so both are polled until the deadline. A worker that
+ * crashes mid-request never runs its log phase, so its count stays up: waitDrained then
+ * ends at its timeout with drained=false, the safe side for a rolling restart.
  *
  * The replaced generations are remembered per runner and app by applyLbSite/removeLbSite.
  * A process that has not applied the site (the agent restarted) knows none, and then
