@@ -13,6 +13,8 @@ import { createInstanceControl } from "./apps/instances.js";
 import { createNginxRunner, type NginxRunner, type ManagedNginx } from "./nginx/index.js";
 import { ReleaseStore } from "./releases/release-store.js";
 import { lbHandlers } from "./commands/lb.js";
+import { LogStreams } from "./logs/streams.js";
+import { v1 } from "@cutover/protocol";
 
 /** Capabilities this agent build announces in Hello (nginx ones are added from what is installed). */
 export const BASE_CAPABILITIES = ["ping", "deploy.bluegreen", "deploy.in-place", "rollback", "lb"];
@@ -78,6 +80,15 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
   await apps.recover();
   const dispatcher = new CommandDispatcher(log.child("commands"), Date.now, (id) => apps.storedResult(id));
   dispatcher.handle("deploy", (command) => apps.deploy(command.commandId, command.deploy!));
+  const logStreams = new LogStreams(config.stateDir, (lines) => link.send({ logLines: lines }));
+  dispatcher.handle("tailLogs", async (command) => {
+    const sent = logStreams.start(command.tailLogs ?? {});
+    return { status: v1.CommandResult.Status.OK, message: `${sent} line(s) sent` };
+  });
+  dispatcher.handle("stopLogs", async (command) => {
+    logStreams.stop(command.stopLogs?.streamId ?? "");
+    return { status: v1.CommandResult.Status.OK };
+  });
   const lb = lbHandlers({ nginx, address: config.address, switchMode, prepareNginx });
   dispatcher.handle("applyLb", (command) => lb.applyLb(command));
   dispatcher.handle("waitDrained", (command) => lb.waitDrained(command));
@@ -107,6 +118,7 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
         if (command.operation !== "ping") link.heartbeatNow();
       }),
     onPermanentRefusal: refuse,
+    onDisconnect: () => logStreams.stopAll(),
   });
   log.info("starting", { name: identity.name, address: config.address, coordinator: config.coordinatorUrl, stateDir: config.stateDir, nginx: nginx.kind, switch: switchMode, version: AGENT_VERSION });
   link.start();

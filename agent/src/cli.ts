@@ -3,6 +3,8 @@ import { createLogger } from "@cutover/log";
 import { startAgent } from "./agent.js";
 import { ConfigError, DEFAULT_CONFIG_PATH, DEFAULT_STATE_DIR, resolveAgentConfig, type AgentSettings } from "./config.js";
 import { AGENT_VERSION } from "./version.js";
+import { mkdirSync } from "node:fs";
+import { agentLogWriter } from "./logs/agent-log.js";
 
 /** Exit code when the coordinator refuses this agent for good (bad token, key mismatch). */
 export const EXIT_REFUSED = 2;
@@ -24,10 +26,12 @@ export async function main(argv: string[]): Promise<void> {
     .option("--nginx <mode>", "system: the host's nginx (conf.d); managed: an nginx of the agent's own in its state dir (default system)")
     .option("--switch <mode>", "live (Lua, no reload), reload, or auto: live when the Lua module is installed (default auto)")
     .exitOverride();
-  const log = createLogger("agent");
+  let log = createLogger("agent");
   try {
     program.parse(argv);
     const config = resolveAgentConfig(program.opts<AgentSettings>());
+    mkdirSync(config.stateDir, { recursive: true, mode: 0o711 });
+    log = createLogger("agent", { write: agentLogWriter(config.stateDir) });
     const agent = await startAgent(config, log);
     const stop = (signal: string) => {
       log.info("stopping; app processes keep running", { signal });

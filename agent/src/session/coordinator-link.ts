@@ -33,6 +33,8 @@ export interface LinkOptions {
   report(): Promise<{ resources: cutover.v1.Resources.$Properties; instances: cutover.v1.AppInstance.$Properties[] }>;
   onWelcome(welcome: cutover.v1.Welcome): void;
   onCommand(command: cutover.v1.Command, reply: (result: cutover.v1.CommandResult.$Properties) => void): void;
+  /** The session ended (streams tied to it should stop). */
+  onDisconnect?(): void;
   /** A refusal that retrying cannot fix (bad token, key mismatch): the agent should stop. */
   onPermanentRefusal(refusal: cutover.v1.Refusal): void;
 }
@@ -162,6 +164,7 @@ export class CoordinatorLink {
       this.clearTimers();
       this.socket = undefined;
       this.failChunkWaiters("the coordinator link dropped");
+      this.options.onDisconnect?.();
       if (this.state === "stopped") return;
       const why = reason.length > 0 ? `${code} ${reason.toString()}` : `${code} ${closeReason}`;
       const delay = backoffDelayMs(this.attempt++, this.options.reconnectBaseMs, this.options.reconnectCapMs);

@@ -10,6 +10,7 @@ import { requireRole } from "./auth.js";
 import { ApiError, type ApiErrorBody } from "./errors.js";
 import { hostView } from "./hosts-view.js";
 import { deploymentRoutes, type DeploymentApiDeps } from "./deployments.js";
+import { logRoutes } from "./logs.js";
 import type { AuditStore } from "../store/audit.js";
 
 export const MAX_REQUEST_BODY_BYTES = 1024 * 1024;
@@ -121,6 +122,7 @@ export function createApi(deps: ApiDeps): express.Express {
   });
 
   app.use(deploymentRoutes(deps));
+  app.use(logRoutes(deps));
 
   app.get("/v1/audit", requireRole(tokens, "admin"), (request, response) => {
     response.json(deps.audit.list({ limit: Number(request.query.limit ?? 100) || 100 }));

@@ -10,6 +10,7 @@ import { registerHistory } from "./commands/history.js";
 import { registerCheck } from "./commands/check.js";
 import { registerControls } from "./commands/control.js";
 import { registerAudit } from "./commands/audit.js";
+import { registerLogs } from "./commands/logs.js";
 import { ExitError } from "./exit-error.js";
 
 export function buildProgram(): Command {
@@ -31,6 +32,7 @@ export function buildProgram(): Command {
   registerCheck(program);
   registerControls(program);
   registerAudit(program);
+  registerLogs(program);
   return program;
 }
 

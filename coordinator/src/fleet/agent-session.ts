@@ -45,6 +45,7 @@ export interface SessionHost {
   onCommandResult(session: AgentSession, result: cutover.v1.CommandResult): void;
   onEvent(session: AgentSession, event: cutover.v1.Event): void;
   onArtifactRequest(session: AgentSession, request: cutover.v1.ArtifactRequest): void;
+  onLogLines(session: AgentSession, lines: cutover.v1.LogLines): void;
   onClosed(session: AgentSession): void;
 }
 
@@ -176,6 +177,9 @@ export class AgentSession {
         return;
       case "event":
         this.ctx.onEvent(this, envelope.event as cutover.v1.Event);
+        return;
+      case "logLines":
+        this.ctx.onLogLines(this, envelope.logLines as cutover.v1.LogLines);
         return;
       case "artifactRequest":
         this.ctx.onArtifactRequest(this, envelope.artifactRequest as cutover.v1.ArtifactRequest);

@@ -60,6 +60,7 @@ export class Fleet {
   private readonly sessions = new Map<string, AgentSession>();
   private readonly pending = new Map<string, PendingCommand>();
   private pendingHandshakes = 0;
+  private readonly logListeners = new Map<string, (host: string, source: string, lines: string[]) => void>();
   private readonly livenessTimer: NodeJS.Timeout;
 
   constructor(
@@ -113,6 +114,7 @@ export class Fleet {
         else this.log.child(s.name).info("event", { kind: event.kind, app: event.app, step: event.step, message: event.message });
       },
       onArtifactRequest: (s, request) => this.serveArtifact(s, request),
+      onLogLines: (s, lines) => this.logListeners.get(lines.streamId)?.(s.host!.name, lines.source, lines.lines),
       onClosed: (s) => {
         if (this.sessions.get(s.host!.id) === s) {
           this.sessions.delete(s.host!.id);
@@ -123,6 +125,12 @@ export class Fleet {
     });
     ws.once("close", settle);
     void session;
+  }
+
+  /** Receives the LogLines of a TailLogs stream until the returned function is called. */
+  subscribeLogs(streamId: string, listener: (host: string, source: string, lines: string[]) => void): () => void {
+    this.logListeners.set(streamId, listener);
+    return () => this.logListeners.delete(streamId);
   }
 
   liveness(hostId: string): HostLiveness {

@@ -109,6 +109,9 @@ function checkEnvelope(envelope: Envelope): void {
       if (!m.length || m.length > MAX_ARTIFACT_CHUNK) invalid("ArtifactRequest", "length", `1..${MAX_ARTIFACT_CHUNK}`);
       return;
     }
+    case "logLines":
+      if (!envelope.logLines!.streamId) missing("LogLines", "stream_id");
+      return;
     case "artifactChunk":
       if (!envelope.artifactChunk!.requestId) missing("ArtifactChunk", "request_id");
       return;
