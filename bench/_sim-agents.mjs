@@ -1,0 +1,250 @@
+// Child process of bench/scale.mjs: many simulated agents in one process.
+// Each session speaks the real wire protocol (the generated protobuf code of
+// @cutover/protocol) with a real Ed25519 identity: it answers the Challenge
+// with a signed Hello (enrolling with a one-time token on first contact),
+// heartbeats at the interval the Welcome names, answers Ping with Pong and
+// Deploy/Rollback with an OK result carrying a DeployOutcome (after the step
+// events a real agent sends), and reconnects with the real agent's capped,
+// jittered backoff. Driven by the parent over IPC; see scale.mjs.
+import { createHash, createPrivateKey, sign } from "node:crypto";
+import WebSocket from "ws";
+
+const { decodeEnvelope, encodeEnvelope, helloProofBytes, MAX_FRAME_BYTES, PROTOCOL_VERSION, v1 } = await import("../packages/protocol/dist/index.js");
+const { backoffDelayMs } = await import("../packages/log/dist/index.js");
+
+const Status = v1.CommandResult.Status;
+// PKCS#8 wrapping of a raw 32-byte Ed25519 seed (RFC 8410).
+const ED25519_PKCS8_PREFIX = Buffer.from("302e020100300506032b657004220420", "hex");
+/** The real agent's reconnect settings (agent/src/config.ts): base 250 ms, cap 15 s, handshake 10 s. */
+const RECONNECT_BASE_MS = 250;
+const HANDSHAKE_TIMEOUT_MS = 10_000;
+/** The step events a real agent sends for a deploy without an artifact (preflight, start, health ×2, switch, done). */
+const DEPLOY_STEPS = [
+  ["preflight", "preflight for RELEASE on COLOR"],
+  ["start", "starting RELEASE on COLOR"],
+  ["health", "health gate for COLOR"],
+  ["health", "COLOR is healthy after 0 ms"],
+  ["switch", "nginx switched to COLOR in 0.0 ms (simulated)"],
+  ["done", "RELEASE live on COLOR"],
+];
+
+/** The same key for the same name in every run: derived from the name, so enrolled hosts can come back. */
+export function simKey(name) {
+  const seed = createHash("sha256").update(`cutover-bench-scale:${name}`).digest();
+  const privateKey = createPrivateKey({ key: Buffer.concat([ED25519_PKCS8_PREFIX, seed]), format: "der", type: "pkcs8" });
+  const publicKey = Buffer.from(privateKey.export({ format: "jwk" }).x, "base64url");
+  return { privateKey, publicKey };
+}
+
+const GiB = 2 ** 30;
+
+function resources() {
+  return {
+    cpuLoadPercent: 5 + Math.random() * 10,
+    memTotalBytes: 8 * GiB,
+    memAvailableBytes: 6 * GiB,
+    disks: [{ path: "/var/lib/cutover/agent", mount: "/", freeBytes: 40 * GiB, totalBytes: 64 * GiB }],
+    load1: 0.2,
+    load5: 0.2,
+    load15: 0.2,
+    cpuCount: 4,
+    sampledAtUnixMs: Date.now(),
+  };
+}
+
+const counters = {
+  online: 0,
+  welcomes: 0,
+  enrolled: 0,
+  refusals: {},
+  upgradeRejects: {},
+  connectErrors: {},
+  handshakeTimeouts: 0,
+  dropsWhileOnline: {},
+  pings: 0,
+  deploys: 0,
+  heartbeats: 0,
+  lastOnlineAt: 0,
+};
+const bump = (map, key) => (map[key] = (map[key] ?? 0) + 1);
+
+class SimAgent {
+  state = "idle";
+  attempt = 0;
+  socket = undefined;
+  heartbeatTimer = undefined;
+  reconnectTimer = undefined;
+  handshakeTimer = undefined;
+  apps = new Map();
+
+  constructor(name, token, settings) {
+    this.name = name;
+    this.token = token;
+    this.settings = settings;
+    this.key = simKey(name);
+  }
+
+  connect() {
+    if (this.state === "stopped") return;
+    this.state = "connecting";
+    const socket = new WebSocket(this.settings.url, {
+      perMessageDeflate: false,
+      maxPayload: MAX_FRAME_BYTES,
+      handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
+      localAddress: this.settings.localAddress,
+    });
+    this.socket = socket;
+    let why = "connection failed";
+    socket.on("open", () => {
+      this.state = "handshaking";
+      this.handshakeTimer = setTimeout(() => {
+        counters.handshakeTimeouts++;
+        why = "no Welcome in time";
+        socket.terminate();
+      }, HANDSHAKE_TIMEOUT_MS);
+    });
+    socket.on("message", (data) => this.onEnvelope(decodeEnvelope(data)));
+    socket.on("error", (error) => {
+      const status = /Unexpected server response: (\d+)/.exec(error.message)?.[1];
+      if (status) bump(counters.upgradeRejects, status);
+      else bump(counters.connectErrors, error.code ?? error.message);
+      why = error.message;
+    });
+    socket.on("close", (code) => {
+      if (this.socket !== socket) return;
+      clearInterval(this.heartbeatTimer);
+      clearTimeout(this.handshakeTimer);
+      if (this.state === "online") {
+        counters.online--;
+        bump(counters.dropsWhileOnline, String(code));
+      }
+      this.socket = undefined;
+      if (this.state === "stopped") return;
+      this.state = "backoff";
+      const delay = backoffDelayMs(this.attempt++, RECONNECT_BASE_MS, this.settings.maxBackoffMs);
+      this.reconnectTimer = setTimeout(() => this.connect(), delay);
+      void why;
+    });
+  }
+
+  send(envelope) {
+    if (this.socket?.readyState === WebSocket.OPEN) this.socket.send(encodeEnvelope(envelope), { binary: true });
+  }
+
+  onEnvelope(envelope) {
+    switch (envelope.body) {
+      case "challenge": {
+        const signature = sign(null, helloProofBytes(envelope.challenge.nonce, this.name, this.key.publicKey), this.key.privateKey);
+        this.send({
+          hello: {
+            protocolVersion: PROTOCOL_VERSION,
+            name: this.name,
+            publicKey: this.key.publicKey,
+            signature,
+            enrollmentToken: this.token ?? "",
+            hostname: this.name,
+            agentVersion: "0.1.0-sim",
+            address: this.settings.localAddress,
+            labels: this.settings.labels,
+            capabilities: ["nginx.reload"],
+            resources: resources(),
+            instances: this.instances(),
+          },
+        });
+        return;
+      }
+      case "welcome": {
+        clearTimeout(this.handshakeTimer);
+        this.attempt = 0;
+        this.state = "online";
+        this.token = undefined;
+        counters.online++;
+        counters.welcomes++;
+        if (envelope.welcome.enrolled) counters.enrolled++;
+        counters.lastOnlineAt = Date.now();
+        this.heartbeatTimer = setInterval(() => this.heartbeat(), envelope.welcome.heartbeatIntervalMs);
+        return;
+      }
+      case "refusal":
+        bump(counters.refusals, envelope.refusal.code);
+        if (envelope.refusal.permanent) this.stop();
+        return;
+      case "command":
+        this.onCommand(envelope.command);
+        return;
+      default:
+        return;
+    }
+  }
+
+  instances() {
+    return [...this.apps].map(([app, { release, color, port }]) => ({ app, color, release, port, state: "healthy", pid: 4242, live: true, rssBytes: 40 * 2 ** 20 }));
+  }
+
+  heartbeat() {
+    counters.heartbeats++;
+    this.send({ heartbeat: { resources: resources(), instances: this.instances() } });
+  }
+
+  onCommand(command) {
+    const reply = (result) => this.send({ commandResult: { commandId: command.commandId, durationMs: 0, ...result } });
+    if (Number(command.deadlineUnixMs) < Date.now()) return reply({ status: Status.EXPIRED, errorCode: "ERR_COMMAND_EXPIRED", message: "received after its deadline" });
+    if (command.operation === "ping") {
+      counters.pings++;
+      return reply({ status: Status.OK, pong: { payload: command.ping.payload } });
+    }
+    if (command.operation === "deploy" || command.operation === "rollback") {
+      counters.deploys++;
+      const app = command.deploy?.app?.name ?? command.rollback.app;
+      const before = this.apps.get(app);
+      const color = before?.color === "blue" ? "green" : "blue";
+      const release = command.deploy?.release ?? before?.previous ?? "unknown";
+      const port = color === "blue" ? command.deploy?.app?.bluePort ?? 7001 : command.deploy?.app?.greenPort ?? 7002;
+      for (const [step, text] of DEPLOY_STEPS) {
+        const message = text.replace("RELEASE", release).replace("COLOR", color);
+        this.send({ event: { commandId: command.commandId, atUnixMs: Date.now(), kind: "step", app, color, step, message } });
+      }
+      this.apps.set(app, { release, color, port, previous: before?.release });
+      reply({
+        status: Status.OK,
+        deployed: { app, release, liveColor: color, previousRelease: before?.release ?? "", switchMs: 0, bootMs: 0, totalMs: 0, unchanged: false, handoverMs: 0 },
+      });
+      // A real agent heartbeats right after a deploy so the coordinator's view does not wait.
+      this.heartbeat();
+      return;
+    }
+    reply({ status: Status.UNSUPPORTED, errorCode: "ERR_UNSUPPORTED_OPERATION", message: "not simulated" });
+  }
+
+  stop() {
+    this.state = "stopped";
+    clearInterval(this.heartbeatTimer);
+    clearTimeout(this.reconnectTimer);
+    clearTimeout(this.handshakeTimer);
+    this.socket?.terminate();
+  }
+}
+
+let agents = [];
+
+process.on("message", (message) => {
+  if (message.type === "start") {
+    const settings = { url: message.url, localAddress: message.localAddress, labels: message.labels, maxBackoffMs: message.maxBackoffMs };
+    agents = message.agents.map(({ name, token }) => new SimAgent(name, token, settings));
+    // Spread the first connects over `rampMs`, as hosts booting around the same time would.
+    agents.forEach((agent, i) => setTimeout(() => agent.connect(), Math.floor((i / agents.length) * message.rampMs)));
+    process.send({ type: "started", count: agents.length });
+  } else if (message.type === "stats") {
+    process.send({ type: "stats", id: message.id, counters, memoryRss: process.memoryUsage.rss() });
+  } else if (message.type === "reset") {
+    for (const key of ["refusals", "upgradeRejects", "connectErrors", "dropsWhileOnline"]) counters[key] = {};
+    counters.handshakeTimeouts = 0;
+    counters.welcomes = 0;
+    counters.lastOnlineAt = 0;
+    process.send({ type: "reset", id: message.id });
+  } else if (message.type === "stop") {
+    for (const agent of agents) agent.stop();
+    setTimeout(() => process.exit(0), 100);
+  }
+});
+process.on("disconnect", () => process.exit(0));

@@ -1,0 +1,446 @@
+// Coordinator scale: thousands of simulated agents (bench/_sim-agents.mjs: real
+// protocol, real Ed25519 identities, a few child processes) against one real
+// `cutover server` process. Per fleet size: coordinator RSS per session,
+// heartbeat processing CPU, Ping fan-out round trips, a no-op deploy across all
+// hosts, and recovery from a reconnect storm (kill -9 and restart).
+//
+//   npm run bench -- scale [--sessions=1000,5000,10000] [--quiet=20] [--pings=5] [--profile=1]
+//
+// --profile=1 runs the coordinator under the inspector and prints the top
+// self-time functions of each phase (profiles saved under /tmp/cutover-bench-profiles/).
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { freemem, loadavg, tmpdir } from "node:os";
+import { join } from "node:path";
+import { stringify } from "yaml";
+import { conditions, fmt, option, root, table, writeResult } from "./_lib.mjs";
+import { cpuSeconds, hardNofile, MiB, rssBytes, sleep, spawnDaemon } from "./_proc.mjs";
+import { attachProfiler, printSummary, saveProfile, summarizeProfile } from "./_profile.mjs";
+
+const { quantile, median, freePort } = await import("../packages/testkit/dist/index.js");
+
+const CUTOVER_BIN = join(root, "coordinator", "bin", "cutover.js");
+const SIM_AGENTS = join(root, "bench", "_sim-agents.mjs");
+const SIM_PROCESSES = 4;
+const HEARTBEAT_INTERVAL_S = 5;
+const TOKEN_CONCURRENCY = 16;
+/** The real agent's default reconnect cap (agent/src/config.ts DEFAULT_MAX_BACKOFF). */
+const MAX_BACKOFF_MS = 15_000;
+/** First connects are spread over this many ms per session (a fleet boots over seconds, not in one instant). */
+const RAMP_MS_PER_SESSION = 0.5;
+const PROFILE_DIR = "/tmp/cutover-bench-profiles";
+const SIM_LABELS = { role: "sim" };
+const DEFAULT_SIZES = [1000, 5000, 10_000];
+/** Budgets of DESIGN §10. */
+const BUDGET = { rssPerSessionBytes: 30 * 1024, fanoutP99Ms: 100 };
+
+async function api(url, token, method, path, body) {
+  const response = await fetch(url + path, {
+    method,
+    headers: { authorization: `Bearer ${token}`, ...(body !== undefined && { "content-type": "application/json" }) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${text.slice(0, 300)}`);
+  return JSON.parse(text);
+}
+
+/** Polls `check` until it returns a truthy value; throws after `timeoutMs`. */
+async function waitFor(what, check, timeoutMs, intervalMs = 100) {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const value = await check().catch(() => undefined);
+    if (value) return value;
+    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(intervalMs);
+  }
+}
+
+async function mapLimit(items, limit, fn) {
+  const out = new Array(items.length);
+  let next = 0;
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i], i);
+    }
+  }));
+  return out;
+}
+
+/** A `cutover server` process on a fixed port and data dir, restartable; optionally under the inspector. */
+class Coordinator {
+  constructor({ dataDir, port, logFile, profile }) {
+    Object.assign(this, { dataDir, port, logFile, profile });
+    this.url = `http://127.0.0.1:${port}`;
+    this.proc = undefined;
+    this.profiler = undefined;
+  }
+
+  get pid() {
+    return this.proc.pid;
+  }
+
+  async start() {
+    const logFrom = existsSync(this.logFile) ? statSync(this.logFile).size : 0;
+    const inspect = this.profile ? [`--inspect-brk=127.0.0.1:${await freePort()}`] : [];
+    const args = [...inspect, CUTOVER_BIN, "server", "--data-dir", this.dataDir, "--listen", `127.0.0.1:${this.port}`, "--heartbeat-interval", `${HEARTBEAT_INTERVAL_S}s`];
+    this.proc = spawnDaemon(args, { logFile: this.logFile, env: { CUTOVER_LOG_LEVEL: "info" }, nofile: true });
+    if (this.profile) {
+      // Profiling from the first line: the first phase of each process ends with the process's first phase.end().
+      this.profiler = await attachProfiler(Number(inspect[0].split(":").at(-1)));
+      await this.profiler.start();
+      await this.profiler.resume();
+    }
+    // Its own line says when it listens (an API call could queue behind a reconnect storm).
+    await waitFor("the coordinator to listen", async () => readFileSync(this.logFile).subarray(logFrom).includes("cutover server listening on"), 20_000, 10);
+    this.adminToken = readFileSync(join(this.dataDir, "admin-token"), "utf8").trim();
+  }
+
+  health() {
+    return fetch(`${this.url}/v1/health`).then((r) => r.json());
+  }
+
+  call(method, path, body) {
+    return api(this.url, this.adminToken, method, path, body);
+  }
+
+  async stop(signal = "SIGTERM") {
+    this.profiler?.close();
+    this.profiler = undefined;
+    if (!this.proc) return;
+    const timer = setTimeout(() => this.proc.child.kill("SIGKILL"), 10_000);
+    await this.proc.kill(signal);
+    clearTimeout(timer);
+  }
+}
+
+/** The simulated agents: SIM_PROCESSES children, each running a share of the sessions. */
+class SimFleet {
+  children = [];
+  nextId = 1;
+
+  start(coordinatorUrl, agents, rampMs) {
+    const url = `${coordinatorUrl.replace(/^http/, "ws")}/v1/agent`;
+    for (let i = 0; i < SIM_PROCESSES; i++) {
+      const share = agents.filter((_, j) => j % SIM_PROCESSES === i);
+      // Open-files limit at the hard limit: thousands of sockets in one process.
+      const child = spawn("bash", ["-c", 'ulimit -n "$(ulimit -Hn)" && exec "$0" "$@"', process.execPath, SIM_AGENTS], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+      child.on("error", () => {});
+      child.send({ type: "start", url, localAddress: `127.77.0.${10 + i}`, labels: SIM_LABELS, maxBackoffMs: MAX_BACKOFF_MS, agents: share, rampMs });
+      this.children.push(child);
+    }
+  }
+
+  request(type) {
+    return Promise.all(
+      this.children.map(
+        (child) =>
+          new Promise((resolve, reject) => {
+            const id = this.nextId++;
+            const timer = setTimeout(() => reject(new Error(`simulated agents did not answer ${type}`)), 10_000);
+            const onMessage = (message) => {
+              if (message.id !== id) return;
+              clearTimeout(timer);
+              child.off("message", onMessage);
+              resolve(message);
+            };
+            child.on("message", onMessage);
+            child.send({ type, id });
+          }),
+      ),
+    );
+  }
+
+  /** Counters of all children added up (maps merged, lastOnlineAt the latest). */
+  async stats() {
+    const all = await this.request("stats");
+    const total = { memoryRssBytes: 0 };
+    for (const { counters, memoryRss } of all) {
+      total.memoryRssBytes += memoryRss;
+      for (const [key, value] of Object.entries(counters)) {
+        if (key === "lastOnlineAt") total[key] = Math.max(total[key] ?? 0, value);
+        else if (typeof value === "number") total[key] = (total[key] ?? 0) + value;
+        else {
+          total[key] ??= {};
+          for (const [k, v] of Object.entries(value)) total[key][k] = (total[key][k] ?? 0) + v;
+        }
+      }
+    }
+    return total;
+  }
+
+  reset() {
+    return this.request("reset");
+  }
+
+  async stop() {
+    await Promise.all(
+      this.children.map(async (child) => {
+        if (child.exitCode !== null || child.signalCode !== null) return;
+        const exited = once(child, "exit");
+        try {
+          child.send({ type: "stop" });
+        } catch {
+          // channel already closed
+        }
+        const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
+        await exited;
+        clearTimeout(timer);
+      }),
+    );
+    this.children = [];
+  }
+}
+
+const count = (map) => Object.values(map ?? {}).reduce((a, b) => a + b, 0);
+
+function noopSpec() {
+  return stringify({
+    app: "simapp",
+    run: { command: ["node", "server.mjs", "--port", "${PORT}"], stop_timeout: "5s" },
+    ports: { blue: 7001, green: 7002 },
+    proxy: { listen: 8080, protocol: "http" },
+    health: { http: { path: "/health_check", expect_status: 200 }, interval: "100ms", timeout: "1s", healthy_threshold: 2, deadline: "15s" },
+    hosts: SIM_LABELS,
+    strategy: { type: "bluegreen", batch: "100%", max_failures: 0, keep_previous: "10m" },
+  });
+}
+
+/** Starts/stops one profile per phase when profiling; a no-op otherwise. */
+function phases(coordinator, size, results) {
+  return {
+    async begin() {
+      if (coordinator.profiler) await coordinator.profiler.start();
+    },
+    async end(name) {
+      if (!coordinator.profiler) return;
+      const profile = await coordinator.profiler.stop();
+      mkdirSync(PROFILE_DIR, { recursive: true });
+      const path = join(PROFILE_DIR, `scale-${size}-${name}.cpuprofile`);
+      saveProfile(path, profile);
+      const summary = summarizeProfile(profile);
+      printSummary(`${size} sessions, ${name} (${path})`, summary);
+      results[name] = summary;
+    },
+  };
+}
+
+async function runSize(n, shared) {
+  const coordinator = new Coordinator(shared);
+  const sims = new SimFleet();
+  const result = { sessions: n, simProcesses: SIM_PROCESSES, loadavgAtStart: loadavg()[0] };
+  const profiles = {};
+  try {
+    // The profiler is already running from --inspect-brk; the first phase ends at "connect".
+    await coordinator.start();
+    const phase = phases(coordinator, n, profiles);
+    // The fresh process, idle, before any token or session: the baseline the sessions add to.
+    await sleep(1000);
+    const rssBefore = rssBytes(coordinator.pid);
+    const enrolled = new Set((await coordinator.call("GET", "/v1/hosts")).map((h) => h.name));
+    const names = Array.from({ length: n }, (_, i) => `sim-${String(i + 1).padStart(5, "0")}`);
+    const fresh = names.filter((name) => !enrolled.has(name));
+    let started = performance.now();
+    const tokens = await mapLimit(fresh, TOKEN_CONCURRENCY, async () => (await coordinator.call("POST", "/v1/tokens/enrollment", {})).token);
+    result.enrollmentTokens = { created: fresh.length, ms: performance.now() - started, reusedKeys: n - fresh.length };
+    const tokenOf = new Map(fresh.map((name, i) => [name, tokens[i]]));
+
+    // All sessions online.
+    started = performance.now();
+    sims.start(coordinator.url, names.map((name) => ({ name, token: tokenOf.get(name) })), n * RAMP_MS_PER_SESSION);
+    await waitFor(`${n} sessions online`, async () => (await coordinator.health()).agentsOnline >= n, 120_000 + n * 20, 200);
+    result.connect = { ms: performance.now() - started, rampMs: n * RAMP_MS_PER_SESSION };
+    const afterConnect = await sims.stats();
+    result.connect.refusals = afterConnect.refusals;
+    result.connect.upgradeRejects = afterConnect.upgradeRejects;
+    result.connect.enrolled = afterConnect.enrolled;
+    await phase.end("enroll+connect");
+
+    // Let every session heartbeat at least twice, then a quiet window of heartbeats only.
+    await sleep(2 * HEARTBEAT_INTERVAL_S * 1000);
+    const rssOnline = rssBytes(coordinator.pid);
+    await phase.begin();
+    const beatsBefore = (await sims.stats()).heartbeats;
+    const cpuBefore = cpuSeconds(coordinator.pid);
+    started = performance.now();
+    await sleep(shared.quietMs);
+    const seconds = (performance.now() - started) / 1000;
+    const cpu = cpuSeconds(coordinator.pid) - cpuBefore;
+    const quietStats = await sims.stats();
+    const beats = quietStats.heartbeats - beatsBefore;
+    await phase.end("heartbeats");
+    const rssQuiet = rssBytes(coordinator.pid);
+    result.rss = {
+      beforeBytes: rssBefore,
+      onlineBytes: rssOnline,
+      afterQuietBytes: rssQuiet,
+      perSessionBytes: (Math.max(rssOnline, rssQuiet) - rssBefore) / n,
+    };
+    result.heartbeats = {
+      windowS: seconds,
+      perSec: beats / seconds,
+      cpuPercentOfCore: (100 * cpu) / seconds,
+      cpuMsPer1000: beats > 0 ? (1000 * cpu * 1000) / beats : Number.NaN,
+      sessionsDropped: count(quietStats.dropsWhileOnline),
+    };
+
+    // Ping fan-out: POST /v1/hosts/ping to every online host, several times.
+    await phase.begin();
+    const calls = [];
+    for (let i = 0; i < shared.pings; i++) {
+      started = performance.now();
+      const answers = await coordinator.call("POST", "/v1/hosts/ping", {});
+      calls.push({ wallMs: performance.now() - started, answers });
+    }
+    await phase.end("ping");
+    const trips = calls.flatMap((c) => c.answers.map((a) => a.roundTripMs));
+    result.fanout = {
+      calls: calls.length,
+      hostsPerCall: median(calls.map((c) => c.answers.length)),
+      notOk: calls.reduce((sum, c) => sum + c.answers.filter((a) => !a.ok).length, 0),
+      p50Ms: median(trips),
+      p99Ms: quantile(trips, 0.99),
+      maxMs: Math.max(...trips),
+      p99PerCallMs: calls.map((c) => quantile(c.answers.map((a) => a.roundTripMs), 0.99)),
+      wallMedianMs: median(calls.map((c) => c.wallMs)),
+      wallMaxMs: Math.max(...calls.map((c) => c.wallMs)),
+    };
+
+    // A no-op deploy: every host answers at once, as an agent whose app boots in no time would.
+    await phase.begin();
+    started = performance.now();
+    const created = await coordinator.call("POST", "/v1/deployments", { spec: noopSpec(), specFile: "simapp.yml", release: `r${n}` });
+    const postMs = performance.now() - started;
+    const final = await waitFor(
+      "the no-op deploy to finish",
+      async () => {
+        const d = await coordinator.call("GET", `/v1/deployments/${created.id}`);
+        return d.state !== "running" && d.state !== "rolling_back" ? d : undefined;
+      },
+      120_000,
+      250,
+    );
+    const wallMs = performance.now() - started;
+    await phase.end("deploy");
+    result.deploy = {
+      state: final.state,
+      hosts: final.hosts.length,
+      succeededHosts: final.hosts.filter((h) => h.outcome === "succeeded").length,
+      durationMs: final.durationMs,
+      postMs,
+      wallMs,
+      error: final.error,
+    };
+
+    // Reconnect storm: kill -9, start again on the same port and data dir, every agent back at once.
+    await sims.reset();
+    const killedAt = Date.now();
+    started = performance.now();
+    await coordinator.stop("SIGKILL");
+    await coordinator.start();
+    const listenMs = performance.now() - started;
+    await waitFor(`${n} sessions online again`, async () => (await coordinator.health()).agentsOnline >= n, 120_000 + n * 20, 50);
+    const onlineMs = performance.now() - started;
+    await phase.end("storm");
+    const hosts = await coordinator.call("GET", "/v1/hosts");
+    const storm = await sims.stats();
+    result.storm = {
+      restartToListenMs: listenMs,
+      killToAllOnlineMs: onlineMs,
+      listenToAllOnlineMs: onlineMs - listenMs,
+      agentsLastWelcomeAfterKillMs: storm.lastOnlineAt - killedAt,
+      onlinePerApi: hosts.filter((h) => h.state === "online").length,
+      refusals: storm.refusals,
+      upgradeRejects: storm.upgradeRejects,
+      handshakeTimeouts: storm.handshakeTimeouts,
+      connectErrorsWhileDown: storm.connectErrors,
+      sessionsRefused: count(storm.refusals) + count(storm.upgradeRejects) + storm.handshakeTimeouts,
+    };
+    await sleep(2 * HEARTBEAT_INTERVAL_S * 1000);
+    result.rss.afterStormBytes = rssBytes(coordinator.pid);
+    result.simRssBytes = (await sims.stats()).memoryRssBytes;
+    if (shared.profile) result.profiles = profiles;
+    return result;
+  } finally {
+    await sims.stop();
+    await coordinator.stop();
+  }
+}
+
+function budgetLines(results) {
+  const lines = [];
+  for (const r of results) {
+    if (r.error) {
+      lines.push(`MISS ${r.sessions} sessions: did not complete: ${r.error}`);
+      continue;
+    }
+    const kb = r.rss.perSessionBytes / 1024;
+    lines.push(`${kb <= 30 ? "ok  " : "MISS"} ${r.sessions} sessions: coordinator RSS ${fmt(kb)} KB per session (budget < 30 KB)`);
+    lines.push(`${r.fanout.p99Ms <= BUDGET.fanoutP99Ms ? "ok  " : "MISS"} ${r.sessions} sessions: Ping fan-out p99 ${fmt(r.fanout.p99Ms)} ms (budget < 100 ms)`);
+    if (r.fanout.notOk > 0) lines.push(`MISS ${r.sessions} sessions: ${r.fanout.notOk} Ping answers not OK`);
+    lines.push(`${r.storm.sessionsRefused === 0 ? "ok  " : "MISS"} ${r.sessions} sessions: ${r.storm.sessionsRefused} sessions refused in the reconnect storm (budget 0)`);
+    if (r.deploy.state !== "succeeded") lines.push(`MISS ${r.sessions} sessions: no-op deploy ${r.deploy.state}: ${r.deploy.error}`);
+    if (r.heartbeats.sessionsDropped > 0) lines.push(`MISS ${r.sessions} sessions: ${r.heartbeats.sessionsDropped} sessions dropped during the quiet window`);
+  }
+  return lines;
+}
+
+export async function run(args) {
+  const sizesArg = args.find((a) => a.startsWith("--sessions="));
+  const sizes = sizesArg ? sizesArg.slice("--sessions=".length).split(",").map(Number) : DEFAULT_SIZES;
+  const quietMs = option(args, "quiet", 20) * 1000;
+  const pings = option(args, "pings", 5);
+  const profile = option(args, "profile", 0) === 1;
+  console.log(`\n== scale: ${sizes.join(", ")} simulated agent sessions (${SIM_PROCESSES} processes) against one coordinator, heartbeat ${HEARTBEAT_INTERVAL_S}s${profile ? ", PROFILING (figures carry the profiler's overhead)" : ""}`);
+  const dir = mkdtempSync(join(tmpdir(), "cutover-bench-scale-"));
+  const shared = { dataDir: join(dir, "data"), port: await freePort(), logFile: join(dir, "coordinator.log"), quietMs, pings, profile };
+  const results = [];
+  try {
+    for (const n of sizes) {
+      // About 2 MB per session across coordinator and simulated agents, with room to spare.
+      if (freemem() < n * 2 * MiB + 2048 * MiB) {
+        console.log(`skipping ${n} sessions: ${Math.round(freemem() / MiB)} MiB free is not enough`);
+        continue;
+      }
+      // One descriptor per session in the coordinator, plus its store, logs and listeners.
+      if (n + 256 > hardNofile()) {
+        console.log(`skipping ${n} sessions: the open-files hard limit (${hardNofile()}) is too low for the coordinator`);
+        continue;
+      }
+      console.log(`-- ${n} sessions`);
+      try {
+        results.push(await runSize(n, shared));
+      } catch (error) {
+        console.log(`   ${n} sessions failed: ${error.message}`);
+        results.push({ sessions: n, error: error.message });
+      }
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const done = results.filter((r) => !r.error);
+  console.log(
+    table(
+      ["sessions", "connect s", "RSS before MB", "RSS online MB", "KB/session", "heartbeats/s", "hb CPU % core", "CPU ms/1000 hb", "ping p50 ms", "ping p99 ms", "ping wall ms", "no-op deploy ms", "storm: listen→all online ms", "kill→all online ms", "refused"],
+      done.map((r) => [
+        r.sessions, fmt(r.connect.ms / 1000), fmt(r.rss.beforeBytes / MiB), fmt(Math.max(r.rss.onlineBytes, r.rss.afterQuietBytes) / MiB), fmt(r.rss.perSessionBytes / 1024),
+        fmt(r.heartbeats.perSec, 0), fmt(r.heartbeats.cpuPercentOfCore), fmt(r.heartbeats.cpuMsPer1000, 0),
+        fmt(r.fanout.p50Ms), fmt(r.fanout.p99Ms), fmt(r.fanout.wallMedianMs, 0), fmt(r.deploy.durationMs, 0),
+        fmt(r.storm.listenToAllOnlineMs, 0), fmt(r.storm.killToAllOnlineMs, 0), r.storm.sessionsRefused,
+      ]),
+    ),
+  );
+  console.log(
+    `conditions: ${SIM_PROCESSES} simulated-agent processes on the same 2 cores as the coordinator; coordinator at log level info, heartbeat ${HEARTBEAT_INTERVAL_S}s;\n` +
+      `RSS per session = (RSS with all online and heartbeating − RSS of the fresh process) / sessions; heartbeat CPU over a ${quietMs / 1000} s window with nothing else happening;\n` +
+      `ping = POST /v1/hosts/ping roundTripMs over ${pings} calls (each call sends to every host in one loop, so early hosts wait for the loop);\n` +
+      `no-op deploy = POST /v1/deployments (batch 100%) to 'succeeded' as the store records it, each host answering with the 6 step events and an OK outcome;\n` +
+      `storm = kill -9 and restart on the same port and data dir; agents reconnect with the real agent's backoff (250 ms base, 15 s cap, jitter).`,
+  );
+  const budgets = budgetLines(results);
+  console.log(budgets.join("\n"));
+  writeResult("scale", { conditions: conditions({ simProcesses: SIM_PROCESSES, heartbeatIntervalS: HEARTBEAT_INTERVAL_S, quietWindowS: quietMs / 1000, pingCalls: pings, profiled: profile }), results, budgets });
+  return true;
+}
