@@ -68,10 +68,10 @@ export class AppManager {
    * nginx already points at its port) after a capped, jittered backoff; a
    * warm previous one is just forgotten.
    */
-  private onUnexpectedExit(handle: InstanceHandle, how: { exitCode?: number; signal?: string }): void {
+  private onUnexpectedExit(handle: InstanceHandle, how: { exitCode?: number; signal?: string; reason?: string }): void {
     const { app, color } = handle;
     const snapshot = this.store.load(app);
-    const cause = how.signal ? `signal ${how.signal}` : how.exitCode !== undefined ? `exit code ${how.exitCode}` : "unknown cause";
+    const cause = how.reason ?? (how.signal ? `signal ${how.signal}` : how.exitCode !== undefined ? `exit code ${how.exitCode}` : "unknown cause");
     this.options.emit({ atUnixMs: this.now(), kind: "process.exit", app, color, message: `${app} ${color} (pid ${handle.pid}, ${handle.release}) exited: ${cause}` });
     if (!snapshot || snapshot.live?.color !== color || snapshot.transaction?.color === color) {
       this.options.log.info("an instance that does not serve traffic exited", { app, color, pid: handle.pid, cause });

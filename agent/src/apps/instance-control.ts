@@ -27,6 +27,9 @@ export interface InstanceControl {
   stop(app: string, color: Color, signal: string, timeoutMs: number): Promise<void>;
   /** Resident memory of the instance's process, bytes (0 when unknown). */
   rssBytes(handle: InstanceHandle): number;
-  /** Called when an instance exits without stop() having been asked (a crash, an OOM kill, a kill by hand). */
-  onUnexpectedExit(listener: (handle: InstanceHandle, how: { exitCode?: number; signal?: string }) => void): void;
+  /**
+   * Called when an instance exits without stop() having been asked (a crash, an OOM kill, a kill by hand);
+   * `reason` says why when the agent knows better than the signal ("memory limit exceeded (limit 64 MiB)").
+   */
+  onUnexpectedExit(listener: (handle: InstanceHandle, how: { exitCode?: number; signal?: string; reason?: string }) => void): void;
 }

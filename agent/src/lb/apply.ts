@@ -1,3 +1,4 @@
+import { exclusive } from "../nginx/queue.js";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { performance } from "node:perf_hooks";
@@ -125,19 +126,6 @@ class LbTransaction {
   }
 }
 
-// One change at a time per runner: candidates, the test config and reloads are shared.
-// (switch.ts keeps its own queue; see the report: the two should share one.)
-const queues = new WeakMap<NginxRunner, Promise<unknown>>();
-
-function exclusive<T>(runner: NginxRunner, work: () => Promise<T>): Promise<T> {
-  const previous = queues.get(runner) ?? Promise.resolve();
-  const next = previous.then(work, work);
-  queues.set(
-    runner,
-    next.catch(() => undefined),
-  );
-  return next;
-}
 
 function requireSupport(runner: NginxRunner, config: LbSiteConfig): void {
   if (config.switchMode === "live" && !runner.detectCapabilities().lua) {

@@ -1,3 +1,4 @@
+import { isIP } from "node:net";
 // Live switching: the Lua that nginx runs. Each live site's upstream asks a shared dict
 // for its port on every request; the agent changes the dict through a control server on
 // a unix socket. One dict lookup per request, no reload, no worker churn.
@@ -24,7 +25,8 @@ export function balancerBlock(app: string, address: string, fallbackPort: number
     [
       "balancer_by_lua_block {",
       `    local port = ngx.shared.${LIVE_DICT}:get("${app}") or ${fallbackPort}`,
-      `    local ok, err = require("ngx.balancer").set_current_peer("${address}", port)`,
+      // ngx.balancer wants an IPv6 literal in brackets.
+      `    local ok, err = require("ngx.balancer").set_current_peer("${isIP(address) === 6 ? `[${address}]` : address}", port)`,
       "    if not ok then",
       `        ngx.log(ngx.ERR, "cutover: cannot use peer ${address}:", port, ": ", err)`,
       "        return ngx.exit(ngx.ERROR)",

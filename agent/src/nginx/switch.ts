@@ -1,3 +1,4 @@
+import { exclusive } from "./queue.js";
 import { performance } from "node:perf_hooks";
 import { confirmSwitch, DEFAULT_CONFIRM_TIMEOUT_MS } from "./confirm.js";
 import { clearLivePort, getLivePort, setLivePort } from "./control.js";
@@ -140,18 +141,6 @@ class SwitchTransaction {
 }
 
 // One switch at a time per runner: candidates, the test config and reloads are shared.
-const queues = new WeakMap<NginxRunner, Promise<unknown>>();
-
-function exclusive<T>(runner: NginxRunner, work: () => Promise<T>): Promise<T> {
-  const previous = queues.get(runner) ?? Promise.resolve();
-  const next = previous.then(work, work);
-  queues.set(
-    runner,
-    next.catch(() => undefined),
-  );
-  return next;
-}
-
 function asNginxError(error: unknown): NginxError {
   if (error instanceof NginxError) return error;
   const message = error instanceof Error ? error.message : String(error);
