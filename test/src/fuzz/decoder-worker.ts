@@ -7,11 +7,11 @@
  * seed and prints it.
  */
 import { performance } from "node:perf_hooks";
-import { getHeapStatistics, setFlagsFromString } from "node:v8";
-import { runInNewContext } from "node:vm";
+import { getHeapStatistics } from "node:v8";
 import { parentPort, workerData } from "node:worker_threads";
 import { decodeEnvelope, ProtocolError, v1 } from "@cutover/protocol";
 import { decoderFrameAt } from "./frames.js";
+import { exposeGc } from "./guard.js";
 
 export interface DecoderJob {
   seed: number;
@@ -47,18 +47,6 @@ export interface DecoderReport {
   heapBaselineBytes: number;
   heapAfterBytes: number;
   heapPeakBytes: number;
-}
-
-/** gc() without --expose-gc on the command line: the flag can be set at runtime and gc fetched from a fresh context. */
-export function exposeGc(): (() => void) | undefined {
-  const existing = (globalThis as { gc?: () => void }).gc;
-  if (existing) return existing;
-  try {
-    setFlagsFromString("--expose-gc");
-    return runInNewContext("gc") as () => void;
-  } catch {
-    return undefined;
-  }
 }
 
 function family(recipe: string): string {

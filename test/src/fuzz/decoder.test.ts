@@ -10,8 +10,8 @@ import { performance } from "node:perf_hooks";
 import { Worker } from "node:worker_threads";
 import { decodeEnvelope, MAX_FRAME_BYTES, ProtocolError, ProtocolErrorCode } from "@cutover/protocol";
 import type { DecoderJob, DecoderReport } from "./decoder-worker.js";
-import { exposeGc } from "./decoder-worker.js";
 import { concatBytes, decoderFrameAt, describeFrame, lenField, tag, varint, worstCaseRepeated } from "./frames.js";
+import { exposeGc, MiB } from "./guard.js";
 import { runSeed } from "./prng.js";
 
 const SEED = runSeed();
@@ -32,7 +32,6 @@ const HEAP_GROWTH_TOLERANCE = 16 * 1024 * 1024;
 /** The worker's heap cap: an allocation bomb in the decoder kills the worker (and is reported), not the test process. */
 const WORKER_HEAP_MB = 768;
 
-const MiB = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MiB`;
 const seedHex = `0x${SEED.toString(16).padStart(8, "0")}`;
 
 /** Decode time of one frame, best of three runs (scheduling noise only ever adds time). */

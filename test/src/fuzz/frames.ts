@@ -34,10 +34,11 @@ export const BODY_KINDS = [
   "event",
   "artifactRequest",
   "artifactChunk",
+  "logLines",
 ] as const;
 export type Kind = (typeof BODY_KINDS)[number];
 /** What an agent sends; what the coordinator's session decodes after the handshake. */
-export const AGENT_KINDS: readonly Kind[] = ["hello", "heartbeat", "commandResult", "event", "artifactRequest"];
+export const AGENT_KINDS: readonly Kind[] = ["hello", "heartbeat", "commandResult", "event", "artifactRequest", "logLines"];
 /** What a coordinator sends; what the agent's link decodes. */
 export const COORDINATOR_KINDS: readonly Kind[] = ["challenge", "welcome", "refusal", "command", "artifactChunk"];
 
@@ -53,6 +54,7 @@ const FIELD: Record<Kind, number> = {
   event: 17,
   artifactRequest: 18,
   artifactChunk: 19,
+  logLines: 20,
 };
 
 /** A program path that cannot exist, for run.command: a fuzzed Deploy that got through must not run anything real. */
@@ -199,12 +201,16 @@ export interface GenOptions {
   maxLargeString: number;
   /** "Now" for timestamps and deadlines: fixed for the decoder corpus (frames must be rebuildable), the clock for live targets. */
   now: () => number;
+  /** Probability that a field with a sensible value gets an arbitrary one instead. */
+  wildness: number;
 }
 
 /** A fixed instant (2026-09-21) so decoder frames do not depend on the clock. */
 const FIXED_NOW = 1_790_000_000_000;
-export const DECODER_GEN: GenOptions = { largeStringChance: 0.001, maxLargeString: MAX_FRAME_BYTES + 4096, now: () => FIXED_NOW };
-export const LIVE_GEN: GenOptions = { largeStringChance: 0.002, maxLargeString: 16 * 1024, now: Date.now };
+export const DECODER_GEN: GenOptions = { largeStringChance: 0.001, maxLargeString: MAX_FRAME_BYTES + 4096, now: () => FIXED_NOW, wildness: 0.25 };
+export const LIVE_GEN: GenOptions = { largeStringChance: 0.002, maxLargeString: 16 * 1024, now: Date.now, wildness: 0.25 };
+/** Frames that nearly always pass the decoder's checks, for sessions meant to reach the code behind it. */
+export const TAME_GEN: GenOptions = { ...LIVE_GEN, wildness: 0.01 };
 
 class Values {
   constructor(readonly r: Rng, readonly o: GenOptions) {}
@@ -229,8 +235,8 @@ class Values {
   }
 
   /** Usually the sensible value, sometimes anything. */
-  maybe<T>(sensible: () => T, wild: () => T, p = 0.75): T {
-    return this.r.chance(p) ? sensible() : wild();
+  maybe<T>(sensible: () => T, wild: () => T, wildness = this.o.wildness): T {
+    return this.r.chance(wildness) ? wild() : sensible();
   }
 
   bytes(usual: number): Uint8Array {
@@ -345,7 +351,7 @@ class Values {
       sequence: r.uint53(),
       signature: this.bytes(SIGNATURE_BYTES),
     };
-    const op = r.pick(["ping", "ping", "deploy", "rollback", "applyLb", "waitDrained", "none"] as const);
+    const op = r.pick(["ping", "ping", "deploy", "rollback", "applyLb", "waitDrained", "tailLogs", "stopLogs", "none"] as const);
     switch (op) {
       case "ping":
         return { ...base, ping: { payload: this.str() } };
@@ -357,6 +363,10 @@ class Values {
         return { ...base, applyLb: { site: this.lbSite() } };
       case "waitDrained":
         return { ...base, waitDrained: { app: this.str(), hosts: this.list(() => this.str()), timeoutMs: r.uint32() } };
+      case "tailLogs":
+        return { ...base, tailLogs: { streamId: this.str(), app: this.str(), agentLog: r.chance(0.3), lines: this.u32(() => r.int(0, 200)), follow: r.chance(0.3) } };
+      case "stopLogs":
+        return { ...base, stopLogs: { streamId: this.str() } };
       case "none":
         return base;
     }
@@ -415,7 +425,7 @@ class Values {
       case "refusal":
         return { refusal: { code: this.maybe(() => r.pick(Object.values(RefusalCode)), () => this.str()), message: this.str(), permanent: r.chance(0.5) } };
       case "heartbeat":
-        return { heartbeat: { resources: r.chance(0.9) ? this.resources() : null, instances: this.list(() => this.instance(), 3) } };
+        return { heartbeat: { resources: this.maybe(() => this.resources(), () => null), instances: this.list(() => this.instance(), 3) } };
       case "command":
         return { command: this.command() };
       case "commandResult":
@@ -430,11 +440,13 @@ class Values {
             requestId: this.maybe(() => String(r.int(1, 50)), () => this.str()),
             sha256: this.sha(),
             offset: r.uint53(),
-            data: this.maybe(() => r.bytes(r.int(0, 256)), () => r.bytes(r.int(0, 64 * 1024)), 0.95),
+            data: this.maybe(() => r.bytes(r.int(0, 256)), () => r.bytes(r.int(0, 64 * 1024)), this.o.wildness / 5),
             totalSize: r.uint53(),
             error: this.maybe(() => "", () => this.str()),
           },
         };
+      case "logLines":
+        return { logLines: { streamId: this.maybe(() => `s-${r.uint32()}`, () => this.str()), source: this.str(), lines: this.list(() => this.str(), 5) } };
     }
   }
 }
@@ -674,6 +686,7 @@ const REPEATED: { name: string; path: number[]; element: (r: Rng) => Uint8Array;
   { name: "command.deploy.app.run.command", path: [15, 11, 1, 2, 1], element: () => Uint8Array.of(0x61) },
   { name: "command.deploy.app.run.env", path: [15, 11, 1, 2, 2], element: (r) => lenField(1, ascii(`E${r.uint32()}`)) },
   { name: "envelope.hello", path: [11], element: () => new Uint8Array(0) },
+  { name: "logLines.lines", path: [20, 3], element: () => Uint8Array.of(0x61), prefix: lenField(1, Uint8Array.of(0x73)) },
 ];
 
 /** Map entries with distinct keys are built one by one; this caps that cost. */
