@@ -14,6 +14,7 @@ import { createNginxRunner, type NginxRunner, type ManagedNginx } from "./nginx/
 import { ReleaseStore } from "./releases/release-store.js";
 import { lbHandlers } from "./commands/lb.js";
 import { LogStreams } from "./logs/streams.js";
+import { AgentMetrics } from "./metrics/agent-metrics.js";
 import { v1 } from "@cutover/protocol";
 
 /** Capabilities this agent build announces in Hello (nginx ones are added from what is installed). */
@@ -78,7 +79,15 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
     log: log.child("apps"),
   });
   await apps.recover();
-  const dispatcher = new CommandDispatcher(log.child("commands"), Date.now, (id) => apps.storedResult(id));
+  const metrics = new AgentMetrics({ instances: () => apps.instances(), connected: () => link?.state === "online" });
+  if (config.metricsListen) {
+    const { host, port } = config.metricsListen;
+    await metrics.listen(host, port);
+    log.info("metrics at /metrics", { listen: `${host}:${port}` });
+  }
+  const dispatcher = new CommandDispatcher(log.child("commands"), Date.now, (id) => apps.storedResult(id), (operation, status, seconds) =>
+    metrics.commandDuration.observe({ operation, status }, seconds),
+  );
   dispatcher.handle("deploy", (command) => apps.deploy(command.commandId, command.deploy!));
   const logStreams = new LogStreams(config.stateDir, (lines) => link.send({ logLines: lines }));
   dispatcher.handle("tailLogs", async (command) => {

@@ -21,6 +21,8 @@ export interface AgentConfig {
   nginxMode: "managed" | "system";
   /** `live` (Lua shared dict, no reload) or `reload`; `auto` picks live when the Lua module is there. */
   switchMode: "reload" | "live" | "auto";
+  /** host:port for the opt-in Prometheus endpoint; undefined: off. */
+  metricsListen: { host: string; port: number } | undefined;
 }
 
 /** Raw settings as flags or the config file give them (config file keys are snake_case). */
@@ -35,6 +37,7 @@ export interface AgentSettings {
   maxBackoff?: string;
   nginx?: string;
   switch?: string;
+  metricsListen?: string;
 }
 
 export const DEFAULT_STATE_DIR = "/var/lib/cutover/agent";
@@ -95,7 +98,7 @@ function readConfigFile(path: string, required: boolean): AgentSettings {
   } catch (error) {
     throw new ConfigError(`${path}: not valid YAML: ${(error as Error).message}`);
   }
-  const known = ["coordinator", "token", "state_dir", "name", "labels", "address", "max_backoff", "nginx", "switch"];
+  const known = ["coordinator", "token", "state_dir", "name", "labels", "address", "max_backoff", "nginx", "switch", "metrics_listen"];
   for (const key of Object.keys(raw)) {
     if (!known.includes(key)) throw new ConfigError(`${path}: unknown key "${key}" (known: ${known.join(", ")})`);
   }
@@ -109,6 +112,7 @@ function readConfigFile(path: string, required: boolean): AgentSettings {
     maxBackoff: raw.max_backoff as string | undefined,
     nginx: raw.nginx as string | undefined,
     switch: raw.switch as string | undefined,
+    metricsListen: raw.metrics_listen as string | undefined,
   };
 }
 
@@ -130,9 +134,15 @@ export function resolveAgentConfig(flags: AgentSettings): AgentConfig {
   if (nginxMode !== "managed" && nginxMode !== "system") throw new ConfigError(`nginx must be "managed" or "system", got "${nginxMode}"`);
   const switchMode = pick("switch") ?? "auto";
   if (switchMode !== "reload" && switchMode !== "live" && switchMode !== "auto") throw new ConfigError(`switch must be "reload", "live" or "auto", got "${switchMode}"`);
+  const metricsText = pick("metricsListen");
+  const metricsMatch = metricsText === undefined ? null : /^(.+):(\d+)$/.exec(metricsText);
+  if (metricsText !== undefined && (!metricsMatch || Number(metricsMatch[2]) > 65535)) {
+    throw new ConfigError(`metrics listen must be HOST:PORT (e.g. 127.0.0.1:9464), got "${metricsText}"`);
+  }
   return {
     nginxMode,
     switchMode,
+    metricsListen: metricsMatch ? { host: metricsMatch[1]!, port: Number(metricsMatch[2]) } : undefined,
     coordinatorUrl: agentEndpoint(coordinator),
     enrollmentToken: pick("token"),
     stateDir: pick("stateDir") ?? DEFAULT_STATE_DIR,

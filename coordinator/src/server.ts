@@ -13,6 +13,7 @@ import { DeploymentStore } from "./store/deployments.js";
 import { AppStore } from "./store/apps.js";
 import { Rollouts } from "./rollout/rollouts.js";
 import { AuditStore } from "./store/audit.js";
+import { CoordinatorMetrics } from "./metrics/registry.js";
 import { VERSION } from "./version.js";
 
 /** The path of the agent WebSocket endpoint. */
@@ -63,9 +64,26 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   for (const id of deployments.abandonRunning()) log.warn("deployment left running by a previous coordinator marked failed", { id });
   const apps = new AppStore(db);
   const audit = new AuditStore(db);
-  const fleet = new Fleet(db, hosts, tokens, log.child("fleet"), { ...DEFAULT_FLEET_OPTIONS, ...options.fleet }, artifacts, audit);
-  const rollouts = new Rollouts(fleet, hosts, deployments, apps, log.child("rollout"));
-  const api = createApi({ fleet, hosts, tokens, artifacts, deployments, apps, rollouts, audit, log: log.child("api"), version: VERSION });
+  let fleet!: Fleet;
+  const metrics = new CoordinatorMetrics({
+    hostStates: () => {
+      const counts: Record<string, number> = { online: 0, unreachable: 0 };
+      for (const host of hosts.list()) counts[fleet.liveness(host.id)]! += 1;
+      return counts;
+    },
+    sessions: () => fleet.onlineCount(),
+  });
+  fleet = new Fleet(db, hosts, tokens, log.child("fleet"), { ...DEFAULT_FLEET_OPTIONS, ...options.fleet }, artifacts, audit, (operation, status, seconds) =>
+    metrics.commandDuration.observe({ operation, status }, seconds),
+  );
+  deployments.onFinished = (d) => metrics.deployments.inc({ strategy: d.strategy, kind: d.kind, outcome: d.state });
+  const rollouts = new Rollouts(fleet, hosts, deployments, apps, log.child("rollout"), (outcome) => {
+    if (outcome.unchanged) return;
+    if (outcome.switchMs) metrics.stepDuration.observe({ step: "switch" }, outcome.switchMs / 1000);
+    if (outcome.bootMs) metrics.stepDuration.observe({ step: "boot" }, outcome.bootMs / 1000);
+    if (outcome.totalMs) metrics.stepDuration.observe({ step: "total" }, outcome.totalMs / 1000);
+  });
+  const api = createApi({ fleet, hosts, tokens, artifacts, deployments, apps, rollouts, audit, metrics, log: log.child("api"), version: VERSION });
 
   const server: Server = createServer(api);
   server.on("upgrade", (request, socket, head) => {

@@ -23,6 +23,8 @@ export class CommandDispatcher {
     private readonly now: () => number = Date.now,
     /** Results saved on disk by earlier runs (deploys), so ids stay idempotent across agent restarts. */
     private readonly storedResult: (commandId: string) => cutover.v1.CommandResult.$Properties | undefined = () => undefined,
+    /** Observes each command the agent ran (metrics). */
+    private readonly onFinished?: (operation: string, status: string, seconds: number) => void,
   ) {
     this.handle("ping", async (command) => ({ status: Status.OK, pong: { payload: command.ping?.payload ?? "" } }));
   }
@@ -47,7 +49,11 @@ export class CommandDispatcher {
 
   private async run(command: cutover.v1.Command): Promise<cutover.v1.CommandResult.$Properties> {
     const started = performance.now();
-    const finish = (result: OperationResult) => ({ ...result, commandId: command.commandId, durationMs: Math.round(performance.now() - started) });
+    const finish = (result: OperationResult) => {
+      const seconds = (performance.now() - started) / 1000;
+      this.onFinished?.(command.operation ?? "unknown", Status[result.status ?? 0] ?? "UNKNOWN", seconds);
+      return { ...result, commandId: command.commandId, durationMs: Math.round(seconds * 1000) };
+    };
     if (command.deadlineUnixMs < this.now()) {
       return finish({ status: Status.EXPIRED, errorCode: "ERR_COMMAND_EXPIRED", message: "received after its deadline; nothing was done" });
     }

@@ -12,6 +12,7 @@ import { hostView } from "./hosts-view.js";
 import { deploymentRoutes, type DeploymentApiDeps } from "./deployments.js";
 import { logRoutes } from "./logs.js";
 import type { AuditStore } from "../store/audit.js";
+import type { CoordinatorMetrics } from "../metrics/registry.js";
 
 export const MAX_REQUEST_BODY_BYTES = 1024 * 1024;
 export const DEFAULT_ENROLLMENT_TTL_MS = 60 * 60 * 1000;
@@ -21,6 +22,7 @@ const PING_TIMEOUT_MS = 10_000;
 export interface ApiDeps extends DeploymentApiDeps {
   version: string;
   audit: AuditStore;
+  metrics: CoordinatorMetrics;
 }
 
 function bodyString(request: Request, field: string): string | undefined {
@@ -123,6 +125,11 @@ export function createApi(deps: ApiDeps): express.Express {
 
   app.use(deploymentRoutes(deps));
   app.use(logRoutes(deps));
+
+  // Prometheus text format; scrape with a read token (Prometheus `authorization: { credentials: ... }`).
+  app.get("/metrics", requireRole(tokens, "read"), async (_request, response) => {
+    response.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
+  });
 
   app.get("/v1/audit", requireRole(tokens, "admin"), (request, response) => {
     response.json(deps.audit.list({ limit: Number(request.query.limit ?? 100) || 100 }));

@@ -71,6 +71,8 @@ export class Fleet {
     private readonly options: FleetOptions,
     private readonly artifacts?: ArtifactSource,
     private readonly audit?: AuditStore,
+    /** Observes each command's round trip (seconds) once it settles. */
+    private readonly onCommandSettled?: (operation: string, status: string, seconds: number) => void,
   ) {
     this.wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES, perMessageDeflate: false });
     this.livenessTimer = setInterval(() => this.checkLiveness(), Math.max(50, Math.floor(options.heartbeatIntervalMs / 2)));
@@ -159,7 +161,11 @@ export class Fleet {
     if (!session) return Promise.reject(new CommandError("ERR_HOST_OFFLINE", `host ${host.name} is unreachable`));
     const commandId = randomUUID();
     const action = `command ${Object.keys(operation).find((k) => (operation as Record<string, unknown>)[k] !== undefined) ?? "unknown"}`;
-    const record = (outcome: string, detail = "") => this.audit?.record({ actor: "coordinator", action, target: host.name, outcome, detail: `${commandId} ${detail}`.trim() });
+    const started = performance.now();
+    const record = (outcome: string, detail = "") => {
+      this.onCommandSettled?.(action.slice("command ".length), outcome, (performance.now() - started) / 1000);
+      this.audit?.record({ actor: "coordinator", action, target: host.name, outcome, detail: `${commandId} ${detail}`.trim() });
+    };
     return new Promise<cutover.v1.CommandResult>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(commandId);

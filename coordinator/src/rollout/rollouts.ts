@@ -38,8 +38,8 @@ export class Rollouts {
   private readonly running = new Map<string, { run: RolloutRun; done: Promise<void> }>();
   private readonly deps: RolloutDeps;
 
-  constructor(fleet: Fleet, hosts: HostStore, deployments: DeploymentStore, apps: AppStore, log: Logger) {
-    this.deps = { fleet, hosts, deployments, apps, log };
+  constructor(fleet: Fleet, hosts: HostStore, deployments: DeploymentStore, apps: AppStore, log: Logger, onHostDeployed?: RolloutDeps["onHostDeployed"]) {
+    this.deps = { fleet, hosts, deployments, apps, log, onHostDeployed };
   }
 
   /** Selected app hosts for a spec, sorted by name. */

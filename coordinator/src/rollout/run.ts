@@ -33,6 +33,8 @@ export interface RolloutDeps {
   deployments: DeploymentStore;
   apps: AppStore;
   log: Logger;
+  /** Observes a host's successful deploy (metrics). */
+  onHostDeployed?: (outcome: cutover.v1.DeployOutcome.$Properties) => void;
 }
 
 /**
@@ -143,6 +145,7 @@ export class RolloutRun {
           handoverMs: outcome.handoverMs,
           finishedAt: Date.now(),
         });
+        this.deps.onHostDeployed?.(outcome);
         this.event(host.name, outcome.unchanged ? `already serving ${outcome.release} (${outcome.liveColor})` : `serving ${outcome.release} on ${outcome.liveColor}`);
         return { host, ok: true, outcome };
       }

@@ -95,6 +95,8 @@ const fromRow = (r: DeploymentRow): DeploymentRecord => ({
 /** Deployments, their per-host timelines and events; every step is written here before it is acted on. */
 export class DeploymentStore {
   private readonly listeners = new Map<string, Set<(event: DeploymentEvent) => void>>();
+  /** Called when a deployment reaches a finished state (metrics). */
+  onFinished?: (deployment: DeploymentRecord) => void;
 
   constructor(private readonly db: Db, private readonly now: () => number = Date.now) {}
 
@@ -134,6 +136,7 @@ export class DeploymentStore {
     const finished = FINISHED_STATES.includes(to) ? this.now() : null;
     this.db.prepare("UPDATE deployments SET state = ?, error = COALESCE(?, error), finished_at = ? WHERE id = ?").run(to, error ?? null, finished, id);
     this.addEvent(id, null, "deployment", `${current.state} → ${to}${error ? `: ${error}` : ""}`);
+    if (finished !== null) this.onFinished?.(this.get(id)!);
   }
 
   /**

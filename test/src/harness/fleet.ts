@@ -57,6 +57,8 @@ export interface AgentOptions {
   stateDir?: string;
   /** nginx switch mode; the agent always runs its own (managed) nginx in tests. */
   switchMode?: "reload" | "live";
+  /** More agent flags. */
+  extraArgs?: string[];
 }
 
 /** A real `cutover-agent` process. */
@@ -77,6 +79,7 @@ export class AgentProcess {
     ];
     if (this.options.labels) args.push("--labels", this.options.labels);
     if (this.options.token) args.push("--token", this.options.token);
+    if (this.options.extraArgs) args.push(...this.options.extraArgs);
     this.process = spawnWatched(`agent ${this.options.name}`, AGENT_BIN, args);
     return this.process;
   }
