@@ -5,9 +5,16 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { build, ensureInstalled, ensureNginx, root } from "./setup.mjs";
 
-ensureInstalled();
-ensureNginx();
-build();
+try {
+  ensureInstalled();
+  ensureNginx();
+  build();
+} catch (error) {
+  // The set-up or the build failed (its output is above): no test ran, and CI reads this line.
+  console.error(`test set-up failed: ${error.message.split("\n")[0]}`);
+  console.log("0 passed, 1 failed");
+  process.exit(1);
+}
 
 const ava = spawn(process.execPath, [join(root, "node_modules", "ava", "entrypoints", "cli.mjs"), "--tap", ...process.argv.slice(2)], {
   cwd: root,
