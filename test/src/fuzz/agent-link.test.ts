@@ -97,8 +97,8 @@ function startLink(url: string, identity: ReturnType<typeof newIdentity>, stats:
     labels: { role: "fuzz" },
     capabilities: ["ping"],
     agentVersion: "fuzz",
-    reconnectBaseMs: 5,
-    reconnectCapMs: 50,
+    reconnectBaseMs: 1,
+    reconnectCapMs: 20,
     handshakeTimeoutMs: 10_000,
     log: log.child("link"),
     report: async () => {
@@ -134,7 +134,7 @@ function react(bytes: Uint8Array): Reaction {
   }
   switch (envelope.body) {
     case "challenge":
-      return { hello: envelope.challenge!.nonce };
+      return { hello: envelope.challenge!.nonce! };
     case "welcome":
       return { welcome: true };
     case "refusal":
@@ -147,16 +147,13 @@ function react(bytes: Uint8Array): Reaction {
   }
 }
 
-/** Statuses the dispatcher may answer a command with: EXPIRED past its deadline (either, near it), OK for ping, else UNSUPPORTED. */
-function allowedStatuses(command: cutover.v1.Command, earlier: Map<string, number>): Set<number> {
+/** Statuses the dispatcher may answer a command sent now with: EXPIRED past its deadline (either, within 2 s of it), OK for ping, else UNSUPPORTED. */
+function allowedStatuses(command: cutover.v1.Command): Set<number> {
   const now = Date.now();
   const operation = command.operation === "ping" ? Status.OK : Status.UNSUPPORTED;
   const out = new Set<number>();
   if (command.deadlineUnixMs < now + 2_000) out.add(Status.EXPIRED);
   if (command.deadlineUnixMs > now - 2_000) out.add(operation);
-  // A repeated id returns the stored result (while the dispatcher still remembers it).
-  const stored = earlier.get(command.commandId);
-  if (stored !== undefined) out.add(stored);
   return out;
 }
 
@@ -190,10 +187,15 @@ function framesPerSession(r: Rng): number {
 }
 
 /** Plays one coordinator session against the link; checks each reaction the oracle predicts. */
-async function playSession(c: AgentConnection, r: Rng, variant: Variant, earlier: Map<string, number>, link: () => CoordinatorLink): Promise<SessionResult> {
+/**
+ * `memory` models the dispatcher's: statuses a command id may be answered
+ * with (narrowed to the one seen once answered); reset with each new link.
+ */
+async function playSession(c: AgentConnection, r: Rng, variant: Variant, memory: Map<string, Set<number>>, link: () => CoordinatorLink): Promise<SessionResult> {
   const result: SessionResult = { variant, frames: 0, expected: "open", actual: "", problems: [], stopped: false };
   const nonces: Uint8Array[] = [];
-  const commands: cutover.v1.Command[] = [];
+  /** Commands sent while the link was online, with the statuses allowed when they were sent. */
+  const commands: { command: cutover.v1.Command; allowed: Set<number>; first: boolean }[] = [];
   let online = false;
   let ending: { close: number; reason?: string } | { stop: true } | undefined;
 
@@ -207,12 +209,20 @@ async function playSession(c: AgentConnection, r: Rng, variant: Variant, earlier
     } else if ("hello" in reaction) {
       nonces.push(reaction.hello);
       // The link answers with a Hello signed over exactly this nonce.
-      const hello = await c.next((e) => e.body === "hello" && nonces.length > 0 && sameBytes(signedNonce(e, nonces) ?? new Uint8Array(0), reaction.hello), ANSWER_TIMEOUT_MS);
+      const hello = await c.next((e) => e.body === "hello" && nonces.length > 0 && sameBytes(signedNonce(e.hello, nonces) ?? new Uint8Array(0), reaction.hello), ANSWER_TIMEOUT_MS);
       if (!hello) result.problems.push("no Hello signed over the Challenge's nonce");
     } else if ("welcome" in reaction) {
       online = true;
-    } else if (online) {
-      commands.push(reaction.command);
+    } else {
+      // Every decoded Command is dispatched (online or not) and its result remembered by id.
+      const command = reaction.command;
+      const fresh = allowedStatuses(command);
+      const known = memory.get(command.commandId);
+      // The dispatcher forgets the oldest results past REMEMBERED_RESULTS (1024): then a repeat runs afresh.
+      const allowed = known ? new Set([...known, ...(memory.size >= 1_000 ? fresh : [])]) : fresh;
+      if (!known) memory.set(command.commandId, new Set(fresh));
+      // Only while online is the answer sent back (the link drops replies otherwise).
+      if (online) commands.push({ command, allowed, first: !known });
     }
   };
 
@@ -225,17 +235,29 @@ async function playSession(c: AgentConnection, r: Rng, variant: Variant, earlier
   };
 
   switch (variant) {
-    case "normal":
+    case "normal": {
+      // Well-formed coordinator frames with odd contents, and fuzz frames at a per-session rate (the first bad one ends the session).
       await handshake(false, false);
-      for (let n = framesPerSession(r); n > 0 && !ending; n--) await play(fuzzFrame(r, r.chance(0.8) ? MIX : MIX_ANY).bytes, true);
+      const fuzzRate = r.weighted([[3, 0.03], [2, 0.15], [1, 0.6]] as const);
+      for (let n = framesPerSession(r); n > 0 && !ending; n--) {
+        await play(r.chance(fuzzRate) ? fuzzFrame(r, r.chance(0.8) ? MIX : MIX_ANY).bytes : validFrame(r, r.pick(COORDINATOR_KINDS), TAME_GEN).bytes, true);
+      }
       break;
+    }
     case "commands":
       // Well-formed commands (some with ids seen before), to check one answer per command with the right status.
       await handshake(false, false);
       for (let n = r.int(1, 30); n > 0 && !ending; n--) {
-        const frame = validFrame(r, "command", TAME_GEN).bytes;
-        const reuse = earlier.size > 0 && r.chance(0.1) ? r.pick([...earlier.keys()]) : undefined;
-        await play(reuse ? encodeEnvelope({ command: { ...decodeEnvelope(frame).command!, commandId: reuse } }) : frame, true);
+        let frame = validFrame(r, "command", TAME_GEN).bytes;
+        if (memory.size > 0 && r.chance(0.1)) {
+          const reuse = r.pick([...memory.keys()]);
+          try {
+            frame = encodeEnvelope({ command: { ...decodeEnvelope(frame).command!, commandId: reuse } });
+          } catch {
+            // A rare tame frame that does not decode: send it as it is.
+          }
+        }
+        await play(frame, true);
       }
       break;
     case "mutated-handshake": {
@@ -276,17 +298,16 @@ async function playSession(c: AgentConnection, r: Rng, variant: Variant, earlier
     if (!closed || closed.code !== ending.close || (ending.reason && !closed.reason.startsWith(ending.reason))) result.problems.push(`expected ${result.expected}, got ${result.actual}`);
   } else {
     // Still open: every command sent while online is answered once, then a final ping proves the link works.
-    for (const command of commands) {
+    for (const { command, allowed, first } of commands) {
       const answer = await c.next((e) => e.commandResult?.commandId === command.commandId, ANSWER_TIMEOUT_MS);
       if (!answer) {
         result.problems.push(`no CommandResult for ${JSON.stringify(command.commandId)} (${command.operation})`);
         continue;
       }
-      const allowed = allowedStatuses(command, earlier);
-      const status = answer.commandResult!.status;
+      const status = answer.commandResult!.status ?? Status.STATUS_UNSPECIFIED;
       if (!allowed.has(status)) result.problems.push(`command ${JSON.stringify(command.commandId)} (${command.operation}) answered ${status}, expected one of ${[...allowed]}`);
-      if (status === Status.OK && command.ping && answer.commandResult!.pong?.payload !== command.ping.payload) result.problems.push("pong payload differs from ping payload");
-      if (!earlier.has(command.commandId)) earlier.set(command.commandId, status);
+      if (first && status === Status.OK && command.ping && answer.commandResult!.pong?.payload !== command.ping.payload) result.problems.push("pong payload differs from ping payload");
+      if (first) memory.set(command.commandId, new Set([status]));
     }
     if (online) {
       const finalId = `final-${r.uint32()}`;
@@ -306,7 +327,7 @@ async function playSession(c: AgentConnection, r: Rng, variant: Variant, earlier
   // Checks on everything the link sent, whatever the ending.
   if (c.undecodable.length) result.problems.push(`the link sent ${c.undecodable.length} frame(s) that do not decode: ${c.undecodable[0]}`);
   for (const e of c.received) {
-    if (e.body === "hello" && !helloVerifies(e.hello as cutover.v1.Hello, nonces)) result.problems.push("a Hello whose signature does not verify over any nonce of this session");
+    if (e.body === "hello" && !helloVerifies(e.hello, nonces)) result.problems.push("a Hello whose signature does not verify over any nonce of this session");
   }
   return result;
 }
@@ -320,16 +341,16 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
-function helloVerifies(hello: cutover.v1.Hello, nonces: Uint8Array[]): boolean {
-  return signedNonce({ hello } as Envelope, nonces) !== undefined;
+function helloVerifies(hello: cutover.v1.Hello.$Properties | null | undefined, nonces: Uint8Array[]): boolean {
+  return signedNonce(hello, nonces) !== undefined;
 }
 
 /** The nonce (among those sent) a Hello's signature verifies over, if any. */
-function signedNonce(envelope: Envelope, nonces: Uint8Array[]): Uint8Array | undefined {
-  const hello = envelope.hello;
-  if (!hello) return undefined;
-  const key = createPublicKey({ key: { kty: "OKP", crv: "Ed25519", x: Buffer.from(hello.publicKey).toString("base64url") }, format: "jwk" });
-  return nonces.find((nonce) => verify(null, helloProofBytes(nonce, hello.name, hello.publicKey), key, hello.signature));
+function signedNonce(hello: cutover.v1.Hello.$Properties | null | undefined, nonces: Uint8Array[]): Uint8Array | undefined {
+  if (!hello?.publicKey || !hello.signature || !hello.name) return undefined;
+  const { publicKey, signature, name } = hello;
+  const key = createPublicKey({ key: { kty: "OKP", crv: "Ed25519", x: Buffer.from(publicKey).toString("base64url") }, format: "jwk" });
+  return nonces.find((nonce) => verify(null, helloProofBytes(nonce, name, publicKey), key, signature));
 }
 
 async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
@@ -360,9 +381,10 @@ test.serial(`agent link fuzz: ${AGENT_FRAMES} mutated coordinator frames (seed $
   const started = performance.now();
 
   const r = new Rng(subSeed(SEED, "agent"));
-  const earlier = new Map<string, number>();
+  let memory = new Map<string, Set<number>>();
   const sessions: SessionResult[] = [];
   let frames = 0;
+  let distinctCommands = 0;
   let lostLink = false;
   while (frames < AGENT_FRAMES) {
     const c = await server.nextConnection(ANSWER_TIMEOUT_MS);
@@ -370,12 +392,14 @@ test.serial(`agent link fuzz: ${AGENT_FRAMES} mutated coordinator frames (seed $
       lostLink = true;
       break;
     }
-    const result = await playSession(c, r, r.weighted(VARIANTS), earlier, () => link);
+    const result = await playSession(c, r, r.weighted(VARIANTS), memory, () => link);
     sessions.push(result);
     frames += result.frames;
     if (result.stopped) {
       link.stop();
       link = startLink(server.url, identity, stats);
+      distinctCommands += memory.size;
+      memory = new Map();
     }
   }
   const fuzzMs = performance.now() - started;
@@ -390,7 +414,7 @@ test.serial(`agent link fuzz: ${AGENT_FRAMES} mutated coordinator frames (seed $
     last.sendEnvelope({ welcome: { hostId: "h-fuzz", heartbeatIntervalMs: 60_000, protocolVersion: 1 } });
     last.sendEnvelope({ command: { commandId: "the-end", deadlineUnixMs: Date.now() + 30_000, ping: { payload: "bye" } } });
     const pong = await last.next((e) => e.commandResult?.commandId === "the-end", ANSWER_TIMEOUT_MS);
-    finalOk = !!hello && helloVerifies(hello.hello as cutover.v1.Hello, [nonce]) && pong?.commandResult?.pong?.payload === "bye";
+    finalOk = !!hello && helloVerifies(hello.hello, [nonce]) && pong?.commandResult?.pong?.payload === "bye";
   }
   link.stop();
   await new Promise((resolve) => setTimeout(resolve, 100));
@@ -414,7 +438,7 @@ test.serial(`agent link fuzz: ${AGENT_FRAMES} mutated coordinator frames (seed $
   t.log(`frames: ${frames} fuzz frames over ${sessions.length} sessions (${server.connections} connections) in ${(fuzzMs / 1000).toFixed(1)} s`);
   t.log(`sessions by variant → expected ending: ${JSON.stringify(byVariant)}`);
   t.log(`link: ${reconnects} reconnects, ${stats.permanentRefusals} permanent refusals (${stats.links} links started), ${stats.welcomes} welcomes, ${ignored} frames logged and ignored; decode errors that closed the session: ${JSON.stringify(closeReasons)}`);
-  t.log(`commands answered: ${earlier.size} distinct ids; handler errors logged: ${handlerErrors.length}${handlerErrors.length ? ` (${[...new Set(handlerErrors.map((l) => l.replace(/^\S+ /, "")))].slice(0, 3).join(" | ")})` : ""}`);
+  t.log(`commands: ${distinctCommands + memory.size} distinct ids dispatched; handler errors logged: ${handlerErrors.length}${handlerErrors.length ? ` (${[...new Set(handlerErrors.map((l) => l.replace(/^\S+ /, "")))].slice(0, 3).join(" | ")})` : ""}`);
   t.log(`heap after GC: ${MiB(heapBefore)} before, ${MiB(heapAfter)} after; link intervals still running after stop(): ${leaked}`);
   if (guard.warnings.length) t.log(`process warnings: ${[...new Set(guard.warnings)].join("; ")}`);
 

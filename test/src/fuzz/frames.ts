@@ -423,7 +423,7 @@ class Values {
       case "welcome":
         return { welcome: { hostId: this.maybe(() => this.name(), () => this.str()), heartbeatIntervalMs: this.u32(() => r.int(100, 10_000)), protocolVersion: this.u32(() => PROTOCOL_VERSION), enrolled: r.chance(0.5) } };
       case "refusal":
-        return { refusal: { code: this.maybe(() => r.pick(Object.values(RefusalCode)), () => this.str()), message: this.str(), permanent: r.chance(0.5) } };
+        return { refusal: { code: this.maybe(() => r.pick(Object.values(RefusalCode)), () => this.str()), message: this.str(), permanent: this.maybe(() => false, () => r.chance(0.5)) } };
       case "heartbeat":
         return { heartbeat: { resources: this.maybe(() => this.resources(), () => null), instances: this.list(() => this.instance(), 3) } };
       case "command":
