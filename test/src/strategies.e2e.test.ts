@@ -4,6 +4,7 @@ import { writeExampleSpec } from "./harness/app-spec.js";
 import { startFleet, type Fleet } from "./harness/fleet.js";
 import { CUTOVER_BIN, spawnWatched } from "./harness/processes.js";
 import { getThroughProxy, loadThroughProxies } from "./harness/through-proxy.js";
+import { hostProcesses } from "./harness/host-processes.js";
 
 const APP_PORTS = { listen: 8080, blue: 7001, green: 7002 };
 const LB_LISTEN = 8090;
@@ -228,4 +229,28 @@ test("cutover check fails a host that reports too little free memory, with the n
   t.regex(refused.stderr, /web-1: only [\d.]+ GiB of memory available, 64 TiB needed/);
   const ok = writeExampleSpec(fleet.dir, { ...APP_PORTS, minFreeMemory: "1M" }, "ok.yml");
   t.is((await fleet.coordinator.cli(["check", ok])).exitCode, 0);
+});
+
+test("canary analysis: a canary that stays healthy through the window is promoted by itself; one whose instance dies is rolled back", async (t) => {
+  const fleet = await startFleet(t, { hosts: 2, lbHosts: 1 });
+  const withAnalysis = { ...CANARY, canary: { ...CANARY.canary, analysis: { window: "3s", max_error_rate: "1%" } } };
+  const spec = writeExampleSpec(fleet.dir, { ...APP_PORTS, lbListen: LB_LISTEN, strategy: withAnalysis });
+  await firstRelease(t, fleet, spec);
+
+  const promoted = await deploy(fleet, spec, "v2");
+  t.is(promoted.exitCode, 0, promoted.why);
+  t.deepEqual(await versionsThroughLb(fleet), { v2: 20 });
+
+  const watching = spawnWatched("deploy", CUTOVER_BIN, ["deploy", spec, "--release", "v3"], {
+    CUTOVER_URL: fleet.coordinator.url,
+    CUTOVER_TOKEN: fleet.coordinator.adminToken,
+    CUTOVER_CONFIG: "/nonexistent",
+  });
+  await watching.waitForLine(/web-1\s+canary analysis: v3 healthy as pid \d+/);
+  const canaryInstance = hostProcesses(fleet.agents[0]!.options.stateDir).find((p) => p.kind === "instance" && p.label === "geoip/blue");
+  t.truthy(canaryInstance, "the canary runs v3 on blue");
+  process.kill(canaryInstance!.pid, "SIGKILL");
+  t.is((await watching.exited).code, 1);
+  t.true(watching.lines.some((l) => /canary analysis failed: web-1's instance/.test(l)), watching.lines.slice(-8).join("\n"));
+  t.deepEqual(await versionsThroughLb(fleet), { v2: 20 }, `back on the release before the canary:\n${watching.lines.slice(-25).join("\n")}`);
 });
