@@ -431,15 +431,29 @@ test.serial("an enrolled agent's worst-case valid frames (1 MiB Heartbeats of em
   delay.enable();
   const started = performance.now();
   for (let i = 0; i < FRAMES; i++) noisy.send(frame);
-  // The coordinator answers the probe only after it has handled every frame before it.
-  const answered = await probe(noisy);
+  // The coordinator answers the probe only after it has handled every frame before it (or closes the session).
+  const outcome = await probe(noisy);
   const handledMs = performance.now() - started;
   const ping = await pingGood(ctx);
+  // What the frames left behind: every later host listing (API, CLI, rollouts) reads it back.
+  const listStarted = performance.now();
+  const hosts = await ctx.api("GET", "/v1/hosts");
+  const listMs = performance.now() - listStarted;
   delay.disable();
   const maxStallMs = delay.max / 1e6;
-  t.log(`${FRAMES} × ${MiB(frame.length)} Heartbeat (${Math.floor(frame.length / 2)} empty instances each): handled in ${handledMs.toFixed(0)} ms; longest event-loop stall ${maxStallMs.toFixed(0)} ms; good agent ping ${ping.ok ? "ok" : "FAILED"} in ${ping.ms.toFixed(0)} ms`);
+  const closed = outcome === "closed" ? await noisy.closed : undefined;
+  t.log(
+    `${FRAMES} × ${MiB(frame.length)} Heartbeat (${Math.floor(frame.length / 2)} empty instances each): ${outcome === "closed" ? `session closed ${closed!.code} ${closed!.reason.slice(0, 60)}` : outcome} after ${handledMs.toFixed(0)} ms; ` +
+      `longest event-loop stall ${maxStallMs.toFixed(0)} ms; good agent ping ${ping.ok ? "ok" : "FAILED"} in ${ping.ms.toFixed(0)} ms; ` +
+      `GET /v1/hosts afterwards ${listMs.toFixed(0)} ms, ${MiB(JSON.stringify(hosts.body).length)}; ` +
+      `good agent's session ${good.agent.socket.readyState === good.agent.socket.OPEN ? "still open" : "CUT by the coordinator (its heartbeats sat unread behind the stall)"}`,
+  );
   t.deepEqual(guard.problems, []);
-  t.is(answered, "answered", "the session is still served");
+  t.true(outcome === "answered" || closed?.code === CloseCode.ProtocolError, `the session is served, or refused with 4400 (got ${outcome} ${closed?.code ?? ""})`);
   t.true(ping.ok, "the good agent still answers");
+  t.is(good.agent.socket.readyState, good.agent.socket.OPEN, "the good agent was not disconnected as unresponsive");
+  const listed = JSON.stringify(hosts.body).length;
+  t.true(listed < 1024 * 1024, `GET /v1/hosts answers ${MiB(listed)} for two hosts (< 1 MiB): what one agent reports is bounded`);
+  t.true(listMs < MAX_STALL_MS, `GET /v1/hosts takes ${listMs.toFixed(0)} ms afterwards (< ${MAX_STALL_MS} ms)`);
   t.true(maxStallMs < MAX_STALL_MS, `longest event-loop stall ${maxStallMs.toFixed(0)} ms < ${MAX_STALL_MS} ms (one 1 MiB frame should cost a decode, ~70 ms, not seconds)`);
 });
