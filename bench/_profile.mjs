@@ -55,8 +55,20 @@ export function summarizeProfile(profile, top = 12) {
     const id = profile.samples[i];
     selfUs.set(id, (selfUs.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0));
   }
+  const parent = new Map();
+  for (const node of profile.nodes) for (const child of node.children ?? []) parent.set(child, node.id);
+  const label = (callFrame) => `${callFrame.functionName || "(anonymous)"} ${callFrame.url ? `${shortUrl(callFrame.url)}:${callFrame.lineNumber + 1}` : ""}`.trim();
+  // Native code (a SQLite statement's run, a socket's writev) is charged to the nearest JavaScript caller of this repo.
+  const ownCaller = (id) => {
+    for (let at = parent.get(id); at !== undefined; at = parent.get(at)) {
+      const { callFrame } = byId.get(at);
+      if (/\/(coordinator|agent|packages\/[^/]+)\/dist\//.test(callFrame.url)) return label(callFrame);
+    }
+    return "(no caller in this repo)";
+  };
   const functions = new Map();
   const files = new Map();
+  const callers = new Map();
   let totalUs = 0;
   let idleUs = 0;
   for (const [id, us] of selfUs) {
@@ -67,16 +79,25 @@ export function summarizeProfile(profile, top = 12) {
     }
     totalUs += us;
     const file = callFrame.url ? shortUrl(callFrame.url) : callFrame.functionName;
-    const fn = `${callFrame.functionName || "(anonymous)"} ${callFrame.url ? `${file}:${callFrame.lineNumber + 1}` : ""}`.trim();
+    const fn = label(callFrame);
     functions.set(fn, (functions.get(fn) ?? 0) + us);
     files.set(file, (files.get(file) ?? 0) + us);
+    if (!/\/(coordinator|agent|packages\/[^/]+)\/dist\//.test(callFrame.url) && !/^\((garbage collector|program)\)$/.test(callFrame.functionName)) {
+      const caller = ownCaller(id);
+      callers.set(caller, (callers.get(caller) ?? 0) + us);
+    }
+  }
+  // Add each repo function's own self time, so the caller ranking reads as "time under this function, outside this repo's code, plus its own".
+  for (const [id, us] of selfUs) {
+    const { callFrame } = byId.get(id);
+    if (/\/(coordinator|agent|packages\/[^/]+)\/dist\//.test(callFrame.url)) callers.set(label(callFrame), (callers.get(label(callFrame)) ?? 0) + us);
   }
   const rank = (map) =>
     [...map]
       .sort((a, b) => b[1] - a[1])
       .slice(0, top)
       .map(([name, us]) => ({ name, ms: Math.round(us / 1000), percent: Math.round((1000 * us) / Math.max(1, totalUs)) / 10 }));
-  return { busyMs: Math.round(totalUs / 1000), idleMs: Math.round(idleUs / 1000), functions: rank(functions), files: rank(files) };
+  return { busyMs: Math.round(totalUs / 1000), idleMs: Math.round(idleUs / 1000), functions: rank(functions), files: rank(files), repoCallers: rank(callers) };
 }
 
 /** node_modules/<pkg>/... → <pkg>/file; repo files relative to the repo; node internals as node:... */
@@ -93,6 +114,7 @@ export function printSummary(title, summary) {
   const lines = [`-- profile: ${title}: ${summary.busyMs} ms busy, ${summary.idleMs} ms idle; top self time:`];
   for (const f of summary.functions) lines.push(`   ${String(f.percent).padStart(5)}%  ${String(f.ms).padStart(6)} ms  ${f.name}`);
   lines.push("   by file: " + summary.files.slice(0, 8).map((f) => `${f.name} ${f.percent}%`).join(", "));
+  lines.push("   by this repo's function (own time + library/native time below it): " + summary.repoCallers.slice(0, 8).map((f) => `${f.name} ${f.percent}%`).join(", "));
   console.log(lines.join("\n"));
 }
 

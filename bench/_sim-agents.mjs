@@ -59,6 +59,9 @@ const counters = {
   refusals: {},
   upgradeRejects: {},
   connectErrors: {},
+  /** The ws upgrade (TCP connect + HTTP 101) did not complete within the agent's 10 s. */
+  upgradeTimeouts: 0,
+  /** Upgraded, but no Welcome within 10 s. */
   handshakeTimeouts: 0,
   dropsWhileOnline: {},
   pings: 0,
@@ -107,6 +110,7 @@ class SimAgent {
     socket.on("error", (error) => {
       const status = /Unexpected server response: (\d+)/.exec(error.message)?.[1];
       if (status) bump(counters.upgradeRejects, status);
+      else if (/handshake has timed out/.test(error.message)) counters.upgradeTimeouts++;
       else bump(counters.connectErrors, error.code ?? error.message);
       why = error.message;
     });
@@ -239,6 +243,7 @@ process.on("message", (message) => {
   } else if (message.type === "reset") {
     for (const key of ["refusals", "upgradeRejects", "connectErrors", "dropsWhileOnline"]) counters[key] = {};
     counters.handshakeTimeouts = 0;
+    counters.upgradeTimeouts = 0;
     counters.welcomes = 0;
     counters.lastOnlineAt = 0;
     process.send({ type: "reset", id: message.id });

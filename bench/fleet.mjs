@@ -53,7 +53,63 @@ async function cliDeploy(fleet, spec, release, extra) {
   // The API view adds each host's batch number, which the CLI's JSON leaves out.
   const response = await fetch(`${fleet.coordinator.url}/v1/deployments/${summary.id}`, { headers: { authorization: `Bearer ${fleet.coordinator.adminToken}` } });
   const view = await response.json();
-  return { wallMs, summary, view };
+  return { wallMs, summary, view, events: await deploymentEvents(fleet, summary.id) };
+}
+
+/** Every event of a finished deployment, from its event stream (which ends with `end`). */
+async function deploymentEvents(fleet, id) {
+  const response = await fetch(`${fleet.coordinator.url}/v1/deployments/${id}/events`, { headers: { authorization: `Bearer ${fleet.coordinator.adminToken}` } });
+  const text = await response.text();
+  return text
+    .split("\n\n")
+    .filter((block) => block.startsWith("event: progress"))
+    .map((block) => JSON.parse(block.slice(block.indexOf("data: ") + 6)));
+}
+
+/**
+ * The agent's steps on each host, from the times the coordinator received its
+ * step events: what "everything else" is made of. Keyed by the step that ends
+ * the interval; medians over hosts.
+ */
+const STEPS = [
+  ["preflight", /^preflight for/],
+  ["fetch+unpack", /^release .* unpacked/],
+  ["start", /starting /],
+  ["health", /^health gate for/],
+  ["healthy", / is healthy (on \S+ )?after /],
+  ["switch", /^nginx switched|^rolled back/],
+  ["done", / live on /],
+];
+function stepDurations(events) {
+  const byHost = new Map();
+  for (const e of events) {
+    if (!e.hostName || e.kind !== "step") continue;
+    const step = STEPS.find(([, pattern]) => pattern.test(e.message))?.[0];
+    if (!step) continue;
+    if (!byHost.has(e.hostName)) byHost.set(e.hostName, {});
+    byHost.get(e.hostName)[step] ??= e.at;
+  }
+  const blueGreen = [...byHost.values()].some((h) => h.health !== undefined);
+  const spans = blueGreen
+    ? {
+        "preflight → fetched": ["preflight", "fetch+unpack"],
+        "→ start (stop old warm color, port check)": ["fetch+unpack", "start"],
+        "start → spawned": ["start", "health"],
+        "health gate": ["health", "healthy"],
+        "nginx switch": ["healthy", "switch"],
+        "switch → done (save, prune)": ["switch", "done"],
+      }
+    : {
+        "preflight → start (fetch, unpack)": ["preflight", "start"],
+        "in place: stop old, spawn, health gate": ["start", "healthy"],
+        "healthy → done": ["healthy", "done"],
+      };
+  const out = {};
+  for (const [label, [from, to]] of Object.entries(spans)) {
+    const values = [...byHost.values()].filter((h) => h[from] !== undefined && h[to] !== undefined).map((h) => h[to] - h[from]);
+    if (values.length) out[label] = median(values);
+  }
+  return out;
 }
 
 /**
@@ -81,7 +137,7 @@ const CASES = [
 ];
 
 /** Splits one deployment's time: boot + health critical path, other agent work, coordinator overhead, CLI. */
-function split({ wallMs, summary, view }) {
+function split({ wallMs, summary, view, events }) {
   const batches = new Map();
   for (const h of view.hosts) {
     if (!batches.has(h.batch)) batches.set(h.batch, []);
@@ -108,6 +164,7 @@ function split({ wallMs, summary, view }) {
     bootMsMedian: median(view.hosts.map((h) => h.bootMs)),
     bootMsMax: Math.max(...view.hosts.map((h) => h.bootMs)),
     switchMsMedian: median(view.hosts.map((h) => h.switchMs)),
+    agentStepsMs: stepDurations(events),
   };
 }
 
@@ -152,6 +209,8 @@ export async function run(args) {
       ]),
     ),
   );
+  console.log("agent steps per host, median ms (from the times the coordinator received each step event; the last deploy of each case):");
+  for (const r of measured) console.log(`  ${r.case.padEnd(22)} ${Object.entries(r.runs.at(-1).agentStepsMs).map(([k, v]) => `${k} ${fmt(v, 0)}`).join(" | ")}`);
   for (const r of results.filter((x) => x.unavailable)) console.log(`${r.case}: not available — the coordinator refuses it: ${r.unavailable}`);
   console.log(
     "medians over the deploys of each case; deployment ms = created → finished in the coordinator's store; boot+health path = per batch the slowest host's\n" +
