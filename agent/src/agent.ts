@@ -14,6 +14,7 @@ import { createNginxRunner, type NginxRunner, type ManagedNginx } from "./nginx/
 import { ReleaseStore } from "./releases/release-store.js";
 import { lbHandlers } from "./commands/lb.js";
 import { LogStreams } from "./logs/streams.js";
+import { CommandVerifier } from "./session/command-verifier.js";
 import { AgentMetrics } from "./metrics/agent-metrics.js";
 import { v1 } from "@cutover/protocol";
 
@@ -59,6 +60,7 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
       throw error;
     }));
   let link!: CoordinatorLink;
+  const verifier = new CommandVerifier(config.stateDir);
   const apps = new AppManager({
     stateDir: config.stateDir,
     address: config.address,
@@ -118,14 +120,27 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
     log: log.child("link"),
     report: async () => ({ resources: await sampler.sample(), instances: apps.instances() }),
     onWelcome: (welcome) => {
+      if (!verifier.pin(welcome.coordinatorPublicKey)) {
+        log.error("the coordinator presented a key other than the one this agent pinned: refusing the session (another coordinator, or its data dir was replaced; remove STATE/coordinator.json to trust the new one)");
+        return false;
+      }
       if (welcome.enrolled) log.info("enrolled with the coordinator", { hostId: welcome.hostId });
       markEnrolled(config.stateDir, identity);
+      return true;
     },
-    onCommand: (command, reply) =>
+    onCommand: (outer, reply) => {
+      const opened = verifier.open(outer);
+      if (!opened.ok) {
+        log.warn("refused a command", { commandId: outer.commandId, code: opened.code, reason: opened.message });
+        reply({ commandId: outer.commandId, status: v1.CommandResult.Status.REJECTED, errorCode: opened.code, message: opened.message });
+        return;
+      }
+      const command = opened.command;
       void dispatcher.dispatch(command).then((result) => {
         reply(result);
         if (command.operation !== "ping") link.heartbeatNow();
-      }),
+      });
+    },
     onPermanentRefusal: refuse,
     onDisconnect: () => logStreams.stopAll(),
   });

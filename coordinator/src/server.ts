@@ -14,6 +14,7 @@ import { AppStore } from "./store/apps.js";
 import { Rollouts } from "./rollout/rollouts.js";
 import { AuditStore } from "./store/audit.js";
 import { CoordinatorMetrics } from "./metrics/registry.js";
+import { loadOrCreateCoordinatorKey } from "./fleet/coordinator-key.js";
 import { VERSION } from "./version.js";
 
 /** The path of the agent WebSocket endpoint. */
@@ -73,7 +74,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     },
     sessions: () => fleet.onlineCount(),
   });
-  fleet = new Fleet(db, hosts, tokens, log.child("fleet"), { ...DEFAULT_FLEET_OPTIONS, ...options.fleet }, artifacts, audit, (operation, status, seconds) =>
+  const key = loadOrCreateCoordinatorKey(options.dataDir);
+  fleet = new Fleet(db, hosts, tokens, log.child("fleet"), { ...DEFAULT_FLEET_OPTIONS, ...options.fleet }, key, artifacts, audit, (operation, status, seconds) =>
     metrics.commandDuration.observe({ operation, status }, seconds),
   );
   deployments.onFinished = (d) => metrics.deployments.inc({ strategy: d.strategy, kind: d.kind, outcome: d.state });

@@ -128,10 +128,7 @@ test("a command reaches an agent and its result comes back; an unknown command i
   await agent.handshake({ name: "web-1", key: newKey(), token: await enrollmentToken(api) });
   // Answer pings like an agent would, after first sending a result nobody asked for.
   agent.sendEnvelope({ commandResult: { commandId: "never-sent", status: 1 } });
-  agent.socket.on("message", () => {
-    const command = agent.received.at(-1)?.command;
-    if (command?.ping) agent.sendEnvelope({ commandResult: { commandId: command.commandId, status: 1, pong: { payload: command.ping.payload } } });
-  });
+  agent.answerPings();
   const ping = await api("POST", "/v1/hosts/ping", { body: {} });
   t.deepEqual(ping.body.map((r: { name: string; ok: boolean; status: string }) => [r.name, r.ok, r.status]), [["web-1", true, "OK"]]);
   t.true(logs.some((l) => l.includes("unknown or finished command") && l.includes("never-sent")));
@@ -145,10 +142,7 @@ test("the audit trail records who changed what, refused calls included, and ever
   await api("POST", "/v1/tokens/enrollment", { token: null, body: {} });
   const agent = await RawAgent.connect(coordinator.url);
   await agent.handshake({ name: "web-1", key: newKey(), token: (await api("POST", "/v1/tokens/enrollment", { body: { ttl: "10m" } })).body.token });
-  agent.socket.on("message", () => {
-    const command = agent.received.at(-1)?.command;
-    if (command?.ping) agent.sendEnvelope({ commandResult: { commandId: command.commandId, status: 1, pong: { payload: command.ping.payload } } });
-  });
+  agent.answerPings();
   await api("POST", "/v1/hosts/ping", { body: {} });
 
   const audit = await api("GET", "/v1/audit?limit=20");

@@ -9,10 +9,7 @@ async function goodAgent(ctx: InProcessCoordinator): Promise<RawAgent> {
   const agent = await RawAgent.connect(ctx.coordinator.url);
   const outcome = await agent.handshake({ name: "good", key: newKey(), token });
   if (outcome.body !== "welcome") throw new Error("good agent was refused");
-  agent.socket.on("message", () => {
-    const command = agent.received.at(-1)?.command;
-    if (command?.ping) agent.sendEnvelope({ commandResult: { commandId: command.commandId, status: 1, pong: { payload: command.ping.payload } } });
-  });
+  agent.answerPings();
   return agent;
 }
 

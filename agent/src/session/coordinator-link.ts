@@ -1,6 +1,7 @@
 import { hostname } from "node:os";
 import WebSocket from "ws";
 import {
+  CloseCode,
   decodeEnvelope,
   encodeEnvelope,
   helloProofBytes,
@@ -31,7 +32,8 @@ export interface LinkOptions {
   log: Logger;
   /** Resources and instances for Hello and each Heartbeat. */
   report(): Promise<{ resources: cutover.v1.Resources.$Properties; instances: cutover.v1.AppInstance.$Properties[] }>;
-  onWelcome(welcome: cutover.v1.Welcome): void;
+  /** False refuses the session: the coordinator presented a key other than the pinned one. */
+  onWelcome(welcome: cutover.v1.Welcome): boolean;
   onCommand(command: cutover.v1.Command, reply: (result: cutover.v1.CommandResult.$Properties) => void): void;
   /** The session ended (streams tied to it should stop). */
   onDisconnect?(): void;
@@ -180,9 +182,12 @@ export class CoordinatorLink {
       case "welcome": {
         const welcome = envelope.welcome as cutover.v1.Welcome;
         clearTimeout(this.handshakeTimer);
+        if (!this.options.onWelcome(welcome)) {
+          this.socket?.close(CloseCode.AuthRefused, "coordinator key mismatch");
+          return;
+        }
         this.attempt = 0;
         this.transition("online", welcome.enrolled ? "enrolled" : "authenticated");
-        this.options.onWelcome(welcome);
         this.heartbeatTimer = setInterval(() => void this.heartbeat(), welcome.heartbeatIntervalMs);
         return;
       }

@@ -39,6 +39,8 @@ export interface SessionHost {
   enroll(name: string, publicKey: Uint8Array, token: string): EnrollOutcome;
   log: Logger;
   limits: SessionLimits;
+  /** Sent in Welcome: agents verify commands with it. */
+  coordinatorPublicKey: Uint8Array;
   /** Called once the agent is authenticated; the fleet closes any older session of the same host. */
   onOnline(session: AgentSession): void;
   onHeartbeat(session: AgentSession): void;
@@ -219,6 +221,7 @@ export class AgentSession {
           heartbeatIntervalMs: this.ctx.limits.heartbeatIntervalMs,
           protocolVersion: Math.min(PROTOCOL_VERSION, hello.protocolVersion),
           enrolled,
+          coordinatorPublicKey: this.ctx.coordinatorPublicKey,
         },
       });
       this.transition("online", enrolled ? "enrolled" : "authenticated");

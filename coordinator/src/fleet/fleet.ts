@@ -1,7 +1,8 @@
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import { WebSocketServer, type WebSocket } from "ws";
-import { CloseCode, MAX_ARTIFACT_CHUNK, MAX_FRAME_BYTES, type cutover, v1 } from "@cutover/protocol";
+import { CloseCode, MAX_ARTIFACT_CHUNK, MAX_FRAME_BYTES, signedCommandBytes, type cutover, v1 } from "@cutover/protocol";
+import { SequenceClock, type CoordinatorKey } from "./coordinator-key.js";
 import type { Logger } from "@cutover/log";
 import type { Db } from "../store/database.js";
 import type { HostRecord, HostStore } from "../store/hosts.js";
@@ -60,6 +61,7 @@ export class Fleet {
   private readonly sessions = new Map<string, AgentSession>();
   private readonly pending = new Map<string, PendingCommand>();
   private pendingHandshakes = 0;
+  private readonly sequence = new SequenceClock();
   private readonly logListeners = new Map<string, (host: string, source: string, lines: string[]) => void>();
   private readonly livenessTimer: NodeJS.Timeout;
 
@@ -69,6 +71,7 @@ export class Fleet {
     private readonly tokens: TokenStore,
     private readonly log: Logger,
     private readonly options: FleetOptions,
+    private readonly key: CoordinatorKey,
     private readonly artifacts?: ArtifactSource,
     private readonly audit?: AuditStore,
     /** Observes each command's round trip (seconds) once it settles. */
@@ -102,6 +105,7 @@ export class Fleet {
       enroll: (name, key, token) => enrollHost(this.db, this.hosts, this.tokens, name, key, token),
       log: this.log,
       limits: this.options,
+      coordinatorPublicKey: this.key.publicKey,
       onOnline: (s) => {
         settle();
         const previous = this.sessions.get(s.host!.id);
@@ -172,7 +176,9 @@ export class Fleet {
         reject(new CommandError("ERR_COMMAND_TIMEOUT", `host ${host.name} did not answer within ${timeoutMs} ms`));
       }, timeoutMs);
       this.pending.set(commandId, { resolve, reject, timer, hostId: host.id, onEvent });
-      session.send({ command: { ...operation, commandId, deadlineUnixMs: Date.now() + timeoutMs } });
+      const inner = { ...operation, commandId, deadlineUnixMs: Date.now() + timeoutMs, sequence: this.sequence.next() };
+      const signed = signedCommandBytes(inner);
+      session.send({ command: { commandId, deadlineUnixMs: inner.deadlineUnixMs, signed, signature: this.key.sign(signed) } });
     }).then(
       (result) => {
         record(v1.CommandResult.Status[result.status] ?? String(result.status), result.errorCode ? `${result.errorCode}: ${result.message}` : "");

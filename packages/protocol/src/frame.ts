@@ -4,6 +4,7 @@ import { ProtocolError, ProtocolErrorCode } from "./errors.js";
 import { isValidName } from "./names.js";
 
 export const v1 = cutover.v1;
+export type { cutover };
 export type Envelope = cutover.v1.Envelope;
 export type EnvelopeInit = cutover.v1.Envelope.$Properties;
 export type BodyKind = NonNullable<cutover.v1.Envelope["body"]>;

@@ -11,6 +11,7 @@ export {
   helloProofBytes,
 } from "./frame.js";
 export type { Envelope, EnvelopeInit, BodyKind } from "./frame.js";
+export { signedCommandBytes, openSignedCommand } from "./signing.js";
 export { ProtocolError, ProtocolErrorCode, CloseCode, RefusalCode } from "./errors.js";
 export { isValidName, isValidRelease, isValidLabel, NAME_RULE, RELEASE_RULE, LABEL_RULE } from "./names.js";
 export type { cutover } from "../gen/proto.js";

@@ -1,7 +1,7 @@
 import { generateKeyPairSync, sign, type KeyObject } from "node:crypto";
 import { once } from "node:events";
 import WebSocket from "ws";
-import { decodeEnvelope, encodeEnvelope, helloProofBytes, PROTOCOL_VERSION, type Envelope, type cutover } from "@cutover/protocol";
+import { decodeEnvelope, encodeEnvelope, helloProofBytes, openSignedCommand, PROTOCOL_VERSION, type Envelope, type cutover } from "@cutover/protocol";
 
 /** An Ed25519 key as an agent holds it. */
 export interface TestKey {
@@ -74,6 +74,16 @@ export class RawAgent {
   async handshake(options: Parameters<RawAgent["hello"]>[0]): Promise<Envelope> {
     await this.hello(options);
     return Promise.race([this.next("welcome"), this.next("refusal")]);
+  }
+
+  /** Answers every (signed) Ping from now on with its Pong, like a real agent. */
+  answerPings(): void {
+    this.socket.on("message", () => {
+      const outer = this.received.at(-1)?.command;
+      if (!outer) return;
+      const command = outer.signed?.length ? openSignedCommand(outer as cutover.v1.Command) : outer;
+      if (command.ping) this.sendEnvelope({ commandResult: { commandId: command.commandId, status: 1, pong: { payload: command.ping.payload } } });
+    });
   }
 
   sendEnvelope(envelope: Parameters<typeof encodeEnvelope>[0]): void {

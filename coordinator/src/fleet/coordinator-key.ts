@@ -1,0 +1,40 @@
+import { createPrivateKey, generateKeyPairSync, sign, type KeyObject } from "node:crypto";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+
+/** The coordinator's Ed25519 key: every command it sends is signed with it. */
+export interface CoordinatorKey {
+  publicKey: Uint8Array;
+  sign(data: Uint8Array): Uint8Array;
+}
+
+export const COORDINATOR_KEY_FILE = "coordinator-key.pem";
+
+/** Loads DATA_DIR/coordinator-key.pem (0600), creating it on first start. */
+export function loadOrCreateCoordinatorKey(dataDir: string): CoordinatorKey {
+  const path = join(dataDir, COORDINATOR_KEY_FILE);
+  let privateKey: KeyObject;
+  if (existsSync(path)) {
+    privateKey = createPrivateKey(readFileSync(path, "utf8"));
+  } else {
+    privateKey = generateKeyPairSync("ed25519").privateKey;
+    writeFileSync(path, privateKey.export({ format: "pem", type: "pkcs8" }), { mode: 0o600, flag: "wx" });
+  }
+  const { x } = privateKey.export({ format: "jwk" }) as { x: string };
+  return { publicKey: Buffer.from(x, "base64url"), sign: (data) => sign(null, data, privateKey) };
+}
+
+/**
+ * Command sequence numbers: strictly increasing for the life of the process
+ * and above every number an earlier process of this coordinator used (they are
+ * microseconds of the wall clock, bumped when two commands share one), so an
+ * agent can refuse any command it has seen a later one than. Assumes the
+ * clock does not step back across a restart.
+ */
+export class SequenceClock {
+  private last = 0;
+  next(): number {
+    this.last = Math.max(this.last + 1, Date.now() * 1000);
+    return this.last;
+  }
+}
