@@ -105,7 +105,10 @@ function startLink(url: string, identity: ReturnType<typeof newIdentity>, stats:
       stats.reports++;
       return { resources: { memTotalBytes: 1, memAvailableBytes: 1 }, instances: [] };
     },
-    onWelcome: () => stats.welcomes++,
+    onWelcome: () => {
+      stats.welcomes++;
+      return true;
+    },
     onCommand: (command, reply) => void dispatcher.dispatch(command).then(reply),
     onPermanentRefusal: () => stats.permanentRefusals++,
   });

@@ -96,10 +96,7 @@ async function goodAgent(ctx: InProcessCoordinator): Promise<{ agent: RawAgent; 
   const agent = await RawAgent.connect(ctx.coordinator.url);
   const outcome = await agent.handshake({ name: "good", key: newKey(), token });
   if (outcome.body !== "welcome") throw new Error("the good agent was refused");
-  agent.socket.on("message", () => {
-    const command = agent.received.at(-1)?.command;
-    if (command?.ping) agent.sendEnvelope({ commandResult: { commandId: command.commandId, status: 1, pong: { payload: command.ping.payload } } });
-  });
+  agent.answerPings();
   const beat = setInterval(() => agent.sendEnvelope({ heartbeat: { resources: { memTotalBytes: 1, memAvailableBytes: 1 } } }), 250);
   return { agent, stop: () => clearInterval(beat) };
 }

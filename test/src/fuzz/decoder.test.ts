@@ -8,7 +8,7 @@
 import test from "ava";
 import { performance } from "node:perf_hooks";
 import { Worker } from "node:worker_threads";
-import { decodeEnvelope, MAX_FRAME_BYTES, ProtocolError, ProtocolErrorCode } from "@cutover/protocol";
+import { decodeEnvelope, MAX_FRAME_BYTES, ProtocolError, ProtocolErrorCode, v1 } from "@cutover/protocol";
 import type { DecoderJob, DecoderReport } from "./decoder-worker.js";
 import { concatBytes, decoderFrameAt, describeFrame, lenField, tag, varint, worstCaseRepeated } from "./frames.js";
 import { exposeGc, MiB } from "./guard.js";
@@ -138,7 +138,7 @@ test.serial(`decoder fuzz: ${FRAMES} seeded frames (seed ${seedHex}) each decode
   t.true(decodedTotal > report.frames * 0.05, "a fair share of frames decode (so routing code behind the decoder is reached)");
 });
 
-/** Hand-made edge frames that always run, whatever the seed: [what, bytes, expected ProtocolError code or decoded body]. */
+/** Hand-made edge frames that always run, whatever the seed: [what, bytes, expected ProtocolError code or decoded body (either, when separated by |)]. */
 const EDGE_FRAMES: [string, () => Uint8Array, string][] = [
   ["an empty frame", () => new Uint8Array(0), "(unknown kind)"],
   ["a frame of exactly MAX_FRAME_BYTES zeros", () => new Uint8Array(MAX_FRAME_BYTES), ProtocolErrorCode.DecodeFailed],
@@ -157,8 +157,9 @@ const EDGE_FRAMES: [string, () => Uint8Array, string][] = [
   ["a Hello with a \"__proto__\" label", () => lenField(11, lenField(9, concatBytes(lenField(1, new TextEncoder().encode("__proto__")), lenField(2, Uint8Array.of(0x78))))), ProtocolErrorCode.MissingField],
   ["an unknown body kind (field 99)", () => lenField(99, new Uint8Array(0)), "(unknown kind)"],
   ["a Heartbeat without resources", () => lenField(14, new Uint8Array(0)), ProtocolErrorCode.MissingField],
-  ["a Heartbeat with 524,000 empty instances (1 MiB)", () => worstCaseRepeated("heartbeat.instances"), "heartbeat"],
-  ["a Hello with 524,000 empty capabilities (1 MiB)", () => worstCaseRepeated("hello.capabilities"), "hello"],
+  // Valid today; refused once repeated fields are bounded (the fix proposed for the coordinator stall). Either is fine here: the time is the point.
+  ["a Heartbeat with 524,000 empty instances (1 MiB)", () => worstCaseRepeated("heartbeat.instances"), `heartbeat|${ProtocolErrorCode.InvalidField}`],
+  ["a Hello with 524,000 empty capabilities (1 MiB)", () => worstCaseRepeated("hello.capabilities"), `hello|${ProtocolErrorCode.InvalidField}`],
 ];
 
 for (const [what, make, expected] of EDGE_FRAMES) {
@@ -173,7 +174,7 @@ for (const [what, make, expected] of EDGE_FRAMES) {
       outcome = (error as ProtocolError).code;
     }
     const ms = performance.now() - started;
-    t.is(outcome, expected);
+    t.true(expected.split("|").includes(outcome), `outcome ${outcome}, expected ${expected}`);
     t.true(ms < SLOW_FRAME_MS, `decoded in ${ms.toFixed(1)} ms`);
   });
 }
@@ -184,7 +185,8 @@ test("the worst-case 1 MiB frame allocates a bounded multiple of its size while 
   const frame = worstCaseRepeated("heartbeat.instances");
   gc();
   const before = process.memoryUsage().heapUsed;
-  const envelope = decodeEnvelope(frame);
+  // The generated decoder is what allocates (decodeEnvelope's checks run after it).
+  const envelope = v1.Envelope.decode(frame);
   const held = process.memoryUsage().heapUsed - before;
   t.log(`1 MiB frame → ${envelope.heartbeat?.instances?.length ?? 0} AppInstance objects holding ${MiB(held)} of heap (${(held / frame.length).toFixed(1)}× the frame)`);
   // protobufjs allocates one object per element; ~48 bytes each is ~24× the frame. Much more would mean a quadratic or leaky decode.

@@ -351,6 +351,8 @@ class Values {
       sequence: r.uint53(),
       signature: this.bytes(SIGNATURE_BYTES),
     };
+    // A signed command carries its encoded self in `signed`: here (unverifiable) bytes of some other command, or nothing.
+    if (r.chance(0.6)) base.signed = r.chance(0.7) ? v1.Command.encode({ commandId: base.commandId, deadlineUnixMs: base.deadlineUnixMs, sequence: r.uint53(), ping: { payload: this.str() } }).finish() : this.bytes(40);
     const op = r.pick(["ping", "ping", "deploy", "rollback", "applyLb", "waitDrained", "tailLogs", "stopLogs", "none"] as const);
     switch (op) {
       case "ping":
@@ -421,7 +423,15 @@ class Values {
           },
         };
       case "welcome":
-        return { welcome: { hostId: this.maybe(() => this.name(), () => this.str()), heartbeatIntervalMs: this.u32(() => r.int(100, 10_000)), protocolVersion: this.u32(() => PROTOCOL_VERSION), enrolled: r.chance(0.5) } };
+        return {
+          welcome: {
+            hostId: this.maybe(() => this.name(), () => this.str()),
+            heartbeatIntervalMs: this.u32(() => r.int(100, 10_000)),
+            protocolVersion: this.u32(() => PROTOCOL_VERSION),
+            enrolled: r.chance(0.5),
+            coordinatorPublicKey: this.bytes(PUBLIC_KEY_BYTES),
+          },
+        };
       case "refusal":
         return { refusal: { code: this.maybe(() => r.pick(Object.values(RefusalCode)), () => this.str()), message: this.str(), permanent: this.maybe(() => false, () => r.chance(0.5)) } };
       case "heartbeat":
