@@ -108,6 +108,7 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
   const refused = new Promise<cutover.v1.Refusal>((resolve) => (refuse = resolve));
   link = new CoordinatorLink({
     url: config.coordinatorUrl,
+    fingerprint: config.coordinatorFingerprint,
     identity,
     enrollmentToken: config.enrollmentToken,
     address: config.address,

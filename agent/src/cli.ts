@@ -24,6 +24,8 @@ export async function main(argv: string[]): Promise<void> {
     .option("--address <ip>", "address this host's proxy listens on (default: the primary interface's)")
     .option("--max-backoff <duration>", "longest wait between reconnect attempts (default 15s)")
     .option("--nginx <mode>", "system: the host's nginx (conf.d); managed: an nginx of the agent's own in its state dir (default system)")
+    .option("--coordinator-fingerprint <sha256>", "pin the coordinator's TLS certificate (printed by `cutover server --tls`)")
+    .option("--allow-plain", "allow plain ws:// to a coordinator that is not on loopback")
     .option("--metrics-listen <host:port>", "serve Prometheus metrics at http://HOST:PORT/metrics (off by default)")
     .option("--switch <mode>", "live (Lua, no reload), reload, or auto: live when the Lua module is installed (default auto)")
     .exitOverride();

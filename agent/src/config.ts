@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { hostname, networkInterfaces } from "node:os";
 import { parse } from "yaml";
 import { parseDuration } from "@cutover/spec";
-import { isValidLabel, isValidName, LABEL_RULE, NAME_RULE } from "@cutover/protocol";
+import { isFingerprint, isValidLabel, isValidName, LABEL_RULE, NAME_RULE } from "@cutover/protocol";
 
 /** Agent settings after flags, config file and defaults are merged and checked. */
 export interface AgentConfig {
@@ -21,6 +21,8 @@ export interface AgentConfig {
   nginxMode: "managed" | "system";
   /** `live` (Lua shared dict, no reload) or `reload`; `auto` picks live when the Lua module is there. */
   switchMode: "reload" | "live" | "auto";
+  /** The coordinator's TLS certificate fingerprint (sha256:..), pinned for wss://. */
+  coordinatorFingerprint: string | undefined;
   /** host:port for the opt-in Prometheus endpoint; undefined: off. */
   metricsListen: { host: string; port: number } | undefined;
 }
@@ -38,6 +40,8 @@ export interface AgentSettings {
   nginx?: string;
   switch?: string;
   metricsListen?: string;
+  coordinatorFingerprint?: string;
+  allowPlain?: boolean;
 }
 
 export const DEFAULT_STATE_DIR = "/var/lib/cutover/agent";
@@ -98,7 +102,7 @@ function readConfigFile(path: string, required: boolean): AgentSettings {
   } catch (error) {
     throw new ConfigError(`${path}: not valid YAML: ${(error as Error).message}`);
   }
-  const known = ["coordinator", "token", "state_dir", "name", "labels", "address", "max_backoff", "nginx", "switch", "metrics_listen"];
+  const known = ["coordinator", "token", "state_dir", "name", "labels", "address", "max_backoff", "nginx", "switch", "metrics_listen", "coordinator_fingerprint", "allow_plain"];
   for (const key of Object.keys(raw)) {
     if (!known.includes(key)) throw new ConfigError(`${path}: unknown key "${key}" (known: ${known.join(", ")})`);
   }
@@ -113,6 +117,8 @@ function readConfigFile(path: string, required: boolean): AgentSettings {
     nginx: raw.nginx as string | undefined,
     switch: raw.switch as string | undefined,
     metricsListen: raw.metrics_listen as string | undefined,
+    coordinatorFingerprint: raw.coordinator_fingerprint as string | undefined,
+    allowPlain: raw.allow_plain === true ? true : undefined,
   };
 }
 
@@ -139,11 +145,22 @@ export function resolveAgentConfig(flags: AgentSettings): AgentConfig {
   if (metricsText !== undefined && (!metricsMatch || Number(metricsMatch[2]) > 65535)) {
     throw new ConfigError(`metrics listen must be HOST:PORT (e.g. 127.0.0.1:9464), got "${metricsText}"`);
   }
+  const coordinatorUrl = agentEndpoint(coordinator);
+  const coordinatorHost = new URL(coordinatorUrl).hostname.replace(/^\[|\]$/g, "");
+  const loopback = coordinatorHost === "localhost" || coordinatorHost === "::1" || /^127\./.test(coordinatorHost);
+  if (coordinatorUrl.startsWith("ws:") && !loopback && !pick("allowPlain")) {
+    throw new ConfigError(`refusing plain ws:// to ${coordinatorHost}: use https:// (wss) with --coordinator-fingerprint, or --allow-plain on a trusted network`);
+  }
+  const fingerprint = pick("coordinatorFingerprint");
+  if (fingerprint !== undefined && !isFingerprint(fingerprint)) {
+    throw new ConfigError(`coordinator fingerprint must be the sha256 \`cutover server --tls\` prints (sha256:AB:CD:...), got "${fingerprint}"`);
+  }
   return {
+    coordinatorFingerprint: fingerprint,
     nginxMode,
     switchMode,
     metricsListen: metricsMatch ? { host: metricsMatch[1]!, port: Number(metricsMatch[2]) } : undefined,
-    coordinatorUrl: agentEndpoint(coordinator),
+    coordinatorUrl,
     enrollmentToken: pick("token"),
     stateDir: pick("stateDir") ?? DEFAULT_STATE_DIR,
     name,

@@ -1,4 +1,11 @@
 import { createServer, type Server } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
+import { loadOrCreateTls } from "./tls/certificate.js";
+
+/** The coordinator would serve plain HTTP where the network can see it. */
+export class PlainRefused extends Error {
+  readonly code = "ERR_PLAIN_REFUSED";
+}
 import { existsSync, writeFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
@@ -27,6 +34,15 @@ export interface CoordinatorOptions {
   port: number;
   fleet?: Partial<FleetOptions>;
   log?: Logger;
+  /** Serve https/wss with DATA_DIR/tls (a self-signed certificate is made on first start). */
+  tls?: boolean;
+  /** Allow plain http/ws on an address other than loopback (not recommended). */
+  allowPlain?: boolean;
+}
+
+/** True for addresses only this machine can reach. */
+export function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || /^127\./.test(host);
 }
 
 export interface Coordinator {
@@ -38,6 +54,8 @@ export interface Coordinator {
   db: Db;
   /** Set when this start created the first admin token. */
   adminTokenPath: string | undefined;
+  /** The TLS certificate's fingerprint when serving https. */
+  fingerprint: string | undefined;
   close(): Promise<void>;
 }
 
@@ -56,6 +74,9 @@ function bootstrapAdminToken(tokens: TokenStore, dataDir: string): string | unde
 
 export async function startCoordinator(options: CoordinatorOptions): Promise<Coordinator> {
   const log = options.log ?? createLogger("coordinator");
+  if (!options.tls && !options.allowPlain && !isLoopback(options.host)) {
+    throw new PlainRefused(`refusing plain HTTP on ${options.host}: agents' tokens and the API would cross the network unencrypted; add --tls (a self-signed certificate is made on first start) or, on a trusted network, --allow-plain`);
+  }
   const db = openDatabase(options.dataDir);
   const hosts = new HostStore(db);
   const tokens = new TokenStore(db);
@@ -87,7 +108,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   });
   const api = createApi({ fleet, hosts, tokens, artifacts, deployments, apps, rollouts, audit, metrics, log: log.child("api"), version: VERSION });
 
-  const server: Server = createServer(api);
+  const tls = options.tls ? loadOrCreateTls(options.dataDir, options.host) : undefined;
+  const server: Server = tls ? createHttpsServer({ cert: tls.cert, key: tls.key }, api) : createServer(api);
   server.on("upgrade", (request, socket, head) => {
     const path = (request.url ?? "").split("?")[0];
     if (path !== AGENT_PATH) {
@@ -101,8 +123,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     server.listen(options.port, options.host, () => resolve());
   });
   const port = (server.address() as AddressInfo).port;
-  const url = `http://${options.host.includes(":") ? `[${options.host}]` : options.host}:${port}`;
-  log.info("listening", { url, dataDir: options.dataDir, version: VERSION });
+  const url = `${tls ? "https" : "http"}://${options.host.includes(":") ? `[${options.host}]` : options.host}:${port}`;
+  log.info("listening", { url, dataDir: options.dataDir, version: VERSION, fingerprint: tls?.fingerprint });
 
   return {
     url,
@@ -111,6 +133,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     rollouts,
     db,
     adminTokenPath,
+    fingerprint: tls?.fingerprint,
     close: async () => {
       fleet.close();
       server.closeAllConnections();

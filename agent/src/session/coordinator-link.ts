@@ -1,8 +1,10 @@
 import { hostname } from "node:os";
+import type { TLSSocket } from "node:tls";
 import WebSocket from "ws";
 import {
   CloseCode,
   decodeEnvelope,
+  normalizeFingerprint,
   encodeEnvelope,
   helloProofBytes,
   MAX_FRAME_BYTES,
@@ -27,6 +29,8 @@ export interface LinkOptions {
   agentVersion: string;
   reconnectBaseMs: number;
   reconnectCapMs: number;
+  /** sha256 fingerprint the coordinator's TLS certificate must have (wss:// only). */
+  fingerprint?: string;
   /** Time allowed for the WebSocket upgrade and for the Challenge→Welcome exchange. */
   handshakeTimeoutMs: number;
   log: Logger;
@@ -131,13 +135,26 @@ export class CoordinatorLink {
 
   private connect(): void {
     this.transition("connecting", `attempt ${this.attempt + 1} to ${this.options.url}`);
+    const pinned = this.options.fingerprint && this.options.url.startsWith("wss:") ? normalizeFingerprint(this.options.fingerprint) : undefined;
     const socket = new WebSocket(this.options.url, {
       maxPayload: MAX_FRAME_BYTES,
       perMessageDeflate: false,
       handshakeTimeout: this.options.handshakeTimeoutMs,
+      // A pinned self-signed certificate is checked by its fingerprint below, not by a CA.
+      ...(pinned && { rejectUnauthorized: false }),
     });
     this.socket = socket;
     let closeReason = "connection failed";
+    if (pinned) {
+      socket.on("upgrade", (response) => {
+        const presented = `sha256:${(response.socket as TLSSocket).getPeerCertificate().fingerprint256}`;
+        if (presented !== pinned) {
+          closeReason = `the coordinator's certificate is ${presented}, not the pinned ${pinned}`;
+          this.options.log.error("coordinator certificate does not match the pinned fingerprint; not talking to it", { presented, pinned });
+          socket.terminate();
+        }
+      });
+    }
     socket.on("open", () => {
       this.transition("handshaking", "connected");
       this.handshakeTimer = setTimeout(() => {

@@ -1,11 +1,16 @@
 import { createReadStream } from "node:fs";
 import { Readable } from "node:stream";
 import type { ClientSettings } from "./config.js";
+import { pinnedFetch } from "./pinned-fetch.js";
 import { ExitError } from "./exit-error.js";
 
 /** A thin JSON client for the coordinator's /v1 API; every failure becomes an ExitError that says what to do. */
 export class ApiClient {
-  constructor(private readonly settings: ClientSettings) {}
+  private readonly fetch: typeof fetch;
+
+  constructor(private readonly settings: ClientSettings) {
+    this.fetch = settings.fingerprint && settings.url.startsWith("https:") ? pinnedFetch(settings.fingerprint) : fetch;
+  }
 
   get<T>(path: string): Promise<T> {
     return this.request<T>("GET", path);
@@ -32,7 +37,7 @@ export class ApiClient {
 
   private async send(method: string, path: string, init: { body?: RequestInit["body"]; headers?: Record<string, string> }): Promise<Response> {
     try {
-      return await fetch(`${this.settings.url}${path}`, {
+      return await this.fetch(`${this.settings.url}${path}`, {
         method,
         headers: { authorization: `Bearer ${this.settings.token}`, ...init.headers },
         body: init.body,
@@ -40,6 +45,10 @@ export class ApiClient {
       } as RequestInit);
     } catch (error) {
       const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+      if (cause?.code === "ERR_CERT_PIN_MISMATCH") throw new ExitError(`${cause.message}: not talking to it (check CUTOVER_FINGERPRINT)`);
+      if (/CERT|SELF_SIGNED/.test(cause?.code ?? "")) {
+        throw new ExitError(`the coordinator's TLS certificate is not trusted here (${cause?.code}): pin it with CUTOVER_FINGERPRINT (\`cutover server --tls\` prints it)`);
+      }
       throw new ExitError(
         `cannot reach the coordinator at ${this.settings.url} (${cause?.code ?? cause?.message ?? (error as Error).message}); ` +
           "is `cutover server` running? Set CUTOVER_URL or --url to its address",

@@ -7,12 +7,15 @@ import { ExitError } from "./exit-error.js";
 export interface ClientSettings {
   url: string;
   token: string;
+  /** The coordinator's TLS certificate fingerprint to pin (https only). */
+  fingerprint?: string;
 }
 
 export interface GlobalOptions {
   url?: string;
   token?: string;
   config?: string;
+  fingerprint?: string;
 }
 
 /** Default CLI config file: $CUTOVER_CONFIG, else ~/.config/cutover/cli.yaml (keys: url, token). */
@@ -23,7 +26,7 @@ export function defaultConfigPath(): string {
 /** Where the CLI finds the coordinator: flags, then CUTOVER_URL/CUTOVER_TOKEN, then the config file. */
 export function resolveClientSettings(options: GlobalOptions): ClientSettings {
   const path = options.config ?? defaultConfigPath();
-  let file: { url?: unknown; token?: unknown } = {};
+  let file: { url?: unknown; token?: unknown; fingerprint?: unknown } = {};
   if (existsSync(path)) {
     try {
       file = (parse(readFileSync(path, "utf8")) ?? {}) as typeof file;
@@ -41,5 +44,6 @@ export function resolveClientSettings(options: GlobalOptions): ClientSettings {
         "  (the first admin token is in the coordinator's data dir: <data-dir>/admin-token)",
     );
   }
-  return { url: url.replace(/\/+$/, ""), token: token.trim() };
+  const fingerprint = options.fingerprint ?? process.env.CUTOVER_FINGERPRINT ?? (typeof file.fingerprint === "string" ? file.fingerprint : undefined);
+  return { url: url.replace(/\/+$/, ""), token: token.trim(), ...(fingerprint && { fingerprint }) };
 }

@@ -19,7 +19,8 @@ export function buildProgram(): Command {
     .version(VERSION)
     .option("--url <url>", "coordinator URL (default: $CUTOVER_URL, config file, http://127.0.0.1:7400)")
     .option("--token <token>", "API token (default: $CUTOVER_TOKEN or the config file)")
-    .option("--config <file>", "CLI config file with url and token (default: ~/.config/cutover/cli.yaml)")
+    .option("--config <file>", "CLI config file with url, token and fingerprint (default: ~/.config/cutover/cli.yaml)")
+    .option("--fingerprint <sha256>", "pin the coordinator's TLS certificate (default: $CUTOVER_FINGERPRINT or the config file)")
     .exitOverride()
     .showHelpAfterError();
   registerServer(program);

@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { parseDuration } from "@cutover/spec";
-import { startCoordinator } from "../../server.js";
+import { PlainRefused, startCoordinator } from "../../server.js";
 import { ExitError } from "../exit-error.js";
 
 export const DEFAULT_LISTEN = "127.0.0.1:7400";
@@ -31,23 +31,29 @@ export function registerServer(program: Command): void {
     .option("--listen <host:port>", "address to serve the API and agents on", DEFAULT_LISTEN)
     .option("--heartbeat-interval <duration>", "how often agents report; 3 missed marks a host unreachable", "5s")
     .option("--handshake-timeout <duration>", "time an agent has to say Hello", "10s")
-    .action(async (options: { dataDir: string; listen: string; heartbeatInterval: string; handshakeTimeout: string }) => {
+    .option("--tls", "serve https/wss (certificate in DATA_DIR/tls, self-signed on first start; agents pin its fingerprint)")
+    .option("--allow-plain", "allow plain http/ws on an address other than loopback")
+    .action(async (options: { dataDir: string; listen: string; heartbeatInterval: string; handshakeTimeout: string; tls?: boolean; allowPlain?: boolean }) => {
       const { host, port } = parseListen(options.listen);
       const coordinator = await startCoordinator({
         dataDir: options.dataDir,
         host,
         port,
+        tls: options.tls,
+        allowPlain: options.allowPlain,
         fleet: {
           heartbeatIntervalMs: duration("--heartbeat-interval", options.heartbeatInterval),
           handshakeTimeoutMs: duration("--handshake-timeout", options.handshakeTimeout),
         },
       }).catch((error: NodeJS.ErrnoException) => {
+        if (error instanceof PlainRefused) throw new ExitError(error.message);
         if (error.code === "EADDRINUSE") throw new ExitError(`cannot listen on ${options.listen}: the address is in use (another cutover server?)`);
         throw error;
       });
       if (coordinator.adminTokenPath) {
         process.stdout.write(`admin API token written to ${coordinator.adminTokenPath}\n`);
       }
+      if (coordinator.fingerprint) process.stdout.write(`TLS certificate fingerprint ${coordinator.fingerprint}\n`);
       process.stdout.write(`cutover server listening on ${coordinator.url}\n`);
       const stop = () => {
         void coordinator.close().then(() => process.exit(0));
