@@ -422,7 +422,7 @@ previous_pin() {
   local config
   config=$(at "$CONFIG")
   [ -f "$config" ] || return 0
-  sed -n 's/^# coordinator_fingerprint: "\(.*\)".*$/\1/p' "$config" | head -1
+  sed -n 's/^coordinator_fingerprint: "sha256:\(.*\)".*$/\1/p' "$config" | head -1
 }
 
 # Flags win; otherwise what the last run wrote; otherwise defaults.
@@ -506,9 +506,8 @@ render_config() {
     for pair in "${pairs[@]}"; do printf '  "%s": "%s"\n' "${pair%%=*}" "${pair#*=}"; done
   fi
   if [ -n "$PIN" ]; then
-    echo "# The coordinator's certificate, pinned. This agent version does not read the key yet;"
-    echo "# it becomes a setting once the agent supports it."
-    printf '# coordinator_fingerprint: "sha256:%s"\n' "$PIN"
+    echo "# The coordinator's TLS certificate, pinned: the agent talks to no other."
+    printf 'coordinator_fingerprint: "sha256:%s"\n' "$PIN"
   fi
 }
 

@@ -170,8 +170,8 @@ test.serial("changed settings rewrite only the config and restart the agent, whi
   t.like(host, { name: "host-a", address, state: "online", labels: { role: "geoip", zone: "b" } });
   const config = readFileSync(join(root, PATHS.config), "utf8");
   t.regex(config, /^labels:\n {2}"role": "geoip"\n {2}"zone": "b"\n/m, "labels sorted: the same set in another order is no change");
-  // The agent does not read a pin yet: a comment, so the agent does not refuse an unknown key.
-  t.true(config.split("\n").includes(`# coordinator_fingerprint: "sha256:${"ab".repeat(32)}"`), config);
+  // The pin is the agent's coordinator_fingerprint setting (checked only for https coordinators).
+  t.true(config.split("\n").includes(`coordinator_fingerprint: "sha256:${"ab".repeat(32)}"`), config);
   t.regex(result.stdout, /note: --pin is recorded but not checked: http:\/\/127\.0\.0\.1:\d+ has no certificate/);
 
   const again = await runInstaller(t, ["--root", root, "--no-systemd", "--agent-file", bundle, "--node", process.execPath, "--labels", "role=geoip,zone=b"]);
