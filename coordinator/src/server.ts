@@ -83,7 +83,6 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   const adminTokenPath = bootstrapAdminToken(tokens, options.dataDir);
   const artifacts = new ArtifactStore(db, options.dataDir);
   const deployments = new DeploymentStore(db);
-  for (const id of deployments.abandonRunning()) log.warn("deployment left running by a previous coordinator marked failed", { id });
   const apps = new AppStore(db);
   const audit = new AuditStore(db);
   let fleet!: Fleet;
@@ -106,6 +105,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     if (outcome.bootMs) metrics.stepDuration.observe({ step: "boot" }, outcome.bootMs / 1000);
     if (outcome.totalMs) metrics.stepDuration.observe({ step: "total" }, outcome.totalMs / 1000);
   });
+  rollouts.resumeUnfinished((sha256) => artifacts.get(sha256)?.size ?? 0);
   const api = createApi({ fleet, hosts, tokens, artifacts, deployments, apps, rollouts, audit, metrics, log: log.child("api"), version: VERSION });
 
   const tls = options.tls ? loadOrCreateTls(options.dataDir, options.host) : undefined;

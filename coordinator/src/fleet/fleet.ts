@@ -139,6 +139,16 @@ export class Fleet {
     return () => this.logListeners.delete(streamId);
   }
 
+  /** Resolves true once the host has a session (or false after `timeoutMs`). */
+  async whenOnline(hostId: string, timeoutMs: number): Promise<boolean> {
+    const until = Date.now() + timeoutMs;
+    while (!this.sessions.has(hostId)) {
+      if (Date.now() >= until) return false;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    return true;
+  }
+
   liveness(hostId: string): HostLiveness {
     return this.sessions.has(hostId) ? "online" : "unreachable";
   }
@@ -160,10 +170,11 @@ export class Fleet {
     operation: CommandOperation,
     timeoutMs: number,
     onEvent?: (event: cutover.v1.Event) => void,
+    /** Re-ask with the id of a command sent before (the agent answers it from its stored result). */
+    commandId: string = randomUUID(),
   ): Promise<cutover.v1.CommandResult> {
     const session = this.sessions.get(host.id);
     if (!session) return Promise.reject(new CommandError("ERR_HOST_OFFLINE", `host ${host.name} is unreachable`));
-    const commandId = randomUUID();
     const action = `command ${Object.keys(operation).find((k) => (operation as Record<string, unknown>)[k] !== undefined) ?? "unknown"}`;
     const started = performance.now();
     const record = (outcome: string, detail = "") => {

@@ -168,6 +168,48 @@ export class Rollouts {
     return this.deps.deployments.get(active.id)!;
   }
 
+  /**
+   * At start-up, what a previous coordinator process left unfinished (the
+   * rule, also in the README): a blue/green deployment that was running
+   * resumes — hosts whose step had finished keep their recorded outcome, a
+   * host caught mid-step is asked again with the same command id (its agent
+   * finished or reverted the step by itself and answers from its stored
+   * result, so nothing is done twice), pending hosts carry on. Any other
+   * unfinished deployment (load-balancer strategies, paused canaries, a
+   * rollback in progress) is marked failed: every host keeps what its agent
+   * finished, and the operator decides with `cutover status`, then deploy or
+   * rollback.
+   */
+  resumeUnfinished(artifactSize: (sha256: string) => number): void {
+    for (const deployment of this.deps.deployments.unfinished()) {
+      const spec = this.deps.deployments.spec(deployment.id) as AppSpec;
+      if (deployment.kind === "deploy" && deployment.strategy === "bluegreen" && deployment.state === "running") {
+        const byName = new Map(this.deps.hosts.list().map((h) => [h.name, h]));
+        const rows = this.deps.deployments.hosts(deployment.id);
+        const batches: HostRecord[][] = [];
+        for (const row of rows) {
+          const host = byName.get(row.hostName);
+          if (!host) continue;
+          (batches[row.batch - 1] ??= []).push(host);
+        }
+        const definition = appDefinition(spec);
+        const artifact = deployment.artifactSha256 ? { sha256: deployment.artifactSha256, sizeBytes: artifactSize(deployment.artifactSha256) } : undefined;
+        const run = new RolloutRun(this.deps, deployment, spec, (_host, inPlace) => ({ deploy: { app: definition, release: deployment.release, artifact, inPlace } }));
+        run.event(null, "the coordinator restarted: resuming (finished hosts keep their outcome; a host caught mid-step is asked again with the same command id)");
+        this.deps.log.warn("resuming a deployment left running by a previous coordinator", { id: deployment.id, app: deployment.app });
+        this.track(run, runBlueGreen(run, batches.filter(Boolean)));
+        continue;
+      }
+      const why = "the coordinator restarted during it; every host keeps what its agent finished: check `cutover status`, then deploy or rollback";
+      this.deps.log.warn("marking a deployment left unfinished by a previous coordinator failed", { id: deployment.id, app: deployment.app, strategy: deployment.strategy, state: deployment.state });
+      if (deployment.state === "paused") this.deps.deployments.transition(deployment.id, "rolling_back", why);
+      this.deps.deployments.transition(deployment.id, "failed", why);
+      for (const h of this.deps.deployments.hosts(deployment.id).filter((h) => h.state === "pending" || h.state === "running")) {
+        this.deps.deployments.updateHost(deployment.id, h.hostName, { state: h.state === "pending" ? "skipped" : "failed", error: "coordinator restarted" });
+      }
+    }
+  }
+
   /** Resolves when the deployment's background work has finished (tests, shutdown). */
   async settled(id: string): Promise<void> {
     await this.running.get(id)?.done;
@@ -193,7 +235,13 @@ export class Rollouts {
     const deployment = this.deps.deployments.create({ app: spec.app, kind, release, strategy: spec.strategy.type, spec, artifactSha256, createdBy, hosts });
     const run = new RolloutRun(this.deps, deployment, spec, deployOperation);
     run.event(null, `${kind === "deploy" ? `deploy ${release}` : "rollback"} of ${spec.app} (${spec.strategy.type}) to ${hosts.length} host(s)`);
-    const done = work(run)
+    this.track(run, work(run));
+    return deployment;
+  }
+
+  private track(run: RolloutRun, work: Promise<void>): void {
+    const deployment = run.deployment;
+    const done = work
       .catch((error: Error) => {
         this.deps.log.error("deployment crashed", { id: deployment.id, error: error.stack ?? error.message });
         const state = this.deps.deployments.get(deployment.id)?.state;
@@ -201,6 +249,5 @@ export class Rollouts {
       })
       .finally(() => this.running.delete(deployment.id));
     this.running.set(deployment.id, { run, done });
-    return deployment;
   }
 }

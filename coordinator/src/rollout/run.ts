@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import type { Logger } from "@cutover/log";
 import { v1, type cutover } from "@cutover/protocol";
 import type { AppSpec } from "@cutover/spec";
@@ -10,6 +11,8 @@ import { matchesSelector } from "./plan.js";
 const Status = v1.CommandResult.Status;
 /** Time allowed on top of the health deadline for an agent's whole Deploy (fetch, start, switch, confirm). */
 export const DEPLOY_COMMAND_MARGIN_MS = 120_000;
+/** How long a resumed deployment waits for a host's agent to reconnect before asking it again. */
+export const RESUME_WAIT_MS = 30_000;
 /** Time an LB agent has to apply an upstream. */
 export const LB_COMMAND_TIMEOUT_MS = 30_000;
 
@@ -127,10 +130,19 @@ export class RolloutRun {
   async deployHost(host: HostRecord, inPlace = false): Promise<HostResult> {
     const id = this.id;
     const { deployments } = this.deps;
-    deployments.updateHost(id, host.name, { state: "running", startedAt: Date.now() });
+    // Written before sending: a coordinator restarted mid-step re-asks with the same id and the agent answers from its stored result.
+    const recorded = deployments.hosts(id).find((h) => h.hostName === host.name)?.commandId;
+    const commandId = recorded ?? randomUUID();
+    deployments.updateHost(id, host.name, { state: "running", startedAt: Date.now(), commandId });
     try {
-      const result = await this.deps.fleet.sendCommand(host, this.deployOperation(host, inPlace), this.commandTimeoutMs, (event) =>
-        deployments.addEvent(id, host.name, event.kind, event.message),
+      // A host whose agent is reconnecting (after a coordinator restart, a network blip) gets a moment before it counts as failed.
+      await this.deps.fleet.whenOnline(host.id, RESUME_WAIT_MS);
+      const result = await this.deps.fleet.sendCommand(
+        host,
+        this.deployOperation(host, inPlace),
+        this.commandTimeoutMs,
+        (event) => deployments.addEvent(id, host.name, event.kind, event.message),
+        commandId,
       );
       const outcome = result.deployed ?? undefined;
       if (result.status === Status.OK && outcome) {

@@ -52,6 +52,8 @@ export interface DeploymentHostRecord {
   totalMs: number | null;
   /** Part of switchMs spent waiting for nginx's old workers (reload mode), ms. */
   handoverMs: number | null;
+  /** The id of the command sent for this host's step (written before sending). */
+  commandId: string | null;
   startedAt: number | null;
   finishedAt: number | null;
 }
@@ -139,18 +141,15 @@ export class DeploymentStore {
     if (finished !== null) this.onFinished?.(this.get(id)!);
   }
 
-  /**
-   * Called at start-up: deployments a previous coordinator process left
-   * running are marked failed, with hosts in whatever state their agents
-   * finished them (each agent completes or reverts its own transaction).
-   */
-  abandonRunning(): string[] {
-    const ids = (this.db.prepare("SELECT id FROM deployments WHERE state IN ('running', 'paused', 'rolling_back')").all() as { id: string }[]).map((r) => r.id);
-    for (const id of ids) {
-      this.db.prepare("UPDATE deployments SET state = 'failed', error = ?, finished_at = ? WHERE id = ?").run("the coordinator restarted during the deployment; check `cutover status` and deploy again", this.now(), id);
-      this.db.prepare("UPDATE deployment_hosts SET state = 'failed', error = 'coordinator restarted' WHERE deployment_id = ? AND state IN ('pending', 'running')").run(id);
-    }
-    return ids;
+  /** Deployments a previous coordinator process left unfinished (to resume or roll back at start-up). */
+  unfinished(): DeploymentRecord[] {
+    return (this.db.prepare("SELECT * FROM deployments WHERE state IN ('running', 'paused', 'rolling_back') ORDER BY created_at").all() as DeploymentRow[]).map(fromRow);
+  }
+
+  /** The spec a deployment was started with. */
+  spec(id: string): unknown {
+    const row = this.db.prepare("SELECT spec FROM deployments WHERE id = ?").get(id) as { spec: string } | undefined;
+    return row && JSON.parse(row.spec);
   }
 
   hosts(id: string): DeploymentHostRecord[] {
@@ -168,6 +167,7 @@ export class DeploymentStore {
       bootMs: r.boot_ms as number | null,
       totalMs: r.total_ms as number | null,
       handoverMs: r.handover_ms as number | null,
+      commandId: r.command_id as string | null,
       startedAt: r.started_at as number | null,
       finishedAt: r.finished_at as number | null,
     }));
@@ -176,7 +176,7 @@ export class DeploymentStore {
   updateHost(id: string, hostName: string, update: Partial<Omit<DeploymentHostRecord, "hostName" | "batch">>): void {
     const columns: Record<string, string> = {
       state: "state", error: "error", liveColor: "live_color", release: "release", previousRelease: "previous_release",
-      switchMs: "switch_ms", bootMs: "boot_ms", totalMs: "total_ms", handoverMs: "handover_ms", startedAt: "started_at", finishedAt: "finished_at",
+      switchMs: "switch_ms", bootMs: "boot_ms", totalMs: "total_ms", handoverMs: "handover_ms", commandId: "command_id", startedAt: "started_at", finishedAt: "finished_at",
     };
     const entries = Object.entries(update).filter(([key]) => key in columns);
     if (entries.length === 0) return;

@@ -124,4 +124,9 @@ export const MIGRATIONS: readonly { version: number; description: string; sql: s
       CREATE INDEX audit_by_time ON audit (at);
     `,
   },
+  {
+    version: 6,
+    description: "the command id each host's step was sent with, so a restarted coordinator re-asks instead of acting twice",
+    sql: `ALTER TABLE deployment_hosts ADD COLUMN command_id TEXT;`,
+  },
 ];

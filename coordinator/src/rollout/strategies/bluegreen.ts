@@ -13,8 +13,25 @@ export async function runBlueGreen(run: RolloutRun, batches: HostRecord[][], opt
     } catch (error) {
       return halt(run, haltReason(error), remaining, () => run.rollBackHosts(done.filter((r) => r.ok)));
     }
+    // Resumed after a coordinator restart: hosts whose step finished keep their recorded outcome.
+    const recorded = new Map(run.deps.deployments.hosts(run.id).map((h) => [h.hostName, h]));
+    const finished = (host: HostRecord) => ["succeeded", "failed", "rolled_back", "skipped"].includes(recorded.get(host.name)?.state ?? "");
+    if (batch.every(finished)) {
+      for (const host of batch) {
+        const r = recorded.get(host.name)!;
+        done.push({ host, ok: r.state === "succeeded", outcome: { previousRelease: r.previousRelease ?? "", release: r.release ?? "" } });
+        if (r.state === "failed") failures++;
+      }
+      continue;
+    }
     run.event(null, `batch ${index + 1}/${batches.length}: ${batch.map((h) => h.name).join(", ")}`, "batch");
-    const results = await Promise.all(batch.map((host) => run.deployHost(host)));
+    const results = await Promise.all(
+      batch.map(async (host): Promise<HostResult> => {
+        const r = recorded.get(host.name);
+        if (r && finished(host)) return { host, ok: r.state === "succeeded", outcome: { previousRelease: r.previousRelease ?? "", release: r.release ?? "" } };
+        return run.deployHost(host);
+      }),
+    );
     done.push(...results);
     failures += results.filter((r) => !r.ok).length;
     const why = tooMany(run, failures);
