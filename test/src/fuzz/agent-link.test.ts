@@ -17,10 +17,10 @@
  */
 import test from "ava";
 import { createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { performance } from "node:perf_hooks";
+import { monitorEventLoopDelay, performance } from "node:perf_hooks";
 import { createLogger } from "@cutover/log";
 import { CommandDispatcher } from "@cutover/agent";
 import {
@@ -51,6 +51,8 @@ const AGENT_FRAMES = Number(process.env.CUTOVER_FUZZ_AGENT_FRAMES ?? 6_000);
 const ANSWER_TIMEOUT_MS = 5_000;
 const Status = v1.CommandResult.Status;
 const HEAP_GROWTH_TOLERANCE = 32 * 1024 * 1024;
+/** Longest the process may go without running a timer during the fuzz (a hang; generous for a machine busy with other suites). */
+const MAX_STALL_MS = 3_000;
 
 const MIX: MixOptions = { kinds: COORDINATOR_KINDS, gen: LIVE_GEN, maxBytes: 64 * 1024, maxRepeat: 2_000 };
 const MIX_ANY: MixOptions = { ...MIX, kinds: BODY_KINDS };
@@ -88,6 +90,13 @@ function trackIntervals(): IntervalTracker {
 }
 
 // ------------------------------------------------------------------ the link
+
+/**
+ * Where link state dirs go: the verifier fsyncs coordinator.json after every
+ * accepted command (~9 ms on this disk, ~0.04 ms on tmpfs), and the fuzz sends
+ * a few thousand; the durability itself is not what is tested here.
+ */
+const STATE_ROOT = existsSync("/dev/shm") ? "/dev/shm" : tmpdir();
 
 interface LinkStats {
   links: number;
@@ -546,13 +555,16 @@ test.serial(`agent link fuzz: ${AGENT_FRAMES} mutated coordinator frames (seed $
   const stateDirs: string[] = [];
   t.teardown(() => stateDirs.forEach((dir) => rmSync(dir, { recursive: true, force: true })));
   const freshLink = () => {
-    stateDirs.push(mkdtempSync(join(tmpdir(), "cutover-fuzz-agent-")));
+    stateDirs.push(mkdtempSync(join(STATE_ROOT, "cutover-fuzz-agent-")));
     return { link: startLink(server.url, identity, stats, stateDirs.at(-1)!), trust: { lastSequence: 0, memory: new Map() } as TrustModel };
   };
   let { link, trust } = freshLink();
   t.teardown(() => link.stop());
   const heapBefore = settledHeap(gc);
   const started = performance.now();
+  // The link runs in this process: a frame that hangs it shows as an event-loop stall.
+  const stalls = monitorEventLoopDelay({ resolution: 10 });
+  stalls.enable();
 
   const r = new Rng(subSeed(SEED, "agent"));
   const sessions: SessionResult[] = [];
@@ -579,6 +591,8 @@ test.serial(`agent link fuzz: ${AGENT_FRAMES} mutated coordinator frames (seed $
     }
   }
   const fuzzMs = performance.now() - started;
+  stalls.disable();
+  const maxStallMs = stalls.max / 1e6;
 
   // A clean session at the end: the link still does the whole handshake and answers a ping.
   const last = await server.nextConnection(ANSWER_TIMEOUT_MS);
@@ -621,10 +635,11 @@ test.serial(`agent link fuzz: ${AGENT_FRAMES} mutated coordinator frames (seed $
   for (const s of sessions) for (const [k, n] of Object.entries(s.answers)) answers[k] = (answers[k] ?? 0) + n;
   t.log(`command answers by status: ${JSON.stringify(answers)}`);
   t.log(`commands: ${distinctCommands + trust.memory.size} distinct ids dispatched after verification; handler errors logged: ${handlerErrors.length}${handlerErrors.length ? ` (${[...new Set(handlerErrors.map((l) => l.replace(/^\S+ /, "")))].slice(0, 3).join(" | ")})` : ""}`);
-  t.log(`heap after GC: ${MiB(heapBefore)} before, ${MiB(heapAfter)} after; link intervals still running after stop(): ${leaked}`);
+  t.log(`heap after GC: ${MiB(heapBefore)} before, ${MiB(heapAfter)} after; longest event-loop stall ${maxStallMs.toFixed(0)} ms; link intervals still running after stop(): ${leaked}`);
   if (guard.warnings.length) t.log(`process warnings: ${[...new Set(guard.warnings)].join("; ")}`);
 
   t.deepEqual(guard.problems, [], "no uncaught exception or unhandled rejection");
+  t.true(maxStallMs < MAX_STALL_MS, `longest event-loop stall ${maxStallMs.toFixed(0)} ms < ${MAX_STALL_MS} ms`);
   t.false(lostLink, "the link always came back after a session ended");
   t.true(frames >= AGENT_FRAMES, `sent ${frames} ≥ ${AGENT_FRAMES} frames`);
   t.deepEqual(
@@ -650,7 +665,7 @@ async function onlineLink(t: { teardown(fn: () => void | Promise<void>): void },
   const server = await FakeCoordinator.start();
   t.teardown(() => server.close());
   const stats: LinkStats = { links: 0, reports: 0, welcomes: 0, permanentRefusals: 0, logs: [] };
-  const stateDir = mkdtempSync(join(tmpdir(), "cutover-fuzz-agent-"));
+  const stateDir = mkdtempSync(join(STATE_ROOT, "cutover-fuzz-agent-"));
   const link = startLink(server.url, newIdentity(), stats, stateDir);
   t.teardown(() => {
     link.stop();

@@ -36,6 +36,8 @@ const PROBE_TIMEOUT_MS = 8_000;
 /** Frames a flood session sends: more than the default burst of 400. */
 const FLOOD_FRAMES = 600;
 const HEAP_GROWTH_TOLERANCE = 32 * 1024 * 1024;
+/** Longest the process may go without running a timer during the fuzz (a hang; generous for a machine busy with other suites). */
+const MAX_STALL_MS = 3_000;
 
 /** Close codes that mean "the coordinator closed this session for a protocol reason". */
 const PROTOCOL_CLOSES = new Map<number, string>([
@@ -290,6 +292,9 @@ test.serial(`coordinator fuzz: ${LIVE_FRAMES} mutated frames over live sessions 
   const heapBefore = settledHeap(gc);
   const logStart = ctx.logs.length;
   const started = performance.now();
+  // The coordinator runs in this process: a frame that hangs it shows as an event-loop stall.
+  const stalls = monitorEventLoopDelay({ resolution: 10 });
+  stalls.enable();
 
   // Ping the good agent all along.
   const pings: { ok: boolean; ms: number }[] = [];
@@ -318,6 +323,8 @@ test.serial(`coordinator fuzz: ${LIVE_FRAMES} mutated frames over live sessions 
   fuzzing = false;
   await pinger;
   const fuzzMs = performance.now() - started;
+  stalls.disable();
+  const maxStallMs = stalls.max / 1e6;
 
   // After the fuzz: alive, serving, and the good agent never dropped.
   const health = await ctx.api("GET", "/v1/health");
@@ -360,7 +367,7 @@ test.serial(`coordinator fuzz: ${LIVE_FRAMES} mutated frames over live sessions 
   t.log(`closed by the coordinator: ${closed.length} ${JSON.stringify(closeCodes)}; kept open and answering: ${sessions.filter((s) => s.outcome === "answered").length}`);
   t.log(`reasons logged: ${JSON.stringify(errorCodes)}`);
   t.log(`good agent: ${pings.filter((p) => p.ok).length}/${pings.length} pings answered during the fuzz (slowest ${Math.max(...pings.map((p) => p.ms)).toFixed(0)} ms), final ping ${finalPing.ok ? "ok" : "FAILED"}`);
-  t.log(`heap after GC: ${MiB(heapBefore)} before, ${MiB(heapAfter)} after (${ctx.logs.length} log lines kept in memory)`);
+  t.log(`heap after GC: ${MiB(heapBefore)} before, ${MiB(heapAfter)} after (${ctx.logs.length} log lines kept in memory); longest event-loop stall ${maxStallMs.toFixed(0)} ms`);
   if (guard.warnings.length) t.log(`process warnings: ${guard.warnings.join("; ")}`);
 
   t.deepEqual(guard.problems, [], "no uncaught exception or unhandled rejection");
@@ -396,6 +403,7 @@ test.serial(`coordinator fuzz: ${LIVE_FRAMES} mutated frames over live sessions 
   t.true(closed.some((s) => s.close!.reason.startsWith(ProtocolErrorCode.DecodeFailed)), "some frames failed to decode (the mix reaches the decoder's error path)");
   t.true(sessions.some((s) => s.plan.startsWith("authenticated") && s.outcome === "answered"), "some authenticated sessions survived their frames (the mix reaches the routing code)");
   t.true(heapAfter - heapBefore < HEAP_GROWTH_TOLERANCE, `heap grew ${MiB(heapAfter - heapBefore)} (tolerance ${MiB(HEAP_GROWTH_TOLERANCE)})`);
+  t.true(maxStallMs < MAX_STALL_MS, `longest event-loop stall ${maxStallMs.toFixed(0)} ms < ${MAX_STALL_MS} ms`);
 });
 
 /**
