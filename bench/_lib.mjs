@@ -1,7 +1,7 @@
 // Shared by the benchmarks: a fake test context for the fleet harness,
 // conditions of the machine, and writing results.
 import { mkdirSync, writeFileSync } from "node:fs";
-import { cpus, totalmem } from "node:os";
+import { cpus, loadavg, totalmem } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -19,8 +19,9 @@ export function benchContext() {
   };
 }
 
+/** The machine, and how busy it was when the figures were taken (the 1-minute load average, other work included). */
 export function conditions(extra = {}) {
-  return { cores: cpus().length, cpu: cpus()[0]?.model ?? "unknown", memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, date: new Date().toISOString(), ...extra };
+  return { cores: cpus().length, cpu: cpus()[0]?.model ?? "unknown", memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, date: new Date().toISOString(), loadavg1m: loadavg()[0], ...extra };
 }
 
 export function writeResult(name, result) {

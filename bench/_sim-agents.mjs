@@ -5,11 +5,15 @@
 // heartbeats at the interval the Welcome names, answers Ping with Pong and
 // Deploy/Rollback with an OK result carrying a DeployOutcome (after the step
 // events a real agent sends), and reconnects with the real agent's capped,
-// jittered backoff. Driven by the parent over IPC; see scale.mjs.
-import { createHash, createPrivateKey, sign } from "node:crypto";
+// jittered backoff. Like a real agent it acts only on the signed inner command
+// with a sequence above the last; the Ed25519 check of the coordinator's
+// signature is optional (verifyCommands): it is the agent's CPU, not the
+// coordinator's, and here it would share the coordinator's two cores.
+// Driven by the parent over IPC; see scale.mjs.
+import { createHash, createPrivateKey, createPublicKey, sign, verify } from "node:crypto";
 import WebSocket from "ws";
 
-const { decodeEnvelope, encodeEnvelope, helloProofBytes, MAX_FRAME_BYTES, PROTOCOL_VERSION, v1 } = await import("../packages/protocol/dist/index.js");
+const { decodeEnvelope, encodeEnvelope, helloProofBytes, MAX_FRAME_BYTES, openSignedCommand, PROTOCOL_VERSION, v1 } = await import("../packages/protocol/dist/index.js");
 const { backoffDelayMs } = await import("../packages/log/dist/index.js");
 
 const Status = v1.CommandResult.Status;
@@ -65,6 +69,8 @@ const counters = {
   handshakeTimeouts: 0,
   dropsWhileOnline: {},
   pings: 0,
+  /** Commands refused before acting (unsigned, bad signature, replayed sequence). */
+  commandsRefused: 0,
   deploys: 0,
   heartbeats: 0,
   lastOnlineAt: 0,
@@ -79,6 +85,8 @@ class SimAgent {
   reconnectTimer = undefined;
   handshakeTimer = undefined;
   apps = new Map();
+  coordinatorKey = undefined;
+  lastSequence = 0;
 
   constructor(name, token, settings) {
     this.name = name;
@@ -166,6 +174,7 @@ class SimAgent {
         counters.welcomes++;
         if (envelope.welcome.enrolled) counters.enrolled++;
         counters.lastOnlineAt = Date.now();
+        this.coordinatorKey = coordinatorKeyObject(envelope.welcome.coordinatorPublicKey);
         this.heartbeatTimer = setInterval(() => this.heartbeat(), envelope.welcome.heartbeatIntervalMs);
         return;
       }
@@ -190,8 +199,29 @@ class SimAgent {
     this.send({ heartbeat: { resources: resources(), instances: this.instances() } });
   }
 
-  onCommand(command) {
-    const reply = (result) => this.send({ commandResult: { commandId: command.commandId, durationMs: 0, ...result } });
+  /** What a real agent acts on: the signed inner command, its sequence above the last one (the signature checked when asked to). */
+  open(outer) {
+    if (!outer.signed?.length) return undefined;
+    if (this.settings.verifyCommands && !(this.coordinatorKey && verify(null, outer.signed, this.coordinatorKey, outer.signature))) return undefined;
+    const inner = openSignedCommand(outer);
+    const sequence = Number(inner.sequence);
+    if (!(sequence > this.lastSequence)) return undefined;
+    this.lastSequence = sequence;
+    return inner;
+  }
+
+  onCommand(outer) {
+    const reply = (result) => this.send({ commandResult: { commandId: outer.commandId, durationMs: 0, ...result } });
+    let command;
+    try {
+      command = this.open(outer);
+    } catch {
+      command = undefined;
+    }
+    if (!command) {
+      counters.commandsRefused++;
+      return reply({ status: Status.REJECTED, errorCode: "ERR_COMMAND_BAD_SIGNATURE", message: "not a valid signed command" });
+    }
     if (Number(command.deadlineUnixMs) < Date.now()) return reply({ status: Status.EXPIRED, errorCode: "ERR_COMMAND_EXPIRED", message: "received after its deadline" });
     if (command.operation === "ping") {
       counters.pings++;
@@ -230,10 +260,18 @@ class SimAgent {
 }
 
 let agents = [];
+const keyObjects = new Map();
+/** One KeyObject per coordinator key (every session of a process sees the same one). */
+function coordinatorKeyObject(raw) {
+  if (!raw?.length) return undefined;
+  const hex = Buffer.from(raw).toString("hex");
+  if (!keyObjects.has(hex)) keyObjects.set(hex, createPublicKey({ key: { kty: "OKP", crv: "Ed25519", x: Buffer.from(raw).toString("base64url") }, format: "jwk" }));
+  return keyObjects.get(hex);
+}
 
 process.on("message", (message) => {
   if (message.type === "start") {
-    const settings = { url: message.url, localAddress: message.localAddress, labels: message.labels, maxBackoffMs: message.maxBackoffMs };
+    const settings = { url: message.url, localAddress: message.localAddress, labels: message.labels, maxBackoffMs: message.maxBackoffMs, verifyCommands: message.verifyCommands };
     agents = message.agents.map(({ name, token }) => new SimAgent(name, token, settings));
     // Spread the first connects over `rampMs`, as hosts booting around the same time would.
     agents.forEach((agent, i) => setTimeout(() => agent.connect(), Math.floor((i / agents.length) * message.rampMs)));

@@ -4,7 +4,7 @@
 // heartbeat processing CPU, Ping fan-out round trips, a no-op deploy across all
 // hosts, and recovery from a reconnect storm (kill -9 and restart).
 //
-//   npm run bench -- scale [--sessions=1000,5000,10000] [--quiet=20] [--pings=5] [--profile=1]
+//   npm run bench -- scale [--sessions=1000,5000,10000] [--quiet=20] [--pings=5] [--profile=1] [--verify-commands=1]
 //
 // --profile=1 runs the coordinator under the inspector and prints the top
 // self-time functions of each phase (profiles saved under /tmp/cutover-bench-profiles/).
@@ -121,14 +121,14 @@ class SimFleet {
   children = [];
   nextId = 1;
 
-  start(coordinatorUrl, agents, rampMs) {
+  start(coordinatorUrl, agents, rampMs, verifyCommands) {
     const url = `${coordinatorUrl.replace(/^http/, "ws")}/v1/agent`;
     for (let i = 0; i < SIM_PROCESSES; i++) {
       const share = agents.filter((_, j) => j % SIM_PROCESSES === i);
       // Open-files limit at the hard limit: thousands of sockets in one process.
       const child = spawn("bash", ["-c", 'ulimit -n "$(ulimit -Hn)" && exec "$0" "$@"', process.execPath, SIM_AGENTS], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
       child.on("error", () => {});
-      child.send({ type: "start", url, localAddress: `127.77.0.${10 + i}`, labels: SIM_LABELS, maxBackoffMs: MAX_BACKOFF_MS, agents: share, rampMs });
+      child.send({ type: "start", url, localAddress: `127.77.0.${10 + i}`, labels: SIM_LABELS, maxBackoffMs: MAX_BACKOFF_MS, agents: share, rampMs, verifyCommands });
       this.children.push(child);
     }
   }
@@ -249,7 +249,7 @@ async function runSize(n, shared) {
 
     // All sessions online.
     started = performance.now();
-    sims.start(coordinator.url, names.map((name) => ({ name, token: tokenOf.get(name) })), n * RAMP_MS_PER_SESSION);
+    sims.start(coordinator.url, names.map((name) => ({ name, token: tokenOf.get(name) })), n * RAMP_MS_PER_SESSION, shared.verifyCommands);
     await waitFor(`${n} sessions online`, async () => (await coordinator.health()).agentsOnline >= n, 120_000 + n * 20, 200);
     result.connect = { ms: performance.now() - started, rampMs: n * RAMP_MS_PER_SESSION };
     const afterConnect = await sims.stats();
@@ -291,8 +291,10 @@ async function runSize(n, shared) {
     const calls = [];
     for (let i = 0; i < shared.pings; i++) {
       started = performance.now();
+      const cpu0 = cpuSeconds(coordinator.pid);
       const answers = await coordinator.call("POST", "/v1/hosts/ping", {});
-      calls.push({ wallMs: performance.now() - started, answers });
+      // CPU the coordinator spent on the call (and on whatever else arrived meanwhile, mostly heartbeats): robust to a busy machine.
+      calls.push({ wallMs: performance.now() - started, cpuMs: 1000 * (cpuSeconds(coordinator.pid) - cpu0), answers });
     }
     await phase.end("ping");
     const trips = calls.flatMap((c) => c.answers.map((a) => a.roundTripMs));
@@ -305,12 +307,15 @@ async function runSize(n, shared) {
       maxMs: Math.max(...trips),
       p99PerCallMs: calls.map((c) => quantile(c.answers.map((a) => a.roundTripMs), 0.99)),
       wallMedianMs: median(calls.map((c) => c.wallMs)),
+      cpuMsMedian: median(calls.map((c) => c.cpuMs)),
+      cpuUsPerHost: (1000 * median(calls.map((c) => c.cpuMs))) / n,
       wallMaxMs: Math.max(...calls.map((c) => c.wallMs)),
     };
 
     // A no-op deploy: every host answers at once, as an agent whose app boots in no time would.
     await phase.begin();
     started = performance.now();
+    const deployCpu0 = cpuSeconds(coordinator.pid);
     const created = await coordinator.call("POST", "/v1/deployments", { spec: noopSpec(), specFile: "simapp.yml", release: `r${n}` });
     const postMs = performance.now() - started;
     const final = await waitFor(
@@ -323,6 +328,7 @@ async function runSize(n, shared) {
       250,
     );
     const wallMs = performance.now() - started;
+    const deployCpuMs = 1000 * (cpuSeconds(coordinator.pid) - deployCpu0);
     await phase.end("deploy");
     result.deploy = {
       state: final.state,
@@ -331,6 +337,8 @@ async function runSize(n, shared) {
       durationMs: final.durationMs,
       postMs,
       wallMs,
+      cpuMs: deployCpuMs,
+      cpuUsPerHost: (1000 * deployCpuMs) / n,
       error: final.error,
     };
 
@@ -343,6 +351,7 @@ async function runSize(n, shared) {
     const listenMs = performance.now() - started;
     await waitFor(`${n} sessions online again`, async () => (await coordinator.health()).agentsOnline >= n, 120_000 + n * 20, 50);
     const onlineMs = performance.now() - started;
+    const stormCpuMs = 1000 * cpuSeconds(coordinator.pid);
     await phase.end("storm");
     const hosts = await coordinator.call("GET", "/v1/hosts");
     const storm = await sims.stats();
@@ -351,6 +360,8 @@ async function runSize(n, shared) {
       killToAllOnlineMs: onlineMs,
       listenToAllOnlineMs: onlineMs - listenMs,
       agentsLastWelcomeAfterKillMs: storm.lastOnlineAt - killedAt,
+      // The new process's whole CPU time from its start to all online (start-up included).
+      cpuMs: stormCpuMs,
       onlinePerApi: hosts.filter((h) => h.state === "online").length,
       refusals: storm.refusals,
       upgradeRejects: storm.upgradeRejects,
@@ -365,7 +376,9 @@ async function runSize(n, shared) {
     };
     await sleep(2 * HEARTBEAT_INTERVAL_S * 1000);
     result.rss.afterStormBytes = rssBytes(coordinator.pid);
-    result.simRssBytes = (await sims.stats()).memoryRssBytes;
+    const last = await sims.stats();
+    result.simRssBytes = last.memoryRssBytes;
+    result.commandsRefused = last.commandsRefused;
     if (shared.profile) result.profiles = profiles;
     return result;
   } finally {
@@ -396,7 +409,7 @@ function budgetLines(results) {
     const marginal = r.rss.marginalPerSessionBytes / 1024;
     lines.push(`${verdict(kb < 30)} ${r.sessions} sessions: coordinator RSS ${fmt(kb)} KB per session over the fresh process${Number.isFinite(marginal) ? `, ${fmt(marginal)} KB per added session` : ""} (budget < 30 KB)`);
     lines.push(`${verdict(r.fanout.p99Ms < BUDGET.fanoutP99Ms)} ${r.sessions} sessions: Ping fan-out p99 ${fmt(r.fanout.p99Ms)} ms (budget < 100 ms)`);
-    if (r.fanout.notOk > 0) lines.push(`MISS ${r.sessions} sessions: ${r.fanout.notOk} Ping answers not OK`);
+    if (r.fanout.notOk > 0) lines.push(`MISS ${r.sessions} sessions: ${r.fanout.notOk} Ping answers not OK (${r.commandsRefused} commands the simulated agents refused)`);
     lines.push(`${verdict(r.storm.sessionsRefused === 0)} ${r.sessions} sessions: ${r.storm.sessionsRefused} sessions refused in the reconnect storm (${JSON.stringify({ ...r.storm.refusals, ...r.storm.upgradeRejects })}; budget 0), ${r.storm.attemptsTimedOut} attempts timed out and were retried`);
     if (r.deploy.state !== "succeeded") lines.push(`MISS ${r.sessions} sessions: no-op deploy ${r.deploy.state}: ${r.deploy.error}`);
     if (r.heartbeats.sessionsDropped > 0) lines.push(`MISS ${r.sessions} sessions: ${r.heartbeats.sessionsDropped} sessions dropped during the quiet window`);
@@ -410,9 +423,10 @@ export async function run(args) {
   const quietMs = option(args, "quiet", 20) * 1000;
   const pings = option(args, "pings", 5);
   const profile = option(args, "profile", 0) === 1;
+  const verifyCommands = option(args, "verify-commands", 0) === 1;
   console.log(`\n== scale: ${sizes.join(", ")} simulated agent sessions (${SIM_PROCESSES} processes) against one coordinator, heartbeat ${HEARTBEAT_INTERVAL_S}s${profile ? ", PROFILING (figures carry the profiler's overhead)" : ""}`);
   const dir = mkdtempSync(join(tmpdir(), "cutover-bench-scale-"));
-  const shared = { dataDir: join(dir, "data"), port: await freePort(), logFile: join(dir, "coordinator.log"), quietMs, pings, profile };
+  const shared = { dataDir: join(dir, "data"), port: await freePort(), logFile: join(dir, "coordinator.log"), quietMs, pings, profile, verifyCommands };
   const results = [];
   try {
     for (const n of sizes) {
@@ -441,11 +455,11 @@ export async function run(args) {
   marginalPerSession(done);
   console.log(
     table(
-      ["sessions", "load avg", "connect s", "RSS before MB", "RSS online MB", "KB/session", "KB/added session", "heartbeats/s", "hb CPU % core", "CPU ms/1000 hb", "ping p50 ms", "ping p99 ms", "ping wall ms", "no-op deploy ms", "storm: listen→all online ms", "kill→all online ms", "refused", "timed out"],
+      ["sessions", "load avg", "connect s", "RSS before MB", "RSS online MB", "KB/session", "KB/added session", "heartbeats/s", "hb CPU % core", "CPU ms/1000 hb", "ping p50 ms", "ping p99 ms", "ping wall ms", "ping CPU µs/host", "no-op deploy ms", "deploy CPU µs/host", "storm: listen→all online ms", "kill→all online ms", "refused", "timed out"],
       done.map((r) => [
         r.sessions, fmt(r.loadavgAtStart), fmt(r.connect.ms / 1000), fmt(r.rss.beforeBytes / MiB), fmt(onlineRss(r) / MiB), fmt(r.rss.perSessionBytes / 1024), fmt(r.rss.marginalPerSessionBytes / 1024),
         fmt(r.heartbeats.perSec, 0), fmt(r.heartbeats.cpuPercentOfCore), fmt(r.heartbeats.cpuMsPer1000, 0),
-        fmt(r.fanout.p50Ms), fmt(r.fanout.p99Ms), fmt(r.fanout.wallMedianMs, 0), fmt(r.deploy.durationMs, 0),
+        fmt(r.fanout.p50Ms), fmt(r.fanout.p99Ms), fmt(r.fanout.wallMedianMs, 0), fmt(r.fanout.cpuUsPerHost, 0), fmt(r.deploy.durationMs, 0), fmt(r.deploy.cpuUsPerHost, 0),
         fmt(r.storm.listenToAllOnlineMs, 0), fmt(r.storm.killToAllOnlineMs, 0), r.storm.sessionsRefused, r.storm.attemptsTimedOut,
       ]),
     ),
@@ -455,12 +469,13 @@ export async function run(args) {
       `RSS per session = (RSS with all online and heartbeating − RSS of the fresh process) / sessions; per added session = the slope from the previous size;\n` +
       `heartbeat CPU = coordinator utime+stime over a ${quietMs / 1000} s window with nothing else happening; load avg = the machine's 1-minute load when the size started;\n` +
       `ping = POST /v1/hosts/ping roundTripMs over ${pings} calls (each call sends to every host in one loop, so early hosts wait for the loop);\n` +
+      `CPU µs/host = coordinator CPU time during the call / hosts (heartbeats arriving meanwhile included): unlike latencies, it does not grow when other work shares the machine;\n` +
       `no-op deploy = POST /v1/deployments (batch 100%) to 'succeeded' as the store records it, each host answering with the 6 step events and an OK outcome;\n` +
       `storm = kill -9 and restart on the same port and data dir; agents reconnect with the real agent's backoff (250 ms base, 15 s cap, jitter);\n` +
       `refused = Refusal frames + HTTP errors (503) instead of the upgrade; timed out = attempts the coordinator did not finish within the agent's 10 s (retried).`,
   );
   const budgets = budgetLines(results);
   console.log(budgets.join("\n"));
-  writeResult("scale", { conditions: conditions({ simProcesses: SIM_PROCESSES, heartbeatIntervalS: HEARTBEAT_INTERVAL_S, quietWindowS: quietMs / 1000, pingCalls: pings, profiled: profile }), results, budgets });
+  writeResult("scale", { conditions: conditions({ simProcesses: SIM_PROCESSES, heartbeatIntervalS: HEARTBEAT_INTERVAL_S, quietWindowS: quietMs / 1000, pingCalls: pings, profiled: profile, simAgentsVerifySignatures: verifyCommands }), results, budgets });
   return true;
 }
