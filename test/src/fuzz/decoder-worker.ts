@@ -9,7 +9,7 @@
 import { performance } from "node:perf_hooks";
 import { getHeapStatistics } from "node:v8";
 import { parentPort, workerData } from "node:worker_threads";
-import { decodeEnvelope, ProtocolError, v1 } from "@cutover/protocol";
+import { decodeEnvelope, openSignedCommand, ProtocolError, v1, type cutover } from "@cutover/protocol";
 import { decoderFrameAt } from "./frames.js";
 import { exposeGc } from "./guard.js";
 
@@ -36,6 +36,8 @@ export interface DecoderReport {
   errors: Record<string, number>;
   /** Throws that were not ProtocolError: each one a bug. */
   unexpected: { index: number; error: string; recipe: string }[];
+  /** The agent's second decoder: the same bytes as Command.signed (openSignedCommand), by outcome. */
+  signedCommand: Record<string, number>;
   /** Decoded envelopes that do not survive encode → decode unchanged. */
   roundTrip: { index: number; problem: string; recipe: string }[];
   /** Mutation/shape families seen (outermost recipe name). */
@@ -68,6 +70,7 @@ export function runDecoderJob(job: DecoderJob): DecoderReport {
     decoded: {},
     errors: {},
     unexpected: [],
+    signedCommand: {},
     roundTrip: [],
     recipes: {},
     slowest: [],
@@ -100,6 +103,17 @@ export function runDecoderJob(job: DecoderJob): DecoderReport {
       } else {
         outcome = "unexpected";
         if (report.unexpected.length < 20) report.unexpected.push({ index, error: String((error as Error)?.stack ?? error), recipe: frame.recipe });
+      }
+    }
+    // The agent decodes Command.signed again after checking its signature: the same bytes through that path.
+    try {
+      openSignedCommand({ commandId: "fuzz", signed: frame.bytes } as cutover.v1.Command);
+      report.signedCommand.ok = (report.signedCommand.ok ?? 0) + 1;
+    } catch (error) {
+      if (error instanceof ProtocolError) {
+        report.signedCommand[error.code] = (report.signedCommand[error.code] ?? 0) + 1;
+      } else if (report.unexpected.length < 20) {
+        report.unexpected.push({ index, error: `openSignedCommand: ${String((error as Error)?.stack ?? error)}`, recipe: frame.recipe });
       }
     }
     const ms = performance.now() - t0;

@@ -1,7 +1,8 @@
 /**
  * Decoder fuzz (pure): ≥ 100,000 generated frames through decodeEnvelope — the
- * one decoder both the agent and the coordinator use. Every call must return an
- * Envelope or throw a ProtocolError, no call may hang, and the heap must come
+ * one decoder both the agent and the coordinator use — and the same bytes
+ * through openSignedCommand (the agent decodes Command.signed once more after
+ * checking its signature). Every call must return or throw a ProtocolError, no call may hang, and the heap must come
  * back to its baseline. Replay a run with CUTOVER_FUZZ_SEED=<seed>; change the
  * frame count with CUTOVER_FUZZ_FRAMES.
  */
@@ -106,6 +107,7 @@ test.serial(`decoder fuzz: ${FRAMES} seeded frames (seed ${seedHex}) each decode
   t.log(`frames: ${report.frames} (${MiB(report.bytes)}) in ${(ms / 1000).toFixed(1)} s — decode ${(report.decodeMs / 1000).toFixed(1)} s, generate ${(report.generateMs / 1000).toFixed(1)} s`);
   t.log(`decoded: ${decodedTotal} ${JSON.stringify(report.decoded)}`);
   t.log(`ProtocolError by code: ${errorTotal} ${JSON.stringify(report.errors)}`);
+  t.log(`same bytes as Command.signed (openSignedCommand): ${JSON.stringify(report.signedCommand)}`);
   t.log(`other exceptions: ${report.unexpected.length}; round-trip mismatches: ${report.roundTrip.length}`);
   t.log(`frame families: ${JSON.stringify(report.recipes)}`);
   t.log(`slowest decodes: ${report.slowest.map((s) => `#${s.index} ${s.ms.toFixed(1)} ms ${s.bytes} B ${s.recipe.slice(0, 60)}`).join("; ")}`);
