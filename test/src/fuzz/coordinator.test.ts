@@ -12,10 +12,10 @@
  * answered a request (no session is left hanging); memory returns to baseline.
  */
 import test from "ava";
-import { randomBytes } from "node:crypto";
+import { randomBytes, sign } from "node:crypto";
 import { isUtf8 } from "node:buffer";
 import { monitorEventLoopDelay, performance } from "node:perf_hooks";
-import { CloseCode, decodeEnvelope, MAX_FRAME_BYTES, ProtocolError, ProtocolErrorCode, RefusalCode, type Envelope } from "@cutover/protocol";
+import { CloseCode, decodeEnvelope, encodeEnvelope, helloProofBytes, MAX_FRAME_BYTES, ProtocolError, ProtocolErrorCode, RefusalCode, type Envelope } from "@cutover/protocol";
 import { inProcessCoordinator, type InProcessCoordinator } from "../harness/in-process.js";
 import { newKey, RawAgent, type TestKey } from "../harness/raw-agent.js";
 import { FuzzClient, type CloseInfo } from "./fuzz-client.js";
@@ -461,4 +461,37 @@ test.serial("an enrolled agent's worst-case valid frames (1 MiB Heartbeats of em
   t.true(listed < 1024 * 1024, `GET /v1/hosts answers ${MiB(listed)} for two hosts (< 1 MiB): what one agent reports is bounded`);
   t.true(listMs < MAX_STALL_MS, `GET /v1/hosts takes ${listMs.toFixed(0)} ms afterwards (< ${MAX_STALL_MS} ms)`);
   t.true(maxStallMs < MAX_STALL_MS, `longest event-loop stall ${maxStallMs.toFixed(0)} ms < ${MAX_STALL_MS} ms (one 1 MiB frame should cost a decode, ~70 ms, not seconds)`);
+});
+
+/**
+ * Same root cause, other symptom: the session logs one warning per invalid
+ * label of a Hello, and a frame holds ~80,000 of them — one enrolling agent
+ * writes 80,000 lines to the coordinator's log (and stalls it while doing so)
+ * on every connect. Fails until Hello.labels is bounded.
+ */
+test.serial("a Hello with 80,000 invalid labels writes a bounded number of log lines", async (t) => {
+  t.timeout(60_000);
+  const LABELS = 80_000;
+  const MAX_LINES = 100;
+  const guard = guardProcess();
+  t.teardown(() => guard.dispose());
+  const ctx = await inProcessCoordinator(t, LIMITS);
+  const token = (await ctx.api("POST", "/v1/tokens/enrollment", { body: {} })).body.token;
+  const key = newKey();
+  const noisy = await FuzzClient.connect(ctx.coordinator.url);
+  t.teardown(() => noisy.terminate());
+  const nonce = await noisy.challengeNonce();
+  const labels: Record<string, string> = {};
+  for (let i = 0; i < LABELS; i++) labels[`K${i}`] = ""; // upper case: not a valid label key
+  const frame = encodeEnvelope({
+    hello: { protocolVersion: 1, name: "noisy", publicKey: key.publicKey, signature: sign(null, helloProofBytes(nonce!, "noisy", key.publicKey), key.privateKey), enrollmentToken: token, labels },
+  });
+  const before = ctx.logs.length;
+  const started = performance.now();
+  noisy.send(frame);
+  const answer = await noisy.next((e) => e.body === "welcome" || e.body === "refusal");
+  const lines = ctx.logs.length - before;
+  t.log(`${MiB(frame.length)} Hello with ${LABELS} invalid labels → ${answer?.body ?? `closed ${(await noisy.closed).code}`} after ${(performance.now() - started).toFixed(0)} ms; ${lines} log lines`);
+  t.deepEqual(guard.problems, []);
+  t.true(lines <= MAX_LINES, `${lines} log lines for one Hello (≤ ${MAX_LINES})`);
 });
