@@ -45,6 +45,10 @@ export interface LinkOptions {
   onPermanentRefusal(refusal: cutover.v1.Refusal): void;
 }
 
+/** Bounds on Welcome.heartbeat_interval_ms (a uint32 on the wire; setInterval takes at most 2^31-1). */
+export const MIN_HEARTBEAT_INTERVAL_MS = 100;
+export const MAX_HEARTBEAT_INTERVAL_MS = 10 * 60 * 1000;
+
 /**
  *   idle ─start()─▶ connecting ─socket open─▶ handshaking ─Welcome─▶ online
  *                       ▲                          │                   │
@@ -205,7 +209,11 @@ export class CoordinatorLink {
         }
         this.attempt = 0;
         this.transition("online", welcome.enrolled ? "enrolled" : "authenticated");
-        this.heartbeatTimer = setInterval(() => void this.heartbeat(), welcome.heartbeatIntervalMs);
+        // A second Welcome re-arms the one heartbeat loop instead of starting another.
+        clearInterval(this.heartbeatTimer);
+        // Node runs a timer above 2^31-1 ms after 1 ms: keep what the coordinator asks for in range.
+        const every = Math.min(MAX_HEARTBEAT_INTERVAL_MS, Math.max(MIN_HEARTBEAT_INTERVAL_MS, welcome.heartbeatIntervalMs));
+        this.heartbeatTimer = setInterval(() => void this.heartbeat(), every);
         return;
       }
       case "refusal": {

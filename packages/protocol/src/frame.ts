@@ -21,6 +21,16 @@ export const PUBLIC_KEY_BYTES = 32;
 export const MAX_ARTIFACT_CHUNK = 512 * 1024;
 /** Ed25519 signature length. */
 export const SIGNATURE_BYTES = 64;
+/**
+ * Bounds on the repeated fields an agent sends. The frame limit alone allows
+ * half a million empty elements per frame, and the coordinator turns each into
+ * an object, JSON and a stored row synchronously: one frame stalls it for seconds.
+ */
+export const MAX_INSTANCES = 256;
+export const MAX_DISKS = 16;
+export const MAX_CAPABILITIES = 64;
+export const MAX_LABELS = 64;
+export const MAX_LOG_LINES = 1000;
 
 /** Encodes one envelope. Throws ProtocolError if the result would exceed MAX_FRAME_BYTES. */
 export function encodeEnvelope(envelope: EnvelopeInit): Uint8Array {
@@ -58,6 +68,10 @@ function invalid(kind: string, field: string, expected: string): never {
   throw new ProtocolError(ProtocolErrorCode.InvalidField, `${kind}.${field} must be ${expected}`);
 }
 
+function atMost(kind: string, field: string, list: readonly unknown[] | null | undefined, max: number): void {
+  if ((list?.length ?? 0) > max) invalid(kind, field, `at most ${max} entries`);
+}
+
 /** The per-kind required fields; the generated code checks only wire types. */
 function checkEnvelope(envelope: Envelope): void {
   switch (envelope.body) {
@@ -74,6 +88,10 @@ function checkEnvelope(envelope: Envelope): void {
       if (!isValidName(m.name)) invalid("Hello", "name", "a valid host name");
       if (!m.publicKey || m.publicKey.length !== PUBLIC_KEY_BYTES) invalid("Hello", "public_key", `${PUBLIC_KEY_BYTES} bytes`);
       if (!m.signature || m.signature.length !== SIGNATURE_BYTES) invalid("Hello", "signature", `${SIGNATURE_BYTES} bytes`);
+      atMost("Hello", "capabilities", m.capabilities, MAX_CAPABILITIES);
+      atMost("Hello", "labels", Object.keys(m.labels ?? {}), MAX_LABELS);
+      atMost("Hello", "instances", m.instances, MAX_INSTANCES);
+      atMost("Hello", "resources.disks", m.resources?.disks, MAX_DISKS);
       return;
     }
     case "welcome": {
@@ -87,6 +105,8 @@ function checkEnvelope(envelope: Envelope): void {
       return;
     case "heartbeat":
       if (!envelope.heartbeat!.resources) missing("Heartbeat", "resources");
+      atMost("Heartbeat", "instances", envelope.heartbeat!.instances, MAX_INSTANCES);
+      atMost("Heartbeat", "resources.disks", envelope.heartbeat!.resources.disks, MAX_DISKS);
       return;
     case "command": {
       const m = envelope.command!;
@@ -112,6 +132,7 @@ function checkEnvelope(envelope: Envelope): void {
     }
     case "logLines":
       if (!envelope.logLines!.streamId) missing("LogLines", "stream_id");
+      atMost("LogLines", "lines", envelope.logLines!.lines, MAX_LOG_LINES);
       return;
     case "artifactChunk":
       if (!envelope.artifactChunk!.requestId) missing("ArtifactChunk", "request_id");
