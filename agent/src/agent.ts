@@ -18,6 +18,10 @@ import { CommandVerifier } from "./session/command-verifier.js";
 import { AgentMetrics } from "./metrics/agent-metrics.js";
 import { v1 } from "@cutover/protocol";
 
+/** Tries per artifact chunk, each after waiting up to FETCH_RECONNECT_WAIT_MS for the coordinator to be back. */
+const FETCH_ATTEMPTS = 4;
+const FETCH_RECONNECT_WAIT_MS = 30_000;
+
 /** Capabilities this agent build announces in Hello (nginx ones are added from what is installed). */
 export const BASE_CAPABILITIES = ["ping", "deploy.bluegreen", "deploy.in-place", "rollback", "lb"];
 
@@ -69,8 +73,18 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
     instances: createInstanceControl({ stateDir: config.stateDir, address: config.address, log: log.child("instances") }),
     releases: new ReleaseStore(config.stateDir),
     fetchChunk: async (sha256, offset, length) => {
-      const chunk = await link.requestArtifactChunk(sha256, offset, length);
-      return { data: chunk.data, totalSize: Number(chunk.totalSize), error: chunk.error };
+      // A coordinator that restarts mid-download is waited for (it is back in seconds), not a failed deploy.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const chunk = await link.requestArtifactChunk(sha256, offset, length);
+          return { data: chunk.data, totalSize: Number(chunk.totalSize), error: chunk.error };
+        } catch (error) {
+          if (attempt >= FETCH_ATTEMPTS) throw error;
+          log.warn("artifact download interrupted; waiting for the coordinator", { sha256: sha256.slice(0, 12), offset, attempt, error: (error as Error).message });
+          const back = await Promise.race([link.whenOnline().then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), FETCH_RECONNECT_WAIT_MS).unref())]);
+          if (!back) throw error;
+        }
+      }
     },
     resources: async () => {
       const r = await sampler.sample();
