@@ -35,15 +35,5 @@ export function cpuMaxValue(cores: number | undefined): string {
   return `${cores === undefined ? "max" : cpuQuotaUs(cores)} ${CPU_PERIOD_US}`;
 }
 
-/** "64 MiB", "1.5 GiB", "512 KiB", "100 B": for messages. */
-export function formatBytes(bytes: number): string {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  const shown = Number.isInteger(value) ? String(value) : value.toFixed(1).replace(/\.0$/, "");
-  return `${shown} ${units[unit]}`;
-}
+/** "64 MiB", "1.5 GiB": for messages (the one formatter all of cutover uses). */
+export { formatBytes } from "@cutover/log";
