@@ -51,7 +51,7 @@ export interface CommandOutcome {
  */
 export class AppManager {
   private readonly store: AppStateStore;
-  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly locks = new Map<string, Promise<void>>();
   private readonly drainTimers = new Map<string, NodeJS.Timeout>();
   private readonly now: () => number;
 
@@ -85,7 +85,7 @@ export class AppManager {
     state.timer = setTimeout(() => {
       void this.exclusive(app, () => this.restartLive(app)).catch((error: Error) => {
         this.options.log.error("restart of the live instance failed", { app, color, error: error.message });
-        if ((error as DeployError).code !== "ERR_APP_BUSY") this.onUnexpectedExit(handle, how);
+        this.onUnexpectedExit(handle, how);
       });
     }, delay);
     state.timer.unref();
@@ -146,11 +146,23 @@ export class AppManager {
   }
 
   /** Runs `work` with the app's lock held: one transaction per app at a time. */
+  /**
+   * Runs `work` after everything queued before it for the app: one transaction
+   * per app at a time (a rollback waits for a crash restart in progress, it is
+   * not refused).
+   */
   private exclusive<T>(app: string, work: () => Promise<T>): Promise<T> {
-    if (this.locks.has(app)) return Promise.reject(new DeployError("ERR_APP_BUSY", `${app} already has a deploy or rollback running on this host`));
-    const running = work().finally(() => this.locks.delete(app));
-    this.locks.set(app, running);
-    return running;
+    const previous = this.locks.get(app) ?? Promise.resolve();
+    const next = previous.then(work, work);
+    const settled = next.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.locks.set(app, settled);
+    void settled.then(() => {
+      if (this.locks.get(app) === settled) this.locks.delete(app);
+    });
+    return next;
   }
 
   private port(definition: Definition, color: Color): number {
@@ -523,7 +535,6 @@ export class AppManager {
         current.previous = null;
         this.save(app, current);
       }).catch((error: Error) => {
-        if ((error as DeployError).code === "ERR_APP_BUSY") return this.scheduleDrain(app);
         this.options.log.error("failed to stop the old color", { app, error: error.message });
       });
     }, Math.max(0, previous.stopAfter - this.now()));

@@ -2,7 +2,6 @@
 export class DeployError extends Error {
   constructor(
     readonly code:
-      | "ERR_APP_BUSY"
       | "ERR_PREFLIGHT_MEMORY"
       | "ERR_PREFLIGHT_DISK"
       | "ERR_PREFLIGHT_LOAD"

@@ -1,4 +1,4 @@
-import { request } from "node:http";
+import { unixHttp } from "../nginx/unix-http.js";
 import { LbError } from "./errors.js";
 import { INFLIGHT_PATH, STATE_PATH } from "./lua.js";
 
@@ -26,28 +26,7 @@ function call(socketPath: string, method: LbControlMethod, path: string, body = 
         "(nginx with the Lua module) and nginx is running",
       { cause },
     );
-  return new Promise((resolve, reject) => {
-    const req = request(
-      {
-        socketPath,
-        method,
-        path,
-        agent: false,
-        headers: { "content-length": Buffer.byteLength(body), connection: "close" },
-        timeout: timeoutMs,
-      },
-      (res) => {
-        let text = "";
-        res.setEncoding("utf8");
-        res.on("data", (chunk: string) => (text += chunk));
-        res.on("error", (error) => reject(fail(error.message, error)));
-        res.on("end", () => (res.statusCode === 200 ? resolve(text) : reject(fail(`status ${res.statusCode}`))));
-      },
-    );
-    req.on("timeout", () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
-    req.on("error", (error) => reject(fail(error.message, error)));
-    req.end(body);
-  });
+  return unixHttp(socketPath, method, path, body, timeoutMs, fail);
 }
 
 const orNull = (text: string) => (text === "" ? null : text);

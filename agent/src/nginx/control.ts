@@ -1,6 +1,6 @@
-import { request } from "node:http";
 import { NginxError } from "./errors.js";
 import { CONTROL_PATH } from "./lua.js";
+import { unixHttp } from "./unix-http.js";
 
 export const DEFAULT_CONTROL_TIMEOUT_MS = 2_000;
 
@@ -26,31 +26,9 @@ export function controlCall(
         "check that nginx runs with the Lua module and the cutover control server",
       { cause },
     );
-  return new Promise((resolve, reject) => {
-    const req = request(
-      {
-        socketPath,
-        method,
-        path: `${CONTROL_PATH}${app}`,
-        agent: false,
-        headers: { "content-length": Buffer.byteLength(body), connection: "close" },
-        timeout: timeoutMs,
-      },
-      (res) => {
-        let text = "";
-        res.setEncoding("utf8");
-        res.on("data", (chunk: string) => (text += chunk));
-        res.on("error", (error) => reject(fail(error.message, error)));
-        res.on("end", () => {
-          if (res.statusCode !== 200) return reject(fail(`status ${res.statusCode}`));
-          const trimmed = text.trim();
-          resolve(trimmed === "" ? null : Number(trimmed));
-        });
-      },
-    );
-    req.on("timeout", () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
-    req.on("error", (error) => reject(fail(error.message, error)));
-    req.end(body);
+  return unixHttp(socketPath, method, `${CONTROL_PATH}${app}`, body, timeoutMs, fail).then((text) => {
+    const trimmed = text.trim();
+    return trimmed === "" ? null : Number(trimmed);
   });
 }
 
