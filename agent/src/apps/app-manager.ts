@@ -9,6 +9,16 @@ import { portIsFree } from "./port-check.js";
 import type { InstanceControl, InstanceHandle } from "./instance-control.js";
 
 const Status = v1.CommandResult.Status;
+
+/**
+ * Fault injection for the test suite: CUTOVER_FAULT_KILL_AT=<step> makes the
+ * agent SIGKILL itself right after saving that step, as a crash there would.
+ * Unset in production; read once.
+ */
+const FAULT_KILL_AT = process.env.CUTOVER_FAULT_KILL_AT;
+function faultPoint(step: string): void {
+  if (FAULT_KILL_AT === step) process.kill(process.pid, "SIGKILL");
+}
 /** Backoff for restarting a crashed live instance: 1 s doubling to 30 s; reset after a minute healthy. */
 const RESTART_BASE_MS = 1000;
 const RESTART_CAP_MS = 30_000;
@@ -275,6 +285,7 @@ export class AppManager {
     const setStep = (step: TransactionStep) => {
       snapshot.transaction = { commandId, kind, step, color: target, release, sha256, startedAt: this.now() };
       this.save(app, snapshot);
+      faultPoint(step);
     };
     let handle: InstanceHandle | undefined;
     let bootMs = 0;
@@ -310,6 +321,7 @@ export class AppManager {
       await this.prepareNginx();
       const switched = await switchSite(this.options.nginx, this.site(definition, port), this.confirmOptions(definition));
       this.step(commandId, app, "switch", `nginx switched to ${target} in ${switched.durationMs.toFixed(1)} ms (${switched.mode}${switched.reloaded ? ", reloaded" : ""})`, target);
+      faultPoint("switched");
 
       const keepMs = Number(definition.keepPreviousMs ?? 0);
       this.promote(snapshot, target, { release, sha256, definition });
@@ -355,6 +367,7 @@ export class AppManager {
     const setStep = (step: TransactionStep) => {
       snapshot.transaction = { commandId, kind: "deploy", step, color, release, sha256, startedAt: this.now() };
       this.save(app, snapshot);
+      faultPoint(step);
     };
     let bootMs = 0;
     try {

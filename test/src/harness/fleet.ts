@@ -59,6 +59,8 @@ export interface AgentOptions {
   switchMode?: "reload" | "live";
   /** More agent flags. */
   extraArgs?: string[];
+  /** More environment for the agent process (e.g. CUTOVER_FAULT_KILL_AT). */
+  env?: NodeJS.ProcessEnv;
 }
 
 /** A real `cutover-agent` process. */
@@ -80,7 +82,7 @@ export class AgentProcess {
     if (this.options.labels) args.push("--labels", this.options.labels);
     if (this.options.token) args.push("--token", this.options.token);
     if (this.options.extraArgs) args.push(...this.options.extraArgs);
-    this.process = spawnWatched(`agent ${this.options.name}`, AGENT_BIN, args);
+    this.process = spawnWatched(`agent ${this.options.name}`, AGENT_BIN, args, this.options.env);
     return this.process;
   }
 
