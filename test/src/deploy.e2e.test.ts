@@ -164,14 +164,16 @@ test("an agent SIGKILLed in the middle of a swap comes back pointing at a health
   const pending = deploy(fleet, slow, "v2");
   await agent.process.waitForLine(/health gate for green/, mark);
   await agent.process.kill("SIGKILL");
-  const interrupted = await pending;
-  t.is(interrupted.exitCode, 1);
-  t.is(interrupted.json.hosts[0]!.outcome, "failed");
   t.deepEqual(await versionsThroughProxies(fleet), ["v1"], "still serving v1 while the agent is down");
 
   agent.start(); // a new process: its output starts empty
   await agent.process.waitForLine(/restarted in the middle of a transaction: reverting it/);
   await agent.online();
+  // The rollout waited for the host and got the step's outcome from the restarted agent.
+  const interrupted = await pending;
+  t.is(interrupted.exitCode, 1);
+  t.is(interrupted.json.hosts[0]!.outcome, "failed");
+  t.regex(interrupted.json.hosts[0]!.error ?? "", /the agent restarted during health; reverted \(ERR_AGENT_RESTARTED\)/);
   t.deepEqual(await versionsThroughProxies(fleet), ["v1"]);
   const stateDir = agent.options.stateDir;
   t.deepEqual(hostProcesses(stateDir).filter((p) => p.kind === "instance").map((p) => p.label), ["geoip/blue"]);

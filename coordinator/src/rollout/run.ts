@@ -137,13 +137,23 @@ export class RolloutRun {
     try {
       // A host whose agent is reconnecting (after a coordinator restart, a network blip) gets a moment before it counts as failed.
       await this.deps.fleet.whenOnline(host.id, RESUME_WAIT_MS);
-      const result = await this.deps.fleet.sendCommand(
-        host,
-        this.deployOperation(host, inPlace),
-        this.commandTimeoutMs,
-        (event) => deployments.addEvent(id, host.name, event.kind, event.message),
-        commandId,
-      );
+      const send = () =>
+        this.deps.fleet.sendCommand(host, this.deployOperation(host, inPlace), this.commandTimeoutMs, (event) => deployments.addEvent(id, host.name, event.kind, event.message), commandId);
+      let result: cutover.v1.CommandResult;
+      for (;;) {
+        try {
+          result = await send();
+          break;
+        } catch (error) {
+          // The link dropped mid-step: the agent finishes or reverts the step by itself. The rollout
+          // waits for the host (up to the progress deadline) and asks again with the same command id.
+          if (!(error instanceof CommandError) || error.code !== "ERR_HOST_DISCONNECTED") throw error;
+          this.event(host.name, "unreachable mid-step: waiting for it to come back (it finishes or reverts the step by itself)");
+          const back = await this.deps.fleet.whenOnline(host.id, Math.max(0, this.deadlineAt - Date.now()));
+          if (!back) throw error;
+          this.event(host.name, "back: asking for the step's outcome");
+        }
+      }
       const outcome = result.deployed ?? undefined;
       if (result.status === Status.OK && outcome) {
         deployments.updateHost(id, host.name, {
