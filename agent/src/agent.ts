@@ -58,11 +58,30 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
   }
   const switchMode = config.switchMode !== "reload" && lua ? "live" : "reload";
   let nginxReady: Promise<void> | undefined;
-  const prepareNginx = () =>
-    (nginxReady ??= (nginx.kind === "managed" ? (nginx as ManagedNginx).start().then(() => {}) : Promise.resolve()).catch((error: Error) => {
-      nginxReady = undefined;
-      throw error;
-    }));
+  let nginxStartedOnce = false;
+  /**
+   * Before every switch: the managed nginx is started (first time), adopted, or
+   * started again if it died (reported as an event); a system nginx that is not
+   * running makes the switch fail with ERR_NGINX_NOT_RUNNING in the nginx module.
+   */
+  const prepareNginx = () => {
+    if (nginx.kind !== "managed") return Promise.resolve();
+    if (nginxReady && nginx.isRunning()) return nginxReady;
+    if (nginxStartedOnce && !nginx.isRunning()) {
+      log.warn("the managed nginx is not running: starting it again");
+      link?.send({ event: { atUnixMs: Date.now(), kind: "nginx", message: "nginx was not running; the agent started it again" } });
+    }
+    nginxReady = (nginx as ManagedNginx)
+      .start()
+      .then(() => {
+        nginxStartedOnce = true;
+      })
+      .catch((error: Error) => {
+        nginxReady = undefined;
+        throw error;
+      });
+    return nginxReady;
+  };
   let link!: CoordinatorLink;
   const verifier = new CommandVerifier(config.stateDir);
   const apps = new AppManager({
