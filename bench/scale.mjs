@@ -5,6 +5,7 @@
 // hosts, and recovery from a reconnect storm (kill -9 and restart).
 //
 //   npm run bench -- scale [--sessions=1000,5000,10000] [--quiet=20] [--pings=5] [--profile=1] [--verify-commands=1]
+//     [--coordinator=PATH/bin/cutover.js]   (another build, to measure a change)
 //
 // --profile=1 runs the coordinator under the inspector and prints the top
 // self-time functions of each phase (profiles saved under /tmp/cutover-bench-profiles/).
@@ -32,6 +33,8 @@ const RAMP_MS_PER_SESSION = 0.5;
 const PROFILE_DIR = "/tmp/cutover-bench-profiles";
 const SIM_LABELS = { role: "sim" };
 const DEFAULT_SIZES = [1000, 5000, 10_000];
+/** How long the no-op deploy may take before the bench reports how far it got and moves on: 20 s + 5 ms per host. */
+const deployWaitMs = (n) => 20_000 + 5 * n;
 /** Budgets of DESIGN §10. */
 const BUDGET = { rssPerSessionBytes: 30 * 1024, fanoutP99Ms: 100 };
 
@@ -71,8 +74,8 @@ async function mapLimit(items, limit, fn) {
 
 /** A `cutover server` process on a fixed port and data dir, restartable; optionally under the inspector. */
 class Coordinator {
-  constructor({ dataDir, port, logFile, profile }) {
-    Object.assign(this, { dataDir, port, logFile, profile });
+  constructor({ dataDir, port, logFile, profile, bin }) {
+    Object.assign(this, { dataDir, port, logFile, profile, bin });
     this.url = `http://127.0.0.1:${port}`;
     this.proc = undefined;
     this.profiler = undefined;
@@ -85,7 +88,7 @@ class Coordinator {
   async start() {
     const logFrom = existsSync(this.logFile) ? statSync(this.logFile).size : 0;
     const inspect = this.profile ? [`--inspect-brk=127.0.0.1:${await freePort()}`] : [];
-    const args = [...inspect, CUTOVER_BIN, "server", "--data-dir", this.dataDir, "--listen", `127.0.0.1:${this.port}`, "--heartbeat-interval", `${HEARTBEAT_INTERVAL_S}s`];
+    const args = [...inspect, this.bin, "server", "--data-dir", this.dataDir, "--listen", `127.0.0.1:${this.port}`, "--heartbeat-interval", `${HEARTBEAT_INTERVAL_S}s`];
     this.proc = spawnDaemon(args, { logFile: this.logFile, env: { CUTOVER_LOG_LEVEL: "info" }, nofile: true });
     if (this.profile) {
       // Profiling from the first line: the first phase of each process ends with the process's first phase.end().
@@ -312,36 +315,6 @@ async function runSize(n, shared) {
       wallMaxMs: Math.max(...calls.map((c) => c.wallMs)),
     };
 
-    // A no-op deploy: every host answers at once, as an agent whose app boots in no time would.
-    await phase.begin();
-    started = performance.now();
-    const deployCpu0 = cpuSeconds(coordinator.pid);
-    const created = await coordinator.call("POST", "/v1/deployments", { spec: noopSpec(), specFile: "simapp.yml", release: `r${n}` });
-    const postMs = performance.now() - started;
-    const final = await waitFor(
-      "the no-op deploy to finish",
-      async () => {
-        const d = await coordinator.call("GET", `/v1/deployments/${created.id}`);
-        return d.state !== "running" && d.state !== "rolling_back" ? d : undefined;
-      },
-      120_000,
-      250,
-    );
-    const wallMs = performance.now() - started;
-    const deployCpuMs = 1000 * (cpuSeconds(coordinator.pid) - deployCpu0);
-    await phase.end("deploy");
-    result.deploy = {
-      state: final.state,
-      hosts: final.hosts.length,
-      succeededHosts: final.hosts.filter((h) => h.outcome === "succeeded").length,
-      durationMs: final.durationMs,
-      postMs,
-      wallMs,
-      cpuMs: deployCpuMs,
-      cpuUsPerHost: (1000 * deployCpuMs) / n,
-      error: final.error,
-    };
-
     // Reconnect storm: kill -9, start again on the same port and data dir, every agent back at once.
     await sims.reset();
     const killedAt = Date.now();
@@ -376,6 +349,39 @@ async function runSize(n, shared) {
     };
     await sleep(2 * HEARTBEAT_INTERVAL_S * 1000);
     result.rss.afterStormBytes = rssBytes(coordinator.pid);
+
+    // A no-op deploy, last (a deployment left running would be resumed by a restarted coordinator):
+    // every host answers at once, as an agent whose app boots in no time would.
+    await phase.begin();
+    started = performance.now();
+    const deployCpu0 = cpuSeconds(coordinator.pid);
+    const created = await coordinator.call("POST", "/v1/deployments", { spec: noopSpec(), specFile: "simapp.yml", release: `r${n}` });
+    const postMs = performance.now() - started;
+    let final;
+    const deadline = performance.now() + deployWaitMs(n);
+    while (performance.now() < deadline) {
+      const d = await coordinator.call("GET", `/v1/deployments/${created.id}`);
+      final = d;
+      if (d.state !== "running" && d.state !== "rolling_back") break;
+      await sleep(250);
+    }
+    const wallMs = performance.now() - started;
+    const deployCpuMs = 1000 * (cpuSeconds(coordinator.pid) - deployCpu0);
+    await phase.end("deploy");
+    const finished = final.state !== "running" && final.state !== "rolling_back";
+    result.deploy = {
+      state: finished ? final.state : `still ${final.state} after ${deployWaitMs(n) / 1000} s`,
+      finished,
+      hosts: final.hosts.length,
+      succeededHosts: final.hosts.filter((h) => h.outcome === "succeeded").length,
+      durationMs: finished ? final.durationMs : Number.NaN,
+      postMs,
+      wallMs,
+      cpuMs: deployCpuMs,
+      cpuUsPerHost: (1000 * deployCpuMs) / n,
+      error: final.error,
+    };
+
     const last = await sims.stats();
     result.simRssBytes = last.memoryRssBytes;
     result.commandsRefused = last.commandsRefused;
@@ -411,7 +417,7 @@ function budgetLines(results) {
     lines.push(`${verdict(r.fanout.p99Ms < BUDGET.fanoutP99Ms)} ${r.sessions} sessions: Ping fan-out p99 ${fmt(r.fanout.p99Ms)} ms (budget < 100 ms)`);
     if (r.fanout.notOk > 0) lines.push(`MISS ${r.sessions} sessions: ${r.fanout.notOk} Ping answers not OK (${r.commandsRefused} commands the simulated agents refused)`);
     lines.push(`${verdict(r.storm.sessionsRefused === 0)} ${r.sessions} sessions: ${r.storm.sessionsRefused} sessions refused in the reconnect storm (${JSON.stringify({ ...r.storm.refusals, ...r.storm.upgradeRejects })}; budget 0), ${r.storm.attemptsTimedOut} attempts timed out and were retried`);
-    if (r.deploy.state !== "succeeded") lines.push(`MISS ${r.sessions} sessions: no-op deploy ${r.deploy.state}: ${r.deploy.error}`);
+    if (r.deploy.state !== "succeeded") lines.push(`MISS ${r.sessions} sessions: no-op deploy ${r.deploy.state}: ${r.deploy.succeededHosts}/${r.deploy.hosts} hosts done${r.deploy.error ? `: ${r.deploy.error}` : ""}`);
     if (r.heartbeats.sessionsDropped > 0) lines.push(`MISS ${r.sessions} sessions: ${r.heartbeats.sessionsDropped} sessions dropped during the quiet window`);
   }
   return lines;
@@ -424,9 +430,11 @@ export async function run(args) {
   const pings = option(args, "pings", 5);
   const profile = option(args, "profile", 0) === 1;
   const verifyCommands = option(args, "verify-commands", 0) === 1;
+  // Another build of the coordinator (e.g. a patched copy), to measure a change against the same simulated fleet.
+  const bin = args.find((a) => a.startsWith("--coordinator="))?.slice("--coordinator=".length) ?? CUTOVER_BIN;
   console.log(`\n== scale: ${sizes.join(", ")} simulated agent sessions (${SIM_PROCESSES} processes) against one coordinator, heartbeat ${HEARTBEAT_INTERVAL_S}s${profile ? ", PROFILING (figures carry the profiler's overhead)" : ""}`);
   const dir = mkdtempSync(join(tmpdir(), "cutover-bench-scale-"));
-  const shared = { dataDir: join(dir, "data"), port: await freePort(), logFile: join(dir, "coordinator.log"), quietMs, pings, profile, verifyCommands };
+  const shared = { dataDir: join(dir, "data"), port: await freePort(), logFile: join(dir, "coordinator.log"), quietMs, pings, profile, verifyCommands, bin };
   const results = [];
   try {
     for (const n of sizes) {
@@ -459,7 +467,7 @@ export async function run(args) {
       done.map((r) => [
         r.sessions, fmt(r.loadavgAtStart), fmt(r.connect.ms / 1000), fmt(r.rss.beforeBytes / MiB), fmt(onlineRss(r) / MiB), fmt(r.rss.perSessionBytes / 1024), fmt(r.rss.marginalPerSessionBytes / 1024),
         fmt(r.heartbeats.perSec, 0), fmt(r.heartbeats.cpuPercentOfCore), fmt(r.heartbeats.cpuMsPer1000, 0),
-        fmt(r.fanout.p50Ms), fmt(r.fanout.p99Ms), fmt(r.fanout.wallMedianMs, 0), fmt(r.fanout.cpuUsPerHost, 0), fmt(r.deploy.durationMs, 0), fmt(r.deploy.cpuUsPerHost, 0),
+        fmt(r.fanout.p50Ms), fmt(r.fanout.p99Ms), fmt(r.fanout.wallMedianMs, 0), fmt(r.fanout.cpuUsPerHost, 0), r.deploy.finished ? fmt(r.deploy.durationMs, 0) : `>${deployWaitMs(r.sessions)} (${r.deploy.succeededHosts} done)`, fmt(r.deploy.cpuUsPerHost, 0),
         fmt(r.storm.listenToAllOnlineMs, 0), fmt(r.storm.killToAllOnlineMs, 0), r.storm.sessionsRefused, r.storm.attemptsTimedOut,
       ]),
     ),
@@ -476,6 +484,6 @@ export async function run(args) {
   );
   const budgets = budgetLines(results);
   console.log(budgets.join("\n"));
-  writeResult("scale", { conditions: conditions({ simProcesses: SIM_PROCESSES, heartbeatIntervalS: HEARTBEAT_INTERVAL_S, quietWindowS: quietMs / 1000, pingCalls: pings, profiled: profile, simAgentsVerifySignatures: verifyCommands }), results, budgets });
+  writeResult("scale", { conditions: conditions({ simProcesses: SIM_PROCESSES, heartbeatIntervalS: HEARTBEAT_INTERVAL_S, quietWindowS: quietMs / 1000, pingCalls: pings, profiled: profile, simAgentsVerifySignatures: verifyCommands, coordinatorBin: bin }), results, budgets });
   return true;
 }
