@@ -254,3 +254,23 @@ test("canary analysis: a canary that stays healthy through the window is promote
   t.true(watching.lines.some((l) => /canary analysis failed: web-1's instance/.test(l)), watching.lines.slice(-8).join("\n"));
   t.deepEqual(await versionsThroughLb(fleet), { v2: 20 }, `back on the release before the canary:\n${watching.lines.slice(-25).join("\n")}`);
 });
+
+test("a canary waiting for promotion when the coordinator is killed is rolled back by the restarted coordinator, with 0 failed requests", async (t) => {
+  const fleet = await startFleet(t, { hosts: 2, lbHosts: 1 });
+  const spec = writeExampleSpec(fleet.dir, { ...APP_PORTS, lbListen: LB_LISTEN, strategy: CANARY });
+  await firstRelease(t, fleet, spec);
+  const load = lbLoad(fleet);
+  const deploying = await canaryDeploy(fleet, spec, "v2");
+  await fleet.coordinator.restart("SIGKILL");
+  await deploying.exited;
+  const history = async () => JSON.parse((await fleet.coordinator.cli(["history", "geoip", "--json"])).stdout) as { state: string; release: string }[];
+  let latest = (await history())[0]!;
+  for (let i = 0; i < 100 && latest.state !== "rolled_back"; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 200)); // the CLI following it was killed with the coordinator: poll the record
+    latest = (await history())[0]!;
+  }
+  t.like(latest, { release: "v2", state: "rolled_back" }, JSON.stringify(latest));
+  t.deepEqual(await versionsThroughLb(fleet), { v1: 20 });
+  for (const address of fleet.addresses) t.is((await getThroughProxy(address, APP_PORTS.listen)).version, "v1");
+  await stopLoad(t, load);
+});

@@ -13,6 +13,7 @@ import { runCanary } from "./strategies/canary.js";
 import { fleetGroups, rollbackFleetBlueGreen, runFleetBlueGreen } from "./strategies/fleet-bluegreen.js";
 import { runRolling } from "./strategies/rolling.js";
 import { allUp } from "./lb-plan.js";
+import { rollBackAfterRestart } from "./strategies/after-restart.js";
 
 export { DEPLOY_COMMAND_MARGIN_MS } from "./run.js";
 
@@ -198,6 +199,13 @@ export class Rollouts {
         run.event(null, "the coordinator restarted: resuming (finished hosts keep their outcome; a host caught mid-step is asked again with the same command id)");
         this.deps.log.warn("resuming a deployment left running by a previous coordinator", { id: deployment.id, app: deployment.app });
         this.track(run, runBlueGreen(run, batches.filter(Boolean)));
+        continue;
+      }
+      if (deployment.kind === "deploy" && spec.lb) {
+        this.deps.log.warn("rolling back a load-balancer deployment left unfinished by a previous coordinator", { id: deployment.id, app: deployment.app, strategy: deployment.strategy });
+        const definition = appDefinition(spec);
+        const run = new RolloutRun(this.deps, deployment, spec, (_host, inPlace) => ({ deploy: { app: definition, release: deployment.release, inPlace } }));
+        this.track(run, rollBackAfterRestart(run));
         continue;
       }
       const why = "the coordinator restarted during it; every host keeps what its agent finished: check `cutover status`, then deploy or rollback";

@@ -192,6 +192,7 @@ export class RolloutRun {
           return;
         }
         try {
+          await this.deps.fleet.whenOnline(host.id, RESUME_WAIT_MS);
           const result = await this.deps.fleet.sendCommand(host, { rollback: { app: this.spec.app, inPlace } }, this.commandTimeoutMs, (event) =>
             this.deps.deployments.addEvent(this.id, host.name, event.kind, event.message),
           );
@@ -231,6 +232,7 @@ export class RolloutRun {
     };
     await Promise.all(
       lbHosts.map(async (lb) => {
+        await this.deps.fleet.whenOnline(lb.id, RESUME_WAIT_MS);
         const result = await this.deps.fleet.sendCommand(lb, { applyLb: { site } }, LB_COMMAND_TIMEOUT_MS);
         if (result.status !== Status.OK) throw new Error(`load balancer ${lb.name}: ${result.message} (${result.errorCode})`);
         this.event(lb.name, `upstream applied in ${result.lbApplied?.durationMs?.toFixed(1)} ms (${result.lbApplied?.mode}${result.lbApplied?.reloaded ? ", reloaded" : ""})`, "lb");
@@ -244,6 +246,7 @@ export class RolloutRun {
     const timeoutMs = this.spec.lb?.drainTimeoutMs ?? 30_000;
     await Promise.all(
       this.lbHosts().map(async (lb) => {
+        await this.deps.fleet.whenOnline(lb.id, RESUME_WAIT_MS);
         const result = await this.deps.fleet.sendCommand(lb, { waitDrained: { app: this.spec.app, hosts, timeoutMs } }, timeoutMs + LB_COMMAND_TIMEOUT_MS);
         const drained = result.drained;
         this.event(lb.name, drained?.drained ? `drained ${hosts.join(", ")} in ${Math.round(drained.waitedMs ?? 0)} ms` : `drain timeout: ${drained?.inFlight ?? "?"} request(s) still in flight to ${hosts.join(", ")}`, "lb");

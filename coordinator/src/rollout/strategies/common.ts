@@ -17,7 +17,7 @@ export function skip(run: RolloutRun, hosts: HostRecord[]): void {
 
 /** Halts: later hosts are skipped, `undo` puts things back, the deployment ends rolled_back. */
 export async function halt(run: RolloutRun, why: string, remaining: HostRecord[], undo: () => Promise<void>): Promise<void> {
-  run.deps.deployments.transition(run.id, "rolling_back", why);
+  if (run.state !== "rolling_back") run.deps.deployments.transition(run.id, "rolling_back", why);
   skip(run, remaining);
   await undo();
   run.deps.deployments.transition(run.id, "rolled_back");
