@@ -100,7 +100,8 @@ export class Fleet {
       if (counted) this.pendingHandshakes--;
       counted = false;
     };
-    const session = new AgentSession(ws, remote, {
+    // The session wires itself to the socket; the fleet learns of it through onOnline.
+    new AgentSession(ws, remote, {
       hosts: this.hosts,
       enroll: (name, key, token) => enrollHost(this.db, this.hosts, this.tokens, name, key, token),
       log: this.log,
@@ -130,7 +131,6 @@ export class Fleet {
       },
     });
     ws.once("close", settle);
-    void session;
   }
 
   /** Receives the LogLines of a TailLogs stream until the returned function is called. */
