@@ -1,3 +1,4 @@
+import { TimedTransaction, type Transition } from "../nginx/timed-transaction.js";
 import { exclusive } from "../nginx/queue.js";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
@@ -59,13 +60,7 @@ const TRANSITIONS: Record<LbApplyState, readonly LbApplyState[]> = {
   failed: [],
 };
 
-export interface LbTransition {
-  app: string;
-  from: LbApplyState;
-  to: LbApplyState;
-  /** Milliseconds since the change began. */
-  atMs: number;
-}
+export type LbTransition = Transition<LbApplyState>;
 
 export interface ApplyLbOptions {
   /** Path requested through the LB to confirm, e.g. the app's health path. Default "/". */
@@ -94,37 +89,6 @@ export interface ApplyLbResult {
   steps: Partial<Record<LbApplyState, number>>;
 }
 
-class LbTransaction {
-  private current: LbApplyState = "planned";
-  private enteredAt: number;
-  readonly steps: Partial<Record<LbApplyState, number>> = {};
-
-  constructor(
-    readonly app: string,
-    readonly startedAt: number,
-    private readonly onTransition?: (transition: LbTransition) => void,
-  ) {
-    this.enteredAt = startedAt;
-  }
-
-  get state(): LbApplyState {
-    return this.current;
-  }
-
-  transition(to: LbApplyState): void {
-    const from = this.current;
-    if (!TRANSITIONS[from].includes(to)) throw new Error(`LB change of ${this.app}: cannot go from ${from} to ${to}`);
-    const now = performance.now();
-    this.steps[from] = (this.steps[from] ?? 0) + (now - this.enteredAt);
-    this.current = to;
-    this.enteredAt = now;
-    this.onTransition?.({ app: this.app, from, to, atMs: now - this.startedAt });
-  }
-
-  elapsed(): number {
-    return performance.now() - this.startedAt;
-  }
-}
 
 
 function requireSupport(runner: NginxRunner, config: LbSiteConfig): void {
@@ -150,7 +114,7 @@ function controlSocketFor(runner: NginxRunner, app: string): string {
   return socket;
 }
 
-async function rollBack(tx: LbTransaction, error: unknown, undo: () => Promise<void>): Promise<never> {
+async function rollBack(tx: TimedTransaction<LbApplyState>, error: unknown, undo: () => Promise<void>): Promise<never> {
   tx.transition("rolling-back");
   const failure = asLbError(error);
   try {
@@ -174,7 +138,7 @@ export function applyLbSite(runner: NginxRunner, config: LbSiteConfig, options: 
 
 interface Plan {
   runner: NginxRunner;
-  tx: LbTransaction;
+  tx: TimedTransaction<LbApplyState>;
   config: LbSiteConfig;
   path: string;
   socket: string;
@@ -186,7 +150,7 @@ interface Plan {
 }
 
 async function runApply(runner: NginxRunner, input: LbSiteConfig, options: ApplyLbOptions): Promise<ApplyLbResult> {
-  const tx = new LbTransaction(typeof input?.app === "string" ? input.app : "?", performance.now(), options.onTransition);
+  const tx = new TimedTransaction<LbApplyState>("LB change", typeof input?.app === "string" ? input.app : "?", TRANSITIONS, "planned", performance.now(), options.onTransition);
   let plan: Plan;
   try {
     const config = normalizeLbSite(input);

@@ -1,3 +1,4 @@
+import { TimedTransaction, type Transition } from "./timed-transaction.js";
 import { exclusive } from "./queue.js";
 import { performance } from "node:perf_hooks";
 import { confirmSwitch, DEFAULT_CONFIRM_TIMEOUT_MS } from "./confirm.js";
@@ -67,13 +68,7 @@ const TRANSITIONS: Record<SwitchState, readonly SwitchState[]> = {
   failed: [],
 };
 
-export interface SwitchTransition {
-  app: string;
-  from: SwitchState;
-  to: SwitchState;
-  /** Milliseconds since the switch began. */
-  atMs: number;
-}
+export type SwitchTransition = Transition<SwitchState>;
 
 export interface SwitchOptions {
   /** Path requested through the proxy to confirm, e.g. the app's health path. Default "/". */
@@ -108,37 +103,6 @@ export interface SwitchResult {
   steps: Partial<Record<SwitchState, number>>;
 }
 
-class SwitchTransaction {
-  private current: SwitchState = "planned";
-  private enteredAt: number;
-  readonly steps: Partial<Record<SwitchState, number>> = {};
-
-  constructor(
-    readonly app: string,
-    readonly startedAt: number,
-    private readonly onTransition?: (transition: SwitchTransition) => void,
-  ) {
-    this.enteredAt = startedAt;
-  }
-
-  get state(): SwitchState {
-    return this.current;
-  }
-
-  transition(to: SwitchState): void {
-    const from = this.current;
-    if (!TRANSITIONS[from].includes(to)) throw new Error(`switch of ${this.app}: cannot go from ${from} to ${to}`);
-    const now = performance.now();
-    this.steps[from] = (this.steps[from] ?? 0) + (now - this.enteredAt);
-    this.current = to;
-    this.enteredAt = now;
-    this.onTransition?.({ app: this.app, from, to, atMs: now - this.startedAt });
-  }
-
-  elapsed(): number {
-    return performance.now() - this.startedAt;
-  }
-}
 
 // One switch at a time per runner: candidates, the test config and reloads are shared.
 function asNginxError(error: unknown): NginxError {
@@ -196,7 +160,7 @@ export function switchSite(runner: NginxRunner, next: SiteConfig, options: Switc
 }
 
 async function runSwitch(runner: NginxRunner, next: SiteConfig, options: SwitchOptions): Promise<SwitchResult> {
-  const tx = new SwitchTransaction(next.app, performance.now(), options.onTransition);
+  const tx = new TimedTransaction<SwitchState>("switch", next.app, TRANSITIONS, "planned", performance.now(), options.onTransition);
   const rendered = renderSite(next);
   requireSupport(runner, next);
   const path = runner.sitePath(next.app, next.protocol);
@@ -266,7 +230,7 @@ async function runSwitch(runner: NginxRunner, next: SiteConfig, options: SwitchO
 type Confirm = () => Promise<unknown>;
 type MakeResult = (reloaded: boolean, previousPort: number | null) => SwitchResult;
 
-async function rollBack(tx: SwitchTransaction, error: unknown, undo: () => Promise<void>): Promise<never> {
+async function rollBack(tx: TimedTransaction<SwitchState>, error: unknown, undo: () => Promise<void>): Promise<never> {
   tx.transition("rolling-back");
   const failure = asNginxError(error);
   try {
@@ -287,7 +251,7 @@ async function rollBack(tx: SwitchTransaction, error: unknown, undo: () => Promi
  */
 async function liveSwitch(
   runner: NginxRunner,
-  tx: SwitchTransaction,
+  tx: TimedTransaction<SwitchState>,
   next: SiteConfig,
   path: string,
   previous: string,
@@ -322,7 +286,7 @@ async function liveSwitch(
 /** render → nginx -t with the candidates in place → rename → reload → confirm; any failure restores. */
 async function reloadSwitch(
   runner: NginxRunner,
-  tx: SwitchTransaction,
+  tx: TimedTransaction<SwitchState>,
   next: SiteConfig,
   changes: readonly FileChange[],
   confirm: Confirm,
