@@ -1,4 +1,5 @@
 import { NginxError } from "../nginx/index.js";
+import { ConfigChangeError, type NginxErrorDetails } from "../nginx/errors.js";
 
 /** Stable codes for every way a front load balancer operation can fail; callers and tests branch on these. */
 export const LB_ERROR_CODES = [
@@ -26,35 +27,11 @@ export const LB_ERROR_CODES = [
 
 export type LbErrorCode = (typeof LB_ERROR_CODES)[number];
 
-export interface LbErrorDetails {
-  /** nginx's own words (stderr of `nginx -t`, error log lines), when there are any. */
-  output?: string;
-  /** True when a failed change put the previous config (file and live state) back and it serves again. */
-  rolledBack?: boolean;
-  /** Set when restoring the previous config failed too: the operator must look now. */
-  rollbackError?: Error;
-  cause?: unknown;
-}
+export type LbErrorDetails = NginxErrorDetails;
 
-/**
- * The one error type of the LB module. `message` says what failed and what to do next;
- * `output` carries nginx's message verbatim so it can be shown to the operator.
- */
-export class LbError extends Error {
+/** The one error type of the LB module (same shape as the nginx module's). */
+export class LbError extends ConfigChangeError<LbErrorCode> {
   override readonly name = "LbError";
-  readonly code: LbErrorCode;
-  readonly output: string;
-  rolledBack: boolean;
-  rollbackError: Error | undefined;
-
-  constructor(code: LbErrorCode, message: string, details: LbErrorDetails = {}) {
-    const output = details.output?.trim() ?? "";
-    super(output && !message.includes(output) ? `${message}\n${output}` : message, { cause: details.cause });
-    this.code = code;
-    this.output = output;
-    this.rolledBack = details.rolledBack ?? false;
-    this.rollbackError = details.rollbackError;
-  }
 }
 
 export function isLbError(error: unknown, code?: LbErrorCode): error is LbError {

@@ -38,17 +38,17 @@ export interface NginxErrorDetails {
 }
 
 /**
- * The one error type of the nginx module. `message` says what failed and what to do next;
- * `output` carries nginx's own message verbatim so it can be shown to the operator.
+ * A failed nginx config change (app site or load-balancer site). `message` says what
+ * failed and what to do next; `output` carries nginx's own message verbatim so it can
+ * be shown to the operator.
  */
-export class NginxError extends Error {
-  override readonly name = "NginxError";
-  readonly code: NginxErrorCode;
+export class ConfigChangeError<C extends string> extends Error {
+  readonly code: C;
   readonly output: string;
   rolledBack: boolean;
   rollbackError: Error | undefined;
 
-  constructor(code: NginxErrorCode, message: string, details: NginxErrorDetails = {}) {
+  constructor(code: C, message: string, details: NginxErrorDetails = {}) {
     const output = details.output?.trim() ?? "";
     super(output && !message.includes(output) ? `${message}\n${output}` : message, { cause: details.cause });
     this.code = code;
@@ -56,6 +56,11 @@ export class NginxError extends Error {
     this.rolledBack = details.rolledBack ?? false;
     this.rollbackError = details.rollbackError;
   }
+}
+
+/** The one error type of the nginx module. */
+export class NginxError extends ConfigChangeError<NginxErrorCode> {
+  override readonly name = "NginxError";
 }
 
 export function isNginxError(error: unknown, code?: NginxErrorCode): error is NginxError {
