@@ -35,12 +35,20 @@ const SIM_LABELS = { role: "sim" };
 const DEFAULT_SIZES = [1000, 5000, 10_000];
 /** How long the no-op deploy may take before the bench reports how far it got and moves on: 20 s + 5 ms per host. */
 const deployWaitMs = (n) => 20_000 + 5 * n;
+const API_TIMEOUT_MS = 60_000;
+/** When the whole suite runs (`npm run bench`), sizes that would push it past its 15 minutes are skipped. */
+const SUITE_BUDGET_S = 15 * 60;
+/** Rough time one size takes here (enrolment, settle, quiet window, pings, storm, deploy), and what the swap bench after this one needs. */
+const estimatedSeconds = (n) => 40 + n * 0.015;
+const SWAP_RESERVE_S = 240;
 /** Budgets of DESIGN §10. */
 const BUDGET = { rssPerSessionBytes: 30 * 1024, fanoutP99Ms: 100 };
 
-async function api(url, token, method, path, body) {
+async function api(url, token, method, path, body, timeoutMs = API_TIMEOUT_MS) {
   const response = await fetch(url + path, {
     method,
+    // A coordinator stuck in a long synchronous stretch must not hang the bench.
+    signal: AbortSignal.timeout(timeoutMs),
     headers: { authorization: `Bearer ${token}`, ...(body !== undefined && { "content-type": "application/json" }) },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
@@ -105,8 +113,8 @@ class Coordinator {
     return fetch(`${this.url}/v1/health`).then((r) => r.json());
   }
 
-  call(method, path, body) {
-    return api(this.url, this.adminToken, method, path, body);
+  call(method, path, body, timeoutMs) {
+    return api(this.url, this.adminToken, method, path, body, timeoutMs);
   }
 
   async stop(signal = "SIGTERM") {
@@ -360,15 +368,18 @@ async function runSize(n, shared) {
     let final;
     const deadline = performance.now() + deployWaitMs(n);
     while (performance.now() < deadline) {
-      const d = await coordinator.call("GET", `/v1/deployments/${created.id}`);
-      final = d;
-      if (d.state !== "running" && d.state !== "rolling_back") break;
+      const d = await coordinator.call("GET", `/v1/deployments/${created.id}`, undefined, Math.max(1000, deadline - performance.now())).catch(() => undefined);
+      final = d ?? final;
+      if (d && d.state !== "running" && d.state !== "rolling_back") break;
       await sleep(250);
     }
+    final ??= created;
     const wallMs = performance.now() - started;
     const deployCpuMs = 1000 * (cpuSeconds(coordinator.pid) - deployCpu0);
     await phase.end("deploy");
     const finished = final.state !== "running" && final.state !== "rolling_back";
+    // A deployment left running would be resumed by the next start of this store: the next size gets a fresh one.
+    if (!finished) shared.taintedStore = true;
     result.deploy = {
       state: finished ? final.state : `still ${final.state} after ${deployWaitMs(n) / 1000} s`,
       finished,
@@ -447,6 +458,16 @@ export async function run(args) {
       if (n + 256 > hardNofile()) {
         console.log(`skipping ${n} sessions: the open-files hard limit (${hardNofile()}) is too low for the coordinator`);
         continue;
+      }
+      const suite = !process.argv.slice(2).some((a) => !a.startsWith("--"));
+      if (suite && !sizesArg && process.uptime() + estimatedSeconds(n) + SWAP_RESERVE_S > SUITE_BUDGET_S) {
+        console.log(`skipping ${n} sessions: it would take the whole suite past ${SUITE_BUDGET_S / 60} minutes (run \`npm run bench -- scale\` for every size)`);
+        continue;
+      }
+      if (shared.taintedStore) {
+        shared.dataDir = join(dir, `data-${n}`);
+        shared.taintedStore = false;
+        console.log(`   (a fresh store: the previous size's deployment did not finish and would be resumed; every host enrols again)`);
       }
       console.log(`-- ${n} sessions`);
       try {
