@@ -136,6 +136,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     fingerprint: tls?.fingerprint,
     close: async () => {
       fleet.close();
+      audit.flush();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       db.close();

@@ -15,18 +15,39 @@ export interface AuditEntry {
   detail: string;
 }
 
-/** The append-only audit trail. */
+/**
+ * The append-only audit trail. Entries recorded in one turn of the event loop
+ * are written in one transaction at the end of it (a command fanned out to
+ * thousands of agents is one write, not thousands).
+ */
 export class AuditStore {
-  constructor(private readonly db: Db, private readonly now: () => number = Date.now) {}
+  private queue: [number, string, string, string, string, string][] = [];
+  private readonly insert;
+  private readonly flushAll;
+
+  constructor(private readonly db: Db, private readonly now: () => number = Date.now) {
+    this.insert = db.prepare("INSERT INTO audit (at, actor, action, target, outcome, detail) VALUES (?, ?, ?, ?, ?, ?)");
+    this.flushAll = db.transaction((rows: [number, string, string, string, string, string][]) => {
+      for (const row of rows) this.insert.run(...row);
+    });
+  }
 
   record(entry: Omit<AuditEntry, "id" | "at">): void {
-    this.db
-      .prepare("INSERT INTO audit (at, actor, action, target, outcome, detail) VALUES (?, ?, ?, ?, ?, ?)")
-      .run(this.now(), entry.actor, entry.action, entry.target, entry.outcome, entry.detail.slice(0, 2000));
+    if (this.queue.length === 0) setImmediate(() => this.flush());
+    this.queue.push([this.now(), entry.actor, entry.action, entry.target, entry.outcome, entry.detail.slice(0, 2000)]);
+  }
+
+  /** Writes what is queued (also called before reading, and at shutdown). */
+  flush(): void {
+    if (this.queue.length === 0 || !this.db.open) return;
+    const rows = this.queue;
+    this.queue = [];
+    this.flushAll(rows);
   }
 
   /** Newest first. */
   list(options: { limit?: number; since?: number } = {}): AuditEntry[] {
+    this.flush();
     const rows = this.db
       .prepare("SELECT * FROM audit WHERE at >= ? ORDER BY id DESC LIMIT ?")
       .all(options.since ?? 0, Math.min(options.limit ?? 100, 10_000)) as (Omit<AuditEntry, "at"> & { at: number })[];
