@@ -1,5 +1,6 @@
 // Shared by the benchmarks: a fake test context for the fleet harness,
 // conditions of the machine, and writing results.
+import { execFileSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, totalmem } from "node:os";
 import { dirname, join } from "node:path";
@@ -19,9 +20,20 @@ export function benchContext() {
   };
 }
 
-/** The machine, and how busy it was when the figures were taken (the 1-minute load average, other work included). */
+/** The commit measured, with "+changes" when the tree differs from it (other work in progress shares the tree). */
+function commit() {
+  try {
+    const head = execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: root, encoding: "utf8" }).trim();
+    const dirty = execFileSync("git", ["status", "--porcelain", "--untracked-files=no"], { cwd: root, encoding: "utf8" }).trim() !== "";
+    return dirty ? `${head}+changes` : head;
+  } catch {
+    return "unknown";
+  }
+}
+
+/** The machine, the code, and how busy the machine was when the figures were taken (the 1-minute load average, other work included). */
 export function conditions(extra = {}) {
-  return { cores: cpus().length, cpu: cpus()[0]?.model ?? "unknown", memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, date: new Date().toISOString(), loadavg1m: loadavg()[0], ...extra };
+  return { cores: cpus().length, cpu: cpus()[0]?.model ?? "unknown", memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, commit: commit(), date: new Date().toISOString(), loadavg1m: loadavg()[0], ...extra };
 }
 
 export function writeResult(name, result) {
