@@ -131,7 +131,7 @@ export class RolloutRun {
     const id = this.id;
     const { deployments } = this.deps;
     // Written before sending: a coordinator restarted mid-step re-asks with the same id and the agent answers from its stored result.
-    const recorded = deployments.hosts(id).find((h) => h.hostName === host.name)?.commandId;
+    const recorded = deployments.host(id, host.name)?.commandId;
     const commandId = recorded ?? randomUUID();
     deployments.updateHost(id, host.name, { state: "running", startedAt: Date.now(), commandId });
     try {

@@ -1,5 +1,5 @@
 import type { AppSpec } from "@cutover/spec";
-import type { Db } from "./database.js";
+import { statement, type Db } from "./database.js";
 
 /** One app host behind the front load balancer, as the coordinator tracks it. */
 export interface LbBackendState {
@@ -24,27 +24,26 @@ export class AppStore {
   constructor(private readonly db: Db, private readonly now: () => number = Date.now) {}
 
   save(spec: AppSpec, specFile: string): void {
-    this.db
-      .prepare("INSERT INTO apps (name, spec, spec_file, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, spec_file = excluded.spec_file, updated_at = excluded.updated_at")
+    statement(this.db, "INSERT INTO apps (name, spec, spec_file, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, spec_file = excluded.spec_file, updated_at = excluded.updated_at")
       .run(spec.app, JSON.stringify(spec), specFile, this.now());
   }
 
   /** The app's front load-balancer upstream as last applied (null before any). */
   lbState(name: string): LbState | null {
-    const row = this.db.prepare("SELECT lb_state FROM apps WHERE name = ?").get(name) as { lb_state: string | null } | undefined;
+    const row = statement(this.db, "SELECT lb_state FROM apps WHERE name = ?").get(name) as { lb_state: string | null } | undefined;
     return row?.lb_state ? (JSON.parse(row.lb_state) as LbState) : null;
   }
 
   saveLbState(name: string, state: LbState): void {
-    this.db.prepare("UPDATE apps SET lb_state = ?, updated_at = ? WHERE name = ?").run(JSON.stringify(state), this.now(), name);
+    statement(this.db, "UPDATE apps SET lb_state = ?, updated_at = ? WHERE name = ?").run(JSON.stringify(state), this.now(), name);
   }
 
   names(): string[] {
-    return (this.db.prepare("SELECT name FROM apps ORDER BY name").all() as { name: string }[]).map((r) => r.name);
+    return (statement(this.db, "SELECT name FROM apps ORDER BY name").all() as { name: string }[]).map((r) => r.name);
   }
 
   get(name: string): AppSpec | undefined {
-    const row = this.db.prepare("SELECT spec FROM apps WHERE name = ?").get(name) as { spec: string } | undefined;
+    const row = statement(this.db, "SELECT spec FROM apps WHERE name = ?").get(name) as { spec: string } | undefined;
     return row && (JSON.parse(row.spec) as AppSpec);
   }
 }

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import type { Db } from "./database.js";
+import { statement, type Db } from "./database.js";
 
 /**
  *   running ◀──resume / promote── paused ◀──pause / canary waits── running
@@ -94,6 +94,25 @@ const fromRow = (r: DeploymentRow): DeploymentRecord => ({
   artifactSha256: r.artifact_sha256,
 });
 
+function hostFromRow(r: Record<string, unknown>): DeploymentHostRecord {
+  return {
+    hostName: r.host_name as string,
+    batch: r.batch as number,
+    state: r.state as HostOutcome,
+    error: r.error as string | null,
+    liveColor: r.live_color as string | null,
+    release: r.release as string | null,
+    previousRelease: r.previous_release as string | null,
+    switchMs: r.switch_ms as number | null,
+    bootMs: r.boot_ms as number | null,
+    totalMs: r.total_ms as number | null,
+    handoverMs: r.handover_ms as number | null,
+    commandId: r.command_id as string | null,
+    startedAt: r.started_at as number | null,
+    finishedAt: r.finished_at as number | null,
+  };
+}
+
 /** Deployments, their per-host timelines and events; every step is written here before it is acted on. */
 export class DeploymentStore {
   private readonly listeners = new Map<string, Set<(event: DeploymentEvent) => void>>();
@@ -106,28 +125,27 @@ export class DeploymentStore {
     const id = randomUUID();
     const at = this.now();
     this.db.transaction(() => {
-      this.db
-        .prepare("INSERT INTO deployments (id, app, kind, release, strategy, spec, artifact_sha256, state, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, ?)")
+      statement(this.db, "INSERT INTO deployments (id, app, kind, release, strategy, spec, artifact_sha256, state, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, ?)")
         .run(id, input.app, input.kind, input.release, input.strategy, JSON.stringify(input.spec), input.artifactSha256 ?? null, input.createdBy, at);
-      const insertHost = this.db.prepare("INSERT INTO deployment_hosts (deployment_id, host_name, batch, state) VALUES (?, ?, ?, 'pending')");
+      const insertHost = statement(this.db, "INSERT INTO deployment_hosts (deployment_id, host_name, batch, state) VALUES (?, ?, ?, 'pending')");
       for (const host of input.hosts) insertHost.run(id, host.name, host.batch);
     })();
     return this.get(id)!;
   }
 
   get(id: string): DeploymentRecord | undefined {
-    const row = this.db.prepare("SELECT * FROM deployments WHERE id = ?").get(id) as DeploymentRow | undefined;
+    const row = statement(this.db, "SELECT * FROM deployments WHERE id = ?").get(id) as DeploymentRow | undefined;
     return row && fromRow(row);
   }
 
   /** The newest deployments of an app, newest first. */
   history(app: string, limit = 20): DeploymentRecord[] {
-    return (this.db.prepare("SELECT * FROM deployments WHERE app = ? ORDER BY created_at DESC, rowid DESC LIMIT ?").all(app, limit) as DeploymentRow[]).map(fromRow);
+    return (statement(this.db, "SELECT * FROM deployments WHERE app = ? ORDER BY created_at DESC, rowid DESC LIMIT ?").all(app, limit) as DeploymentRow[]).map(fromRow);
   }
 
   /** The running deployment of an app, if any (one at a time per app). */
   active(app: string): DeploymentRecord | undefined {
-    const row = this.db.prepare("SELECT * FROM deployments WHERE app = ? AND state IN ('running', 'paused', 'rolling_back')").get(app) as DeploymentRow | undefined;
+    const row = statement(this.db, "SELECT * FROM deployments WHERE app = ? AND state IN ('running', 'paused', 'rolling_back')").get(app) as DeploymentRow | undefined;
     return row && fromRow(row);
   }
 
@@ -136,41 +154,30 @@ export class DeploymentStore {
     if (!current) throw new Error(`no deployment ${id}`);
     if (!ALLOWED[current.state].includes(to)) throw new Error(`deployment ${id} cannot go from ${current.state} to ${to}`);
     const finished = FINISHED_STATES.includes(to) ? this.now() : null;
-    this.db.prepare("UPDATE deployments SET state = ?, error = COALESCE(?, error), finished_at = ? WHERE id = ?").run(to, error ?? null, finished, id);
+    statement(this.db, "UPDATE deployments SET state = ?, error = COALESCE(?, error), finished_at = ? WHERE id = ?").run(to, error ?? null, finished, id);
     this.addEvent(id, null, "deployment", `${current.state} → ${to}${error ? `: ${error}` : ""}`);
     if (finished !== null) this.onFinished?.(this.get(id)!);
   }
 
   /** Deployments a previous coordinator process left unfinished (to resume or roll back at start-up). */
   unfinished(): DeploymentRecord[] {
-    return (this.db.prepare("SELECT * FROM deployments WHERE state IN ('running', 'paused', 'rolling_back') ORDER BY created_at").all() as DeploymentRow[]).map(fromRow);
+    return (statement(this.db, "SELECT * FROM deployments WHERE state IN ('running', 'paused', 'rolling_back') ORDER BY created_at").all() as DeploymentRow[]).map(fromRow);
   }
 
   /** The spec a deployment was started with. */
   spec(id: string): unknown {
-    const row = this.db.prepare("SELECT spec FROM deployments WHERE id = ?").get(id) as { spec: string } | undefined;
+    const row = statement(this.db, "SELECT spec FROM deployments WHERE id = ?").get(id) as { spec: string } | undefined;
     return row && JSON.parse(row.spec);
   }
 
   hosts(id: string): DeploymentHostRecord[] {
-    return (
-      this.db.prepare("SELECT * FROM deployment_hosts WHERE deployment_id = ? ORDER BY batch, host_name").all(id) as Record<string, unknown>[]
-    ).map((r) => ({
-      hostName: r.host_name as string,
-      batch: r.batch as number,
-      state: r.state as HostOutcome,
-      error: r.error as string | null,
-      liveColor: r.live_color as string | null,
-      release: r.release as string | null,
-      previousRelease: r.previous_release as string | null,
-      switchMs: r.switch_ms as number | null,
-      bootMs: r.boot_ms as number | null,
-      totalMs: r.total_ms as number | null,
-      handoverMs: r.handover_ms as number | null,
-      commandId: r.command_id as string | null,
-      startedAt: r.started_at as number | null,
-      finishedAt: r.finished_at as number | null,
-    }));
+    return (statement(this.db, "SELECT * FROM deployment_hosts WHERE deployment_id = ? ORDER BY batch, host_name").all(id) as Record<string, unknown>[]).map(hostFromRow);
+  }
+
+  /** One host's row (the hot path of a rollout: one indexed read, not the whole deployment). */
+  host(id: string, hostName: string): DeploymentHostRecord | undefined {
+    const row = statement(this.db, "SELECT * FROM deployment_hosts WHERE deployment_id = ? AND host_name = ?").get(id, hostName) as Record<string, unknown> | undefined;
+    return row && hostFromRow(row);
   }
 
   updateHost(id: string, hostName: string, update: Partial<Omit<DeploymentHostRecord, "hostName" | "batch">>): void {
@@ -181,12 +188,12 @@ export class DeploymentStore {
     const entries = Object.entries(update).filter(([key]) => key in columns);
     if (entries.length === 0) return;
     const sql = `UPDATE deployment_hosts SET ${entries.map(([key]) => `${columns[key]} = ?`).join(", ")} WHERE deployment_id = ? AND host_name = ?`;
-    this.db.prepare(sql).run(...entries.map(([, value]) => value ?? null), id, hostName);
+    statement(this.db, sql).run(...entries.map(([, value]) => value ?? null), id, hostName);
   }
 
   addEvent(id: string, hostName: string | null, kind: string, message: string): DeploymentEvent {
     const at = this.now();
-    const result = this.db.prepare("INSERT INTO deployment_events (deployment_id, at, host_name, kind, message) VALUES (?, ?, ?, ?, ?)").run(id, at, hostName, kind, message);
+    const result = statement(this.db, "INSERT INTO deployment_events (deployment_id, at, host_name, kind, message) VALUES (?, ?, ?, ?, ?)").run(id, at, hostName, kind, message);
     const event = { id: Number(result.lastInsertRowid), at, hostName, kind, message };
     for (const listener of this.listeners.get(id) ?? []) listener(event);
     return event;
@@ -194,7 +201,7 @@ export class DeploymentStore {
 
   events(id: string, afterId = 0): DeploymentEvent[] {
     return (
-      this.db.prepare("SELECT id, at, host_name, kind, message FROM deployment_events WHERE deployment_id = ? AND id > ? ORDER BY id").all(id, afterId) as Record<string, unknown>[]
+      statement(this.db, "SELECT id, at, host_name, kind, message FROM deployment_events WHERE deployment_id = ? AND id > ? ORDER BY id").all(id, afterId) as Record<string, unknown>[]
     ).map((r) => ({ id: r.id as number, at: r.at as number, hostName: r.host_name as string | null, kind: r.kind as string, message: r.message as string }));
   }
 

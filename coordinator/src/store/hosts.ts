@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import type { Db } from "./database.js";
+import { statement, type Db } from "./database.js";
 
 /** Resources as stored and served by the API (camelCase, plain numbers). */
 export interface HostResources {
@@ -87,40 +87,36 @@ export class HostStore {
   constructor(private readonly db: Db, private readonly now: () => number = Date.now) {}
 
   byPublicKey(publicKey: Uint8Array): HostRecord | undefined {
-    const row = this.db.prepare("SELECT * FROM hosts WHERE public_key = ?").get(Buffer.from(publicKey)) as HostRow | undefined;
+    const row = statement(this.db, "SELECT * FROM hosts WHERE public_key = ?").get(Buffer.from(publicKey)) as HostRow | undefined;
     return row && fromRow(row);
   }
 
   byName(name: string): HostRecord | undefined {
-    const row = this.db.prepare("SELECT * FROM hosts WHERE name = ?").get(name) as HostRow | undefined;
+    const row = statement(this.db, "SELECT * FROM hosts WHERE name = ?").get(name) as HostRow | undefined;
     return row && fromRow(row);
   }
 
   list(): HostRecord[] {
-    return (this.db.prepare("SELECT * FROM hosts ORDER BY name").all() as HostRow[]).map(fromRow);
+    return (statement(this.db, "SELECT * FROM hosts ORDER BY name").all() as HostRow[]).map(fromRow);
   }
 
   enroll(name: string, publicKey: Uint8Array): HostRecord {
     const id = randomUUID();
-    this.db
-      .prepare("INSERT INTO hosts (id, name, public_key, enrolled_at) VALUES (?, ?, ?, ?)")
+    statement(this.db, "INSERT INTO hosts (id, name, public_key, enrolled_at) VALUES (?, ?, ?, ?)")
       .run(id, name, Buffer.from(publicKey), this.now());
     return this.byName(name)!;
   }
 
   /** Records what the agent says about itself in Hello. */
   introduce(id: string, intro: HostIntroduction): void {
-    this.db
-      .prepare(
-        "UPDATE hosts SET address = ?, hostname = ?, labels = ?, capabilities = ?, agent_version = ?, last_seen = ? WHERE id = ?",
+    statement(this.db, "UPDATE hosts SET address = ?, hostname = ?, labels = ?, capabilities = ?, agent_version = ?, last_seen = ? WHERE id = ?",
       )
       .run(intro.address, intro.hostname, JSON.stringify(intro.labels), JSON.stringify(intro.capabilities), intro.agentVersion, this.now(), id);
   }
 
   /** Records a heartbeat's figures. */
   report(id: string, resources: HostResources, instances: AppInstanceReport[]): void {
-    this.db
-      .prepare("UPDATE hosts SET resources = ?, instances = ?, last_seen = ? WHERE id = ?")
+    statement(this.db, "UPDATE hosts SET resources = ?, instances = ?, last_seen = ? WHERE id = ?")
       .run(JSON.stringify(resources), JSON.stringify(instances), this.now(), id);
   }
 }

@@ -1,5 +1,5 @@
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from "node:crypto";
-import type { Db } from "./database.js";
+import { statement, type Db } from "./database.js";
 
 export type Role = "read" | "deploy" | "admin";
 export const ROLES: readonly Role[] = ["read", "deploy", "admin"];
@@ -38,21 +38,19 @@ export class TokenStore {
   createApiToken(name: string, role: Role): { token: string; record: ApiTokenRecord } {
     const token = newSecret(API_PREFIX);
     const record = { id: randomUUID(), name, role };
-    this.db
-      .prepare("INSERT INTO api_tokens (id, name, role, hash, created_at) VALUES (?, ?, ?, ?, ?)")
+    statement(this.db, "INSERT INTO api_tokens (id, name, role, hash, created_at) VALUES (?, ?, ?, ?, ?)")
       .run(record.id, name, role, hash(token), this.now());
     return { token, record };
   }
 
   countApiTokens(): number {
-    return (this.db.prepare("SELECT count(*) AS n FROM api_tokens").get() as { n: number }).n;
+    return (statement(this.db, "SELECT count(*) AS n FROM api_tokens").get() as { n: number }).n;
   }
 
   /** The record for a presented API token, or undefined when unknown or revoked. */
   findApiToken(token: string): ApiTokenRecord | undefined {
     if (!token.startsWith(API_PREFIX)) return undefined;
-    const row = this.db
-      .prepare("SELECT id, name, role, hash FROM api_tokens WHERE hash = ? AND revoked_at IS NULL")
+    const row = statement(this.db, "SELECT id, name, role, hash FROM api_tokens WHERE hash = ? AND revoked_at IS NULL")
       .get(hash(token)) as (ApiTokenRecord & { hash: string }) | undefined;
     // The lookup is by hash already; the constant-time compare guards against a future change to prefix lookups.
     if (!row || !timingSafeEqual(Buffer.from(row.hash), Buffer.from(hash(token)))) return undefined;
@@ -64,15 +62,13 @@ export class TokenStore {
     const id = randomUUID();
     const created = this.now();
     const expiresAt = created + ttlMs;
-    this.db
-      .prepare("INSERT INTO enrollment_tokens (id, hash, created_at, expires_at) VALUES (?, ?, ?, ?)")
+    statement(this.db, "INSERT INTO enrollment_tokens (id, hash, created_at, expires_at) VALUES (?, ?, ?, ?)")
       .run(id, hash(token), created, expiresAt);
     return { token, id, expiresAt };
   }
 
   checkEnrollmentToken(token: string): EnrollmentCheck {
-    const row = this.db
-      .prepare("SELECT id, expires_at, used_at FROM enrollment_tokens WHERE hash = ?")
+    const row = statement(this.db, "SELECT id, expires_at, used_at FROM enrollment_tokens WHERE hash = ?")
       .get(hash(token)) as { id: string; expires_at: number; used_at: number | null } | undefined;
     if (!row) return { ok: false, reason: "unknown" };
     if (row.used_at !== null) return { ok: false, reason: "used" };
@@ -82,8 +78,7 @@ export class TokenStore {
 
   /** Marks the token spent; false when another enrollment spent it first. */
   spendEnrollmentToken(id: string, hostId: string): boolean {
-    const result = this.db
-      .prepare("UPDATE enrollment_tokens SET used_at = ?, used_by = ? WHERE id = ? AND used_at IS NULL")
+    const result = statement(this.db, "UPDATE enrollment_tokens SET used_at = ?, used_by = ? WHERE id = ? AND used_at IS NULL")
       .run(this.now(), hostId, id);
     return result.changes === 1;
   }

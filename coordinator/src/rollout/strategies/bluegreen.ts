@@ -6,6 +6,8 @@ import { finish, halt, haltReason, tooMany } from "./common.js";
 export async function runBlueGreen(run: RolloutRun, batches: HostRecord[][], options: { finishWith?: () => Promise<void> } = {}): Promise<void> {
   const done: HostResult[] = [];
   let failures = 0;
+  // Resumed after a coordinator restart: hosts whose step finished keep their recorded outcome (read once).
+  const recorded = new Map(run.deps.deployments.hosts(run.id).map((h) => [h.hostName, h]));
   for (const [index, batch] of batches.entries()) {
     const remaining = batches.slice(index).flat();
     try {
@@ -13,8 +15,6 @@ export async function runBlueGreen(run: RolloutRun, batches: HostRecord[][], opt
     } catch (error) {
       return halt(run, haltReason(error), remaining, () => run.rollBackHosts(done.filter((r) => r.ok)));
     }
-    // Resumed after a coordinator restart: hosts whose step finished keep their recorded outcome.
-    const recorded = new Map(run.deps.deployments.hosts(run.id).map((h) => [h.hostName, h]));
     const finished = (host: HostRecord) => ["succeeded", "failed", "rolled_back", "skipped"].includes(recorded.get(host.name)?.state ?? "");
     if (batch.every(finished)) {
       for (const host of batch) {

@@ -10,7 +10,7 @@ export function finish(run: RolloutRun, failures: number): void {
 /** Marks hosts that never got their turn. */
 export function skip(run: RolloutRun, hosts: HostRecord[]): void {
   for (const host of hosts) {
-    const current = run.deps.deployments.hosts(run.id).find((h) => h.hostName === host.name);
+    const current = run.deps.deployments.host(run.id, host.name);
     if (current?.state === "pending") run.deps.deployments.updateHost(run.id, host.name, { state: "skipped" });
   }
 }
