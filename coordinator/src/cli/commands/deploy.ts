@@ -55,7 +55,7 @@ export function registerDeploy(program: Command): void {
     .description("deploy a release of the app in SPEC to the hosts it selects; exit 0 only when every host succeeded")
     .argument("<spec>", "the app spec (YAML)")
     .requiredOption("--release <version>", "release version, e.g. v2 or 1.4.0+build7")
-    .option("--strategy <type>", "override strategy.type (bluegreen)")
+    .option("--strategy <type>", "override strategy.type: bluegreen, rolling, canary or fleet-bluegreen")
     .option("--batch <n|p%>", "override strategy.batch: hosts at once, a count or a percent")
     .option("--skip-failing-hosts", "leave out hosts that fail the resource preflight (named) instead of refusing the deploy")
     .option("--detach", "start the deployment and return; follow it with `cutover status`")
