@@ -157,7 +157,7 @@ export async function run(args) {
     nginx.start();
     let livePid = [...apps][0];
     const classify = (status, headers) => (status === 200 ? String(headers["x-app-version"]) : null);
-    const base = { address, port: LISTEN, path: "/api/v1/geoip/1.2.3.4", concurrency: CONCURRENCY, maxRequests: 10_000_000, classify };
+    const base = { address, port: LISTEN, path: "/api/v1/geoip/1.2.3.4", concurrency: CONCURRENCY, ratePerSec: "unbounded", maxRequests: 10_000_000, classify };
     // One load run per switch (kept-alive connections warmed up first), so each switch's failures are known.
     for (let i = 1; i <= swaps; i++) {
       const retrying = startLoad({ ...base, retry: true });

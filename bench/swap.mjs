@@ -24,7 +24,7 @@ async function runMode(mode, swaps) {
     };
     await deploy("r0");
     const classify = (status, headers) => (status === 200 ? String(headers["x-app-version"]) : null);
-    const base = { address: fleet.addresses[0], port: LISTEN, path: "/api/v1/geoip/1.2.3.4", concurrency: CONCURRENCY, maxRequests: 10_000_000, classify };
+    const base = { address: fleet.addresses[0], port: LISTEN, path: "/api/v1/geoip/1.2.3.4", concurrency: CONCURRENCY, ratePerSec: "unbounded", maxRequests: 10_000_000, classify };
     // Steady state first: the same clients, no deploy running.
     const steadyRetry = startLoad({ ...base, retry: true });
     const steadyPlain = startLoad({ ...base, retry: false });

@@ -123,7 +123,7 @@ strategy: { type: bluegreen, batch: 1, max_failures: 0, keep_previous: 10m }
   say("deploying v2 by per-host blue/green while clients keep sending requests");
   const loads = HOSTS.map((address) =>
     startLoad({
-      address, port: listen, path: "/api/v1/geoip/1.2.3.4", concurrency: 2, retry: true, maxRequests: 1_000_000,
+      address, port: listen, path: "/api/v1/geoip/1.2.3.4", concurrency: 2, ratePerSec: 100, retry: true, maxRequests: 1_000_000,
       classify: (status, headers) => (status === 200 ? String(headers["x-app-version"]) : null),
     }),
   );

@@ -88,7 +88,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   let fleet!: Fleet;
   const metrics = new CoordinatorMetrics({
     hostStates: () => {
-      const counts: Record<string, number> = { online: 0, unreachable: 0 };
+      const counts: Record<string, number> = { online: 0, late: 0, unreachable: 0 };
       for (const host of hosts.list()) counts[fleet.liveness(host.id)]! += 1;
       return counts;
     },

@@ -9,7 +9,7 @@ const PORTS = { listen: 8080, blue: 7001, green: 7002 };
 const STEPS = ["preflight", "fetch", "start", "health", "switch", "switched", "drain"];
 
 for (const step of STEPS) {
-  test(`an agent SIGKILLed at "${step}" comes back with its proxy on a healthy instance, no orphan process, and the next deploy works`, async (t) => {
+  test.serial(`an agent SIGKILLed at "${step}" comes back with its proxy on a healthy instance, no orphan process, and the next deploy works`, async (t) => {
     const fleet = await startFleet(t, { hosts: 1 });
     const agent = fleet.agents[0]!;
     const spec = writeExampleSpec(fleet.dir, PORTS);

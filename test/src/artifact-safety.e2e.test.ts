@@ -8,7 +8,7 @@ import { getThroughProxy } from "./harness/through-proxy.js";
 
 const PORTS = { listen: 8080, blue: 7001, green: 7002 };
 
-test("an artifact whose entries would unpack outside their release directory is refused, and nothing is written outside", async (t) => {
+test.serial("an artifact whose entries would unpack outside their release directory is refused, and nothing is written outside", async (t) => {
   const fleet = await startFleet(t, { hosts: 1 });
   const spec = writeExampleSpec(fleet.dir, PORTS);
   t.is((await fleet.coordinator.cli(["deploy", spec, "--release", "v1", "--json"])).exitCode, 0);

@@ -33,7 +33,7 @@ async function finished(fleet: Fleet, id: string): Promise<{ state: string; host
   }
 }
 
-test(`coordinator SIGKILLed at random points of a ${HOSTS}-host rollout (${RUNS} seeded runs): every rollout completes, every host serves a healthy release, no step twice, 0 failed requests`, async (t) => {
+test.serial(`coordinator SIGKILLed at random points of a ${HOSTS}-host rollout (${RUNS} seeded runs): every rollout completes, every host serves a healthy release, no step twice, 0 failed requests`, async (t) => {
   const fleet = await startFleet(t, { hosts: HOSTS });
   const spec = writeExampleSpec(fleet.dir, { ...PORTS, batch: 2 });
   const first = await fleet.coordinator.cli(["deploy", spec, "--release", "r0", "--json"]);

@@ -36,7 +36,7 @@ async function versionsThroughProxies(fleet: Fleet): Promise<(string | undefined
 
 for (const mode of ["reload", "live"] as const) {
   const retry = mode === "reload";
-  test(`${mode} mode: v1 then v2 across three hosts, then a rollback, with 0 failed requests${retry ? " for a retrying client" : " and 0 socket errors without retries"}`, async (t) => {
+  test.serial(`${mode} mode: v1 then v2 across three hosts, then a rollback, with 0 failed requests${retry ? " for a retrying client" : " and 0 socket errors without retries"}`, async (t) => {
     const fleet = await startFleet(t, { hosts: 3, switchMode: mode });
     const spec = writeExampleSpec(fleet.dir, { ...PORTS, keepPrevious: "10m" });
 
@@ -105,7 +105,7 @@ const badReleases: [string, string[], RegExp][] = [
 ];
 
 for (const [what, appArgs, error] of badReleases) {
-  test(`a release that ${what} leaves every host serving the old one, with 0 failed requests, and the deploy says which host and why`, async (t) => {
+  test.serial(`a release that ${what} leaves every host serving the old one, with 0 failed requests, and the deploy says which host and why`, async (t) => {
     const fleet = await startFleet(t, { hosts: 2 });
     const good = writeExampleSpec(fleet.dir, { ...PORTS, deadline: "3s" });
     const v1 = await deploy(fleet, good, "v1");
@@ -136,7 +136,7 @@ for (const [what, appArgs, error] of badReleases) {
   });
 }
 
-test("a config that nginx -t rejects leaves the previous one in place, and the deploy reports nginx's message", async (t) => {
+test.serial("a config that nginx -t rejects leaves the previous one in place, and the deploy reports nginx's message", async (t) => {
   const fleet = await startFleet(t, { hosts: 1 });
   const v1 = await deploy(fleet, writeExampleSpec(fleet.dir, PORTS), "v1");
   t.is(v1.exitCode, 0, v1.stderr);
@@ -153,7 +153,7 @@ test("a config that nginx -t rejects leaves the previous one in place, and the d
   t.deepEqual(await versionsThroughProxies(fleet), ["v1"]);
 });
 
-test("an agent SIGKILLed in the middle of a swap comes back pointing at a healthy instance, with no orphan, and the next deploy works", async (t) => {
+test.serial("an agent SIGKILLed in the middle of a swap comes back pointing at a healthy instance, with no orphan, and the next deploy works", async (t) => {
   const fleet = await startFleet(t, { hosts: 1 });
   const agent = fleet.agents[0]!;
   const v1 = await deploy(fleet, writeExampleSpec(fleet.dir, PORTS), "v1");
@@ -185,7 +185,7 @@ test("an agent SIGKILLed in the middle of a swap comes back pointing at a health
   t.deepEqual(await versionsThroughProxies(fleet), ["v3"]);
 });
 
-test("a bad spec is refused before anything reaches a host", async (t) => {
+test.serial("a bad spec is refused before anything reaches a host", async (t) => {
   const fleet = await startFleet(t, { hosts: 1 });
   const spec = writeExampleSpec(fleet.dir, { ...PORTS, blue: 7001, green: 7001 }, "same-ports.yml");
   const result = await fleet.coordinator.cli(["deploy", spec, "--release", "v1"]);
@@ -203,7 +203,7 @@ test("a bad spec is refused before anything reaches a host", async (t) => {
   t.deepEqual(hostProcesses(fleet.agents[0]!.options.stateDir), [], "no process started on the host");
 });
 
-test("an idle-color port held by a process cutover does not manage fails the deploy up front, naming the port", async (t) => {
+test.serial("an idle-color port held by a process cutover does not manage fails the deploy up front, naming the port", async (t) => {
   const fleet = await startFleet(t, { hosts: 1 });
   const v1 = await deploy(fleet, writeExampleSpec(fleet.dir, PORTS), "v1");
   t.is(v1.exitCode, 0, v1.stderr);
@@ -216,7 +216,7 @@ test("an idle-color port held by a process cutover does not manage fails the dep
   t.deepEqual(await versionsThroughProxies(fleet), ["v1"]);
 });
 
-test("a live instance that crashes is restarted on its color and serves again", async (t) => {
+test.serial("a live instance that crashes is restarted on its color and serves again", async (t) => {
   const fleet = await startFleet(t, { hosts: 1 });
   const agent = fleet.agents[0]!;
   const v1 = await deploy(fleet, writeExampleSpec(fleet.dir, PORTS), "v1");

@@ -5,6 +5,7 @@ interface HostJson {
   name: string;
   address: string;
   state: string;
+  heartbeatOverdueMs: number;
   labels: Record<string, string>;
   lastSeen: string;
   agentVersion: string;
@@ -17,7 +18,7 @@ async function hostsJson(coordinator: Awaited<ReturnType<typeof startCoordinator
   return JSON.parse(result.stdout) as HostJson[];
 }
 
-test("three real agents on 127.0.0.11–13 enroll and show as online with their resources and labels", async (t) => {
+test.serial("three real agents on 127.0.0.11–13 enroll and show as online with their resources and labels", async (t) => {
   const coordinator = await startCoordinator(t);
   const agents = [];
   for (const [i, zone] of [[1, "a"], [2, "b"], [3, "c"]] as const) {
@@ -55,7 +56,7 @@ test("three real agents on 127.0.0.11–13 enroll and show as online with their 
   t.regex(table.stdout, /web-2\s+127\.0\.0\.12\s+online/);
 });
 
-test("a killed agent's host goes unreachable and comes back online, without re-enrolling, when it returns", async (t) => {
+test.serial("a killed agent's host goes unreachable and comes back online, without re-enrolling, when it returns", async (t) => {
   const coordinator = await startCoordinator(t);
   const agent = await startAgent(t, coordinator, { name: "web-1", address: "127.0.0.21", token: await coordinator.enrollmentToken() });
   await agent.process.waitForLine(/to=online why=enrolled/);
@@ -70,19 +71,24 @@ test("a killed agent's host goes unreachable and comes back online, without re-e
   t.deepEqual((await hostsJson(coordinator)).map((h) => [h.name, h.state]), [["web-1", "online"]]);
 });
 
-test("a frozen agent that misses heartbeats becomes unreachable, and online again once it thaws", async (t) => {
+test.serial("a frozen agent shows late while its heartbeats are overdue, unreachable once a ping goes unanswered for the ping timeout, and online again once it thaws", async (t) => {
   const coordinator = await startCoordinator(t);
   const agent = await startAgent(t, coordinator, { name: "web-1", address: "127.0.0.22", token: await coordinator.enrollmentToken() });
   await agent.online();
 
   const mark = coordinator.process.mark();
-  process.kill(agent.process.pid, "SIGSTOP"); // the socket stays open; only the heartbeats stop
+  process.kill(agent.process.pid, "SIGSTOP"); // the socket stays open; heartbeats and pongs stop
   t.teardown(() => {
     try {
       process.kill(agent.process.pid, "SIGCONT");
     } catch {}
   });
-  await coordinator.process.waitForLine(/agent session host=web-1 .*to=closed why="missed 3 heartbeats"/, mark);
+  await coordinator.process.waitForLine(/host late: heartbeats overdue.* host=web-1 from=online to=late/, mark);
+  const late = await hostsJson(coordinator);
+  t.is(late[0]?.state, "late", "a host whose heartbeats are overdue is late, not cut");
+  t.true(late[0]!.heartbeatOverdueMs > 0);
+  // The product's ping timeout (15 s) after the first unanswered ping (up to one ping interval, 5 s, in).
+  await coordinator.process.waitForLine(/agent session host=web-1 .*to=closed why="no answer to a ping for \d+ s \(ping timeout 15 s\)"/, mark, 40_000);
   t.deepEqual((await hostsJson(coordinator)).map((h) => h.state), ["unreachable"]);
 
   const agentMark = agent.process.mark();
@@ -92,7 +98,7 @@ test("a frozen agent that misses heartbeats becomes unreachable, and online agai
   t.deepEqual((await hostsJson(coordinator)).map((h) => h.state), ["online"]);
 });
 
-test("agents reconnect with the same identity after the coordinator restarts", async (t) => {
+test.serial("agents reconnect with the same identity after the coordinator restarts", async (t) => {
   const coordinator = await startCoordinator(t);
   const agents = await Promise.all(
     ["web-1", "web-2"].map(async (name, i) => startAgent(t, coordinator, { name, address: `127.0.0.3${i + 1}`, token: await coordinator.enrollmentToken() })),
@@ -108,7 +114,7 @@ test("agents reconnect with the same identity after the coordinator restarts", a
   t.false(coordinator.process.lines.some((l) => l.includes("enrolled new host")), "the restarted coordinator enrolled no one anew");
 });
 
-test("an agent refused for good exits with code 2 and says why", async (t) => {
+test.serial("an agent refused for good exits with code 2 and says why", async (t) => {
   const coordinator = await startCoordinator(t);
   const token = await coordinator.enrollmentToken();
   const first = await startAgent(t, coordinator, { name: "web-1", address: "127.0.0.41", token });
@@ -120,7 +126,7 @@ test("an agent refused for good exits with code 2 and says why", async (t) => {
   await coordinator.process.waitForLine(/refused agent name=web-2 .*code=ENROLL_TOKEN_USED/);
 });
 
-test("the CLI says what to do when it has no token or cannot reach the coordinator", async (t) => {
+test.serial("the CLI says what to do when it has no token or cannot reach the coordinator", async (t) => {
   const coordinator = await startCoordinator(t);
   const noToken = await coordinator.cli(["hosts"], "");
   t.is(noToken.exitCode, 1);

@@ -19,7 +19,7 @@ function withLimits(path: string, limits: Record<string, unknown>): string {
   return path;
 }
 
-test("a release that allocates past its memory limit is killed, and the deploy reports memory limit exceeded for that host", async (t) => {
+test.serial("a release that allocates past its memory limit is killed, and the deploy reports memory limit exceeded for that host", async (t) => {
   const app = `lim-${randomBytes(3).toString("hex")}`;
   // Runs after the fleet's teardown (teardowns run last-registered first): the instances are gone by then.
   t.teardown(async () => {
@@ -48,7 +48,7 @@ test("a release that allocates past its memory limit is killed, and the deploy r
   t.is((await getThroughProxy(fleet.addresses[0]!, LISTEN)).version, "v1");
 });
 
-test("a memory-limited live instance is adopted by a restarted agent, still inside its cgroup", async (t) => {
+test.serial("a memory-limited live instance is adopted by a restarted agent, still inside its cgroup", async (t) => {
   const app = `lim-${randomBytes(3).toString("hex")}`;
   t.teardown(async () => {
     await sleep(200);

@@ -7,7 +7,7 @@ import { getThroughProxy } from "./harness/through-proxy.js";
 
 const PORTS = { listen: 8080, blue: 7001, green: 7002 };
 
-test("cutover logs shows the app's output, --follow streams new lines as the app prints them, --agent shows the agent's own log", async (t) => {
+test.serial("cutover logs shows the app's output, --follow streams new lines as the app prints them, --agent shows the agent's own log", async (t) => {
   const fleet = await startFleet(t, { hosts: 2 });
   const v1 = await fleet.coordinator.cli(["deploy", writeExampleSpec(fleet.dir, PORTS), "--release", "v1", "--json"]);
   t.is(v1.exitCode, 0, v1.stderr);

@@ -40,7 +40,7 @@ function value(families: Scrape, name: string, labels: Record<string, string> = 
   return Number(metric?.value ?? metric?.count ?? 0);
 }
 
-test("the coordinator's and the agent's metrics parse as Prometheus text and their counters move during a deploy", async (t) => {
+test.serial("the coordinator's and the agent's metrics parse as Prometheus text and their counters move during a deploy", async (t) => {
   const coordinator = await startCoordinator(t, ["--heartbeat-interval", "1s"]);
   const address = `127.${1 + Math.floor(Math.random() * 254)}.${1 + Math.floor(Math.random() * 254)}.11`;
   const metricsPort = await freePort(address);

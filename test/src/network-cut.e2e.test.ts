@@ -36,7 +36,7 @@ async function relay(target: URL) {
   };
 }
 
-test("a network cut mid-rollout: the host finishes its swap locally, the rollout waits for it, and completes when the link is back", async (t) => {
+test.serial("a network cut mid-rollout: the host finishes its swap locally, the rollout waits for it, and completes when the link is back", async (t) => {
   const coordinator = await startCoordinator(t, ["--heartbeat-interval", "1s"]);
   const link = await relay(new URL(coordinator.url));
   t.teardown(() => link.close());

@@ -20,7 +20,7 @@ async function waitUntilDown(address: string): Promise<void> {
   throw new Error("nginx still answers");
 }
 
-test("nginx killed under the agent: the next deploy starts it again, says so, and serves the new release", async (t) => {
+test.serial("nginx killed under the agent: the next deploy starts it again, says so, and serves the new release", async (t) => {
   const fleet = await startFleet(t, { hosts: 1 });
   const agent = fleet.agents[0]!;
   const spec = writeExampleSpec(fleet.dir, PORTS);
@@ -37,7 +37,7 @@ test("nginx killed under the agent: the next deploy starts it again, says so, an
 });
 
 // Reload mode: a live switch changes no config, so there is nothing for nginx -t to refuse.
-test("nginx config made invalid by hand: the agent refuses to switch with nginx's message, keeps serving, and switches once it is fixed", async (t) => {
+test.serial("nginx config made invalid by hand: the agent refuses to switch with nginx's message, keeps serving, and switches once it is fixed", async (t) => {
   const fleet = await startFleet(t, { hosts: 1, switchMode: "reload" });
   const agent = fleet.agents[0]!;
   const spec = writeExampleSpec(fleet.dir, PORTS);

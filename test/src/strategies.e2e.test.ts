@@ -55,7 +55,7 @@ async function firstRelease(t: { is(a: unknown, b: unknown, m?: string): void },
   t.is(v1.exitCode, 0, v1.why);
 }
 
-test("rolling: each batch drains at the load balancer, is replaced in place and goes back in; 0 failed requests, and the rollback takes the same path", async (t) => {
+test.serial("rolling: each batch drains at the load balancer, is replaced in place and goes back in; 0 failed requests, and the rollback takes the same path", async (t) => {
   const fleet = await startFleet(t, { hosts: 3, lbHosts: 1 });
   const spec = writeExampleSpec(fleet.dir, { ...APP_PORTS, lbListen: LB_LISTEN, strategy: { type: "rolling" } });
   await firstRelease(t, fleet, spec);
@@ -80,7 +80,7 @@ test("rolling: each batch drains at the load balancer, is replaced in place and 
   await stopLoad(t, load);
 });
 
-test("rolling: a host failing its health gate halts the rollout at max_failures and every host keeps serving a healthy release", async (t) => {
+test.serial("rolling: a host failing its health gate halts the rollout at max_failures and every host keeps serving a healthy release", async (t) => {
   const fleet = await startFleet(t, { hosts: 3, lbHosts: 1 });
   const spec = writeExampleSpec(fleet.dir, { ...APP_PORTS, lbListen: LB_LISTEN, deadline: "3s", strategy: { type: "rolling" } });
   await firstRelease(t, fleet, spec);
@@ -128,7 +128,7 @@ function getWithCookie(address: string, cookie?: string, headers: Record<string,
   });
 }
 
-test("canary: 30% of new users reach the canary, sticky by cookie; a pinned header always does; promote takes the fleet", async (t) => {
+test.serial("canary: 30% of new users reach the canary, sticky by cookie; a pinned header always does; promote takes the fleet", async (t) => {
   const fleet = await startFleet(t, { hosts: 3, lbHosts: 1 });
   const spec = writeExampleSpec(fleet.dir, { ...APP_PORTS, lbListen: LB_LISTEN, strategy: CANARY });
   await firstRelease(t, fleet, spec);
@@ -166,7 +166,7 @@ test("canary: 30% of new users reach the canary, sticky by cookie; a pinned head
   await stopLoad(t, load);
 });
 
-test("canary: abort rolls the canary back and removes its weight, with 0 failed requests", async (t) => {
+test.serial("canary: abort rolls the canary back and removes its weight, with 0 failed requests", async (t) => {
   const fleet = await startFleet(t, { hosts: 3, lbHosts: 1 });
   const spec = writeExampleSpec(fleet.dir, { ...APP_PORTS, lbListen: LB_LISTEN, strategy: CANARY });
   await firstRelease(t, fleet, spec);
@@ -182,7 +182,7 @@ test("canary: abort rolls the canary back and removes its weight, with 0 failed 
   await stopLoad(t, load);
 });
 
-test("fleet-bluegreen: the idle group gets the release, weights shift 10 → 50 → 100, and rollback is one switch; 0 failed requests", async (t) => {
+test.serial("fleet-bluegreen: the idle group gets the release, weights shift 10 → 50 → 100, and rollback is one switch; 0 failed requests", async (t) => {
   const fleet = await startFleet(t, { hosts: 4, lbHosts: 1, labels: (i) => `role=geoip,group=${i < 2 ? "a" : "b"}` });
   const spec = writeExampleSpec(fleet.dir, {
     ...APP_PORTS,
@@ -213,7 +213,7 @@ test("fleet-bluegreen: the idle group gets the release, weights shift 10 → 50 
   t.true(reports.every((r) => (r.answers.v1 ?? 0) > 0 && (r.answers.v2 ?? 0) > 0));
 });
 
-test("cutover check fails a host that reports too little free memory, with the numbers, and deploy refuses to start there", async (t) => {
+test.serial("cutover check fails a host that reports too little free memory, with the numbers, and deploy refuses to start there", async (t) => {
   const fleet = await startFleet(t, { hosts: 2 });
   const spec = writeExampleSpec(fleet.dir, { ...APP_PORTS, minFreeMemory: "64T" });
   const check = await fleet.coordinator.cli(["check", spec]);
@@ -231,7 +231,7 @@ test("cutover check fails a host that reports too little free memory, with the n
   t.is((await fleet.coordinator.cli(["check", ok])).exitCode, 0);
 });
 
-test("canary analysis: a canary that stays healthy through the window is promoted by itself; one whose instance dies is rolled back", async (t) => {
+test.serial("canary analysis: a canary that stays healthy through the window is promoted by itself; one whose instance dies is rolled back", async (t) => {
   const fleet = await startFleet(t, { hosts: 2, lbHosts: 1 });
   const withAnalysis = { ...CANARY, canary: { ...CANARY.canary, analysis: { window: "3s", max_error_rate: "1%" } } };
   const spec = writeExampleSpec(fleet.dir, { ...APP_PORTS, lbListen: LB_LISTEN, strategy: withAnalysis });
@@ -255,7 +255,7 @@ test("canary analysis: a canary that stays healthy through the window is promote
   t.deepEqual(await versionsThroughLb(fleet), { v2: 20 }, `back on the release before the canary:\n${watching.lines.slice(-25).join("\n")}`);
 });
 
-test("a canary waiting for promotion when the coordinator is killed is rolled back by the restarted coordinator, with 0 failed requests", async (t) => {
+test.serial("a canary waiting for promotion when the coordinator is killed is rolled back by the restarted coordinator, with 0 failed requests", async (t) => {
   const fleet = await startFleet(t, { hosts: 2, lbHosts: 1 });
   const spec = writeExampleSpec(fleet.dir, { ...APP_PORTS, lbListen: LB_LISTEN, strategy: CANARY });
   await firstRelease(t, fleet, spec);

@@ -56,7 +56,7 @@ function newConnectionLoad(address: string, port: number) {
   };
 }
 
-test("a TCP app is swapped blue/green through nginx stream: new connections never fail, an existing one keeps its color", async (t) => {
+test.serial("a TCP app is swapped blue/green through nginx stream: new connections never fail, an existing one keeps its color", async (t) => {
   const fleet = await startFleet(t, { hosts: 1 });
   const address = fleet.addresses[0]!;
   const spec = join(fleet.dir, "echo.yml");

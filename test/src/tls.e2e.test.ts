@@ -11,7 +11,7 @@ async function tlsCoordinator(t: Parameters<typeof startCoordinator>[0]) {
 const cli = (coordinator: { url: string; adminToken: string }, args: string[], fingerprint?: string) =>
   runCli(args, { CUTOVER_URL: coordinator.url, CUTOVER_TOKEN: coordinator.adminToken, CUTOVER_CONFIG: "/nonexistent", CUTOVER_FINGERPRINT: fingerprint ?? "" });
 
-test("with --tls the coordinator serves https and wss; agents and the CLI pin its certificate's fingerprint", async (t) => {
+test.serial("with --tls the coordinator serves https and wss; agents and the CLI pin its certificate's fingerprint", async (t) => {
   const { coordinator, fingerprint } = await tlsCoordinator(t);
   t.regex(coordinator.url, /^https:\/\/127\.0\.0\.1:\d+$/);
   t.regex(fingerprint, /^sha256:([0-9A-F]{2}:){31}[0-9A-F]{2}$/);
@@ -38,7 +38,7 @@ test("with --tls the coordinator serves https and wss; agents and the CLI pin it
   t.regex(wrong.stderr, /not the pinned sha256:AB:AB/);
 });
 
-test("an agent pinning another fingerprint refuses the coordinator and never says Hello", async (t) => {
+test.serial("an agent pinning another fingerprint refuses the coordinator and never says Hello", async (t) => {
   const { coordinator } = await tlsCoordinator(t);
   const agent = spawnWatched("agent", AGENT_BIN, [
     "--coordinator", coordinator.url, "--coordinator-fingerprint", `sha256:${"00:".repeat(31)}00`, "--token", "cte_x",
@@ -50,7 +50,7 @@ test("an agent pinning another fingerprint refuses the coordinator and never say
   t.false(coordinator.process.lines.some((l) => /refused agent|agent session/.test(l)), "the coordinator never saw a Hello");
 });
 
-test("plain http/ws is refused off loopback unless explicitly allowed", async (t) => {
+test.serial("plain http/ws is refused off loopback unless explicitly allowed", async (t) => {
   const server = spawnWatched("coordinator", CUTOVER_BIN, ["server", "--data-dir", tempDir(t), "--listen", "0.0.0.0:0"]);
   const exit = await server.exited;
   t.is(exit.code, 1);

@@ -43,6 +43,7 @@ for (const mode of ["reload", "live"] as const) {
       address: f.address,
       port: f.listenPort,
       concurrency: 4,
+      ratePerSec: 400,
       retry: false,
       maxRequests: SPLIT_REQUESTS,
       classify: (status, _headers, body) => (status === 200 ? body : null),

@@ -53,6 +53,7 @@ for (const mode of ["reload", "live"] as const) {
       address: f.address,
       port: f.listenPort,
       concurrency: 4,
+      ratePerSec: 400,
       retry,
       maxRequests: 100_000,
       classify: (status, _headers, body) => (status === 200 ? body : null),

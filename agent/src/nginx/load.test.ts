@@ -44,7 +44,7 @@ for (const mode of ["reload", "live"] as const) {
     const pid = runner.masterPid()!;
     const workers = childPids(pid);
 
-    load.start(listenPort, { concurrency: 4, retry, maxRequests: 200_000 });
+    load.start(listenPort, { concurrency: 4, ratePerSec: 400, retry, maxRequests: 200_000 });
     const results: SwitchResult[] = [];
     const cpuMs: number[] = []; // this process runs only the agent side: its CPU time is the agent's work
     try {

@@ -120,6 +120,8 @@ export type { LoadReport };
 
 export interface LoadOptions {
   concurrency: number;
+  /** Requests started per second (bounded: the load must not starve nginx and the agent under test). */
+  ratePerSec: number;
   /** Retry an idempotent GET once when a reused keep-alive connection was closed under it (RFC 9112 §9.3.1). */
   retry: boolean;
   /** Upper bound on requests, so a hung test still ends. */

@@ -8,7 +8,10 @@ export interface HostView {
   address: string;
   hostname: string;
   labels: Record<string, string>;
+  /** online: on time; late: heartbeats overdue but the link answers pings; unreachable: no live session. */
   state: HostLiveness;
+  /** How long the host's heartbeat is overdue (0 unless `late`). */
+  heartbeatOverdueMs: number;
   lastSeen: string | null;
   agentVersion: string;
   capabilities: string[];
@@ -16,7 +19,7 @@ export interface HostView {
   instances: AppInstanceReport[];
 }
 
-export function hostView(host: HostRecord, state: HostLiveness): HostView {
+export function hostView(host: HostRecord, state: HostLiveness, heartbeatOverdueMs = 0): HostView {
   return {
     id: host.id,
     name: host.name,
@@ -24,6 +27,7 @@ export function hostView(host: HostRecord, state: HostLiveness): HostView {
     hostname: host.hostname,
     labels: host.labels,
     state,
+    heartbeatOverdueMs,
     lastSeen: host.lastSeen ? new Date(host.lastSeen).toISOString() : null,
     agentVersion: host.agentVersion,
     capabilities: host.capabilities,

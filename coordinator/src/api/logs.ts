@@ -27,7 +27,7 @@ export function logRoutes(deps: { fleet: Fleet; hosts: HostStore; tokens: TokenS
     const hosts = deps.hosts
       .list()
       .filter((h) => (hostName ? h.name === hostName : agentLog || h.instances.some((i) => i.app === app)))
-      .filter((h) => deps.fleet.liveness(h.id) === "online");
+      .filter((h) => deps.fleet.reachable(h.id));
     if (hosts.length === 0) {
       throw new ApiError(404, "ERR_NO_HOSTS", hostName ? `host ${hostName} is unknown or unreachable` : `no online host runs ${app}`);
     }

@@ -71,7 +71,7 @@ export function createApi(deps: ApiDeps): express.Express {
   });
 
   app.get("/v1/hosts", requireRole(tokens, "read"), (_request, response) => {
-    response.json(hosts.list().map((host) => hostView(host, fleet.liveness(host.id))));
+    response.json(hosts.list().map((host) => hostView(host, fleet.liveness(host.id), fleet.heartbeatOverdueMs(host.id))));
   });
 
   app.post("/v1/tokens/enrollment", requireRole(tokens, "admin"), (request, response) => {
@@ -106,7 +106,7 @@ export function createApi(deps: ApiDeps): express.Express {
     if (names !== undefined && !(Array.isArray(names) && names.every((n) => typeof n === "string"))) {
       throw new ApiError(400, "ERR_BAD_REQUEST", '"hosts" must be an array of host names');
     }
-    const selected = hosts.list().filter((h) => (names ? (names as string[]).includes(h.name) : fleet.liveness(h.id) === "online"));
+    const selected = hosts.list().filter((h) => (names ? (names as string[]).includes(h.name) : fleet.reachable(h.id)));
     const results = await Promise.all(
       selected.map(async (host) => {
         const started = performance.now();

@@ -20,6 +20,7 @@ import type { HostRecord, HostStore } from "../store/hosts.js";
 import type { EnrollOutcome } from "./enrollment.js";
 import { TokenBucket } from "./rate-limit.js";
 import { instancesFromWire, resourcesFromWire } from "./resources.js";
+import type { LinkClock } from "./liveness.js";
 
 export interface SessionLimits {
   /** Time from socket open to a valid Hello. */
@@ -73,7 +74,11 @@ class Refused extends Error {
 export class AgentSession {
   state: SessionState = "awaiting_hello";
   host: HostRecord | undefined;
-  lastHeartbeatAt = 0;
+  /** Heartbeats and pings of this link; the fleet judges liveness from it (liveness.ts). */
+  readonly clock: LinkClock = { lastHeartbeatAt: 0, lastPingAt: 0, unansweredPingSince: undefined };
+  /** Set by the fleet's liveness check; `unreachable` is a closed session. */
+  liveness: "online" | "late" = "online";
+  heartbeatOverdueMs = 0;
   readonly remote: string;
   private readonly nonce = randomBytes(NONCE_BYTES);
   private readonly bucket: TokenBucket;
@@ -88,6 +93,7 @@ export class AgentSession {
       this.fail(new ProtocolError(ProtocolErrorCode.HandshakeTimeout, `no Hello within ${ctx.limits.handshakeTimeoutMs} ms`));
     }, ctx.limits.handshakeTimeoutMs);
     socket.on("message", (data, isBinary) => this.onFrame(data as Buffer, isBinary));
+    socket.on("pong", () => this.sawLinkAlive());
     socket.on("close", () => this.transition("closed", "socket closed"));
     socket.on("error", (error) => this.log.warn("agent socket error", { remote, error: error.message }));
     this.send({ challenge: { nonce: this.nonce, protocolVersion: PROTOCOL_VERSION } });
@@ -119,6 +125,18 @@ export class AgentSession {
     this.transition("closed", reason);
   }
 
+  /** Sends a WebSocket ping; the agent's socket layer answers it even while its own loop is busy with work. */
+  ping(now: number): void {
+    if (this.socket.readyState !== this.socket.OPEN) return;
+    this.clock.lastPingAt = now;
+    this.clock.unansweredPingSince ??= now;
+    this.socket.ping();
+  }
+
+  private sawLinkAlive(): void {
+    this.clock.unansweredPingSince = undefined;
+  }
+
   /** Cuts the TCP connection without a closing handshake (peer is unresponsive). */
   terminate(reason: string): void {
     this.socket.terminate();
@@ -133,8 +151,8 @@ export class AgentSession {
 
   private onFrame(data: Buffer, isBinary: boolean): void {
     if (this.state === "closed") return;
-    // Any frame shows the agent is alive; heartbeats are only the floor.
-    this.lastHeartbeatAt = Date.now();
+    // Any frame shows the link is alive (as a pong would); only heartbeats say the agent is on time.
+    this.sawLinkAlive();
     if (!this.bucket.take()) {
       this.fail(new ProtocolError(ProtocolErrorCode.RateLimited, `more than ${this.ctx.limits.maxFramesPerSec} frames/s`));
       return;
@@ -169,7 +187,7 @@ export class AgentSession {
     switch (envelope.body) {
       case "heartbeat": {
         const beat = envelope.heartbeat as cutover.v1.Heartbeat;
-        this.lastHeartbeatAt = Date.now();
+        this.clock.lastHeartbeatAt = this.clock.lastPingAt = Date.now();
         this.ctx.hosts.report(this.host!.id, resourcesFromWire(beat.resources!), instancesFromWire(beat.instances));
         this.ctx.onHeartbeat(this);
         return;
@@ -214,7 +232,7 @@ export class AgentSession {
       });
       if (hello.resources) this.ctx.hosts.report(host.id, resourcesFromWire(hello.resources), instancesFromWire(hello.instances));
       this.host = this.ctx.hosts.byName(host.name)!;
-      this.lastHeartbeatAt = Date.now();
+      this.clock.lastHeartbeatAt = this.clock.lastPingAt = Date.now();
       this.send({
         welcome: {
           hostId: host.id,

@@ -10,14 +10,11 @@ import type { TokenStore } from "../store/tokens.js";
 import { AgentSession, type SessionLimits } from "./agent-session.js";
 import { enrollHost } from "./enrollment.js";
 import type { AuditStore } from "../store/audit.js";
+import { checkEveryMs, DEFAULT_PING_INTERVAL_MS, DEFAULT_PING_TIMEOUT_MS, judgeLink, pingDue, type HostLiveness, type LivenessTimers } from "./liveness.js";
 
-/** A host is `online` while it has an authenticated session that heartbeats; otherwise `unreachable`. */
-export type HostLiveness = "online" | "unreachable";
+export type { HostLiveness } from "./liveness.js";
 
-/** Heartbeats a host may miss before it is marked unreachable and its socket cut. */
-export const MISSED_HEARTBEATS_LIMIT = 3;
-
-export interface FleetOptions extends SessionLimits {
+export interface FleetOptions extends SessionLimits, LivenessTimers {
   /** Handshakes in progress beyond this are refused at upgrade (503). */
   maxPendingHandshakes: number;
 }
@@ -27,6 +24,8 @@ export const DEFAULT_FLEET_OPTIONS: FleetOptions = {
   maxFramesPerSec: 200,
   frameBurst: 400,
   heartbeatIntervalMs: 5_000,
+  pingIntervalMs: DEFAULT_PING_INTERVAL_MS,
+  pingTimeoutMs: DEFAULT_PING_TIMEOUT_MS,
   maxPendingHandshakes: 1_000,
 };
 
@@ -78,7 +77,7 @@ export class Fleet {
     private readonly onCommandSettled?: (operation: string, status: string, seconds: number) => void,
   ) {
     this.wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES, perMessageDeflate: false });
-    this.livenessTimer = setInterval(() => this.checkLiveness(), Math.max(50, Math.floor(options.heartbeatIntervalMs / 2)));
+    this.livenessTimer = setInterval(() => this.checkLiveness(), checkEveryMs(options));
     this.livenessTimer.unref();
   }
 
@@ -150,18 +149,56 @@ export class Fleet {
   }
 
   liveness(hostId: string): HostLiveness {
-    return this.sessions.has(hostId) ? "online" : "unreachable";
+    return this.sessions.get(hostId)?.liveness ?? "unreachable";
+  }
+
+  /** True while the host has a session (`online` or `late`): commands can reach it. */
+  reachable(hostId: string): boolean {
+    return this.sessions.has(hostId);
+  }
+
+  /** How overdue the host's heartbeat is (0 unless it is `late`). */
+  heartbeatOverdueMs(hostId: string): number {
+    const session = this.sessions.get(hostId);
+    return session?.liveness === "late" ? session.heartbeatOverdueMs : 0;
   }
 
   onlineCount(): number {
     return this.sessions.size;
   }
 
+  /** Pings what is due, marks late hosts, and cuts sessions whose link is dead (liveness.ts has the rule). */
   private checkLiveness(): void {
-    const cutoff = Date.now() - MISSED_HEARTBEATS_LIMIT * this.options.heartbeatIntervalMs;
+    const now = Date.now();
+    const suspects: AgentSession[] = [];
     for (const session of this.sessions.values()) {
-      if (session.lastHeartbeatAt < cutoff) session.terminate(`missed ${MISSED_HEARTBEATS_LIMIT} heartbeats`);
+      const verdict = judgeLink(session.clock, now, this.options);
+      if (verdict.state === "dead") {
+        suspects.push(session);
+        continue;
+      }
+      if (verdict.state !== session.liveness) {
+        if (verdict.state === "late") {
+          this.log.warn("host late: heartbeats overdue", { host: session.name, from: session.liveness, to: "late", overdueMs: verdict.heartbeatOverdueMs });
+        } else {
+          this.log.info("host on time again", { host: session.name, from: session.liveness, to: "online" });
+        }
+      }
+      session.liveness = verdict.state;
+      session.heartbeatOverdueMs = verdict.state === "late" ? verdict.heartbeatOverdueMs : 0;
+      if (pingDue(session.clock, now, this.options)) session.ping(now);
     }
+    if (suspects.length === 0) return;
+    // Timers run before pending socket reads: a coordinator that was itself stalled may have the
+    // pong already waiting. Judge again once this turn's I/O has been read.
+    setImmediate(() => {
+      for (const session of suspects) {
+        const verdict = judgeLink(session.clock, Date.now(), this.options);
+        if (verdict.state === "dead" && session.state !== "closed") {
+          session.terminate(`no answer to a ping for ${Math.round(verdict.unansweredForMs / 1000)} s (ping timeout ${this.options.pingTimeoutMs / 1000} s)`);
+        }
+      }
+    });
   }
 
   /** Sends one command to a host and resolves with its result. */

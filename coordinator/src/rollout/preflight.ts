@@ -27,7 +27,15 @@ export interface HostCheck {
 export function checkHost(spec: AppSpec, host: HostRecord, liveness: HostLiveness, artifactBytes = 0): HostCheck {
   const checks: ResourceCheck[] = [];
   const r = host.resources;
-  checks.push({ what: "reachable", ok: liveness === "online" && r !== null, need: "online", have: liveness, ...(liveness !== "online" && { reason: "the agent is not connected" }) });
+  // A `late` host is busy, not gone: its link answers pings and commands reach it.
+  const reachable = liveness !== "unreachable";
+  checks.push({
+    what: "reachable",
+    ok: reachable && r !== null,
+    need: "online or late",
+    have: liveness,
+    ...(!reachable ? { reason: "the agent is not connected" } : r === null ? { reason: "the agent has not reported its resources yet" } : {}),
+  });
   if (r) {
     const running = host.instances.filter((i) => i.app === spec.app && i.live).reduce((max, i) => Math.max(max, i.rssBytes), 0);
     const secondCopy = spec.strategy.type === "rolling" ? 0 : running;

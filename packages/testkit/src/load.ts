@@ -24,6 +24,12 @@ export interface LoadOptions {
   port: number;
   path?: string;
   concurrency: number;
+  /**
+   * Requests started per second across all loops. Tests give a number, so a load client
+   * measures the product instead of racing it for the CPU; benchmarks that mean to
+   * saturate a host say "unbounded".
+   */
+  ratePerSec: number | "unbounded";
   /** Retry an idempotent GET once, on a new connection, when a reused keep-alive connection was closed under it (RFC 9112 §9.3.1). */
   retry: boolean;
   /** Upper bound on requests, so a run always ends. */
@@ -98,8 +104,21 @@ export function startLoad(options: LoadOptions): LoadRun {
       req.end();
     });
 
+  // Paced by one shared schedule: request n starts no earlier than started + n / rate.
+  const spacingMs = options.ratePerSec === "unbounded" ? 0 : 1000 / options.ratePerSec;
+  let nextStartAt = performance.now();
+  const paced = async () => {
+    if (spacingMs === 0) return;
+    const now = performance.now();
+    const at = Math.max(now, nextStartAt);
+    nextStartAt = at + spacingMs;
+    if (at > now) await new Promise((resolve) => setTimeout(resolve, at - now));
+  };
+
   const loop = async () => {
     while (!stopping && report.requests < options.maxRequests) {
+      await paced();
+      if (stopping) break;
       report.requests += 1;
       const begin = performance.now();
       let outcome = await once();

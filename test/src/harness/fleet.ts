@@ -42,7 +42,7 @@ export class CoordinatorProcess {
   }
 }
 
-export async function startCoordinator(t: TestContext & { teardown(fn: () => void): void }, extraArgs: string[] = ["--heartbeat-interval", "300ms"]): Promise<CoordinatorProcess> {
+export async function startCoordinator(t: TestContext & { teardown(fn: () => void): void }, extraArgs: string[] = ["--heartbeat-interval", "1s"]): Promise<CoordinatorProcess> {
   const coordinator = new CoordinatorProcess(join(tempDir(t, "cutover-coord-"), "data"), extraArgs);
   t.teardown(() => coordinator.process?.kill("SIGKILL"));
   await coordinator.start();
@@ -92,7 +92,26 @@ export class AgentProcess {
   }
 }
 
+/**
+ * Tests of this process that have agents running. Fleets (agents, their nginx and apps, a
+ * load client) are what a 2-core machine cannot run several of side by side: ava runs two
+ * test files at once, so within a file the tests that start agents must be `test.serial`.
+ */
+const testsWithAgents = new Set<object>();
+
+function claimFleetSlot(t: TestContext): void {
+  if (testsWithAgents.has(t)) return;
+  if (testsWithAgents.size > 0) {
+    throw new Error("another test of this file has agents running: tests that start agents must be test.serial (one fleet per test file at a time)");
+  }
+  testsWithAgents.add(t);
+  t.teardown(() => {
+    testsWithAgents.delete(t);
+  });
+}
+
 export async function startAgent(t: TestContext & { teardown(fn: () => void): void }, coordinator: CoordinatorProcess, options: AgentOptions): Promise<AgentProcess> {
+  claimFleetSlot(t);
   const agent = new AgentProcess({ ...options, stateDir: options.stateDir ?? join(tempDir(t, "cutover-agent-"), "state") }, coordinator);
   // Registered before the temp dir's removal runs (teardowns run in reverse): kill what the agent left running.
   t.teardown(() => stopHostProcesses(agent.options.stateDir));

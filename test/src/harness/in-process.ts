@@ -10,6 +10,8 @@ export interface InProcessCoordinator {
   adminToken: string;
   /** Every log line the coordinator wrote. */
   logs: string[];
+  /** Resolves with the first log line (from index `from` on) matching `pattern`. */
+  waitForLog(pattern: RegExp, from?: number): Promise<string>;
   api(method: string, path: string, options?: { token?: string | null; body?: unknown }): Promise<{ status: number; body: any }>;
 }
 
@@ -20,7 +22,14 @@ export async function inProcessCoordinator(
 ): Promise<InProcessCoordinator> {
   const dataDir = mkdtempSync(join(tmpdir(), "cutover-inproc-"));
   const logs: string[] = [];
-  const log = createLogger("coordinator", { level: "debug", write: (line) => logs.push(line) });
+  let watchers: { pattern: RegExp; resolve(line: string): void }[] = [];
+  const log = createLogger("coordinator", {
+    level: "debug",
+    write: (line) => {
+      logs.push(line);
+      watchers = watchers.filter((w) => (w.pattern.test(line) ? (w.resolve(line), false) : true));
+    },
+  });
   const coordinator = await startCoordinator({ dataDir, host: "127.0.0.1", port: 0, fleet, log });
   t.teardown(async () => {
     await coordinator.close();
@@ -31,6 +40,10 @@ export async function inProcessCoordinator(
     coordinator,
     adminToken,
     logs,
+    waitForLog: (pattern, from = 0) => {
+      const seen = logs.slice(from).find((line) => pattern.test(line));
+      return seen ? Promise.resolve(seen) : new Promise((resolve) => watchers.push({ pattern, resolve }));
+    },
     api: async (method, path, options = {}) => {
       const token = options.token === undefined ? adminToken : options.token;
       const response = await fetch(coordinator.url + path, {

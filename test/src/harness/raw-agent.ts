@@ -34,8 +34,9 @@ export class RawAgent {
     this.closed = once(socket, "close").then(([code, reason]) => ({ code: code as number, reason: String(reason) }));
   }
 
-  static async connect(url: string): Promise<RawAgent> {
-    const socket = new WebSocket(url.replace(/^http/, "ws") + "/v1/agent", { perMessageDeflate: false, maxPayload: 4 * 1024 * 1024 });
+  /** `autoPong: false` makes a link whose pings go unanswered (a frozen or cut-off host). */
+  static async connect(url: string, options: { autoPong?: boolean } = {}): Promise<RawAgent> {
+    const socket = new WebSocket(url.replace(/^http/, "ws") + "/v1/agent", { perMessageDeflate: false, maxPayload: 4 * 1024 * 1024, autoPong: options.autoPong ?? true });
     const agent = new RawAgent(socket);
     await once(socket, "open");
     return agent;

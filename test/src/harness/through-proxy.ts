@@ -28,14 +28,22 @@ export function getThroughProxy(address: string, port: number, path = "/api/v1/g
   });
 }
 
+/** Requests per second each proxy gets unless a test asks for more: steady traffic, not a CPU race. */
+export const PROXY_LOAD_RATE_PER_SEC = 100;
+
 /** Keep-alive load through every host's proxy at once, answers labelled by app version. */
-export function loadThroughProxies(addresses: string[], port: number, options: { retry: boolean; concurrency?: number }): { runs: LoadRun[]; completed(count: number): Promise<void> } {
+export function loadThroughProxies(
+  addresses: string[],
+  port: number,
+  options: { retry: boolean; concurrency?: number; ratePerSec?: number },
+): { runs: LoadRun[]; completed(count: number): Promise<void> } {
   const runs = addresses.map((address) =>
     startLoad({
       address,
       port,
       path: "/api/v1/geoip/1.2.3.4",
       concurrency: options.concurrency ?? 2,
+      ratePerSec: options.ratePerSec ?? PROXY_LOAD_RATE_PER_SEC,
       retry: options.retry,
       maxRequests: 200_000,
       classify: (status, headers) => (status === 200 ? String(headers["x-app-version"]) : null),

@@ -20,7 +20,7 @@ export function renderHosts(hosts: HostView[], now = Date.now()): string {
     hosts.map((h) => [
       h.name,
       h.address,
-      h.state,
+      h.state === "late" ? `late (${Math.round(h.heartbeatOverdueMs / 1000)}s)` : h.state,
       ago(h.lastSeen, now),
       h.resources ? `${h.resources.cpuLoadPercent.toFixed(0)}%` : "-",
       h.resources ? formatBytes(h.resources.memAvailableBytes) : "-",

@@ -29,11 +29,13 @@ export function registerServer(program: Command): void {
     .description("run the coordinator: HTTP API and agent endpoint on one port, SQLite store in the data dir")
     .option("--data-dir <dir>", "where the store and the admin token live", "/var/lib/cutover/coordinator")
     .option("--listen <host:port>", "address to serve the API and agents on", DEFAULT_LISTEN)
-    .option("--heartbeat-interval <duration>", "how often agents report; 3 missed marks a host unreachable", "5s")
+    .option("--heartbeat-interval <duration>", "how often agents report; 2 intervals without one shows a host as late (never cut for it)", "5s")
+    .option("--ping-interval <duration>", "how often the coordinator pings each agent's link", "5s")
+    .option("--ping-timeout <duration>", "a ping unanswered this long cuts the session: the host is unreachable", "15s")
     .option("--handshake-timeout <duration>", "time an agent has to say Hello", "10s")
     .option("--tls", "serve https/wss (certificate in DATA_DIR/tls, self-signed on first start; agents pin its fingerprint)")
     .option("--allow-plain", "allow plain http/ws on an address other than loopback")
-    .action(async (options: { dataDir: string; listen: string; heartbeatInterval: string; handshakeTimeout: string; tls?: boolean; allowPlain?: boolean }) => {
+    .action(async (options: { dataDir: string; listen: string; heartbeatInterval: string; pingInterval: string; pingTimeout: string; handshakeTimeout: string; tls?: boolean; allowPlain?: boolean }) => {
       const { host, port } = parseListen(options.listen);
       const coordinator = await startCoordinator({
         dataDir: options.dataDir,
@@ -43,6 +45,8 @@ export function registerServer(program: Command): void {
         allowPlain: options.allowPlain,
         fleet: {
           heartbeatIntervalMs: duration("--heartbeat-interval", options.heartbeatInterval),
+          pingIntervalMs: duration("--ping-interval", options.pingInterval),
+          pingTimeoutMs: duration("--ping-timeout", options.pingTimeout),
           handshakeTimeoutMs: duration("--handshake-timeout", options.handshakeTimeout),
         },
       }).catch((error: NodeJS.ErrnoException) => {

@@ -26,7 +26,7 @@ async function analyse(run: RolloutRun, canaries: HostRecord[], windowMs: number
     await run.pauseFor(Math.min(ANALYSIS_TICK_MS, Math.max(0, until - Date.now())));
     for (const host of canaries) {
       const current = run.deps.hosts.byName(host.name);
-      if (!current || run.deps.fleet.liveness(current.id) !== "online") return `${host.name} became unreachable`;
+      if (!current || !run.deps.fleet.reachable(current.id)) return `${host.name} became unreachable`;
       const live = current.instances.find((i) => i.app === app && i.live);
       if (live?.release !== run.deployment.release && !pids.has(host.name)) continue;
       if (!live || live.state !== "healthy") return `${host.name}'s instance is ${live?.state ?? "gone"}`;
