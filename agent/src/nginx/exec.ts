@@ -1,8 +1,7 @@
-import { spawn } from "node:child_process";
-import { performance } from "node:perf_hooks";
+import { execa } from "execa";
 import type { Command } from "./commands.js";
 
-/** One result shape for success and failure, like execa's. */
+/** One result shape for success and failure (execa's, narrowed to what callers read). */
 export interface CommandResult {
   command: string;
   exitCode: number | null;
@@ -17,39 +16,31 @@ export interface CommandResult {
 
 export const DEFAULT_COMMAND_TIMEOUT_MS = 30_000;
 
-/** Runs a command to completion; never throws, the caller decides what a non-zero exit means. */
-export function runCommand(command: Command, timeoutMs = DEFAULT_COMMAND_TIMEOUT_MS): Promise<CommandResult> {
-  const started = performance.now();
-  const printable = [command.file, ...command.args].join(" ");
-  return new Promise((resolve) => {
-    const child = spawn(command.file, command.args, { cwd: command.cwd, stdio: ["ignore", "pipe", "pipe"] });
-    const stdout: Buffer[] = [];
-    const stderr: Buffer[] = [];
-    let timedOut = false;
-    let spawnError: Error | undefined;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill("SIGKILL");
-    }, timeoutMs);
-    child.stdout.on("data", (chunk: Buffer) => stdout.push(chunk));
-    child.stderr.on("data", (chunk: Buffer) => stderr.push(chunk));
-    child.on("error", (error) => {
-      spawnError = error;
-    });
-    child.on("close", (exitCode, signal) => {
-      clearTimeout(timer);
-      resolve({
-        command: printable,
-        exitCode,
-        signal,
-        stdout: Buffer.concat(stdout).toString("utf8"),
-        stderr: Buffer.concat(stderr).toString("utf8"),
-        timedOut,
-        ...(spawnError ? { spawnError } : {}),
-        durationMs: performance.now() - started,
-      });
-    });
+/**
+ * Runs a command to completion through execa (no shell; argv as built by
+ * commands.ts); never throws, the caller decides what a non-zero exit means.
+ */
+export async function runCommand(command: Command, timeoutMs = DEFAULT_COMMAND_TIMEOUT_MS): Promise<CommandResult> {
+  const result = await execa(command.file, command.args, {
+    cwd: command.cwd,
+    reject: false,
+    stdin: "ignore",
+    timeout: timeoutMs,
+    killSignal: "SIGKILL",
+    stripFinalNewline: false,
   });
+  // execa reports a spawn failure (ENOENT, EACCES) as a failed result with no exit code.
+  const spawnFailed = result.failed && result.exitCode === undefined && result.signal === undefined && !result.timedOut;
+  return {
+    command: result.escapedCommand,
+    exitCode: result.exitCode ?? null,
+    signal: (result.signal as NodeJS.Signals | undefined) ?? null,
+    stdout: result.stdout,
+    stderr: result.stderr,
+    timedOut: result.timedOut,
+    ...(spawnFailed ? { spawnError: new Error(result.originalMessage || result.shortMessage) } : {}),
+    durationMs: result.durationMs,
+  };
 }
 
 /** stderr, stdout and the spawn error joined: what to show when a command failed. */
