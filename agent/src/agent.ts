@@ -1,6 +1,6 @@
 import { chmodSync, mkdirSync } from "node:fs";
 import { cpus } from "node:os";
-import { createLogger, type Logger } from "@cutover/log";
+import { createLogger, watchEventLoop, type Logger } from "@cutover/log";
 import type { cutover } from "@cutover/protocol";
 import { CommandDispatcher } from "./commands/dispatcher.js";
 import type { AgentConfig } from "./config.js";
@@ -40,7 +40,7 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
   // 0711: apps that run as run.user must traverse it to reach their release dir; secrets inside are 0600.
   mkdirSync(config.stateDir, { recursive: true, mode: 0o711 });
   chmodSync(config.stateDir, 0o711);
-  const identity = loadOrCreateIdentity(config.stateDir, config.name);
+  const identity = await loadOrCreateIdentity(config.stateDir, config.name);
   if (identity.name !== config.name) {
     log.warn("state dir belongs to another host name; keeping the enrolled name", { enrolled: identity.name, configured: config.name });
   }
@@ -153,17 +153,21 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
     handshakeTimeoutMs: config.handshakeTimeoutMs,
     log: log.child("link"),
     report: async () => ({ resources: await sampler.sample(), instances: apps.instances() }),
-    onWelcome: (welcome) => {
-      if (!verifier.pin(welcome.coordinatorPublicKey)) {
+    onWelcome: async (welcome) => {
+      if (!(await verifier.pin(welcome.coordinatorPublicKey))) {
         log.error("the coordinator presented a key other than the one this agent pinned: refusing the session (another coordinator, or its data dir was replaced; remove STATE/coordinator.json to trust the new one)");
         return false;
       }
       if (welcome.enrolled) log.info("enrolled with the coordinator", { hostId: welcome.hostId });
-      markEnrolled(config.stateDir, identity);
+      await markEnrolled(config.stateDir, identity);
       return true;
     },
-    onCommand: (outer, reply) => {
-      const opened = verifier.open(outer);
+    onCommand: async (outer, reply) => {
+      const opened = await verifier.open(outer).catch((error: Error) => {
+        // The sequence could not be made durable (disk full?): acting now could replay after a crash.
+        log.error("cannot save the command sequence; refusing the command", { commandId: outer.commandId, error: error.message });
+        return { ok: false as const, code: "ERR_COMMAND_MALFORMED" as const, message: `the agent cannot save its command sequence: ${error.message}` };
+      });
       if (!opened.ok) {
         log.warn("refused a command", { commandId: outer.commandId, code: opened.code, reason: opened.message });
         reply({ commandId: outer.commandId, status: v1.CommandResult.Status.REJECTED, errorCode: opened.code, message: opened.message });
@@ -180,6 +184,7 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
   });
   log.info("starting", { name: identity.name, address: config.address, coordinator: config.coordinatorUrl, stateDir: config.stateDir, nginx: nginx.kind, switch: switchMode, version: AGENT_VERSION });
   link.start();
+  const stopWatchingLoop = watchEventLoop(log);
   return {
     link,
     dispatcher,
@@ -187,6 +192,7 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
     apps,
     nginx,
     stop: () => {
+      stopWatchingLoop();
       apps.close();
       link.stop();
     },

@@ -34,7 +34,7 @@ function fromPrivateKey(name: string, privateKey: KeyObject, enrolled: boolean):
 }
 
 /** Loads the identity from `stateDir`, creating a new key pair on first start. */
-export function loadOrCreateIdentity(stateDir: string, name: string): Identity {
+export async function loadOrCreateIdentity(stateDir: string, name: string): Promise<Identity> {
   mkdirSync(stateDir, { recursive: true, mode: 0o711 });
   const path = join(stateDir, IDENTITY_FILE);
   if (existsSync(path)) {
@@ -43,15 +43,15 @@ export function loadOrCreateIdentity(stateDir: string, name: string): Identity {
   }
   const { privateKey } = generateKeyPairSync("ed25519");
   const file: IdentityFile = { name, privateKeyPem: privateKey.export({ format: "pem", type: "pkcs8" }).toString(), enrolled: false };
-  writeFileAtomic(path, JSON.stringify(file, null, 2), 0o600);
+  await writeFileAtomic(path, JSON.stringify(file, null, 2), 0o600);
   return fromPrivateKey(name, privateKey, false);
 }
 
 /** Records that the coordinator accepted the key, so later starts do not send the (spent) token. */
-export function markEnrolled(stateDir: string, identity: Identity): void {
+export async function markEnrolled(stateDir: string, identity: Identity): Promise<void> {
   if (identity.enrolled) return;
   const path = join(stateDir, IDENTITY_FILE);
   const file = JSON.parse(readFileSync(path, "utf8")) as IdentityFile;
-  writeFileAtomic(path, JSON.stringify({ ...file, enrolled: true }, null, 2), 0o600);
+  await writeFileAtomic(path, JSON.stringify({ ...file, enrolled: true }, null, 2), 0o600);
   identity.enrolled = true;
 }

@@ -1,4 +1,3 @@
-export { writeFileAtomic } from "./state/atomic-write.js";
 export { startAgent, BASE_CAPABILITIES } from "./agent.js";
 export type { RunningAgent } from "./agent.js";
 export { resolveAgentConfig, agentEndpoint, parseLabels, ConfigError } from "./config.js";

@@ -9,7 +9,7 @@ export class PlainRefused extends Error {
 import { existsSync, writeFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
-import { createLogger, type Logger } from "@cutover/log";
+import { createLogger, watchEventLoop, type Logger } from "@cutover/log";
 import { createApi } from "./api/router.js";
 import { DEFAULT_FLEET_OPTIONS, Fleet, type FleetOptions } from "./fleet/fleet.js";
 import { openDatabase, type Db } from "./store/database.js";
@@ -125,6 +125,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   const port = (server.address() as AddressInfo).port;
   const url = `${tls ? "https" : "http"}://${options.host.includes(":") ? `[${options.host}]` : options.host}:${port}`;
   log.info("listening", { url, dataDir: options.dataDir, version: VERSION, fingerprint: tls?.fingerprint });
+  const stopWatchingLoop = watchEventLoop(log);
 
   return {
     url,
@@ -135,6 +136,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     adminTokenPath,
     fingerprint: tls?.fingerprint,
     close: async () => {
+      stopWatchingLoop();
       fleet.close();
       audit.flush();
       server.closeAllConnections();

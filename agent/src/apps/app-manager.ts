@@ -203,15 +203,11 @@ export class AppManager {
     return this.options.prepareNginx();
   }
 
-  private save(app: string, snapshot: AppSnapshot): void {
-    this.store.save(app, snapshot);
-  }
-
-  private remember(app: string, commandId: string, result: CommandOutcome): void {
+  private async remember(app: string, commandId: string, result: CommandOutcome): Promise<void> {
     const snapshot = this.store.load(app);
     if (!snapshot) return;
     snapshot.results.push({ commandId, result: { commandId, ...result } });
-    this.save(app, snapshot);
+    await this.store.save(app, snapshot);
   }
 
   /** Deploys `release` by per-host blue/green; resolves with what is live afterwards (also on failure). */
@@ -228,7 +224,7 @@ export class AppManager {
         deploy.inPlace && this.store.load(app)?.live
           ? await this.runInPlace(commandId, definition, release, sha256)
           : await this.runDeploy(commandId, definition, release, sha256, "deploy");
-      this.remember(app, commandId, result);
+      await this.remember(app, commandId, result);
       return result;
     });
   }
@@ -251,7 +247,7 @@ export class AppManager {
         // Cold: start the previous release again (its artifact is re-fetched if it was pruned).
         result = await this.runDeploy(commandId, target.definition, target.release, target.sha256, "rollback");
       }
-      this.remember(app, commandId, result);
+      await this.remember(app, commandId, result);
       return result;
     });
   }
@@ -277,30 +273,30 @@ export class AppManager {
     const live = snapshot.live;
     if (live && live.release === release && this.options.instances.running(app, live.color)) {
       this.step(commandId, app, "done", `${release} is already live on ${live.color}`, live.color);
-      this.save(app, snapshot);
+      await this.store.save(app, snapshot);
       return { status: Status.OK, deployed: this.outcome(snapshot, { unchanged: true, totalMs: performance.now() - started }) };
     }
     const target: Color = live ? otherColor(live.color) : "blue";
     const port = this.port(definition, target);
-    const setStep = (step: TransactionStep) => {
+    const setStep = async (step: TransactionStep) => {
       snapshot.transaction = { commandId, kind, step, color: target, release, sha256, startedAt: this.now() };
-      this.save(app, snapshot);
+      await this.store.save(app, snapshot);
       faultPoint(step);
     };
     let handle: InstanceHandle | undefined;
     let bootMs = 0;
     try {
-      setStep("preflight");
+      await setStep("preflight");
       this.step(commandId, app, "preflight", `preflight for ${release} on ${target}`, target);
       await this.preflight(definition);
 
-      setStep("fetch");
+      await setStep("fetch");
       const cwd = sha256
         ? await this.options.releases.ensure(app, release, sha256, this.options.fetchChunk)
         : this.options.releases.scratchDir(app);
       if (sha256) this.step(commandId, app, "fetch", `release ${release} unpacked`, target);
 
-      setStep("start");
+      await setStep("start");
       // A warm leftover on the idle color (a previous release kept for rollback) gives way.
       await this.stopColor(definition, target);
       if (snapshot.previous?.color === target) snapshot.previous = null;
@@ -311,13 +307,13 @@ export class AppManager {
       const bootStarted = performance.now();
       handle = await this.options.instances.start(definition, target, release, cwd);
 
-      setStep("health");
+      await setStep("health");
       this.step(commandId, app, "health", `health gate for ${target} (pid ${handle.pid})`, target);
       await this.options.instances.waitHealthy(handle, definition.health!);
       bootMs = performance.now() - bootStarted;
       this.step(commandId, app, "health", `${target} is healthy after ${Math.round(bootMs)} ms`, target);
 
-      setStep("switch");
+      await setStep("switch");
       await this.prepareNginx();
       const switched = await switchSite(this.options.nginx, this.site(definition, port), this.confirmOptions(definition));
       this.step(commandId, app, "switch", `nginx switched to ${target} in ${switched.durationMs.toFixed(1)} ms (${switched.mode}${switched.reloaded ? ", reloaded" : ""})`, target);
@@ -325,10 +321,10 @@ export class AppManager {
 
       const keepMs = Number(definition.keepPreviousMs ?? 0);
       this.promote(snapshot, target, { release, sha256, definition });
-      setStep("drain");
+      await setStep("drain");
       this.scheduleDrain(app);
       snapshot.transaction = null;
-      this.save(app, snapshot);
+      await this.store.save(app, snapshot);
       if (sha256) this.options.releases.prune(app, [release, snapshot.rollbackTarget?.release ?? ""]);
       this.step(commandId, app, "done", `${release} live on ${target}${live ? `; ${live.color} (${live.release}) kept warm for ${Math.round(keepMs / 1000)}s` : ""}`, target);
       return {
@@ -344,7 +340,7 @@ export class AppManager {
         await this.stopColor(definition, target).catch((stopError: Error) => this.options.log.error("could not stop the failed instance", { app, color: target, error: stopError.message }));
       }
       snapshot.transaction = null;
-      this.save(app, snapshot);
+      await this.store.save(app, snapshot);
       return { status: Status.FAILED, errorCode: code, message, deployed: this.outcome(snapshot, { bootMs, totalMs: performance.now() - started }) };
     }
   }
@@ -364,24 +360,24 @@ export class AppManager {
     if (live.release === release && this.options.instances.running(app, color)) {
       return { status: Status.OK, deployed: this.outcome(snapshot, { unchanged: true, totalMs: performance.now() - started }) };
     }
-    const setStep = (step: TransactionStep) => {
+    const setStep = async (step: TransactionStep) => {
       snapshot.transaction = { commandId, kind: "deploy", step, color, release, sha256, startedAt: this.now() };
-      this.save(app, snapshot);
+      await this.store.save(app, snapshot);
       faultPoint(step);
     };
     let bootMs = 0;
     try {
-      setStep("preflight");
+      await setStep("preflight");
       this.step(commandId, app, "preflight", `preflight for ${release} in place on ${color}`, color);
       await this.preflight({ ...definition, needs: { ...definition.needs, minFreeMemoryBytes: 0 } });
-      setStep("fetch");
+      await setStep("fetch");
       const cwd = sha256 ? await this.options.releases.ensure(app, release, sha256, this.options.fetchChunk) : this.options.releases.scratchDir(app);
-      setStep("start");
+      await setStep("start");
       this.step(commandId, app, "start", `stopping ${live.release} and starting ${release} in place on ${color}`, color);
       await this.stopColor(snapshot.definition, color);
       const bootStarted = performance.now();
       const handle = await this.options.instances.start(definition, color, release, cwd);
-      setStep("health");
+      await setStep("health");
       await this.options.instances.waitHealthy(handle, definition.health!);
       bootMs = performance.now() - bootStarted;
       this.step(commandId, app, "health", `${color} is healthy on ${release} after ${Math.round(bootMs)} ms`, color);
@@ -390,7 +386,7 @@ export class AppManager {
       snapshot.live = { color, release };
       snapshot.definition = definition;
       snapshot.transaction = null;
-      this.save(app, snapshot);
+      await this.store.save(app, snapshot);
       this.step(commandId, app, "done", `${release} live on ${color} (in place)`, color);
       return { status: Status.OK, deployed: this.outcome(snapshot, { bootMs, totalMs: performance.now() - started }) };
     } catch (error) {
@@ -399,7 +395,7 @@ export class AppManager {
       this.step(commandId, app, "health", `failed: ${message}; starting ${live.release} again`, color);
       await this.stopColor(definition, color).catch(() => {});
       snapshot.transaction = null;
-      this.save(app, snapshot);
+      await this.store.save(app, snapshot);
       if (previousRef) {
         const cwd = previousRef.sha256 ? await this.options.releases.ensure(app, previousRef.release, previousRef.sha256, this.options.fetchChunk) : this.options.releases.scratchDir(app);
         const handle = await this.options.instances.start(previousRef.definition, color, previousRef.release, cwd);
@@ -414,19 +410,19 @@ export class AppManager {
     const definition = snapshot.definition;
     const app = definition.name!;
     snapshot.transaction = { commandId, kind: "rollback", step: "switch", color: warm.color, release: warm.release, sha256: snapshot.rollbackTarget?.sha256, startedAt: this.now() };
-    this.save(app, snapshot);
+    await this.store.save(app, snapshot);
     try {
       await this.prepareNginx();
       const switched = await switchSite(this.options.nginx, this.site(definition, warm.port), this.confirmOptions(definition));
       this.step(commandId, app, "switch", `rolled back: nginx switched to warm ${warm.color} (${warm.release}) in ${switched.durationMs.toFixed(1)} ms`, warm.color);
       this.promote(snapshot, warm.color, snapshot.rollbackTarget!);
       snapshot.transaction = null;
-      this.save(app, snapshot);
+      await this.store.save(app, snapshot);
       this.scheduleDrain(app);
       return { status: Status.OK, deployed: this.outcome(snapshot, { switchMs: switched.durationMs, totalMs: performance.now() - started }) };
     } catch (error) {
       snapshot.transaction = null;
-      this.save(app, snapshot);
+      await this.store.save(app, snapshot);
       return { status: Status.FAILED, errorCode: (error as { code?: string }).code ?? "ERR_INTERNAL", message: (error as Error).message, deployed: this.outcome(snapshot) };
     }
   }
@@ -484,7 +480,7 @@ export class AppManager {
           result: { commandId: tx.commandId, status: Status.FAILED, errorCode: "ERR_AGENT_RESTARTED", message: `the agent restarted during ${tx.step}; reverted`, deployed: this.outcome(snapshot) },
         });
       }
-      this.save(app, snapshot);
+      await this.store.save(app, snapshot);
     }
     const live = snapshot.live;
     if (!live) return;
@@ -546,7 +542,7 @@ export class AppManager {
         this.options.log.info("keep_previous is over; stopping the old color", { app, color: previous.color, release: previous.release });
         await this.stopColor(current.definition, previous.color);
         current.previous = null;
-        this.save(app, current);
+        await this.store.save(app, current);
       }).catch((error: Error) => {
         this.options.log.error("failed to stop the old color", { app, error: error.message });
       });

@@ -66,11 +66,11 @@ export class AppStateStore {
     return existsSync(path) ? (JSON.parse(readFileSync(path, "utf8")) as AppSnapshot) : undefined;
   }
 
-  save(app: string, snapshot: AppSnapshot): void {
+  async save(app: string, snapshot: AppSnapshot): Promise<void> {
     const path = this.path(app);
     mkdirSync(join(path, ".."), { recursive: true, mode: 0o700 });
     snapshot.results = snapshot.results.slice(-RESULTS_KEPT);
-    writeFileAtomic(path, JSON.stringify(snapshot, null, 2), 0o600);
+    await writeFileAtomic(path, JSON.stringify(snapshot, null, 2), 0o600);
   }
 
   apps(): string[] {

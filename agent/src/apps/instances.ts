@@ -102,7 +102,7 @@ export function createInstanceControl(options: { stateDir: string; address: stri
         if (wrapped) {
           // startProcess may have read /proc before the exec: record the argv a restarted agent will find.
           try {
-            writeInstanceRecord(stateDir, Object.assign(proc.record, { cmdline: wrapped.appArgv }));
+            await writeInstanceRecord(stateDir, Object.assign(proc.record, { cmdline: wrapped.appArgv }));
           } catch (error) {
             proc.signal("SIGKILL");
             throw error;

@@ -5,7 +5,8 @@ import { dirname } from "node:path";
 import { performance } from "node:perf_hooks";
 import type { NginxRunner, SwitchMode } from "../nginx/index.js";
 import { isValidAppName } from "../nginx/site.js";
-import { discardCandidate, promoteCandidate, readOrNull, restoreFile, writeCandidate, writeFileAtomicAsync } from "../nginx/site-files.js";
+import { discardCandidate, promoteCandidate, readOrNull, restoreFile, SITE_FILE_MODE, writeCandidate } from "../nginx/site-files.js";
+import { writeFileAtomic } from "../state/atomic-write.js";
 import { lbRevision, normalizeLbSite, parseLbHeader, serializeLbState, type LbSiteConfig } from "./config.js";
 import { confirmLbSite, DEFAULT_LB_CONFIRM_TIMEOUT_MS } from "./confirm.js";
 import { isUnreachable, putLbState, restoreLbState } from "./control.js";
@@ -236,7 +237,7 @@ async function liveApply(plan: Plan): Promise<ApplyLbResult | null> {
   let persisted: Promise<void> = Promise.resolve();
   try {
     tx.transition("persisting");
-    if (previous !== rendered) persisted = writeFileAtomicAsync(path, rendered);
+    if (previous !== rendered) persisted = writeFileAtomic(path, rendered, SITE_FILE_MODE);
     tx.transition("confirming");
     await Promise.all([persisted, plan.confirm()]);
     tx.transition("done");
@@ -244,7 +245,7 @@ async function liveApply(plan: Plan): Promise<ApplyLbResult | null> {
     await persisted.catch(() => undefined); // never restore under a write still in flight
     return rollBack(tx, error, async () => {
       await restoreLbState(socket, before);
-      restoreFile(path, previous);
+      await restoreFile(path, previous);
     });
   }
   recordGenerations(plan.runner, plan.config.app, null);
@@ -257,7 +258,7 @@ async function reloadApply(plan: Plan, unchanged: boolean): Promise<ApplyLbResul
   if (!unchanged) {
     tx.transition("testing");
     try {
-      const verdict = await runner.test(new Map([[path, writeCandidate(path, plan.rendered)]]));
+      const verdict = await runner.test(new Map([[path, await writeCandidate(path, plan.rendered)]]));
       if (!verdict.ok) {
         throw new LbError(
           "ERR_LB_TEST_FAILED",
@@ -266,7 +267,7 @@ async function reloadApply(plan: Plan, unchanged: boolean): Promise<ApplyLbResul
         );
       }
     } catch (error) {
-      discardCandidate(path);
+      await discardCandidate(path);
       tx.transition("failed");
       throw asLbError(error);
     }
@@ -278,7 +279,7 @@ async function reloadApply(plan: Plan, unchanged: boolean): Promise<ApplyLbResul
   let stateBefore: string | null | undefined;
   try {
     if (!unchanged) {
-      promoteCandidate(path);
+      await promoteCandidate(path);
       activated = true;
     }
     if (config.switchMode === "live") mkdirSync(dirname(socket), { recursive: true, mode: 0o700 });
@@ -297,7 +298,7 @@ async function reloadApply(plan: Plan, unchanged: boolean): Promise<ApplyLbResul
     tx.transition("done");
   } catch (error) {
     return rollBack(tx, error, async () => {
-      if (activated) restoreFile(path, previous);
+      if (activated) await restoreFile(path, previous);
       if (reloadSent && activated) {
         const handover = await runner.reload({ failFast: false });
         await runner.retired(handover);
@@ -326,7 +327,7 @@ export function removeLbSite(runner: NginxRunner, app: string): Promise<boolean>
         output: verdict.output,
       });
     }
-    restoreFile(path, null);
+    await restoreFile(path, null);
     try {
       if (runner.isRunning()) {
         const handover = await runner.reload();
@@ -336,7 +337,7 @@ export function removeLbSite(runner: NginxRunner, app: string): Promise<boolean>
     } catch (error) {
       const failure = asLbError(error);
       try {
-        restoreFile(path, previous);
+        await restoreFile(path, previous);
         await runner.retired(await runner.reload({ failFast: false }));
         failure.rolledBack = true;
       } catch (rollbackError) {

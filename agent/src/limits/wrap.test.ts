@@ -107,8 +107,8 @@ test("an instance started through the wrapper is adopted after an agent restart 
   for (let i = 0; i < 200 && readFileSync(`/proc/${proc.pid}/cmdline`, "utf8").startsWith("/bin/sh"); i++) await sleep(5);
   const path = instanceRecordPath(stateDir, "geoip", "blue");
   // startProcess reads /proc right after the spawn, often before the shell has exec'd the app.
-  writeInstanceRecord(stateDir, { ...proc.record, cmdline: [wrapped.spec.file, ...wrapped.spec.args] });
+  await writeInstanceRecord(stateDir, { ...proc.record, cmdline: [wrapped.spec.file, ...wrapped.spec.args] });
   t.like(adoptProcess(readInstanceRecord(path)), { alive: false }, "a record of the wrapper's argv: a restarted agent would not know its own app");
-  writeInstanceRecord(stateDir, Object.assign(proc.record, { cmdline: wrapped.appArgv }));
+  await writeInstanceRecord(stateDir, Object.assign(proc.record, { cmdline: wrapped.appArgv }));
   t.like(adoptProcess(readInstanceRecord(path)), { alive: true });
 });

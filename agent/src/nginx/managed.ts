@@ -223,12 +223,12 @@ export class ManagedNginx implements NginxRunner {
           output: verdict.output,
         });
       }
-      writeFileAtomic(this.paths.conf, main, 0o600);
+      await writeFileAtomic(this.paths.conf, main, 0o600);
       await this.retired(await this.reload());
       return { pid: running, adopted: true, reconfigured: true };
     }
     rmSync(this.paths.pidFile, { force: true }); // stale: its master is gone
-    writeFileAtomic(this.paths.conf, main, 0o600);
+    await writeFileAtomic(this.paths.conf, main, 0o600);
     const result = await runCommand(startCommand(this.binary, this.paths.prefix, this.paths.conf));
     if (result.exitCode !== 0) {
       throw new NginxError("ERR_NGINX_START_FAILED", `nginx in ${this.paths.prefix} did not start (${result.command})`, {

@@ -19,9 +19,10 @@ import {
   promoteCandidate,
   readOrNull,
   restoreFile,
+  SITE_FILE_MODE,
   writeCandidate,
-  writeFileAtomicAsync,
 } from "./site-files.js";
+import { writeFileAtomic } from "../state/atomic-write.js";
 
 /*
  * One switch is one transaction; every step goes through SwitchTransaction.transition().
@@ -265,7 +266,7 @@ async function liveSwitch(
   try {
     before = await setLivePort(runner.controlSocket, next.app, next.livePort);
     tx.transition("persisting");
-    if (previous !== rendered) persisted = writeFileAtomicAsync(path, rendered);
+    if (previous !== rendered) persisted = writeFileAtomic(path, rendered, SITE_FILE_MODE);
     // The write's fsyncs overlap the confirmation; both must succeed.
     tx.transition("confirming");
     await Promise.all([persisted, confirm()]);
@@ -277,7 +278,7 @@ async function liveSwitch(
         if (before === null) await clearLivePort(runner.controlSocket, next.app);
         else await setLivePort(runner.controlSocket, next.app, before);
       }
-      restoreFile(path, previous);
+      await restoreFile(path, previous);
     });
   }
   return result(false, before ?? parseSiteHeader(previous)?.livePort ?? null);
@@ -298,7 +299,7 @@ async function reloadSwitch(
     try {
       const candidates = new Map<string, string | null>();
       for (const change of changes) {
-        candidates.set(change.path, change.next === null ? null : writeCandidate(change.path, change.next));
+        candidates.set(change.path, change.next === null ? null : await writeCandidate(change.path, change.next));
       }
       const verdict = await runner.test(candidates);
       if (!verdict.ok) {
@@ -309,7 +310,7 @@ async function reloadSwitch(
         );
       }
     } catch (error) {
-      for (const change of changes) discardCandidate(change.path);
+      for (const change of changes) await discardCandidate(change.path);
       tx.transition("failed");
       throw asNginxError(error);
     }
@@ -322,8 +323,8 @@ async function reloadSwitch(
   let reloadSent = false;
   try {
     for (const change of changes) {
-      if (change.next === null) restoreFile(change.path, null);
-      else promoteCandidate(change.path);
+      if (change.next === null) await restoreFile(change.path, null);
+      else await promoteCandidate(change.path);
       activated.push(change);
     }
     tx.transition("reloading");
@@ -347,7 +348,7 @@ async function reloadSwitch(
     tx.transition("done");
   } catch (error) {
     return rollBack(tx, error, async () => {
-      for (const change of activated.reverse()) restoreFile(change.path, change.previous);
+      for (const change of activated.reverse()) await restoreFile(change.path, change.previous);
       if (reloadSent && activated.length > 0) await runner.retired(await runner.reload({ failFast: false }));
       if (dictBefore !== undefined) {
         if (dictBefore === null) await clearLivePort(runner.controlSocket, next.app);
@@ -376,13 +377,13 @@ export function removeSite(runner: NginxRunner, app: string): Promise<boolean> {
         output: verdict.output,
       });
     }
-    for (const file of files) restoreFile(file.path, null);
+    for (const file of files) await restoreFile(file.path, null);
     try {
       if (runner.isRunning()) await runner.retired(await runner.reload());
     } catch (error) {
       const failure = asNginxError(error);
       try {
-        for (const file of files) restoreFile(file.path, file.previous);
+        for (const file of files) await restoreFile(file.path, file.previous);
         await runner.retired(await runner.reload({ failFast: false }));
         failure.rolledBack = true;
       } catch (rollbackError) {

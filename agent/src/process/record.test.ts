@@ -26,18 +26,18 @@ function tempDir(t: import("ava").ExecutionContext): string {
   return dir;
 }
 
-test("a record is written as JSON with its format, and read back equal", (t) => {
+test("a record is written as JSON with its format, and read back equal", async (t) => {
   const dir = tempDir(t);
-  const path = writeInstanceRecord(dir, RECORD);
+  const path = await writeInstanceRecord(dir, RECORD);
   t.is(path, join(dir, "instances", "geoip", "blue.json"));
   t.deepEqual(JSON.parse(readFileSync(path, "utf8")), { format: 1, ...RECORD });
   t.deepEqual(readInstanceRecord(path), RECORD);
 });
 
-test("records that do not parse, lack a field or name a bad app are ERR_INVALID_RECORD; listing reports them apart", (t) => {
+test("records that do not parse, lack a field or name a bad app are ERR_INVALID_RECORD; listing reports them apart", async (t) => {
   const dir = tempDir(t);
-  writeInstanceRecord(dir, RECORD);
-  writeInstanceRecord(dir, { ...RECORD, color: "green", pid: 4343 });
+  await writeInstanceRecord(dir, RECORD);
+  await writeInstanceRecord(dir, { ...RECORD, color: "green", pid: 4343 });
   mkdirSync(join(dir, "instances", "other"));
   writeFileSync(join(dir, "instances", "other", "blue.json"), "{not json");
   writeFileSync(join(dir, "instances", "other", "green.json"), JSON.stringify({ format: 1, ...RECORD, pid: "4242" }));
@@ -58,9 +58,9 @@ test("names that could escape the state dir are refused before any path is built
   t.true(isProcessError(t.throws(() => instanceRecordPath("/state", "geoip", "red" as "blue")), "ERR_INVALID_NAME"));
 });
 
-test("removing a record leaves it alone when it already describes a newer process", (t) => {
+test("removing a record leaves it alone when it already describes a newer process", async (t) => {
   const dir = tempDir(t);
-  const path = writeInstanceRecord(dir, { ...RECORD, pid: 5000 });
+  const path = await writeInstanceRecord(dir, { ...RECORD, pid: 5000 });
   removeInstanceRecord(dir, RECORD);
   t.true(existsSync(path));
   removeInstanceRecord(dir, { ...RECORD, pid: 5000 });

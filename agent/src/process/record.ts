@@ -51,10 +51,10 @@ export function instanceRecordPath(stateDir: string, app: string, color: Color):
   return join(stateDir, INSTANCES_DIR, app, `${color}.json`);
 }
 
-export function writeInstanceRecord(stateDir: string, record: InstanceRecord): string {
+export async function writeInstanceRecord(stateDir: string, record: InstanceRecord): Promise<string> {
   const path = instanceRecordPath(stateDir, record.app, record.color);
   mkdirSync(join(stateDir, INSTANCES_DIR, record.app), { recursive: true, mode: 0o755 });
-  writeFileAtomic(path, `${JSON.stringify({ format: RECORD_FORMAT, ...record }, null, 2)}\n`, 0o644);
+  await writeFileAtomic(path, `${JSON.stringify({ format: RECORD_FORMAT, ...record }, null, 2)}\n`, 0o644);
   return path;
 }
 

@@ -72,7 +72,7 @@ export async function startProcess(spec: ProcessSpec, identity: InstanceIdentity
     startedAtMs: (options.now ?? Date.now)(),
   };
   try {
-    writeInstanceRecord(options.stateDir, record);
+    await writeInstanceRecord(options.stateDir, record);
   } catch (error) {
     // An instance nobody can find again would hold its port forever.
     killGroup(pid);

@@ -32,18 +32,18 @@ export class CommandVerifier {
   }
 
   /** Pins the key on first use; false when the coordinator presents a key other than the pinned one. */
-  pin(publicKey: Uint8Array): boolean {
+  async pin(publicKey: Uint8Array): Promise<boolean> {
     const presented = Buffer.from(publicKey).toString("base64");
     if (!this.state) {
       this.state = { publicKey: presented, lastSequence: 0 };
-      this.save();
+      await this.save();
       return true;
     }
     return this.state.publicKey === presented;
   }
 
   /** The command to act on, or why it is refused. */
-  open(command: cutover.v1.Command): { ok: true; command: cutover.v1.Command } | ({ ok: false } & CommandRefusal) {
+  async open(command: cutover.v1.Command): Promise<{ ok: true; command: cutover.v1.Command } | ({ ok: false } & CommandRefusal)> {
     if (!this.state) return { ok: false, code: "ERR_COMMAND_UNSIGNED", message: "no coordinator key is pinned yet" };
     if (!command.signed || command.signed.length === 0) {
       return { ok: false, code: "ERR_COMMAND_UNSIGNED", message: "the command is not signed" };
@@ -67,12 +67,18 @@ export class CommandVerifier {
     if (!(sequence > this.state.lastSequence)) {
       return { ok: false, code: "ERR_COMMAND_REPLAYED", message: `sequence ${sequence} is not above the last accepted (${this.state.lastSequence}): a replayed or reordered command` };
     }
+    // Raised before the write, so a command opened while it is in flight is judged against it.
     this.state.lastSequence = sequence;
-    this.save();
+    await this.save();
     return { ok: true, command: inner };
   }
 
-  private save(): void {
-    writeFileAtomic(this.path, JSON.stringify(this.state), 0o600);
+  /** Saves are chained: the file never goes back to a lower sequence than one already written. */
+  private saving: Promise<void> = Promise.resolve();
+
+  private save(): Promise<void> {
+    const snapshot = JSON.stringify(this.state);
+    this.saving = this.saving.catch(() => undefined).then(() => writeFileAtomic(this.path, snapshot, 0o600));
+    return this.saving;
   }
 }

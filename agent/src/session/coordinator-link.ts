@@ -37,8 +37,8 @@ export interface LinkOptions {
   /** Resources and instances for Hello and each Heartbeat. */
   report(): Promise<{ resources: cutover.v1.Resources.$Properties; instances: cutover.v1.AppInstance.$Properties[] }>;
   /** False refuses the session: the coordinator presented a key other than the pinned one. */
-  onWelcome(welcome: cutover.v1.Welcome): boolean;
-  onCommand(command: cutover.v1.Command, reply: (result: cutover.v1.CommandResult.$Properties) => void): void;
+  onWelcome(welcome: cutover.v1.Welcome): Promise<boolean>;
+  onCommand(command: cutover.v1.Command, reply: (result: cutover.v1.CommandResult.$Properties) => void): Promise<void>;
   /** The session ended (streams tied to it should stop). */
   onDisconnect?(): void;
   /** A refusal that retrying cannot fix (bad token, key mismatch): the agent should stop. */
@@ -76,6 +76,8 @@ export class CoordinatorLink {
   private onlineWaiters: (() => void)[] = [];
   private readonly chunkWaiters = new Map<string, { resolve(chunk: cutover.v1.ArtifactChunk): void; reject(error: Error): void }>();
   private nextRequestId = 1;
+  /** Frames of the coordinator, handled one after another. */
+  private inbound: Promise<void> = Promise.resolve();
 
   constructor(private readonly options: LinkOptions) {}
 
@@ -169,9 +171,13 @@ export class CoordinatorLink {
     socket.on("message", (data, isBinary) => {
       try {
         if (!isBinary) throw new ProtocolError(ProtocolErrorCode.TextFrame, "text frame from coordinator");
-        void this.onEnvelope(decodeEnvelope(data as Buffer)).catch((error: Error) => {
-          this.options.log.error("failed to handle coordinator frame", { error: error.message });
-        });
+        const envelope = decodeEnvelope(data as Buffer);
+        // In order: a Command right behind the Welcome waits until the session is online to answer.
+        this.inbound = this.inbound
+          .then(() => (this.socket === socket ? this.onEnvelope(envelope) : undefined))
+          .catch((error: Error) => {
+            this.options.log.error("failed to handle coordinator frame", { error: error.message });
+          });
       } catch (error) {
         if (!(error instanceof ProtocolError)) throw error;
         this.options.log.warn("protocol error from coordinator; reconnecting", { code: error.code, error: error.message });
@@ -203,7 +209,7 @@ export class CoordinatorLink {
       case "welcome": {
         const welcome = envelope.welcome as cutover.v1.Welcome;
         clearTimeout(this.handshakeTimer);
-        if (!this.options.onWelcome(welcome)) {
+        if (!(await this.options.onWelcome(welcome))) {
           this.socket?.close(CloseCode.AuthRefused, "coordinator key mismatch");
           return;
         }
@@ -227,7 +233,10 @@ export class CoordinatorLink {
       }
       case "command": {
         const command = envelope.command as cutover.v1.Command;
-        this.options.onCommand(command, (result) => this.send({ commandResult: result }));
+        // Not awaited: a long command must not hold up the frames behind it.
+        void this.options.onCommand(command, (result) => this.send({ commandResult: result })).catch((error: Error) =>
+          this.options.log.error("failed to handle a command", { commandId: command.commandId, error: error.message }),
+        );
         return;
       }
       case "artifactChunk": {

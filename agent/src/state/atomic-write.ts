@@ -1,24 +1,31 @@
-import { closeSync, fsyncSync, openSync, renameSync, writeSync } from "node:fs";
+import { open, rename } from "node:fs/promises";
 import { dirname } from "node:path";
 
 /**
  * Writes a file so that a crash leaves either the old or the new content, never
  * a mix: write a temp file beside it, fsync, rename over, fsync the directory.
+ * The fsyncs run in libuv's pool, never on the event loop: on a busy disk one
+ * can take seconds, and the agent's session (heartbeats, pongs) must not wait for it.
  */
-export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): void {
+export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
   const temp = `${path}.tmp-${process.pid}`;
-  const fd = openSync(temp, "w", mode);
+  const file = await open(temp, "w", mode);
   try {
-    writeSync(fd, typeof data === "string" ? Buffer.from(data) : data);
-    fsyncSync(fd);
+    await file.writeFile(data);
+    await file.sync();
   } finally {
-    closeSync(fd);
+    await file.close();
   }
-  renameSync(temp, path);
-  const dir = openSync(dirname(path), "r");
+  await rename(temp, path);
+  await fsyncDirOf(path);
+}
+
+/** Makes a rename or removal in `path`'s directory durable. */
+export async function fsyncDirOf(path: string): Promise<void> {
+  const dir = await open(dirname(path), "r");
   try {
-    fsyncSync(dir);
+    await dir.sync();
   } finally {
-    closeSync(dir);
+    await dir.close();
   }
 }

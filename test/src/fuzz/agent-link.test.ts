@@ -171,8 +171,8 @@ function startLink(url: string, identity: ReturnType<typeof newIdentity>, stats:
       stats.welcomes++;
       return verifier.pin(welcome.coordinatorPublicKey);
     },
-    onCommand: (outer, reply) => {
-      const opened = verifier.open(outer);
+    onCommand: async (outer, reply) => {
+      const opened = await verifier.open(outer);
       if (!opened.ok) {
         reply({ commandId: outer.commandId, status: Status.REJECTED, errorCode: opened.code, message: opened.message });
         return;
