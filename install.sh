@@ -546,6 +546,12 @@ RestartPreventExitStatus=2 78
 # the agent; the default, control-group, would take every app on the host down with it.
 KillMode=process
 TimeoutStopSec=15s
+# The agent before its apps: a host saturated by its own traffic must still give the agent
+# the CPU to heartbeat, answer pings and finish a switch. Apps start 5 nice levels below
+# the agent (so at the ordinary 0) and with the ordinary OOM score, so under memory
+# pressure the kernel takes an app before the agent that would restart it.
+Nice=-5
+OOMScoreAdjust=-500
 
 [Install]
 WantedBy=multi-user.target

@@ -134,6 +134,8 @@ test.serial("install.sh installs the one-file agent, which enrolls and shows onl
     "Restart=on-failure",
     "RestartPreventExitStatus=2 78",
     "KillMode=process",
+    "Nice=-5",
+    "OOMScoreAdjust=-500",
     "WantedBy=multi-user.target",
   ]) {
     t.true(unit.includes(line), `unit has ${line}`);

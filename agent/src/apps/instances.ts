@@ -13,7 +13,7 @@ import {
   removeInstanceRecord,
   startProcess,
   stopProcess,
-  writeInstanceRecord,
+  belowAgent,
   type AppProcess,
 } from "../process/index.js";
 import type { Color } from "./app-state.js";
@@ -97,17 +97,11 @@ export function createInstanceControl(options: { stateDir: string; address: stri
       let proc: AppProcess;
       try {
         // Through a wrapper that joins the cgroups and then execs the app: no instant outside the limits.
-        const wrapped = limits && wrapInCgroup(spec, limits);
-        proc = await startProcess(wrapped?.spec ?? spec, { app, color, release, port, address }, { stateDir, logDir });
-        if (wrapped) {
-          // startProcess may have read /proc before the exec: record the argv a restarted agent will find.
-          try {
-            await writeInstanceRecord(stateDir, Object.assign(proc.record, { cmdline: wrapped.appArgv }));
-          } catch (error) {
-            proc.signal("SIGKILL");
-            throw error;
-          }
-        }
+        // Below the agent's priority, then (with limits) through a wrapper that joins the cgroups
+        // and execs the app: no instant outside the limits. The record holds the app's own argv.
+        const prioritized = belowAgent(spec);
+        const launch = limits ? wrapInCgroup(prioritized, limits).spec : prioritized;
+        proc = await startProcess(launch, { app, color, release, port, address }, { stateDir, logDir });
       } catch (error) {
         if (limits) await removeLimits(limits);
         throw error;

@@ -106,7 +106,7 @@ test("an app within its memory limit stays up and healthy, inside its cgroup fro
   t.deepEqual(procsOf(handle.memoryDir!), [proc.pid]);
   const limitFile = support.version === 2 ? "memory.max" : "memory.limit_in_bytes";
   t.is(readFileSync(join(handle.memoryDir!, limitFile), "utf8").trim(), String(128 * MiB));
-  t.deepEqual(readFileSync(`/proc/${proc.pid}/cmdline`, "utf8").split("\0").slice(0, -1), wrapped.appArgv, "once exec'd, the process shows the app's own argv");
+  t.deepEqual(readFileSync(`/proc/${proc.pid}/cmdline`, "utf8").split("\0").slice(0, -1), wrapped.spec.shownArgv, "once exec'd, the process shows the app's own argv");
   t.false(wasOomKilled(handle));
   const stopped = await stopProcess(proc, { signal: "SIGTERM", timeoutMs: 5000 });
   t.like(stopped, { exitCode: 0, timedOut: false });

@@ -18,13 +18,8 @@ export interface WrapOptions {
 
 export interface WrappedSpec {
   /** Spawn this instead of the app's spec: same env and cwd, and it becomes the app (same pid) once inside its cgroups. */
+  /** Its `shownArgv` is the app's own argv: what /proc shows once the wrapper has exec'd it. */
   spec: ProcessSpec;
-  /**
-   * The argv /proc shows for the process once the wrapper has exec'd the app:
-   * what an instance record must hold, since startProcess may read /proc
-   * before that exec and see the wrapper's argv.
-   */
-  appArgv: string[];
 }
 
 /**
@@ -45,9 +40,9 @@ export function wrapInCgroup(spec: ProcessSpec, handle: Pick<LimitHandle, "dirs"
     `for f in ${joins}; do echo $$ > "$f" || { echo "cutover: cannot move into the cgroup $f; the app was not started" >&2; exit ${WRAPPER_FAILED_EXIT_CODE}; }; done; ` +
     `exec ${dropUser}"$@"`;
   const { uid: _uid, gid: _gid, ...rest } = spec;
+  const appArgv = spec.shownArgv ?? [spec.file, ...spec.args];
   return {
-    spec: { ...rest, file: options.shell ?? DEFAULT_SHELL, args: ["-c", script, WRAPPER_NAME, spec.file, ...spec.args] },
-    appArgv: [spec.file, ...spec.args],
+    spec: { ...rest, file: options.shell ?? DEFAULT_SHELL, args: ["-c", script, WRAPPER_NAME, spec.file, ...spec.args], shownArgv: appArgv },
   };
 }
 

@@ -27,3 +27,4 @@ export {
 export { instanceLogPath, rotateIfLarge, DEFAULT_LOG_ROTATION, LOG_ROTATE_BYTES, LOG_ROTATE_KEEP, type LogRotation } from "./log-file.js";
 export { readRssBytes } from "./proc.js";
 export { PROCESS_ERROR_CODES, ProcessError, isProcessError, type ProcessErrorCode, type ProcessErrorDetails } from "./errors.js";
+export { belowAgent, APP_NICE_INCREMENT, unprotectFromOom } from "./priority.js";

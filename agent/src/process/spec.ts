@@ -31,6 +31,12 @@ export interface ProcessSpec {
   cwd: string;
   uid?: number;
   gid?: number;
+  /**
+   * The argv /proc shows once a wrapper (nice, the cgroup shell) has exec'd the app:
+   * what the instance record holds, since the spawn returns before that exec.
+   * Unset: [file, ...args].
+   */
+  shownArgv?: string[];
 }
 
 export interface ProcessSpecOptions {

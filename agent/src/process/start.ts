@@ -7,6 +7,7 @@ import { DEFAULT_LOG_ROTATION, instanceLogPath, openInstanceLog, type LogRotatio
 import { readCmdline, readProcStat } from "./proc.js";
 import { checkIdentity, writeInstanceRecord, type InstanceIdentity, type InstanceRecord } from "./record.js";
 import type { ProcessSpec } from "./spec.js";
+import { unprotectFromOom } from "./priority.js";
 
 export interface StartProcessOptions {
   /** The agent's state dir; the record goes to `<stateDir>/instances/<app>/<color>.json`. */
@@ -62,7 +63,13 @@ export async function startProcess(spec: ProcessSpec, identity: InstanceIdentity
     killGroup(pid);
     throw failed(`/proc/${pid}/stat is unreadable right after spawn; is /proc mounted?`);
   }
-  const cmdline = readCmdline(pid);
+  const cmdline = spec.shownArgv ?? readCmdline(pid);
+  try {
+    unprotectFromOom(pid);
+  } catch (error) {
+    killGroup(pid);
+    throw failed(`cannot reset its OOM score: ${(error as Error).message}`, error);
+  }
   const record: InstanceRecord = {
     ...pickIdentity(identity),
     pid,
