@@ -40,6 +40,16 @@ export interface CoordinatorOptions {
   allowPlain?: boolean;
 }
 
+/** The defaults, overridden by what is set (an undefined field keeps its default); every timer must be a positive number. */
+function fleetOptions(overrides: Partial<FleetOptions> = {}): FleetOptions {
+  const set = Object.fromEntries(Object.entries(overrides).filter(([, value]) => value !== undefined));
+  const merged = { ...DEFAULT_FLEET_OPTIONS, ...set } as FleetOptions;
+  for (const [name, value] of Object.entries(merged)) {
+    if (!(typeof value === "number" && Number.isFinite(value) && value > 0)) throw new Error(`fleet option ${name} must be a positive number, got ${String(value)}`);
+  }
+  return merged;
+}
+
 /** True for addresses only this machine can reach. */
 export function isLoopback(host: string): boolean {
   return host === "localhost" || host === "::1" || /^127\./.test(host);
@@ -95,7 +105,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     sessions: () => fleet.onlineCount(),
   });
   const key = loadOrCreateCoordinatorKey(options.dataDir);
-  fleet = new Fleet(db, hosts, tokens, log.child("fleet"), { ...DEFAULT_FLEET_OPTIONS, ...options.fleet }, key, artifacts, audit, (operation, status, seconds) =>
+  fleet = new Fleet(db, hosts, tokens, log.child("fleet"), fleetOptions(options.fleet), key, artifacts, audit, (operation, status, seconds) =>
     metrics.commandDuration.observe({ operation, status }, seconds),
   );
   deployments.onFinished = (d) => metrics.deployments.inc({ strategy: d.strategy, kind: d.kind, outcome: d.state });

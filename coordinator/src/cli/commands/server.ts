@@ -16,11 +16,14 @@ export function parseListen(text: string): { host: string; port: number } {
 
 function duration(flag: string, text: string | undefined): number | undefined {
   if (text === undefined) return undefined;
+  let ms: number;
   try {
-    return parseDuration(text);
+    ms = parseDuration(text);
   } catch (error) {
     throw new ExitError(`${flag}: ${(error as Error).message}`);
   }
+  if (ms <= 0) throw new ExitError(`${flag} must be more than 0, got "${text}"`);
+  return ms;
 }
 
 export function registerServer(program: Command): void {
