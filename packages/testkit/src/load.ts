@@ -118,7 +118,8 @@ export function startLoad(options: LoadOptions): LoadRun {
   const loop = async () => {
     while (!stopping && report.requests < options.maxRequests) {
       await paced();
-      if (stopping) break;
+      // Another loop may have taken the last request while this one waited for its slot.
+      if (stopping || report.requests >= options.maxRequests) break;
       report.requests += 1;
       const begin = performance.now();
       let outcome = await once();
