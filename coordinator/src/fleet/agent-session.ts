@@ -20,7 +20,7 @@ import type { HostRecord, HostStore } from "../store/hosts.js";
 import type { EnrollOutcome } from "./enrollment.js";
 import { TokenBucket } from "./rate-limit.js";
 import { instancesFromWire, resourcesFromWire } from "./resources.js";
-import type { LinkClock } from "./liveness.js";
+import type { LinkClock, LivenessVerdict } from "./liveness.js";
 
 export interface SessionLimits {
   /** Time from socket open to a valid Hello. */
@@ -76,8 +76,9 @@ export class AgentSession {
   host: HostRecord | undefined;
   /** Heartbeats and pings of this link; the fleet judges liveness from it (liveness.ts). */
   readonly clock: LinkClock = { lastHeartbeatAt: 0, lastPingAt: 0, unansweredPingSince: undefined };
-  /** Set by the fleet's liveness check; `unreachable` is a closed session. */
+  /** online ⇄ late, as the fleet's liveness check judged it (`unreachable` is a closed session). */
   liveness: "online" | "late" = "online";
+  /** How overdue the heartbeat is while `late`, else 0. */
   heartbeatOverdueMs = 0;
   readonly remote: string;
   private readonly nonce = randomBytes(NONCE_BYTES);
@@ -131,6 +132,16 @@ export class AgentSession {
     this.clock.lastPingAt = now;
     this.clock.unansweredPingSince ??= now;
     this.socket.ping();
+  }
+
+  /** Takes the fleet's verdict of a live link; logs each change between online and late once. */
+  judged(verdict: Exclude<LivenessVerdict, { state: "dead" }>): void {
+    this.heartbeatOverdueMs = verdict.state === "late" ? verdict.heartbeatOverdueMs : 0;
+    if (verdict.state === this.liveness) return;
+    const from = this.liveness;
+    this.liveness = verdict.state;
+    if (verdict.state === "late") this.log.warn("host late: heartbeats overdue", { host: this.name, from, to: "late", overdueMs: verdict.heartbeatOverdueMs });
+    else this.log.info("host on time again", { host: this.name, from, to: "online" });
   }
 
   private sawLinkAlive(): void {

@@ -177,15 +177,7 @@ export class Fleet {
         suspects.push(session);
         continue;
       }
-      if (verdict.state !== session.liveness) {
-        if (verdict.state === "late") {
-          this.log.warn("host late: heartbeats overdue", { host: session.name, from: session.liveness, to: "late", overdueMs: verdict.heartbeatOverdueMs });
-        } else {
-          this.log.info("host on time again", { host: session.name, from: session.liveness, to: "online" });
-        }
-      }
-      session.liveness = verdict.state;
-      session.heartbeatOverdueMs = verdict.state === "late" ? verdict.heartbeatOverdueMs : 0;
+      session.judged(verdict);
       if (pingDue(session.clock, now, this.options)) session.ping(now);
     }
     if (suspects.length === 0) return;
