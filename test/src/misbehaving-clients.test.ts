@@ -18,7 +18,9 @@ async function goodAgentStillServes(t: { deepEqual(a: unknown, b: unknown, m?: s
   t.deepEqual(ping.body.map((r: { name: string; ok: boolean }) => [r.name, r.ok]), [["good", true]], "the well-behaved agent still answers");
 }
 
-const LIMITS = { handshakeTimeoutMs: 300, maxFramesPerSec: 50, frameBurst: 100 };
+// The product's handshake timeout (10 s): a shorter one closes a slow client with 4408 on a busy
+// machine before its bad frame is read. Rate limits are lowered so a flood is quick to send.
+const LIMITS = { maxFramesPerSec: 50, frameBurst: 100 };
 
 const cases: [string, (bad: RawAgent, ctx: InProcessCoordinator) => Promise<void>, number, string][] = [
   ["garbage bytes", async (bad) => bad.sendRaw(Buffer.from([0xff, 0xff, 0xff, 0xff, 0x0f])), CloseCode.ProtocolError, ProtocolErrorCode.DecodeFailed],

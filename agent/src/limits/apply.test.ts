@@ -1,7 +1,7 @@
 // applyLimits and removeLimits against fake cgroup trees in temp dirs: the
 // files they write and the handle they return. The real kernel is in real-cgroups.test.ts.
 import test from "ava";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { applyLimits, existingLimits, removeLimits } from "./apply.js";
@@ -126,10 +126,11 @@ test("removeLimits leaves alone a cgroup of the same name made since (the next i
   const dir = join(root, "geoip-blue");
   mkdirSync(dir);
   const old = { dirs: [dir], inodes: [statSync(dir).ino] };
+  // Made while the old one still exists, so it cannot get the old inode back; then put in its place.
+  mkdirSync(join(root, "next"));
   rmSync(dir, { recursive: true });
-  mkdirSync(join(root, "placeholder"));
-  mkdirSync(dir);
-  t.not(statSync(dir).ino, old.inodes[0], "the filesystem gave the new directory another inode");
+  renameSync(join(root, "next"), dir);
+  t.not(statSync(dir).ino, old.inodes[0], "the new directory has another inode");
   t.deepEqual((await removeLimits(old, 0)).left, []);
   t.true(existsSync(dir));
 });

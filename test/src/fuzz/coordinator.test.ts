@@ -30,7 +30,9 @@ const LIVE_FRAMES = Number(process.env.CUTOVER_FUZZ_LIVE_FRAMES ?? 4_000);
 /** Parallel fuzzing lanes; each owns one enrolled identity and runs its sessions one after another. */
 const LANES = 6;
 /** The product's rate limits stay at their defaults (200/s, burst 400): the flood sessions test exactly those. */
-const LIMITS = { handshakeTimeoutMs: 1_500, heartbeatIntervalMs: 1_000 };
+// A handshake timeout a coordinator could honestly run with (a tighter one closes slow lanes with 4408
+// on a busy machine); it stays under PROBE_TIMEOUT_MS so a silent session is closed before it counts as hanging.
+const LIMITS = { handshakeTimeoutMs: 5_000, heartbeatIntervalMs: 1_000 };
 /** A session that neither answers the final probe nor gets closed within this is hanging. */
 const PROBE_TIMEOUT_MS = 8_000;
 /** Frames a flood session sends: more than the default burst of 400. */
