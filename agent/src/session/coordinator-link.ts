@@ -209,7 +209,10 @@ export class CoordinatorLink {
       case "welcome": {
         const welcome = envelope.welcome as cutover.v1.Welcome;
         clearTimeout(this.handshakeTimer);
-        if (!(await this.options.onWelcome(welcome))) {
+        const accepted = await this.options.onWelcome(welcome);
+        // The socket may have closed while the pin was being saved: then the link is in backoff already.
+        if (this.state !== "handshaking") return;
+        if (!accepted) {
           this.socket?.close(CloseCode.AuthRefused, "coordinator key mismatch");
           return;
         }
