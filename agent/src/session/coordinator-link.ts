@@ -209,9 +209,10 @@ export class CoordinatorLink {
       case "welcome": {
         const welcome = envelope.welcome as cutover.v1.Welcome;
         clearTimeout(this.handshakeTimer);
+        const socket = this.socket;
         const accepted = await this.options.onWelcome(welcome);
-        // The socket may have closed while the pin was being saved: then the link is in backoff already.
-        if (this.state !== "handshaking") return;
+        // The socket may have closed while the pin was being saved: that session is over.
+        if (socket === undefined || this.socket !== socket) return;
         if (!accepted) {
           this.socket?.close(CloseCode.AuthRefused, "coordinator key mismatch");
           return;
