@@ -148,7 +148,7 @@ export async function startFleet(
     lbHosts?: number;
   },
 ): Promise<Fleet> {
-  // 1 s: a busy CI machine must not make a deploying agent look dead (3 missed = 3 s).
+  // Heartbeats every second, as a small fleet honestly runs; the ping timeout (what cuts a session) is the product default.
   const coordinator = await startCoordinator(t, ["--heartbeat-interval", "1s"]);
   const base = `127.${1 + Math.floor(Math.random() * 254)}.${1 + Math.floor(Math.random() * 254)}`;
   const addresses = Array.from({ length: options.hosts }, (_, i) => `${base}.${11 + i}`);
