@@ -35,10 +35,10 @@ test.serial("a release that allocates past its memory limit is killed, and the d
     }
   });
   const fleet = await startFleet(t, { hosts: 1 });
-  const good = withLimits(writeExampleSpec(fleet.dir, { ...PORTS, app, deadline: "5s", appArgs: ["--hog-memory", "16"] }), { memory: "128M", cpu: 1 });
+  const good = withLimits(writeExampleSpec(fleet.dir, { ...PORTS, app, deadline: "30s", appArgs: ["--hog-memory", "16"] }), { memory: "128M", cpu: 1 });
   const v1 = await fleet.coordinator.cli(["deploy", good, "--release", "v1", "--json"]);
   t.is(v1.exitCode, 0, v1.stdout + v1.stderr);
-  const bad = withLimits(writeExampleSpec(fleet.dir, { ...PORTS, app, deadline: "5s", appArgs: ["--hog-memory", "200"] }, "bad.yml"), { memory: "64M" });
+  const bad = withLimits(writeExampleSpec(fleet.dir, { ...PORTS, app, deadline: "30s", appArgs: ["--hog-memory", "200"] }, "bad.yml"), { memory: "64M" });
   const result = await fleet.coordinator.cli(["deploy", bad, "--release", "v2", "--json"]);
   t.is(result.exitCode, 1);
   const json = JSON.parse(result.stdout) as { status: string; hosts: { name: string; outcome: string; error: string | null }[] };
@@ -64,7 +64,7 @@ test.serial("a memory-limited live instance is adopted by a restarted agent, sti
   });
   const fleet = await startFleet(t, { hosts: 1 });
   const agent = fleet.agents[0]!;
-  const spec = withLimits(writeExampleSpec(fleet.dir, { ...PORTS, app, deadline: "5s", appArgs: ["--hog-memory", "16"] }), { memory: "128M", cpu: 1 });
+  const spec = withLimits(writeExampleSpec(fleet.dir, { ...PORTS, app, deadline: "30s", appArgs: ["--hog-memory", "16"] }), { memory: "128M", cpu: 1 });
   const v1 = await fleet.coordinator.cli(["deploy", spec, "--release", "v1", "--json"]);
   t.is(v1.exitCode, 0, v1.stdout + v1.stderr);
   const [blue] = hostProcesses(agent.options.stateDir).filter((p) => p.kind === "instance");
