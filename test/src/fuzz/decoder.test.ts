@@ -24,10 +24,12 @@ const HANG_MS = 5_000;
 /** The whole corpus must finish within this (~15 s of CPU; the margin is for a machine busy with other suites). */
 const TOTAL_BUDGET_MS = 90_000;
 /**
- * Slowest single decode allowed, re-timed as the best of 3 after the run so a
- * busy machine does not fail it: a maximum-size worst-case frame takes ~70 ms on an idle core.
+ * Slowest single decode allowed, re-timed as the best of 3 after the run: a guard
+ * against a frame that nearly hangs the decoder, not a speed budget (those are
+ * benchmarks). A maximum-size worst-case frame takes ~70 ms on an idle core and
+ * ~510 ms with both cores taken by a CPU hog beside the suite; 400 ms failed there.
  */
-const SLOW_FRAME_MS = 400;
+const SLOW_FRAME_MS = 2_000;
 /** Heap after a full GC may exceed the post-warm-up baseline by this much (V8 code and IC caches still settle). */
 const HEAP_GROWTH_TOLERANCE = 16 * 1024 * 1024;
 /** The worker's heap cap: an allocation bomb in the decoder kills the worker (and is reported), not the test process. */
