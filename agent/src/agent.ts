@@ -166,7 +166,7 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
       const opened = await verifier.open(outer).catch((error: Error) => {
         // The sequence could not be made durable (disk full?): acting now could replay after a crash.
         log.error("cannot save the command sequence; refusing the command", { commandId: outer.commandId, error: error.message });
-        return { ok: false as const, code: "ERR_COMMAND_MALFORMED" as const, message: `the agent cannot save its command sequence: ${error.message}` };
+        return { ok: false as const, code: "ERR_COMMAND_UNSAVED" as const, message: `the agent cannot save its command sequence: ${error.message}` };
       });
       if (!opened.ok) {
         log.warn("refused a command", { commandId: outer.commandId, code: opened.code, reason: opened.message });

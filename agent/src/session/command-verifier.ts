@@ -5,7 +5,11 @@ import { openSignedCommand, ProtocolError, type cutover } from "@cutover/protoco
 import { writeFileAtomic } from "../state/atomic-write.js";
 
 /** Why a command was refused before anything was done. */
-export type CommandRefusal = { code: "ERR_COMMAND_UNSIGNED" | "ERR_COMMAND_BAD_SIGNATURE" | "ERR_COMMAND_REPLAYED" | "ERR_COMMAND_MALFORMED"; message: string };
+export type CommandRefusal = {
+  /** ERR_COMMAND_UNSAVED: the accepted sequence could not be made durable (disk full?), so acting could replay after a crash. */
+  code: "ERR_COMMAND_UNSIGNED" | "ERR_COMMAND_BAD_SIGNATURE" | "ERR_COMMAND_REPLAYED" | "ERR_COMMAND_MALFORMED" | "ERR_COMMAND_UNSAVED";
+  message: string;
+};
 
 interface CoordinatorFile {
   /** base64 of the coordinator's raw Ed25519 public key, pinned at the first session. */
