@@ -129,4 +129,25 @@ export const MIGRATIONS: readonly { version: number; description: string; sql: s
     description: "the command id each host's step was sent with, so a restarted coordinator re-asks instead of acting twice",
     sql: `ALTER TABLE deployment_hosts ADD COLUMN command_id TEXT;`,
   },
+  {
+    version: 7,
+    description: "revocation and expiry of tokens, host identity bound at enrollment, per-host command sequences, retired host keys",
+    sql: `
+      ALTER TABLE api_tokens ADD COLUMN expires_at INTEGER;
+      ALTER TABLE api_tokens ADD COLUMN revoked_by TEXT;
+      ALTER TABLE enrollment_tokens ADD COLUMN labels TEXT;
+      ALTER TABLE enrollment_tokens ADD COLUMN address TEXT;
+      ALTER TABLE enrollment_tokens ADD COLUMN revoked_at INTEGER;
+      ALTER TABLE enrollment_tokens ADD COLUMN revoked_by TEXT;
+      ALTER TABLE hosts ADD COLUMN pending_labels TEXT;
+      ALTER TABLE hosts ADD COLUMN pending_address TEXT;
+      ALTER TABLE hosts ADD COLUMN command_sequence INTEGER NOT NULL DEFAULT 0;
+      CREATE TABLE retired_hosts (
+        public_key  BLOB PRIMARY KEY,
+        name        TEXT NOT NULL,
+        removed_at  INTEGER NOT NULL,
+        removed_by  TEXT NOT NULL
+      );
+    `,
+  },
 ];
