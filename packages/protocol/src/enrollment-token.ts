@@ -1,5 +1,3 @@
-import { createHash } from "node:crypto";
-
 /**
  * Enrollment tokens name the coordinator key they were issued under:
  * `cte_<secret>.<key id>`, the key id being the base64url sha256 of the
@@ -10,14 +8,9 @@ import { createHash } from "node:crypto";
 export const ENROLLMENT_TOKEN_PREFIX = "cte_";
 const KEY_ID_LENGTH = 43;
 
-/** The key id of a coordinator public key: base64url(sha256(raw key)). */
-export function coordinatorKeyId(publicKey: Uint8Array): string {
-  return createHash("sha256").update(publicKey).digest("base64url");
-}
-
-/** A new enrollment token for `secret` issued under `coordinatorPublicKey`. */
-export function formatEnrollmentToken(secret: string, coordinatorPublicKey: Uint8Array): string {
-  return `${ENROLLMENT_TOKEN_PREFIX}${secret}.${coordinatorKeyId(coordinatorPublicKey)}`;
+/** A new enrollment token for `secret` issued under the coordinator key with id `keyId` (base64url sha256 of the raw key). */
+export function formatEnrollmentToken(secret: string, keyId: string): string {
+  return `${ENROLLMENT_TOKEN_PREFIX}${secret}.${keyId}`;
 }
 
 /** The coordinator key id an enrollment token names, or undefined when it names none (not a token of this form). */

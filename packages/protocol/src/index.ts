@@ -16,4 +16,4 @@ export { normalizeFingerprint, isFingerprint } from "./fingerprint.js";
 export { ProtocolError, ProtocolErrorCode, CloseCode, RefusalCode } from "./errors.js";
 export { isValidName, isValidRelease, isValidLabel, NAME_RULE, RELEASE_RULE, LABEL_RULE } from "./names.js";
 export type { cutover } from "../gen/proto.js";
-export { coordinatorKeyId, formatEnrollmentToken, enrollmentTokenKeyId, ENROLLMENT_TOKEN_PREFIX } from "./enrollment-token.js";
+export { formatEnrollmentToken, enrollmentTokenKeyId, ENROLLMENT_TOKEN_PREFIX } from "./enrollment-token.js";
