@@ -1,9 +1,9 @@
 import { chmodSync, mkdirSync } from "node:fs";
 import { cpus } from "node:os";
 import { createLogger, watchEventLoop, type Logger } from "@cutover/log";
-import type { cutover } from "@cutover/protocol";
+import { enrollmentTokenKeyId, type cutover } from "@cutover/protocol";
 import { CommandDispatcher } from "./commands/dispatcher.js";
-import type { AgentConfig } from "./config.js";
+import { ConfigError, type AgentConfig } from "./config.js";
 import { loadOrCreateIdentity, markEnrolled } from "./identity.js";
 import { ResourceSampler } from "./resources.js";
 import { CoordinatorLink } from "./session/coordinator-link.js";
@@ -33,6 +33,22 @@ export interface RunningAgent {
   stop(): void;
   /** Resolves with a message when the coordinator refuses the agent for good. */
   refused: Promise<cutover.v1.Refusal>;
+}
+
+/**
+ * The coordinator key the agent may pin at its first session: the one its
+ * enrollment token names. Undefined when a key is pinned already, or when an
+ * enrolled agent's pin was removed on purpose (it trusts the next key it sees).
+ */
+function trustedKeyOfEnrollment(config: AgentConfig, enrolled: boolean, pinned: boolean, log: Logger): string | undefined {
+  if (pinned) return undefined;
+  if (config.enrollmentToken && !enrolled) {
+    const keyId = enrollmentTokenKeyId(config.enrollmentToken);
+    if (!keyId) throw new ConfigError("the enrollment token names no coordinator key (is it whole? made by an older coordinator?): create one with `cutover token create`");
+    return keyId;
+  }
+  if (enrolled) log.warn("no coordinator key is pinned (STATE/coordinator.json removed): trusting the key of the next coordinator that answers");
+  return undefined;
 }
 
 /** Wires identity, resource reports, the coordinator link and command handling together. */
@@ -84,6 +100,7 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
   };
   let link!: CoordinatorLink;
   const verifier = new CommandVerifier(config.stateDir);
+  const enrollmentKeyId = trustedKeyOfEnrollment(config, identity.enrolled, verifier.pinned, log);
   const apps = new AppManager({
     stateDir: config.stateDir,
     address: config.address,
@@ -153,17 +170,18 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
     handshakeTimeoutMs: config.handshakeTimeoutMs,
     log: log.child("link"),
     report: async () => ({ resources: await sampler.sample(), instances: apps.instances() }),
-    onWelcome: async (welcome) => {
-      if (!(await verifier.pin(welcome.coordinatorPublicKey))) {
-        log.error("the coordinator presented a key other than the one this agent pinned: refusing the session (another coordinator, or its data dir was replaced; remove STATE/coordinator.json to trust the new one)");
+    onWelcome: async (welcome, session) => {
+      const trusted = await verifier.welcome(welcome, session, enrollmentKeyId);
+      if (!trusted.ok) {
+        log.error("not trusting this coordinator: refusing the session", { reason: trusted.reason });
         return false;
       }
       if (welcome.enrolled) log.info("enrolled with the coordinator", { hostId: welcome.hostId });
       await markEnrolled(config.stateDir, identity);
       return true;
     },
-    onCommand: async (outer, reply) => {
-      const opened = await verifier.open(outer).catch((error: Error) => {
+    onCommand: async (outer, reply, sessionNonce) => {
+      const opened = await verifier.open(outer, sessionNonce).catch((error: Error) => {
         // The sequence could not be made durable (disk full?): acting now could replay after a crash.
         log.error("cannot save the command sequence; refusing the command", { commandId: outer.commandId, error: error.message });
         return { ok: false as const, code: "ERR_COMMAND_UNSAVED" as const, message: `the agent cannot save its command sequence: ${error.message}` };

@@ -1,13 +1,20 @@
-import { createPublicKey, verify } from "node:crypto";
+import { createHash, createPublicKey, verify } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { openSignedCommand, ProtocolError, type cutover } from "@cutover/protocol";
+import { openSignedCommand, ProtocolError, welcomeProofBytes, type cutover } from "@cutover/protocol";
 import { writeFileAtomic } from "../state/atomic-write.js";
 
 /** Why a command was refused before anything was done. */
 export type CommandRefusal = {
   /** ERR_COMMAND_UNSAVED: the accepted sequence could not be made durable (disk full?), so acting could replay after a crash. */
-  code: "ERR_COMMAND_UNSIGNED" | "ERR_COMMAND_BAD_SIGNATURE" | "ERR_COMMAND_REPLAYED" | "ERR_COMMAND_MALFORMED" | "ERR_COMMAND_UNSAVED";
+  code:
+    | "ERR_COMMAND_UNSIGNED"
+    | "ERR_COMMAND_BAD_SIGNATURE"
+    | "ERR_COMMAND_REPLAYED"
+    | "ERR_COMMAND_MALFORMED"
+    | "ERR_COMMAND_UNSAVED"
+    | "ERR_COMMAND_WRONG_HOST"
+    | "ERR_COMMAND_WRONG_SESSION";
   message: string;
 };
 
@@ -16,56 +23,107 @@ interface CoordinatorFile {
   publicKey: string;
   /** Highest command sequence accepted so far. */
   lastSequence: number;
+  /** This host's id at the coordinator, as its first signed Welcome said (absent in files from before host ids were signed). */
+  hostId?: string;
+}
+
+/** What the agent knows of the session a Welcome or command arrived on. */
+export interface LinkSession {
+  /** Challenge.nonce of the session. */
+  nonce: Uint8Array;
+  /** This agent's public key (the one its Hello presented). */
+  agentPublicKey: Uint8Array;
 }
 
 export const COORDINATOR_FILE = "coordinator.json";
 
+/** base64url sha256 of a raw coordinator key: the id an enrollment token names (see @cutover/protocol). */
+export function coordinatorKeyId(publicKey: Uint8Array): string {
+  return createHash("sha256").update(publicKey).digest("base64url");
+}
+
+function ed25519Verify(rawKey: Uint8Array | string, data: Uint8Array, signature: Uint8Array): boolean {
+  try {
+    const x = (typeof rawKey === "string" ? Buffer.from(rawKey, "base64") : Buffer.from(rawKey)).toString("base64url");
+    return verify(null, data, createPublicKey({ key: { kty: "OKP", crv: "Ed25519", x }, format: "jwk" }), signature);
+  } catch {
+    return false;
+  }
+}
+
 /**
- * Trust in the coordinator: its key is pinned at the first authenticated
- * session (a later session with another key is refused), and every command
- * must carry a valid signature by it and a sequence number above every one
- * accepted before — so a captured, replayed or reordered command does nothing.
+ * Trust in the coordinator. Its key is pinned at the first session — only the
+ * key the enrollment token names, when it names one — and a later session
+ * with another key is refused. Every Welcome is signed by that key over this
+ * session's nonce, the host id and this agent's key; the host id is pinned
+ * with it. Every command must carry a valid signature by the key over bytes
+ * that name this host and this session, with a sequence above every one
+ * accepted before — so a command captured, replayed, reordered or moved from
+ * another host's session does nothing.
  */
 export class CommandVerifier {
   private readonly path: string;
   private state: CoordinatorFile | undefined;
+  private currentNonce: Uint8Array | undefined;
 
   constructor(stateDir: string) {
     this.path = join(stateDir, COORDINATOR_FILE);
     if (existsSync(this.path)) this.state = JSON.parse(readFileSync(this.path, "utf8")) as CoordinatorFile;
   }
 
-  /** Pins the key on first use; false when the coordinator presents a key other than the pinned one. */
-  async pin(publicKey: Uint8Array): Promise<boolean> {
-    const presented = Buffer.from(publicKey).toString("base64");
-    if (!this.state) {
-      this.state = { publicKey: presented, lastSequence: 0 };
-      await this.save();
-      return true;
-    }
-    return this.state.publicKey === presented;
+  /** True once a coordinator key is pinned (the agent has had a session). */
+  get pinned(): boolean {
+    return this.state !== undefined;
   }
 
-  /** The command to act on, or why it is refused. */
-  async open(command: cutover.v1.Command): Promise<{ ok: true; command: cutover.v1.Command } | ({ ok: false } & CommandRefusal)> {
+  /**
+   * Checks a Welcome and pins what it vouches for; the reason it is refused
+   * otherwise. `enrollmentKeyId` is the key id the enrollment token names
+   * (undefined: trust the first key seen, for an agent whose pin was cleared on purpose).
+   */
+  async welcome(welcome: cutover.v1.Welcome, session: LinkSession, enrollmentKeyId: string | undefined): Promise<{ ok: true } | { ok: false; reason: string }> {
+    const presented = Buffer.from(welcome.coordinatorPublicKey).toString("base64");
+    if (this.state && this.state.publicKey !== presented) {
+      return { ok: false, reason: "the coordinator presented a key other than the one this agent pinned (another coordinator, or its data dir was replaced; remove STATE/coordinator.json to trust the new one)" };
+    }
+    if (!this.state && enrollmentKeyId !== undefined && coordinatorKeyId(welcome.coordinatorPublicKey) !== enrollmentKeyId) {
+      return { ok: false, reason: "the coordinator's key is not the one the enrollment token names: this is not the coordinator that issued the token (a relay or impostor on the link?)" };
+    }
+    if (!ed25519Verify(welcome.coordinatorPublicKey, welcomeProofBytes(session.nonce, welcome.hostId, session.agentPublicKey), welcome.signature)) {
+      return { ok: false, reason: "the Welcome's signature does not verify with the coordinator's key for this session (forged or replayed Welcome)" };
+    }
+    if (this.state?.hostId !== undefined && this.state.hostId !== welcome.hostId) {
+      return { ok: false, reason: `the coordinator calls this host ${welcome.hostId}, but it is pinned as ${this.state.hostId}` };
+    }
+    this.currentNonce = session.nonce;
+    if (!this.state || this.state.hostId === undefined) {
+      this.state = { publicKey: presented, lastSequence: this.state?.lastSequence ?? 0, hostId: welcome.hostId };
+      await this.save();
+    }
+    return { ok: true };
+  }
+
+  /** The command to act on, or why it is refused. `nonce` is the Challenge nonce of the session it arrived on. */
+  async open(command: cutover.v1.Command, nonce: Uint8Array): Promise<{ ok: true; command: cutover.v1.Command } | ({ ok: false } & CommandRefusal)> {
     if (!this.state) return { ok: false, code: "ERR_COMMAND_UNSIGNED", message: "no coordinator key is pinned yet" };
     if (!command.signed || command.signed.length === 0) {
       return { ok: false, code: "ERR_COMMAND_UNSIGNED", message: "the command is not signed" };
     }
-    const key = createPublicKey({ key: { kty: "OKP", crv: "Ed25519", x: Buffer.from(this.state.publicKey, "base64").toString("base64url") }, format: "jwk" });
-    let valid = false;
-    try {
-      valid = verify(null, command.signed, key, command.signature);
-    } catch {
-      valid = false;
+    if (!ed25519Verify(this.state.publicKey, command.signed, command.signature)) {
+      return { ok: false, code: "ERR_COMMAND_BAD_SIGNATURE", message: "the command's signature does not verify with the pinned coordinator key" };
     }
-    if (!valid) return { ok: false, code: "ERR_COMMAND_BAD_SIGNATURE", message: "the command's signature does not verify with the pinned coordinator key" };
     let inner: cutover.v1.Command;
     try {
       inner = openSignedCommand(command);
     } catch (error) {
       if (error instanceof ProtocolError) return { ok: false, code: "ERR_COMMAND_MALFORMED", message: error.message };
       throw error;
+    }
+    if (inner.hostId !== this.state.hostId) {
+      return { ok: false, code: "ERR_COMMAND_WRONG_HOST", message: `the command is signed for host ${inner.hostId || "(none)"}, not this host (${this.state.hostId ?? "not yet welcomed"})` };
+    }
+    if (!this.currentNonce || !Buffer.from(inner.sessionNonce).equals(Buffer.from(nonce)) || !Buffer.from(nonce).equals(Buffer.from(this.currentNonce))) {
+      return { ok: false, code: "ERR_COMMAND_WRONG_SESSION", message: "the command is signed for another session (recorded and replayed on a new link?)" };
     }
     const sequence = Number(inner.sequence);
     if (!(sequence > this.state.lastSequence)) {

@@ -36,9 +36,10 @@ export interface LinkOptions {
   log: Logger;
   /** Resources and instances for Hello and each Heartbeat. */
   report(): Promise<{ resources: cutover.v1.Resources.$Properties; instances: cutover.v1.AppInstance.$Properties[] }>;
-  /** False refuses the session: the coordinator presented a key other than the pinned one. */
-  onWelcome(welcome: cutover.v1.Welcome): Promise<boolean>;
-  onCommand(command: cutover.v1.Command, reply: (result: cutover.v1.CommandResult.$Properties) => void): Promise<void>;
+  /** False refuses the session (a key other than the pinned one, a Welcome not signed for this session). */
+  onWelcome(welcome: cutover.v1.Welcome, session: { nonce: Uint8Array; agentPublicKey: Uint8Array }): Promise<boolean>;
+  /** `sessionNonce`: the Challenge nonce of the session the command arrived on (commands are signed for one session). */
+  onCommand(command: cutover.v1.Command, reply: (result: cutover.v1.CommandResult.$Properties) => void, sessionNonce: Uint8Array): Promise<void>;
   /** The session ended (streams tied to it should stop). */
   onDisconnect?(): void;
   /** A refusal that retrying cannot fix (bad token, key mismatch): the agent should stop. */
@@ -76,6 +77,8 @@ export class CoordinatorLink {
   private onlineWaiters: (() => void)[] = [];
   private readonly chunkWaiters = new Map<string, { resolve(chunk: cutover.v1.ArtifactChunk): void; reject(error: Error): void }>();
   private nextRequestId = 1;
+  /** Challenge nonce of the current socket's session (empty until its Challenge). */
+  private sessionNonce: Uint8Array = new Uint8Array();
   /** Frames of the coordinator, handled one after another. */
   private inbound: Promise<void> = Promise.resolve();
 
@@ -210,11 +213,11 @@ export class CoordinatorLink {
         const welcome = envelope.welcome as cutover.v1.Welcome;
         clearTimeout(this.handshakeTimer);
         const socket = this.socket;
-        const accepted = await this.options.onWelcome(welcome);
+        const accepted = await this.options.onWelcome(welcome, { nonce: this.sessionNonce, agentPublicKey: this.options.identity.publicKey });
         // The socket may have closed while the pin was being saved: that session is over.
         if (socket === undefined || this.socket !== socket) return;
         if (!accepted) {
-          this.socket?.close(CloseCode.AuthRefused, "coordinator key mismatch");
+          this.socket?.close(CloseCode.AuthRefused, "coordinator not trusted");
           return;
         }
         this.attempt = 0;
@@ -238,7 +241,7 @@ export class CoordinatorLink {
       case "command": {
         const command = envelope.command as cutover.v1.Command;
         // Not awaited: a long command must not hold up the frames behind it.
-        void this.options.onCommand(command, (result) => this.send({ commandResult: result })).catch((error: Error) =>
+        void this.options.onCommand(command, (result) => this.send({ commandResult: result }), this.sessionNonce).catch((error: Error) =>
           this.options.log.error("failed to handle a command", { commandId: command.commandId, error: error.message }),
         );
         return;
@@ -260,6 +263,7 @@ export class CoordinatorLink {
 
   private async sendHello(challenge: cutover.v1.Challenge): Promise<void> {
     const { identity } = this.options;
+    this.sessionNonce = challenge.nonce;
     const { resources, instances } = await this.options.report();
     const signature = identity.sign(helloProofBytes(challenge.nonce, identity.name, identity.publicKey));
     this.socket?.send(

@@ -8,6 +8,9 @@ export interface HostView {
   address: string;
   hostname: string;
   labels: Record<string, string>;
+  /** Labels / address the host's agent presents that differ from the record, waiting for `cutover hosts accept` (null: none). */
+  pendingLabels: Record<string, string> | null;
+  pendingAddress: string | null;
   /** online: on time; late: heartbeats overdue but the link answers pings; unreachable: no live session. */
   state: HostLiveness;
   /** How long the host's heartbeat is overdue (0 unless `late`). */
@@ -26,6 +29,8 @@ export function hostView(host: HostRecord, state: HostLiveness, heartbeatOverdue
     address: host.address,
     hostname: host.hostname,
     labels: host.labels,
+    pendingLabels: host.pendingLabels,
+    pendingAddress: host.pendingAddress,
     state,
     heartbeatOverdueMs,
     lastSeen: host.lastSeen ? new Date(host.lastSeen).toISOString() : null,

@@ -3,12 +3,11 @@ import type { Logger } from "@cutover/log";
 import { parseDuration } from "@cutover/spec";
 import { isValidName, NAME_RULE } from "@cutover/protocol";
 import type { Fleet } from "../fleet/fleet.js";
-import { CommandError, CommandStatus } from "../fleet/fleet.js";
 import type { HostStore } from "../store/hosts.js";
 import { ROLES, type Role, type TokenStore } from "../store/tokens.js";
 import { requireRole } from "./auth.js";
 import { ApiError, type ApiErrorBody } from "./errors.js";
-import { hostView } from "./hosts-view.js";
+import { hostRoutes } from "./hosts.js";
 import { deploymentRoutes, type DeploymentApiDeps } from "./deployments.js";
 import { logRoutes } from "./logs.js";
 import type { AuditStore } from "../store/audit.js";
@@ -17,7 +16,6 @@ import type { CoordinatorMetrics } from "../metrics/registry.js";
 export const MAX_REQUEST_BODY_BYTES = 1024 * 1024;
 export const DEFAULT_ENROLLMENT_TTL_MS = 60 * 60 * 1000;
 const MAX_ENROLLMENT_TTL_MS = 30 * 24 * 60 * 60 * 1000;
-const PING_TIMEOUT_MS = 10_000;
 
 export interface ApiDeps extends DeploymentApiDeps {
   version: string;
@@ -37,6 +35,7 @@ export function auditTarget(path: string, body: Record<string, unknown>): string
   const [, , collection, id] = path.split("/");
   if ((collection === "apps" || collection === "artifacts") && id) return id;
   if (collection === "tokens") return id === "api" ? `api token ${typeof body.name === "string" ? body.name : ""}`.trim() : "enrollment token";
+  if (collection === "hosts" && id && id !== "ping") return id;
   if (collection === "hosts") return Array.isArray(body.hosts) ? body.hosts.join(",") : "every online host";
   if (collection === "deployments" && typeof body.spec === "string") return /^app:\s*(\S+)/m.exec(body.spec)?.[1] ?? "";
   return "";
@@ -53,7 +52,10 @@ export function createApi(deps: ApiDeps): express.Express {
     response.on("finish", () => {
       const body = (request.body ?? {}) as Record<string, unknown>;
       const target = auditTarget(request.path, body);
-      const detail = ["release", "role", "name", "ttl"].filter((k) => typeof body[k] === "string").map((k) => `${k}=${String(body[k])}`).join(" ");
+      const fields = ["release", "role", "name", "ttl"].filter((k) => typeof body[k] === "string").map((k) => `${k}=${String(body[k])}`);
+      // What a handler says it changed (e.g. a host's labels before and after).
+      if (typeof response.locals.auditDetail === "string") fields.push(response.locals.auditDetail);
+      const detail = fields.join(" ");
       deps.audit.record({
         actor: request.token?.name ?? "(no valid token)",
         action: `${request.method} ${request.path}`,
@@ -68,10 +70,6 @@ export function createApi(deps: ApiDeps): express.Express {
 
   app.get("/v1/health", (_request, response) => {
     response.json({ ok: true, version: deps.version, agentsOnline: fleet.onlineCount() });
-  });
-
-  app.get("/v1/hosts", requireRole(tokens, "read"), (_request, response) => {
-    response.json(hosts.list().map((host) => hostView(host, fleet.liveness(host.id), fleet.heartbeatOverdueMs(host.id))));
   });
 
   app.post("/v1/tokens/enrollment", requireRole(tokens, "admin"), (request, response) => {
@@ -100,29 +98,7 @@ export function createApi(deps: ApiDeps): express.Express {
     response.status(201).json({ token: created.token, id: created.record.id, name, role });
   });
 
-  // Round trip to every online host (or the named ones): proves the command path end to end.
-  app.post("/v1/hosts/ping", requireRole(tokens, "deploy"), async (request, response) => {
-    const names = (request.body as { hosts?: unknown } | undefined)?.hosts;
-    if (names !== undefined && !(Array.isArray(names) && names.every((n) => typeof n === "string"))) {
-      throw new ApiError(400, "ERR_BAD_REQUEST", '"hosts" must be an array of host names');
-    }
-    const selected = hosts.list().filter((h) => (names ? (names as string[]).includes(h.name) : fleet.reachable(h.id)));
-    const results = await Promise.all(
-      selected.map(async (host) => {
-        const started = performance.now();
-        try {
-          const result = await fleet.sendCommand(host, { ping: { payload: host.name } }, PING_TIMEOUT_MS);
-          const ok = result.status === CommandStatus.OK && result.pong?.payload === host.name;
-          return { name: host.name, ok, status: CommandStatus[result.status], roundTripMs: performance.now() - started };
-        } catch (error) {
-          const code = error instanceof CommandError ? error.code : "ERR_INTERNAL";
-          return { name: host.name, ok: false, status: code, error: (error as Error).message, roundTripMs: performance.now() - started };
-        }
-      }),
-    );
-    response.json(results);
-  });
-
+  app.use(hostRoutes(deps));
   app.use(deploymentRoutes(deps));
   app.use(logRoutes(deps));
 

@@ -11,12 +11,15 @@ import {
   ProtocolError,
   ProtocolErrorCode,
   RefusalCode,
+  welcomeProofBytes,
   type Envelope,
   type EnvelopeInit,
   type cutover,
 } from "@cutover/protocol";
 import type { Logger } from "@cutover/log";
-import type { HostRecord, HostStore } from "../store/hosts.js";
+import type { HostIdentity, HostRecord, HostStore, RequestedChange } from "../store/hosts.js";
+import type { AuditEntry } from "../store/audit.js";
+import type { CoordinatorKey } from "./coordinator-key.js";
 import type { EnrollOutcome } from "./enrollment.js";
 import { TokenBucket } from "./rate-limit.js";
 import { instancesFromWire, resourcesFromWire } from "./resources.js";
@@ -37,11 +40,13 @@ export interface SessionLimits {
 export interface SessionHost {
   hosts: HostStore;
   /** Spends the token and records the host in one transaction. */
-  enroll(name: string, publicKey: Uint8Array, token: string): EnrollOutcome;
+  enroll(name: string, publicKey: Uint8Array, token: string, presented: HostIdentity): EnrollOutcome;
+  /** Records who a host became and what it asked to change. */
+  audit(entry: Omit<AuditEntry, "id" | "at">): void;
   log: Logger;
   limits: SessionLimits;
-  /** Sent in Welcome: agents verify commands with it. */
-  coordinatorPublicKey: Uint8Array;
+  /** Its public key is sent in Welcome (agents verify commands with it); Welcome is signed with it. */
+  coordinatorKey: CoordinatorKey;
   /** Called once the agent is authenticated; the fleet closes any older session of the same host. */
   onOnline(session: AgentSession): void;
   onHeartbeat(session: AgentSession): void;
@@ -81,7 +86,8 @@ export class AgentSession {
   /** How overdue the heartbeat is while `late`, else 0. */
   heartbeatOverdueMs = 0;
   readonly remote: string;
-  private readonly nonce = randomBytes(NONCE_BYTES);
+  /** This session's Challenge nonce: commands sent on it are signed for it. */
+  readonly challengeNonce = randomBytes(NONCE_BYTES);
   private readonly bucket: TokenBucket;
   private readonly handshakeTimer: NodeJS.Timeout;
   private log: Logger;
@@ -97,7 +103,7 @@ export class AgentSession {
     socket.on("pong", () => this.sawLinkAlive());
     socket.on("close", () => this.transition("closed", "socket closed"));
     socket.on("error", (error) => this.log.warn("agent socket error", { remote, error: error.message }));
-    this.send({ challenge: { nonce: this.nonce, protocolVersion: PROTOCOL_VERSION } });
+    this.send({ challenge: { nonce: this.challengeNonce, protocolVersion: PROTOCOL_VERSION } });
   }
 
   get name(): string {
@@ -146,6 +152,12 @@ export class AgentSession {
 
   private sawLinkAlive(): void {
     this.clock.unansweredPingSince = undefined;
+  }
+
+  /** Refuses the session from our side (the host was removed): the agent is told why, then the socket closes. */
+  refuse(code: RefusalCode, message: string): void {
+    this.send({ refusal: { code, message, permanent: true } });
+    this.close(CloseCode.AuthRefused, code);
   }
 
   /** Cuts the TCP connection without a closing handshake (peer is unresponsive). */
@@ -226,31 +238,29 @@ export class AgentSession {
 
   private onHello(hello: cutover.v1.Hello): void {
     try {
-      const { host, enrolled } = this.authenticate(hello);
+      const presented: HostIdentity = { labels: this.presentedLabels(hello), address: hello.address ?? "" };
+      const { host, enrolled } = this.authenticate(hello, presented);
       this.host = host;
       this.log = this.ctx.log.child(host.name);
-      const labels: Record<string, string> = {};
-      for (const [key, value] of Object.entries(hello.labels ?? {})) {
-        if (isValidLabel(key, value)) labels[key] = value;
-        else this.log.warn("ignoring invalid label", { key, value });
-      }
-      this.ctx.hosts.introduce(host.id, {
-        address: hello.address ?? "",
+      const change = this.ctx.hosts.introduce(host.id, {
+        ...presented,
         hostname: hello.hostname ?? "",
-        labels,
         capabilities: hello.capabilities ?? [],
         agentVersion: hello.agentVersion ?? "",
       });
+      if (change) this.changeRequested(host, change);
       if (hello.resources) this.ctx.hosts.report(host.id, resourcesFromWire(hello.resources), instancesFromWire(hello.instances));
       this.host = this.ctx.hosts.byName(host.name)!;
       this.clock.lastHeartbeatAt = this.clock.lastPingAt = Date.now();
+      const { publicKey, sign } = this.ctx.coordinatorKey;
       this.send({
         welcome: {
           hostId: host.id,
           heartbeatIntervalMs: this.ctx.limits.heartbeatIntervalMs,
           protocolVersion: Math.min(PROTOCOL_VERSION, hello.protocolVersion),
           enrolled,
-          coordinatorPublicKey: this.ctx.coordinatorPublicKey,
+          coordinatorPublicKey: publicKey,
+          signature: sign(welcomeProofBytes(this.challengeNonce, host.id, hello.publicKey)),
         },
       });
       this.transition("online", enrolled ? "enrolled" : "authenticated");
@@ -262,10 +272,29 @@ export class AgentSession {
     }
   }
 
+  private presentedLabels(hello: cutover.v1.Hello): Record<string, string> {
+    const labels: Record<string, string> = {};
+    for (const [key, value] of Object.entries(hello.labels ?? {})) {
+      if (isValidLabel(key, value)) labels[key] = value;
+      else this.log.warn("ignoring invalid label", { key, value });
+    }
+    return labels;
+  }
+
+  /** The agent presents labels or an address other than the fleet's record: kept for an admin, never taken. */
+  private changeRequested(host: HostRecord, change: RequestedChange): void {
+    const detail = [
+      change.labels && `labels ${formatLabels(host.labels)} -> ${formatLabels(change.labels)}`,
+      change.address !== undefined && `address ${host.address || "(none)"} -> ${change.address || "(none)"}`,
+    ].filter(Boolean).join("; ");
+    this.log.warn("host presents labels or an address other than its record; pending until an admin runs `cutover hosts accept`", { host: host.name, change: detail });
+    this.ctx.audit({ actor: `host ${host.name}`, action: "hello: identity change requested", target: host.name, outcome: "pending", detail });
+  }
+
   /** Proves the agent holds its key, then enrolls it (first contact) or finds its record. */
-  private authenticate(hello: cutover.v1.Hello): { host: HostRecord; enrolled: boolean } {
+  private authenticate(hello: cutover.v1.Hello, presented: HostIdentity): { host: HostRecord; enrolled: boolean } {
     const publicKey = hello.publicKey;
-    const signed = helloProofBytes(this.nonce, hello.name, publicKey);
+    const signed = helloProofBytes(this.challengeNonce, hello.name, publicKey);
     let signatureOk = false;
     try {
       const key = createPublicKey({ key: { kty: "OKP", crv: "Ed25519", x: Buffer.from(publicKey).toString("base64url") }, format: "jwk" });
@@ -275,6 +304,14 @@ export class AgentSession {
     }
     if (!signatureOk) {
       throw new Refused(RefusalCode.BadSignature, "the Hello signature does not verify with the presented key", false);
+    }
+    const retired = this.ctx.hosts.retired(publicKey);
+    if (retired) {
+      throw new Refused(
+        RefusalCode.HostRemoved,
+        `this agent's key belonged to host "${retired.name}", removed from the fleet by ${retired.removedBy} at ${new Date(retired.removedAt).toISOString()}; to join again, clear the agent's state dir and enroll with a new token`,
+        true,
+      );
     }
     const known = this.ctx.hosts.byPublicKey(publicKey);
     if (known) {
@@ -294,18 +331,26 @@ export class AgentSession {
     if (!hello.enrollmentToken) {
       throw new Refused(RefusalCode.UnknownAgent, "this agent is not enrolled; create a token with `cutover token create` and pass it with --token", true);
     }
-    const outcome = this.ctx.enroll(hello.name, publicKey, hello.enrollmentToken);
+    const outcome = this.ctx.enroll(hello.name, publicKey, hello.enrollmentToken, presented);
     if (!outcome.ok) {
       const byReason = {
         unknown: [RefusalCode.EnrollTokenUnknown, "the enrollment token is not one this coordinator issued"],
         used: [RefusalCode.EnrollTokenUsed, "the enrollment token was already used; create a new one with `cutover token create`"],
         expired: [RefusalCode.EnrollTokenExpired, "the enrollment token has expired; create a new one with `cutover token create`"],
+        revoked: [RefusalCode.EnrollTokenRevoked, "the enrollment token was revoked; create a new one with `cutover token create`"],
       } as const;
       const [code, message] = byReason[outcome.reason];
       throw new Refused(code, message, true);
     }
     const host = outcome.host;
-    this.log.info("enrolled new host", { host: host.name, remote: this.remote });
+    const identity = `labels ${formatLabels(host.labels)}, address ${host.address || "(none)"} (${outcome.boundByToken ? "bound by the token" : "as the agent presented them"})`;
+    this.log.info("enrolled new host", { host: host.name, remote: this.remote, identity });
+    this.ctx.audit({ actor: `host ${host.name}`, action: "enroll", target: host.name, outcome: "enrolled", detail: identity });
     return { host, enrolled: true };
   }
+}
+
+function formatLabels(labels: Record<string, string>): string {
+  const pairs = Object.entries(labels).map(([k, v]) => `${k}=${v}`);
+  return pairs.length > 0 ? pairs.join(",") : "(none)";
 }

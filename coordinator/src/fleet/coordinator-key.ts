@@ -26,18 +26,3 @@ export function loadOrCreateCoordinatorKey(dataDir: string): CoordinatorKey {
   const publicKey = Buffer.from(x, "base64url");
   return { publicKey, keyId: createHash("sha256").update(publicKey).digest("base64url"), sign: (data) => sign(null, data, privateKey) };
 }
-
-/**
- * Command sequence numbers: strictly increasing for the life of the process
- * and above every number an earlier process of this coordinator used (they are
- * microseconds of the wall clock, bumped when two commands share one), so an
- * agent can refuse any command it has seen a later one than. Assumes the
- * clock does not step back across a restart.
- */
-export class SequenceClock {
-  private last = 0;
-  next(): number {
-    this.last = Math.max(this.last + 1, Date.now() * 1000);
-    return this.last;
-  }
-}

@@ -1,8 +1,9 @@
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import { WebSocketServer, type WebSocket } from "ws";
-import { CloseCode, MAX_ARTIFACT_CHUNK, MAX_FRAME_BYTES, signedCommandBytes, type cutover, v1 } from "@cutover/protocol";
-import { SequenceClock, type CoordinatorKey } from "./coordinator-key.js";
+import { CloseCode, MAX_ARTIFACT_CHUNK, MAX_FRAME_BYTES, RefusalCode, signedCommandBytes, type cutover, v1 } from "@cutover/protocol";
+import type { CoordinatorKey } from "./coordinator-key.js";
+import { ArtifactGrants } from "./artifact-grants.js";
 import type { Logger } from "@cutover/log";
 import type { Db } from "../store/database.js";
 import type { HostRecord, HostStore } from "../store/hosts.js";
@@ -29,7 +30,7 @@ export const DEFAULT_FLEET_OPTIONS: FleetOptions = {
   maxPendingHandshakes: 1_000,
 };
 
-export type CommandOperation = Omit<cutover.v1.Command.$Properties, "commandId" | "deadlineUnixMs" | "sequence" | "signature">;
+export type CommandOperation = Omit<cutover.v1.Command.$Properties, "commandId" | "deadlineUnixMs" | "sequence" | "signature" | "signed" | "hostId" | "sessionNonce">;
 
 export class CommandError extends Error {
   constructor(readonly code: "ERR_HOST_OFFLINE" | "ERR_COMMAND_TIMEOUT" | "ERR_HOST_DISCONNECTED", message: string) {
@@ -60,7 +61,8 @@ export class Fleet {
   private readonly sessions = new Map<string, AgentSession>();
   private readonly pending = new Map<string, PendingCommand>();
   private pendingHandshakes = 0;
-  private readonly sequence = new SequenceClock();
+  /** Which host may download which artifact: only those sent a command that names it. */
+  private readonly grants = new ArtifactGrants();
   private readonly logListeners = new Map<string, (host: string, source: string, lines: string[]) => void>();
   private readonly livenessTimer: NodeJS.Timeout;
 
@@ -102,10 +104,11 @@ export class Fleet {
     // The session wires itself to the socket; the fleet learns of it through onOnline.
     new AgentSession(ws, remote, {
       hosts: this.hosts,
-      enroll: (name, key, token) => enrollHost(this.db, this.hosts, this.tokens, name, key, token),
+      enroll: (name, key, token, presented) => enrollHost(this.db, this.hosts, this.tokens, name, key, token, presented),
+      audit: (entry) => this.audit?.record(entry),
       log: this.log,
       limits: this.options,
-      coordinatorPublicKey: this.key.publicKey,
+      coordinatorKey: this.key,
       onOnline: (s) => {
         settle();
         const previous = this.sessions.get(s.host!.id);
@@ -216,7 +219,11 @@ export class Fleet {
         reject(new CommandError("ERR_COMMAND_TIMEOUT", `host ${host.name} did not answer within ${timeoutMs} ms`));
       }, timeoutMs);
       this.pending.set(commandId, { resolve, reject, timer, hostId: host.id, onEvent });
-      const inner = { ...operation, commandId, deadlineUnixMs: Date.now() + timeoutMs, sequence: this.sequence.next() };
+      const deadlineUnixMs = Date.now() + timeoutMs;
+      if (operation.deploy?.artifact?.sha256) this.grants.grant(host.id, operation.deploy.artifact.sha256, deadlineUnixMs);
+      // Signed for this host, this session and the host's next sequence: a relay cannot move it to
+      // another host, replay it on a later session, or reorder it.
+      const inner = { ...operation, commandId, deadlineUnixMs, sequence: this.hosts.nextSequence(host.id), hostId: host.id, sessionNonce: session.challengeNonce };
       const signed = signedCommandBytes(inner);
       session.send({ command: { commandId, deadlineUnixMs: inner.deadlineUnixMs, signed, signature: this.key.sign(signed) } });
     }).then(
@@ -234,6 +241,10 @@ export class Fleet {
   private serveArtifact(session: AgentSession, request: cutover.v1.ArtifactRequest): void {
     const reply = (chunk: Omit<cutover.v1.ArtifactChunk.$Properties, "requestId" | "sha256">) =>
       session.send({ artifactChunk: { requestId: request.requestId, sha256: request.sha256, ...chunk } });
+    if (!this.grants.allows(session.host!.id, request.sha256)) {
+      this.log.child(session.name).warn("refused an artifact to a host that was sent no command for it", { sha256: request.sha256.slice(0, 12) });
+      return reply({ error: `this host was sent no command for artifact ${request.sha256}` });
+    }
     const artifact = this.artifacts?.get(request.sha256);
     if (!artifact) return reply({ error: `the coordinator has no artifact ${request.sha256}` });
     if (request.offset > artifact.size) return reply({ error: `offset ${request.offset} is past the end (${artifact.size} bytes)` });
@@ -250,6 +261,13 @@ export class Fleet {
     this.pending.delete(result.commandId);
     clearTimeout(pending.timer);
     pending.resolve(result);
+  }
+
+  /** Removes the host from the fleet: its session is refused, its key refused from then on. */
+  remove(host: HostRecord, by: string): void {
+    this.hosts.remove(host.id, by);
+    this.grants.forget(host.id);
+    this.sessions.get(host.id)?.refuse(RefusalCode.HostRemoved, `this host was removed from the fleet by ${by}; to join again, clear the agent's state dir and enroll with a new token`);
   }
 
   private failPendingFor(hostId: string): void {

@@ -33,7 +33,12 @@ export interface HostRecord {
   publicKey: Buffer;
   address: string;
   hostname: string;
+  /** Labels as enrolled or set by an admin: what app selectors match. Never what a Hello says on its own. */
   labels: Record<string, string>;
+  /** Labels the agent presents that differ from `labels`, waiting for an admin (`cutover hosts accept`). */
+  pendingLabels: Record<string, string> | null;
+  /** An address the agent presents that differs from `address`, waiting for an admin. */
+  pendingAddress: string | null;
   capabilities: string[];
   agentVersion: string;
   resources: HostResources | null;
@@ -49,6 +54,8 @@ interface HostRow {
   address: string;
   hostname: string;
   labels: string;
+  pending_labels: string | null;
+  pending_address: string | null;
   capabilities: string;
   agent_version: string;
   resources: string | null;
@@ -65,6 +72,8 @@ function fromRow(row: HostRow): HostRecord {
     address: row.address,
     hostname: row.hostname,
     labels: JSON.parse(row.labels) as Record<string, string>,
+    pendingLabels: row.pending_labels === null ? null : (JSON.parse(row.pending_labels) as Record<string, string>),
+    pendingAddress: row.pending_address,
     capabilities: JSON.parse(row.capabilities) as string[],
     agentVersion: row.agent_version,
     resources: row.resources ? (JSON.parse(row.resources) as HostResources) : null,
@@ -82,12 +91,44 @@ export interface HostIntroduction {
   agentVersion: string;
 }
 
+/** Who a host is to the fleet: its labels and address, bound at enrollment, changed only by an admin. */
+export interface HostIdentity {
+  labels: Record<string, string>;
+  address: string;
+}
+
+/** What an introduction asked to change that the record does not already say (undefined: nothing). */
+export interface RequestedChange {
+  labels?: Record<string, string>;
+  address?: string;
+}
+
+export interface RetiredHost {
+  name: string;
+  removedAt: number;
+  removedBy: string;
+}
+
+export function sameLabels(a: Record<string, string>, b: Record<string, string>): boolean {
+  const keys = Object.keys(a);
+  return keys.length === Object.keys(b).length && keys.every((k) => b[k] === a[k]);
+}
+
+function sortedLabels(labels: Record<string, string>): string {
+  return JSON.stringify(Object.fromEntries(Object.entries(labels).sort(([x], [y]) => x.localeCompare(y))));
+}
+
 /** The fleet inventory: every enrolled host and what it last reported. */
 export class HostStore {
   constructor(private readonly db: Db, private readonly now: () => number = Date.now) {}
 
   byPublicKey(publicKey: Uint8Array): HostRecord | undefined {
     const row = statement(this.db, "SELECT * FROM hosts WHERE public_key = ?").get(Buffer.from(publicKey)) as HostRow | undefined;
+    return row && fromRow(row);
+  }
+
+  byId(id: string): HostRecord | undefined {
+    const row = statement(this.db, "SELECT * FROM hosts WHERE id = ?").get(id) as HostRow | undefined;
     return row && fromRow(row);
   }
 
@@ -100,18 +141,76 @@ export class HostStore {
     return (statement(this.db, "SELECT * FROM hosts ORDER BY name").all() as HostRow[]).map(fromRow);
   }
 
-  enroll(name: string, publicKey: Uint8Array): HostRecord {
+  enroll(name: string, publicKey: Uint8Array, identity: HostIdentity): HostRecord {
     const id = randomUUID();
-    statement(this.db, "INSERT INTO hosts (id, name, public_key, enrolled_at) VALUES (?, ?, ?, ?)")
-      .run(id, name, Buffer.from(publicKey), this.now());
+    statement(this.db, "INSERT INTO hosts (id, name, public_key, labels, address, enrolled_at) VALUES (?, ?, ?, ?, ?, ?)")
+      .run(id, name, Buffer.from(publicKey), sortedLabels(identity.labels), identity.address, this.now());
     return this.byName(name)!;
   }
 
-  /** Records what the agent says about itself in Hello. */
-  introduce(id: string, intro: HostIntroduction): void {
-    statement(this.db, "UPDATE hosts SET address = ?, hostname = ?, labels = ?, capabilities = ?, agent_version = ?, last_seen = ? WHERE id = ?",
-      )
-      .run(intro.address, intro.hostname, JSON.stringify(intro.labels), JSON.stringify(intro.capabilities), intro.agentVersion, this.now(), id);
+  /**
+   * Records what the agent says about itself in Hello. Its labels and address
+   * are not taken: where they differ from the record they are kept as a
+   * pending change for an admin. Returns the change when it is new (not the
+   * one already pending), so the caller audits it once.
+   */
+  introduce(id: string, intro: HostIntroduction): RequestedChange | undefined {
+    const host = this.byId(id);
+    if (!host) throw new Error(`no host ${id}`);
+    const pendingLabels = sameLabels(intro.labels, host.labels) ? null : intro.labels;
+    const pendingAddress = intro.address === host.address ? null : intro.address;
+    statement(this.db, "UPDATE hosts SET hostname = ?, capabilities = ?, agent_version = ?, pending_labels = ?, pending_address = ?, last_seen = ? WHERE id = ?")
+      .run(intro.hostname, JSON.stringify(intro.capabilities), intro.agentVersion, pendingLabels && sortedLabels(pendingLabels), pendingAddress, this.now(), id);
+    const change: RequestedChange = {
+      ...(pendingLabels && !(host.pendingLabels && sameLabels(pendingLabels, host.pendingLabels)) && { labels: pendingLabels }),
+      ...(pendingAddress !== null && pendingAddress !== host.pendingAddress && { address: pendingAddress }),
+    };
+    return Object.keys(change).length > 0 ? change : undefined;
+  }
+
+  /** An admin sets the host's labels (a pending labels change the agent asked for is settled by it). */
+  setLabels(id: string, labels: Record<string, string>): void {
+    statement(this.db, "UPDATE hosts SET labels = ?, pending_labels = NULL WHERE id = ?").run(sortedLabels(labels), id);
+  }
+
+  /** An admin accepts what the agent asked for; returns what changed. */
+  acceptPending(id: string): RequestedChange {
+    const host = this.byId(id);
+    if (!host) throw new Error(`no host ${id}`);
+    statement(this.db, "UPDATE hosts SET labels = coalesce(pending_labels, labels), address = coalesce(pending_address, address), pending_labels = NULL, pending_address = NULL WHERE id = ?")
+      .run(id);
+    return { ...(host.pendingLabels && { labels: host.pendingLabels }), ...(host.pendingAddress !== null && { address: host.pendingAddress }) };
+  }
+
+  /**
+   * The next command sequence for the host: above every one it was sent, and
+   * at least the wall clock in microseconds (agents enrolled when sequences
+   * were clock readings keep accepting). Stored, so a restart never reuses one.
+   */
+  nextSequence(id: string): number {
+    const row = statement(this.db, "UPDATE hosts SET command_sequence = max(command_sequence + 1, ?) WHERE id = ? RETURNING command_sequence")
+      .get(Date.now() * 1000, id) as { command_sequence: number } | undefined;
+    if (!row) throw new Error(`no host ${id}`);
+    return row.command_sequence;
+  }
+
+  /** Removes the host from the fleet; its key is refused from then on. */
+  remove(id: string, by: string): void {
+    this.db.transaction(() => {
+      const host = this.byId(id);
+      if (!host) return;
+      statement(this.db, "INSERT OR REPLACE INTO retired_hosts (public_key, name, removed_at, removed_by) VALUES (?, ?, ?, ?)")
+        .run(host.publicKey, host.name, this.now(), by);
+      statement(this.db, "DELETE FROM hosts WHERE id = ?").run(id);
+    })();
+  }
+
+  /** The removal of the host that held this key, if it was removed. */
+  retired(publicKey: Uint8Array): RetiredHost | undefined {
+    const row = statement(this.db, "SELECT name, removed_at, removed_by FROM retired_hosts WHERE public_key = ?").get(Buffer.from(publicKey)) as
+      | { name: string; removed_at: number; removed_by: string }
+      | undefined;
+    return row && { name: row.name, removedAt: row.removed_at, removedBy: row.removed_by };
   }
 
   /** Records a heartbeat's figures. */

@@ -28,8 +28,8 @@ export interface ApiTokenRecord {
 }
 
 export type EnrollmentCheck =
-  | { ok: true; id: string }
-  | { ok: false; reason: "unknown" | "used" | "expired" };
+  | { ok: true; id: string; labels?: Record<string, string>; address?: string }
+  | { ok: false; reason: "unknown" | "used" | "expired" | "revoked" };
 
 /** API and enrollment tokens. Only sha256 hashes are stored; the secret is shown once. */
 export class TokenStore {

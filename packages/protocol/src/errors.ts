@@ -74,6 +74,10 @@ export const RefusalCode = {
   KeyMismatch: "KEY_MISMATCH",
   /** The Hello signature does not verify with the presented key. */
   BadSignature: "BAD_SIGNATURE",
+  /** The enrollment token was revoked by an admin. */
+  EnrollTokenRevoked: "ENROLL_TOKEN_REVOKED",
+  /** An admin removed this host (`cutover hosts remove`): its key is refused from then on. */
+  HostRemoved: "HOST_REMOVED",
   /** The agent speaks a protocol version the coordinator cannot. */
   ProtocolVersion: "PROTOCOL_VERSION",
 } as const;

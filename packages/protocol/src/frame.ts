@@ -149,3 +149,8 @@ function checkEnvelope(envelope: Envelope): void {
 export function helloProofBytes(nonce: Uint8Array, name: string, publicKey: Uint8Array): Uint8Array {
   return v1.HelloProof.encode({ context: "cutover.v1.hello", nonce, name, publicKey }).finish();
 }
+
+/** The exact bytes the coordinator signs in Welcome.signature (and the agent verifies). */
+export function welcomeProofBytes(nonce: Uint8Array, hostId: string, agentPublicKey: Uint8Array): Uint8Array {
+  return v1.WelcomeProof.encode({ context: "cutover.v1.welcome", nonce, hostId, agentPublicKey }).finish();
+}

@@ -9,6 +9,7 @@ export {
   encodeEnvelope,
   decodeEnvelope,
   helloProofBytes,
+  welcomeProofBytes,
 } from "./frame.js";
 export type { Envelope, EnvelopeInit, BodyKind } from "./frame.js";
 export { signedCommandBytes, openSignedCommand } from "./signing.js";

@@ -35,8 +35,12 @@ export class CoordinatorProcess {
     return runCli(args, { CUTOVER_URL: this.url, CUTOVER_TOKEN: token, CUTOVER_CONFIG: "/nonexistent-cutover-cli.yaml" });
   }
 
-  async enrollmentToken(): Promise<string> {
-    const result = await this.cli(["token", "create"]);
+  /** A one-time enrollment token; `binding` fixes the labels and address the host gets (else it keeps what its agent presents). */
+  async enrollmentToken(binding: { labels?: string; address?: string } = {}): Promise<string> {
+    const args = ["token", "create"];
+    if (binding.labels) args.push("--labels", binding.labels);
+    if (binding.address) args.push("--address", binding.address);
+    const result = await this.cli(args);
     if (result.exitCode !== 0) throw new Error(`token create failed: ${result.stderr}`);
     return result.stdout.trim();
   }
@@ -159,7 +163,7 @@ export async function startFleet(
         name: `web-${i + 1}`,
         address,
         labels: labelsOf(i),
-        token: await coordinator.enrollmentToken(),
+        token: await coordinator.enrollmentToken({ labels: labelsOf(i), address }),
         switchMode: options.switchMode,
       }),
     ),
@@ -167,7 +171,7 @@ export async function startFleet(
   const lbAddresses = Array.from({ length: options.lbHosts ?? 0 }, (_, i) => `${base}.${51 + i}`);
   const lbAgents = await Promise.all(
     lbAddresses.map(async (address, i) =>
-      startAgent(t, coordinator, { name: `lb-${i + 1}`, address, labels: "role=lb", token: await coordinator.enrollmentToken(), switchMode: options.switchMode }),
+      startAgent(t, coordinator, { name: `lb-${i + 1}`, address, labels: "role=lb", token: await coordinator.enrollmentToken({ labels: "role=lb", address }), switchMode: options.switchMode }),
     ),
   );
   await Promise.all([...agents, ...lbAgents].map((a) => a.online()));

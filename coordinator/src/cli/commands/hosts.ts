@@ -4,6 +4,7 @@ import type { HostView } from "../../api/hosts-view.js";
 import { ApiClient } from "../client.js";
 import { resolveClientSettings, type GlobalOptions } from "../config.js";
 import { renderTable } from "../table.js";
+import { ExitError } from "../exit-error.js";
 
 function ago(iso: string | null, now = Date.now()): string {
   if (!iso) return "never";
@@ -16,7 +17,7 @@ function ago(iso: string | null, now = Date.now()): string {
 export function renderHosts(hosts: HostView[], now = Date.now()): string {
   if (hosts.length === 0) return "no hosts enrolled yet: create a token with `cutover token create` and start an agent with it";
   return renderTable(
-    ["NAME", "ADDRESS", "STATE", "LAST SEEN", "CPU", "MEM AVAIL", "DISK FREE", "LOAD", "AGENT", "LABELS"],
+    ["NAME", "ADDRESS", "STATE", "LAST SEEN", "CPU", "MEM AVAIL", "DISK FREE", "LOAD", "AGENT", "LABELS", "PENDING"],
     hosts.map((h) => [
       h.name,
       h.address,
@@ -27,19 +28,67 @@ export function renderHosts(hosts: HostView[], now = Date.now()): string {
       h.resources ? formatBytes(h.resources.diskFreeBytes) : "-",
       h.resources ? h.resources.loadAverage1m.toFixed(2) : "-",
       h.agentVersion || "-",
-      Object.entries(h.labels).map(([k, v]) => `${k}=${v}`).join(",") || "-",
+      formatLabels(h.labels),
+      pendingChange(h),
     ]),
   );
 }
 
+function formatLabels(labels: Record<string, string>): string {
+  return Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(",") || "-";
+}
+
+/** What the host's agent asks for that the record does not say (`cutover hosts accept` takes it). */
+function pendingChange(h: HostView): string {
+  const parts = [
+    h.pendingLabels && `labels ${formatLabels(h.pendingLabels)}`,
+    h.pendingAddress !== null && `address ${h.pendingAddress}`,
+  ].filter(Boolean);
+  return parts.length > 0 ? parts.join("; ") : "-";
+}
+
+/** `k=v` sets a label, `k-` removes one (as kubectl label does). */
+export function parseLabelEdits(edits: string[]): { set: Record<string, string>; remove: string[] } {
+  const set: Record<string, string> = {};
+  const remove: string[] = [];
+  for (const edit of edits) {
+    if (edit.endsWith("-") && !edit.includes("=")) remove.push(edit.slice(0, -1));
+    else if (edit.indexOf("=") > 0) set[edit.slice(0, edit.indexOf("="))] = edit.slice(edit.indexOf("=") + 1);
+    else throw new ExitError(`"${edit}" is neither key=value (set a label) nor key- (remove one)`, 64);
+  }
+  return { set, remove };
+}
+
 export function registerHosts(program: Command): void {
-  program
-    .command("hosts")
-    .description("list every enrolled host with its state and resources")
+  const hosts = program.command("hosts").description("the fleet: list hosts, and (admin) set their labels, accept what their agents ask for, remove them");
+  const clientOf = (command: Command) => new ApiClient(resolveClientSettings(command.optsWithGlobals<GlobalOptions>()));
+  hosts
+    .command("list", { isDefault: true })
+    .description("list every enrolled host with its state and resources (the default)")
     .option("--json", "print a JSON array")
     .action(async (options: { json?: boolean }, command: Command) => {
-      const client = new ApiClient(resolveClientSettings(command.optsWithGlobals<GlobalOptions>()));
-      const hosts = await client.get<HostView[]>("/v1/hosts");
-      process.stdout.write(options.json ? `${JSON.stringify(hosts, null, 2)}\n` : `${renderHosts(hosts)}\n`);
+      const list = await clientOf(command).get<HostView[]>("/v1/hosts");
+      process.stdout.write(options.json ? `${JSON.stringify(list, null, 2)}\n` : `${renderHosts(list)}\n`);
+    });
+  hosts
+    .command("label <host> <edits...>")
+    .description("set (key=value) or remove (key-) a host's labels — what app specs select hosts by (admin)")
+    .action(async (host: string, edits: string[], _options: unknown, command: Command) => {
+      const view = await clientOf(command).post<HostView>(`/v1/hosts/${encodeURIComponent(host)}/labels`, parseLabelEdits(edits));
+      process.stdout.write(`${view.name}: labels ${formatLabels(view.labels)}\n`);
+    });
+  hosts
+    .command("accept <host>")
+    .description("take the labels and address the host's agent presents in place of its record (admin)")
+    .action(async (host: string, _options: unknown, command: Command) => {
+      const view = await clientOf(command).post<HostView>(`/v1/hosts/${encodeURIComponent(host)}/accept`, {});
+      process.stdout.write(`${view.name}: labels ${formatLabels(view.labels)}, address ${view.address}\n`);
+    });
+  hosts
+    .command("remove <host>")
+    .description("remove a host from the fleet: its agent is refused from now on, it leaves every deploy (admin)")
+    .action(async (host: string, _options: unknown, command: Command) => {
+      const result = await clientOf(command).post<{ removed: string }>(`/v1/hosts/${encodeURIComponent(host)}/remove`, {});
+      process.stdout.write(`removed ${result.removed}: its key is refused from now on; to bring the machine back, clear the agent's state dir and enroll it with a new token\n`);
     });
 }
