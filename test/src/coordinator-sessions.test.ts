@@ -135,7 +135,7 @@ test("a command reaches an agent and its result comes back; an unknown command i
   agent.close();
 });
 
-test("the audit trail records who changed what, refused calls included, and every command sent", async (t) => {
+test("the audit trail records who changed what, refused calls included, every host enrolled and every command sent", async (t) => {
   const { coordinator, api } = await inProcessCoordinator(t);
   const reader = await api("POST", "/v1/tokens/api", { body: { role: "read", name: "dashboard" } });
   await api("POST", "/v1/tokens/enrollment", { token: reader.body.token, body: {} });
@@ -151,6 +151,7 @@ test("the audit trail records who changed what, refused calls included, and ever
   t.deepEqual(rows, [
     ["admin", "POST /v1/hosts/ping", "every online host", "200"],
     ["coordinator", "command ping", "web-1", "OK"],
+    ["host web-1", "enroll", "web-1", "enrolled"],
     ["admin", "POST /v1/tokens/enrollment", "enrollment token", "201"],
     ["(no valid token)", "POST /v1/tokens/enrollment", "enrollment token", "401"],
     ["dashboard", "POST /v1/tokens/enrollment", "enrollment token", "403"],
