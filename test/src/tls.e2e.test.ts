@@ -39,9 +39,11 @@ test.serial("with --tls the coordinator serves https and wss; agents and the CLI
 });
 
 test.serial("an agent pinning another fingerprint refuses the coordinator and never says Hello", async (t) => {
-  const { coordinator } = await tlsCoordinator(t);
+  const { coordinator, fingerprint } = await tlsCoordinator(t);
+  // A real token (it names the coordinator's key), so only the certificate pin can refuse.
+  const token = (await cli(coordinator, ["token", "create"], fingerprint)).stdout.trim();
   const agent = spawnWatched("agent", AGENT_BIN, [
-    "--coordinator", coordinator.url, "--coordinator-fingerprint", `sha256:${"00:".repeat(31)}00`, "--token", "cte_x",
+    "--coordinator", coordinator.url, "--coordinator-fingerprint", `sha256:${"00:".repeat(31)}00`, "--token", token,
     "--state-dir", tempDir(t), "--name", "web-1", "--address", "127.0.0.72", "--nginx", "managed", "--config", "/dev/null",
   ]);
   t.teardown(() => agent.kill("SIGKILL"));
