@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { hostname, networkInterfaces } from "node:os";
 import { parse } from "yaml";
 import { parseDuration } from "@cutover/spec";
-import { isFingerprint, isValidLabel, isValidName, LABEL_RULE, NAME_RULE } from "@cutover/protocol";
+import { isFingerprint, isLoopbackHost, isValidLabel, isValidName, LABEL_RULE, NAME_RULE } from "@cutover/protocol";
 
 /** Agent settings after flags, config file and defaults are merged and checked. */
 export interface AgentConfig {
@@ -147,13 +147,17 @@ export function resolveAgentConfig(flags: AgentSettings): AgentConfig {
   }
   const coordinatorUrl = agentEndpoint(coordinator);
   const coordinatorHost = new URL(coordinatorUrl).hostname.replace(/^\[|\]$/g, "");
-  const loopback = coordinatorHost === "localhost" || coordinatorHost === "::1" || /^127\./.test(coordinatorHost);
+  const loopback = isLoopbackHost(coordinatorHost);
   if (coordinatorUrl.startsWith("ws:") && !loopback && !pick("allowPlain")) {
     throw new ConfigError(`refusing plain ws:// to ${coordinatorHost}: use https:// (wss) with --coordinator-fingerprint, or --allow-plain on a trusted network`);
   }
   const fingerprint = pick("coordinatorFingerprint");
   if (fingerprint !== undefined && !isFingerprint(fingerprint)) {
     throw new ConfigError(`coordinator fingerprint must be the sha256 \`cutover server --tls\` prints (sha256:AB:CD:...), got "${fingerprint}"`);
+  }
+  // Only the flag: install.sh records a config-file pin ahead of a move to https and says it is not checked yet.
+  if (flags.coordinatorFingerprint !== undefined && coordinatorUrl.startsWith("ws:")) {
+    throw new ConfigError(`--coordinator-fingerprint pins a TLS certificate, but ${coordinator} is plain ws:// and has none to check: use https:// (wss, \`cutover server --tls\`) or drop the fingerprint`);
   }
   return {
     coordinatorFingerprint: fingerprint,

@@ -10,6 +10,7 @@ import { existsSync, writeFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { createLogger, watchEventLoop, type Logger } from "@cutover/log";
+import { isLoopbackHost } from "@cutover/protocol";
 import { createApi } from "./api/router.js";
 import { DEFAULT_FLEET_OPTIONS, Fleet, type FleetOptions } from "./fleet/fleet.js";
 import { openDatabase, type Db } from "./store/database.js";
@@ -50,11 +51,6 @@ function fleetOptions(overrides: Partial<FleetOptions> = {}): FleetOptions {
   return merged;
 }
 
-/** True for addresses only this machine can reach. */
-export function isLoopback(host: string): boolean {
-  return host === "localhost" || host === "::1" || /^127\./.test(host);
-}
-
 export interface Coordinator {
   /** http://host:port */
   url: string;
@@ -84,7 +80,7 @@ function bootstrapAdminToken(tokens: TokenStore, dataDir: string): string | unde
 
 export async function startCoordinator(options: CoordinatorOptions): Promise<Coordinator> {
   const log = options.log ?? createLogger("coordinator");
-  if (!options.tls && !options.allowPlain && !isLoopback(options.host)) {
+  if (!options.tls && !options.allowPlain && !isLoopbackHost(options.host)) {
     throw new PlainRefused(`refusing plain HTTP on ${options.host}: agents' tokens and the API would cross the network unencrypted; add --tls (a self-signed certificate is made on first start) or, on a trusted network, --allow-plain`);
   }
   const db = openDatabase(options.dataDir);

@@ -14,6 +14,7 @@ export {
 export type { Envelope, EnvelopeInit, BodyKind } from "./frame.js";
 export { signedCommandBytes, openSignedCommand } from "./signing.js";
 export { normalizeFingerprint, isFingerprint } from "./fingerprint.js";
+export { isLoopbackHost } from "./loopback.js";
 export { ProtocolError, ProtocolErrorCode, CloseCode, RefusalCode } from "./errors.js";
 export { isValidName, isValidRelease, isValidLabel, NAME_RULE, RELEASE_RULE, LABEL_RULE } from "./names.js";
 export type { cutover } from "../gen/proto.js";
