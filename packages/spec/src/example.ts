@@ -9,11 +9,14 @@ artifact: ./dist                  # a directory or a .tar.gz/.tgz, relative to t
 run:
   command: ["node", "server.js", "--port", "\${PORT}"]   # argv, no shell
   env: { NODE_ENV: production }
-  user: geoip                     # optional; default: the agent's user
+  user: geoip                     # without it the app runs as the agent's user: root hosts refuse that unless allow_root_apps
   stop_signal: SIGTERM
   stop_timeout: 30s               # then SIGKILL
 ports: { blue: 7001, green: 7002 }
-proxy: { listen: 80, protocol: http }   # http | tcp
+proxy:
+  listen: 80
+  protocol: http                  # http | tcp
+  directives: ["client_max_body_size 10m"]   # allowed names only: packages/spec/README.md
 health:
   http: { path: /health_check, expect_status: 200 }   # or: tcp: {}
   interval: 1s

@@ -4,6 +4,7 @@ export { SpecError } from "./errors.js";
 export type { SpecIssue } from "./errors.js";
 export { parseDuration, parseSize, resolveCount } from "./units.js";
 export { SPEC_EXAMPLE } from "./example.js";
+export { ALLOWED_PROXY_DIRECTIVES, checkProxyDirective, type DirectiveCheck } from "./directives.js";
 export type {
   AppSpec,
   ArtifactSpec,

@@ -39,7 +39,7 @@ test("SPEC_EXAMPLE parses to the documented values", (t) => {
       stopTimeoutMs: 30_000,
     },
     ports: { blue: 7001, green: 7002 },
-    proxy: { listen: 80, protocol: "http" },
+    proxy: { listen: 80, protocol: "http", directives: ["client_max_body_size 10m"] },
     health: { check: { kind: "http", path: "/health_check", expectStatus: 200 }, intervalMs: 1_000, timeoutMs: 2_000, healthyThreshold: 2, deadlineMs: 60_000 },
     hosts: { role: "geoip" },
     lb: { hosts: { role: "lb" }, listen: 80, drainTimeoutMs: 30_000 },

@@ -60,7 +60,11 @@ export interface RunSpec {
   command: string[];
   /** Extra environment variables. YAML numbers and booleans arrive as written (`1.10` stays "1.10"). Default `{}`. */
   env: Record<string, string>;
-  /** Unix user to run as. Absent: the agent's own user. */
+  /**
+   * Unix user to run as. Absent: the agent's own user, which is root on most hosts,
+   * and an agent running as root refuses that (and any uid-0 user) unless its host
+   * sets `allow_root_apps: true`: the spec cannot know the host, so the agent checks.
+   */
   user?: string;
   /** Signal sent first when stopping; `TERM` in the YAML is normalized to `SIGTERM`. Default SIGTERM. */
   stopSignal: StopSignal;
@@ -80,7 +84,11 @@ export interface ProxySpec {
   listen: number;
   /** `http` proxies HTTP; `tcp` uses nginx stream for any TCP protocol. Default http. */
   protocol: "http" | "tcp";
-  /** Extra nginx directives for the app's server block (e.g. `client_max_body_size 10m`); checked by `nginx -t` on each host. */
+  /**
+   * Extra nginx directives for the app's server block (e.g. `client_max_body_size 10m`),
+   * normalized without their `;`. Only the names in ALLOWED_PROXY_DIRECTIVES, with plain
+   * arguments (`checkProxyDirective`); each host checks them again and runs `nginx -t`.
+   */
   directives?: string[];
 }
 

@@ -110,14 +110,22 @@ test("proxy.listen equal to the blue port", refused, (s) => (s.proxy.listen = 70
 test("proxy.listen equal to the green port", refused, (s) => (s.proxy.listen = 7002), [
   { field: "proxy.listen", expected: "a port other than ports.blue and ports.green (ports.green is 7002)", got: "7002" },
 ]);
+const DIRECTIVE_RULE = 'one allowed nginx directive with plain arguments, like "client_max_body_size 10m"';
 test("proxy directives that would break out of the server block", refused, (s) => ((s.proxy as Record<string, unknown>).directives = ["client_max_body_size 10m", "} server {", 5]), [
-  { field: "proxy.directives[1]", expected: "one nginx directive without braces or newlines", got: '"} server {"' },
-  { field: "proxy.directives[2]", expected: "one nginx directive without braces or newlines", got: "5" },
+  { field: "proxy.directives[1]", expected: DIRECTIVE_RULE, got: '"} server {": "}" is not an allowed directive (the list is in packages/spec/README.md)' },
+  { field: "proxy.directives[2]", expected: DIRECTIVE_RULE, got: "5: not a string" },
 ]);
-test("proxy directives are kept, trimmed", (t) => {
+test("a proxy directive that runs Lua in nginx's workers (finding 1 of issue 11)", refused, (s) => ((s.proxy as Record<string, unknown>).directives = [`access_by_lua 'os.execute("id > /tmp/x")'`]), [
+  {
+    field: "proxy.directives[0]",
+    expected: DIRECTIVE_RULE,
+    got: `"access_by_lua 'os.execute(\\"id > /tmp/x\\")'": "access_by_lua" is not an allowed directive (the list is in packages/spec/README.md)`,
+  },
+]);
+test("proxy directives are kept, trimmed, without their semicolon", (t) => {
   const spec = structuredClone(BASE);
-  (spec.proxy as Record<string, unknown>).directives = [" client_max_body_size 10m "];
-  t.deepEqual(parseSpec(stringify(spec), { file: FILE, exists: fakeFs }).proxy.directives, ["client_max_body_size 10m"]);
+  (spec.proxy as Record<string, unknown>).directives = [" client_max_body_size 10m ", "proxy_read_timeout 30s;"];
+  t.deepEqual(parseSpec(stringify(spec), { file: FILE, exists: fakeFs }).proxy.directives, ["client_max_body_size 10m", "proxy_read_timeout 30s"]);
 });
 test("ports out of range, fractional or quoted", refused, (s) => {
   s.ports = { blue: 0, green: 70000 };
@@ -325,7 +333,11 @@ test("a bad user, signal and env", refused, (s) => {
   { field: 'run.env["1X"]', expected: "a variable name of A-Z, a-z, 0-9 and '_', not starting with a digit", got: '"1X"' },
   { field: "run.env.LIST", expected: "a string, number or boolean", got: "a list" },
   { field: "run.env.NOTHING", expected: "a string, number or boolean", got: "an empty value" },
-  { field: "run.user", expected: "a unix user name: a-z, 0-9, '_', '-', starting with a letter or '_', at most 32 characters", got: '"Geo IP"' },
+  {
+    field: "run.user",
+    expected: "a unix user name: a-z, 0-9, '_', '-', starting with a letter or '_', at most 32 characters (leave it out only for hosts whose agent sets allow_root_apps: the app would run as root)",
+    got: '"Geo IP"',
+  },
   { field: "run.stop_signal", expected: "a signal name: SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2, SIGWINCH, SIGALRM, SIGABRT, SIGKILL", got: '"SIGFOO"' },
 ]);
 

@@ -10,6 +10,7 @@ import { isValidLabel, isValidName, LABEL_RULE, NAME_RULE } from "@cutover/proto
 import { resolve } from "node:path";
 import { Checker, describe, fieldPath, isMapping, openSection, Section } from "./checker.js";
 import * as D from "./defaults.js";
+import { checkProxyDirective } from "./directives.js";
 import type { SpecIssue } from "./errors.js";
 import type {
   AppSpec,
@@ -75,6 +76,10 @@ const PIN_VALUE = /^[A-Za-z0-9._~:@+=,-]{1,128}$/;
 const TARBALL = /\.(?:tar\.gz|tgz)$/;
 
 const PORT_RULE = "a port number 1..65535";
+const DIRECTIVE_RULE = "one allowed nginx directive with plain arguments, like \"client_max_body_size 10m\"";
+/** run.user is optional, but the host decides: an agent running as root starts an app without one only where allow_root_apps is set. */
+const RUN_USER_RULE =
+  "a unix user name: a-z, 0-9, '_', '-', starting with a letter or '_', at most 32 characters (leave it out only for hosts whose agent sets allow_root_apps: the app would run as root)";
 const COUNT_OR_PERCENT_RULE = 'a host count (integer >= 1) or a percent "1%".."100%"';
 const PERCENT_RULE = 'a percent 0..100, like 10 or "10%"';
 
@@ -196,7 +201,7 @@ function readRun(root: Section, options: ValidateOptions): RunSpec {
   if (!run) return placeholder;
   const command = readCommand(run);
   const env = readEnv(run, options);
-  const user = run.read("user", "a unix user name: a-z, 0-9, '_', '-', starting with a letter or '_', at most 32 characters", text((v) => UNIX_USER.test(v)));
+  const user = run.read("user", RUN_USER_RULE, text((v) => UNIX_USER.test(v)));
   return {
     command,
     env,
@@ -275,21 +280,19 @@ function readProxy(root: Section, ports: PortsSpec): ProxySpec {
   return { listen, protocol, ...(directives.length > 0 && { directives }) };
 }
 
-/** proxy.directives: one nginx directive per entry, kept inside the app's server block (nginx -t judges the rest). */
+/** proxy.directives: allowed nginx directives, one per entry, kept inside the app's server block (see directives.ts). */
 function readDirectives(proxy: Section): string[] {
   const value = proxy.value("directives");
   if (value === undefined) return [];
-  const expected = 'a list of nginx directives, one per entry, like ["client_max_body_size 10m"] (no braces or newlines)';
   if (!Array.isArray(value)) {
-    proxy.c.wrong(proxy.at("directives"), expected, value);
+    proxy.c.wrong(proxy.at("directives"), 'a list of nginx directives, one per entry, like ["client_max_body_size 10m"]', value);
     return [];
   }
   return value.flatMap((entry: unknown, i) => {
-    if (typeof entry !== "string" || entry.trim() === "" || /[{}\n\r\0]/.test(entry)) {
-      proxy.c.wrong(`${proxy.at("directives")}[${i}]`, "one nginx directive without braces or newlines", entry);
-      return [];
-    }
-    return [entry.trim()];
+    const checked = checkProxyDirective(entry);
+    if (checked.ok) return [checked.directive];
+    proxy.c.fail(`${proxy.at("directives")}[${i}]`, DIRECTIVE_RULE, `${describe(entry)}: ${checked.why}`);
+    return [];
   });
 }
 
