@@ -16,6 +16,18 @@ export interface AuditEntry {
 }
 
 /**
+ * The most characters each field keeps. Some of what lands here is chosen by
+ * the caller (a path, a token name, a host's message): longer text is cut and
+ * ends with TRUNCATED_MARK, so one row stays small whoever wrote it.
+ */
+export const AUDIT_FIELD_LIMITS = { actor: 200, action: 200, target: 500, outcome: 100, detail: 1000 } as const;
+export const TRUNCATED_MARK = "…[truncated]";
+
+function capped(text: string, limit: number): string {
+  return text.length <= limit ? text : text.slice(0, limit - TRUNCATED_MARK.length) + TRUNCATED_MARK;
+}
+
+/**
  * The append-only audit trail. Entries recorded in one turn of the event loop
  * are written in one transaction at the end of it (a command fanned out to
  * thousands of agents is one write, not thousands).
@@ -34,7 +46,15 @@ export class AuditStore {
 
   record(entry: Omit<AuditEntry, "id" | "at">): void {
     if (this.queue.length === 0) setImmediate(() => this.flush());
-    this.queue.push([this.now(), entry.actor, entry.action, entry.target, entry.outcome, entry.detail.slice(0, 2000)]);
+    const limits = AUDIT_FIELD_LIMITS;
+    this.queue.push([
+      this.now(),
+      capped(entry.actor, limits.actor),
+      capped(entry.action, limits.action),
+      capped(entry.target, limits.target),
+      capped(entry.outcome, limits.outcome),
+      capped(entry.detail, limits.detail),
+    ]);
   }
 
   /** Writes what is queued (also called before reading, and at shutdown). */
