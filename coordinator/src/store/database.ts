@@ -1,14 +1,27 @@
 import Database from "better-sqlite3";
-import { mkdirSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { MIGRATIONS } from "./migrations.js";
 
 export type Db = Database.Database;
 
-/** Opens (creating if needed) the coordinator's SQLite store in `dataDir` and migrates it. */
+export const DATA_DIR_MODE = 0o700;
+export const PRIVATE_FILE_MODE = 0o600;
+export const DB_FILE = "cutover.db";
+
+/**
+ * Opens (creating if needed) the coordinator's SQLite store in `dataDir` and
+ * migrates it. The data dir is made 0700 and the store's files 0600 at every
+ * start, whatever mode they were left with: the store holds token hashes,
+ * host keys and every spec's env.
+ */
 export function openDatabase(dataDir: string): Db {
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const db = new Database(join(dataDir, "cutover.db"));
+  mkdirSync(dataDir, { recursive: true, mode: DATA_DIR_MODE });
+  chmodSync(dataDir, DATA_DIR_MODE);
+  const path = join(dataDir, DB_FILE);
+  const db = new Database(path);
+  // Before WAL mode: SQLite gives the -wal and -shm files it creates the main file's mode.
+  for (const file of [path, `${path}-wal`, `${path}-shm`]) if (existsSync(file)) chmodSync(file, PRIVATE_FILE_MODE);
   db.pragma("journal_mode = WAL");
   db.pragma("synchronous = NORMAL");
   db.pragma("foreign_keys = ON");
