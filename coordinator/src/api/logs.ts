@@ -17,7 +17,8 @@ const MAX_LINES = 10_000;
  */
 export function logRoutes(deps: { fleet: Fleet; hosts: HostStore; tokens: TokenStore }): Router {
   const router = express.Router();
-  router.get("/v1/logs", requireRole(deps.tokens, "read"), async (request, response) => {
+  // Logs can carry what apps print (request data, secrets they log): a deploy-role right, not a read one.
+  router.get("/v1/logs", requireRole(deps.tokens, "deploy"), async (request, response) => {
     const app = typeof request.query.app === "string" ? request.query.app : "";
     const agentLog = request.query.agent === "1";
     const hostName = typeof request.query.host === "string" ? request.query.host : undefined;
