@@ -6,14 +6,14 @@ import { loadOrCreateTls } from "./tls/certificate.js";
 export class PlainRefused extends Error {
   readonly code = "ERR_PLAIN_REFUSED";
 }
-import { existsSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, writeFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { createLogger, watchEventLoop, type Logger } from "@cutover/log";
 import { isLoopbackHost } from "@cutover/protocol";
 import { createApi } from "./api/router.js";
 import { DEFAULT_FLEET_OPTIONS, Fleet, type FleetOptions } from "./fleet/fleet.js";
-import { openDatabase, type Db } from "./store/database.js";
+import { DATA_DIR_MODE, openDatabase, PRIVATE_FILE_MODE, type Db } from "./store/database.js";
 import { HostStore } from "./store/hosts.js";
 import { TokenStore } from "./store/tokens.js";
 import { ArtifactStore } from "./store/artifacts.js";
@@ -22,7 +22,8 @@ import { AppStore } from "./store/apps.js";
 import { Rollouts } from "./rollout/rollouts.js";
 import { AuditStore } from "./store/audit.js";
 import { CoordinatorMetrics } from "./metrics/registry.js";
-import { loadOrCreateCoordinatorKey } from "./fleet/coordinator-key.js";
+import { COORDINATOR_KEY_FILE, loadOrCreateCoordinatorKey } from "./fleet/coordinator-key.js";
+import { RefusedCalls } from "./api/refused-calls.js";
 import { VERSION } from "./version.js";
 
 /** The path of the agent WebSocket endpoint. */
@@ -71,11 +72,25 @@ export interface Coordinator {
  */
 function bootstrapAdminToken(tokens: TokenStore, dataDir: string): string | undefined {
   if (tokens.countApiTokens() > 0) return undefined;
-  const path = join(dataDir, "admin-token");
+  const path = join(dataDir, ADMIN_TOKEN_FILE);
   const { token } = tokens.createApiToken("admin", "admin");
-  if (existsSync(path)) writeFileSync(path, "", { mode: 0o600 });
-  writeFileSync(path, `${token}\n`, { mode: 0o600 });
+  if (existsSync(path)) writeFileSync(path, "", { mode: PRIVATE_FILE_MODE });
+  writeFileSync(path, `${token}\n`, { mode: PRIVATE_FILE_MODE });
   return path;
+}
+
+const ADMIN_TOKEN_FILE = "admin-token";
+
+/**
+ * The data dir's secrets are 0600 (and the TLS dir 0700) at every start,
+ * whatever mode a copy, a restore or an operator's own key.pem left them with.
+ */
+function restrictSecretFiles(dataDir: string): void {
+  for (const file of [ADMIN_TOKEN_FILE, COORDINATOR_KEY_FILE, join("tls", "key.pem")]) {
+    const path = join(dataDir, file);
+    if (existsSync(path)) chmodSync(path, PRIVATE_FILE_MODE);
+  }
+  if (existsSync(join(dataDir, "tls"))) chmodSync(join(dataDir, "tls"), DATA_DIR_MODE);
 }
 
 export async function startCoordinator(options: CoordinatorOptions): Promise<Coordinator> {
@@ -84,13 +99,15 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     throw new PlainRefused(`refusing plain HTTP on ${options.host}: agents' tokens and the API would cross the network unencrypted; add --tls (a self-signed certificate is made on first start) or, on a trusted network, --allow-plain`);
   }
   const db = openDatabase(options.dataDir);
+  const key = loadOrCreateCoordinatorKey(options.dataDir);
   const hosts = new HostStore(db);
-  const tokens = new TokenStore(db);
+  const tokens = new TokenStore(db, { coordinatorKeyId: key.keyId });
   const adminTokenPath = bootstrapAdminToken(tokens, options.dataDir);
   const artifacts = new ArtifactStore(db, options.dataDir);
   const deployments = new DeploymentStore(db);
   const apps = new AppStore(db);
   const audit = new AuditStore(db);
+  const refusals = new RefusedCalls(audit);
   let fleet!: Fleet;
   const metrics = new CoordinatorMetrics({
     hostStates: () => {
@@ -100,7 +117,6 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     },
     sessions: () => fleet.onlineCount(),
   });
-  const key = loadOrCreateCoordinatorKey(options.dataDir);
   fleet = new Fleet(db, hosts, tokens, log.child("fleet"), fleetOptions(options.fleet), key, artifacts, audit, (operation, status, seconds) =>
     metrics.commandDuration.observe({ operation, status }, seconds),
   );
@@ -112,9 +128,10 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     if (outcome.totalMs) metrics.stepDuration.observe({ step: "total" }, outcome.totalMs / 1000);
   });
   rollouts.resumeUnfinished((sha256) => artifacts.get(sha256)?.size ?? 0);
-  const api = createApi({ fleet, hosts, tokens, artifacts, deployments, apps, rollouts, audit, metrics, log: log.child("api"), version: VERSION });
+  const api = createApi({ fleet, hosts, tokens, artifacts, deployments, apps, rollouts, audit, refusals, metrics, log: log.child("api"), version: VERSION });
 
   const tls = options.tls ? loadOrCreateTls(options.dataDir, options.host) : undefined;
+  restrictSecretFiles(options.dataDir);
   const server: Server = tls ? createHttpsServer({ cert: tls.cert, key: tls.key }, api) : createServer(api);
   server.on("upgrade", (request, socket, head) => {
     const path = (request.url ?? "").split("?")[0];
@@ -132,6 +149,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   const url = `${tls ? "https" : "http"}://${options.host.includes(":") ? `[${options.host}]` : options.host}:${port}`;
   log.info("listening", { url, dataDir: options.dataDir, version: VERSION, fingerprint: tls?.fingerprint });
   const stopWatchingLoop = watchEventLoop(log);
+  refusals.start();
 
   return {
     url,
@@ -144,6 +162,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     close: async () => {
       stopWatchingLoop();
       fleet.close();
+      refusals.close();
       audit.flush();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
