@@ -3,6 +3,7 @@ import type { DeploymentEvent } from "../store/deployments.js";
 import { ApiClient } from "./client.js";
 import { readEvents } from "./sse.js";
 import { renderTable } from "./table.js";
+import { printable } from "./terminal-text.js";
 
 /** How a deploy's progress reaches the terminal. */
 export interface ProgressView {
@@ -18,7 +19,7 @@ function clock(at: number): string {
 export class PlainProgress implements ProgressView {
   constructor(private readonly write: (text: string) => void) {}
   event(event: DeploymentEvent): void {
-    this.write(`${clock(event.at)} ${(event.hostName ?? "*").padEnd(12)} ${event.message}\n`);
+    this.write(`${clock(event.at)} ${printable(event.hostName ?? "*").padEnd(12)} ${printable(event.message)}\n`);
   }
   end(): void {}
 }
@@ -31,8 +32,8 @@ export class LiveProgress implements ProgressView {
   constructor(private readonly write: (text: string) => void) {}
 
   event(event: DeploymentEvent): void {
-    if (event.hostName) this.hosts.set(event.hostName, event.message);
-    else this.header = event.message;
+    if (event.hostName) this.hosts.set(printable(event.hostName), printable(event.message));
+    else this.header = printable(event.message);
     this.draw();
   }
 
@@ -73,7 +74,7 @@ export function renderDeploymentSummary(d: DeploymentView): string {
     ["HOST", "OUTCOME", "LIVE", "RELEASE", "SWITCH", "ERROR"],
     d.hosts.map((h) => [h.name, h.outcome, h.liveColor ?? "-", h.release ?? "-", h.switchMs !== null ? `${h.switchMs.toFixed(1)}ms` : "-", h.error ?? ""]),
   );
-  return `${title}\n${table}`;
+  return `${printable(title)}\n${table}`;
 }
 
 /** The one JSON object `deploy --json` and `rollback --json` end with. */

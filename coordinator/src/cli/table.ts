@@ -1,6 +1,9 @@
-/** Left-aligned columns separated by two spaces, header first. */
+import { printable } from "./terminal-text.js";
+
+/** Left-aligned columns separated by two spaces, header first; every cell printable (cells carry what hosts report). */
 export function renderTable(header: string[], rows: string[][]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join("  ").trimEnd();
-  return [line(header), ...rows.map(line)].join("\n");
+  const cells = rows.map((row) => row.map((cell) => printable(cell)));
+  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((r) => (r[i] ?? "").length)));
+  const line = (row: string[]) => row.map((c, i) => (i === row.length - 1 ? c : c.padEnd(widths[i]!))).join("  ").trimEnd();
+  return [line(header), ...cells.map(line)].join("\n");
 }

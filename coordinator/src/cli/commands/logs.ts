@@ -3,11 +3,12 @@ import { ApiClient } from "../client.js";
 import { resolveClientSettings, type GlobalOptions } from "../config.js";
 import { ExitError } from "../exit-error.js";
 import { readEvents } from "../sse.js";
+import { printable } from "../terminal-text.js";
 
 export function registerLogs(program: Command): void {
   program
     .command("logs")
-    .description("APP's instance logs (stdout and stderr, both colors) from every host running it, or an agent's own log with --agent")
+    .description("APP's instance logs (stdout and stderr, both colors) from every host running it, or an agent's own log with --agent (deploy token: logs carry what apps print)")
     .argument("[app]", "app name")
     .option("--host <name>", "only this host")
     .option("--agent", "the agent's own log instead of an app's")
@@ -25,10 +26,10 @@ export function registerLogs(program: Command): void {
       for await (const message of readEvents(body)) {
         if (message.event === "lines") {
           const { host, source, lines } = JSON.parse(message.data) as { host: string; source: string; lines: string[] };
-          process.stdout.write(lines.map((line) => `${host} ${source} | ${line}\n`).join(""));
+          process.stdout.write(lines.map((line) => `${printable(host)} ${printable(source)} | ${printable(line)}\n`).join(""));
         } else if (message.event === "error") {
           const { host, message: why } = JSON.parse(message.data) as { host: string; message: string };
-          process.stderr.write(`cutover: ${host}: ${why}\n`);
+          process.stderr.write(`cutover: ${printable(host)}: ${printable(why)}\n`);
         } else if (message.event === "end") {
           return;
         }

@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import { ApiClient } from "../client.js";
 import { resolveClientSettings, type GlobalOptions } from "../config.js";
 import { renderTable } from "../table.js";
+import { printable } from "../terminal-text.js";
 import type { DeploymentView } from "../../api/deployments.js";
 
 interface AppStatus {
@@ -15,7 +16,7 @@ export function renderStatus(status: AppStatus): string {
     ? `${status.app}: ${status.deployment.kind} ${status.deployment.release} ${status.deployment.state} (${status.deployment.id})`
     : `${status.app}: no deployment in progress`;
   const rows = status.hosts.map((h) => [h.name, h.state, h.liveColor ?? "-", h.release ?? "-", h.health]);
-  return `${head}\n${renderTable(["HOST", "STATE", "LIVE", "RELEASE", "HEALTH"], rows)}`;
+  return `${printable(head)}\n${renderTable(["HOST", "STATE", "LIVE", "RELEASE", "HEALTH"], rows)}`;
 }
 
 export function registerStatus(program: Command): void {
