@@ -3,6 +3,7 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import { parse } from "yaml";
 import { ExitError } from "./exit-error.js";
+import { checkTransport } from "./transport.js";
 
 export interface ClientSettings {
   url: string;
@@ -16,6 +17,8 @@ export interface GlobalOptions {
   token?: string;
   config?: string;
   fingerprint?: string;
+  /** Send the token over plain http to a host other than loopback. */
+  allowPlain?: boolean;
 }
 
 /** Default CLI config file: $CUTOVER_CONFIG, else ~/.config/cutover/cli.yaml (keys: url, token). */
@@ -23,10 +26,10 @@ export function defaultConfigPath(): string {
   return process.env.CUTOVER_CONFIG ?? join(homedir(), ".config", "cutover", "cli.yaml");
 }
 
-/** Where the CLI finds the coordinator: flags, then CUTOVER_URL/CUTOVER_TOKEN, then the config file. */
+/** Where the CLI finds the coordinator: flags, then CUTOVER_URL/CUTOVER_TOKEN, then the config file; refused when it would leak the token (see checkTransport). */
 export function resolveClientSettings(options: GlobalOptions): ClientSettings {
   const path = options.config ?? defaultConfigPath();
-  let file: { url?: unknown; token?: unknown; fingerprint?: unknown } = {};
+  let file: { url?: unknown; token?: unknown; fingerprint?: unknown; allow_plain?: unknown } = {};
   if (existsSync(path)) {
     try {
       file = (parse(readFileSync(path, "utf8")) ?? {}) as typeof file;
@@ -45,5 +48,7 @@ export function resolveClientSettings(options: GlobalOptions): ClientSettings {
     );
   }
   const fingerprint = options.fingerprint ?? process.env.CUTOVER_FINGERPRINT ?? (typeof file.fingerprint === "string" ? file.fingerprint : undefined);
-  return { url: url.replace(/\/+$/, ""), token: token.trim(), ...(fingerprint && { fingerprint }) };
+  const settings = { url: url.replace(/\/+$/, ""), token: token.trim(), ...(fingerprint && { fingerprint }) };
+  checkTransport(settings, options.allowPlain === true || process.env.CUTOVER_ALLOW_PLAIN === "1" || file.allow_plain === true);
+  return settings;
 }

@@ -12,6 +12,7 @@ import { registerControls } from "./commands/control.js";
 import { registerAudit } from "./commands/audit.js";
 import { registerLogs } from "./commands/logs.js";
 import { ExitError } from "./exit-error.js";
+import { printable } from "./terminal-text.js";
 
 export function buildProgram(): Command {
   const program = new Command("cutover")
@@ -20,7 +21,8 @@ export function buildProgram(): Command {
     .option("--url <url>", "coordinator URL (default: $CUTOVER_URL, config file, http://127.0.0.1:7400)")
     .option("--token <token>", "API token (default: $CUTOVER_TOKEN or the config file)")
     .option("--config <file>", "CLI config file with url, token and fingerprint (default: ~/.config/cutover/cli.yaml)")
-    .option("--fingerprint <sha256>", "pin the coordinator's TLS certificate (default: $CUTOVER_FINGERPRINT or the config file)")
+    .option("--fingerprint <sha256>", "pin the coordinator's TLS certificate (default: $CUTOVER_FINGERPRINT or the config file); https only")
+    .option("--allow-plain", "send the API token over plain http to a coordinator not on loopback (default: $CUTOVER_ALLOW_PLAIN=1 or `allow_plain: true`)")
     .exitOverride()
     .showHelpAfterError();
   registerServer(program);
@@ -47,7 +49,8 @@ export async function main(argv: string[]): Promise<void> {
       return;
     }
     if (error instanceof ExitError) {
-      process.stderr.write(`cutover: ${error.message}\n`);
+      // The message may relay what a host said (a deploy's error): printable, line by line.
+      process.stderr.write(`cutover: ${error.message.split("\n").map(printable).join("\n")}\n`);
       process.exitCode = error.exitCode;
       return;
     }

@@ -38,7 +38,9 @@ export function registerServer(program: Command): void {
     .option("--handshake-timeout <duration>", "time an agent has to say Hello", "10s")
     .option("--tls", "serve https/wss (certificate in DATA_DIR/tls, self-signed on first start; agents pin its fingerprint)")
     .option("--allow-plain", "allow plain http/ws on an address other than loopback")
-    .action(async (options: { dataDir: string; listen: string; heartbeatInterval: string; pingInterval: string; pingTimeout: string; handshakeTimeout: string; tls?: boolean; allowPlain?: boolean }) => {
+    .action(async (own: { dataDir: string; listen: string; heartbeatInterval: string; pingInterval: string; pingTimeout: string; handshakeTimeout: string; tls?: boolean; allowPlain?: boolean }, command: Command) => {
+      // With globals: the CLI's own --allow-plain (for its client calls) takes the flag wherever it is written.
+      const options = command.optsWithGlobals<typeof own>();
       const { host, port } = parseListen(options.listen);
       const coordinator = await startCoordinator({
         dataDir: options.dataDir,
