@@ -157,7 +157,7 @@ export function resolveAgentConfig(flags: AgentSettings): AgentConfig {
   }
   // Only the flag: install.sh records a config-file pin ahead of a move to https and says it is not checked yet.
   if (flags.coordinatorFingerprint !== undefined && coordinatorUrl.startsWith("ws:")) {
-    throw new ConfigError(`--coordinator-fingerprint pins a TLS certificate, but ${coordinator} is plain ws:// and has none to check: use https:// (wss, \`cutover server --tls\`) or drop the fingerprint`);
+    throw new ConfigError(`--coordinator-fingerprint pins a TLS certificate, but ${coordinator} is plain (ws://, no TLS) and has no certificate to check: use https:// (wss, \`cutover server --tls\`) or drop the fingerprint`);
   }
   return {
     coordinatorFingerprint: fingerprint,
