@@ -3,7 +3,7 @@
 // by per-host blue/green under load, and print per-host results and request
 // counts. `npm run demo -- --keep` leaves the fleet running to explore (Ctrl-C ends it).
 import { spawn, execFileSync, spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -22,6 +22,8 @@ const CUTOVER = join(root, "coordinator", "bin", "cutover.js");
 const AGENT = join(root, "agent", "bin", "cutover-agent.js");
 const HOSTS = ["127.0.0.11", "127.0.0.12", "127.0.0.13"];
 const work = mkdtempSync(join(tmpdir(), "cutover-demo-"));
+// The apps run as nobody and nginx's workers unprivileged: both pass through to the agents' state dirs.
+chmodSync(work, 0o711);
 const children = [];
 
 function say(text) {
@@ -104,6 +106,7 @@ try {
 artifact: ${join(root, "examples", "app")}
 run:
   command: ["node", "server.mjs", "--port", "\${PORT}", "--host", "\${ADDRESS}"]
+  user: nobody                      # agents refuse to run apps as root unless --allow-root-apps
   stop_timeout: 10s
 ports: { blue: 7001, green: 7002 }
 proxy: { listen: ${listen}, protocol: http }

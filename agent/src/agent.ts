@@ -106,7 +106,8 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
     address: config.address,
     switchMode,
     nginx,
-    instances: createInstanceControl({ stateDir: config.stateDir, address: config.address, log: log.child("instances") }),
+    instances: createInstanceControl({ stateDir: config.stateDir, address: config.address, log: log.child("instances"), rootApps: config.rootApps }),
+    admission: { rootApps: config.rootApps },
     releases: new ReleaseStore(config.stateDir),
     fetchChunk: async (sha256, offset, length) => {
       // A coordinator that restarts mid-download is waited for (it is back in seconds), not a failed deploy.
@@ -200,7 +201,7 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
     onPermanentRefusal: refuse,
     onDisconnect: () => logStreams.stopAll(),
   });
-  log.info("starting", { name: identity.name, address: config.address, coordinator: config.coordinatorUrl, stateDir: config.stateDir, nginx: nginx.kind, switch: switchMode, version: AGENT_VERSION });
+  log.info("starting", { name: identity.name, address: config.address, coordinator: config.coordinatorUrl, stateDir: config.stateDir, nginx: nginx.kind, switch: switchMode, rootApps: config.rootApps, version: AGENT_VERSION });
   link.start();
   const stopWatchingLoop = watchEventLoop(log);
   return {

@@ -26,6 +26,7 @@ export async function main(argv: string[]): Promise<void> {
     .option("--nginx <mode>", "system: the host's nginx (conf.d); managed: an nginx of the agent's own in its state dir (default system)")
     .option("--coordinator-fingerprint <sha256>", "pin the coordinator's TLS certificate (printed by `cutover server --tls`)")
     .option("--allow-plain", "allow plain ws:// to a coordinator that is not on loopback")
+    .option("--allow-root-apps", "start apps that would run as root (no run.user, or a uid-0 user); refused by default")
     .option("--metrics-listen <host:port>", "serve Prometheus metrics at http://HOST:PORT/metrics (off by default)")
     .option("--switch <mode>", "live (Lua, no reload), reload, or auto: live when the Lua module is installed (default auto)")
     .exitOverride();

@@ -3,6 +3,7 @@ import { hostname, networkInterfaces } from "node:os";
 import { parse } from "yaml";
 import { parseDuration } from "@cutover/spec";
 import { isFingerprint, isLoopbackHost, isValidLabel, isValidName, LABEL_RULE, NAME_RULE } from "@cutover/protocol";
+import type { RootApps } from "./process/index.js";
 
 /** Agent settings after flags, config file and defaults are merged and checked. */
 export interface AgentConfig {
@@ -25,6 +26,8 @@ export interface AgentConfig {
   coordinatorFingerprint: string | undefined;
   /** host:port for the opt-in Prometheus endpoint; undefined: off. */
   metricsListen: { host: string; port: number } | undefined;
+  /** `refuse` (default): an app that would run as root (no run.user while the agent is root, or a uid-0 user) is not started. */
+  rootApps: RootApps;
 }
 
 /** Raw settings as flags or the config file give them (config file keys are snake_case). */
@@ -42,6 +45,7 @@ export interface AgentSettings {
   metricsListen?: string;
   coordinatorFingerprint?: string;
   allowPlain?: boolean;
+  allowRootApps?: boolean;
 }
 
 export const DEFAULT_STATE_DIR = "/var/lib/cutover/agent";
@@ -102,7 +106,7 @@ function readConfigFile(path: string, required: boolean): AgentSettings {
   } catch (error) {
     throw new ConfigError(`${path}: not valid YAML: ${(error as Error).message}`);
   }
-  const known = ["coordinator", "token", "state_dir", "name", "labels", "address", "max_backoff", "nginx", "switch", "metrics_listen", "coordinator_fingerprint", "allow_plain"];
+  const known = ["coordinator", "token", "state_dir", "name", "labels", "address", "max_backoff", "nginx", "switch", "metrics_listen", "coordinator_fingerprint", "allow_plain", "allow_root_apps"];
   for (const key of Object.keys(raw)) {
     if (!known.includes(key)) throw new ConfigError(`${path}: unknown key "${key}" (known: ${known.join(", ")})`);
   }
@@ -119,7 +123,16 @@ function readConfigFile(path: string, required: boolean): AgentSettings {
     metricsListen: raw.metrics_listen as string | undefined,
     coordinatorFingerprint: raw.coordinator_fingerprint as string | undefined,
     allowPlain: raw.allow_plain === true ? true : undefined,
+    allowRootApps: readFlag(raw, "allow_root_apps", path),
   };
+}
+
+/** A true/false key; anything else (`yes`, "true") is refused rather than guessed. */
+function readFlag(raw: Record<string, unknown>, key: string, path: string): boolean | undefined {
+  const value = raw[key];
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== "boolean") throw new ConfigError(`${path}: ${key} must be true or false, got ${JSON.stringify(value)}`);
+  return value;
 }
 
 /** Flags win over the config file, which wins over defaults. */
@@ -173,5 +186,6 @@ export function resolveAgentConfig(flags: AgentSettings): AgentConfig {
     reconnectBaseMs: Math.min(RECONNECT_BASE_MS, reconnectCapMs),
     reconnectCapMs,
     handshakeTimeoutMs: HANDSHAKE_TIMEOUT_MS,
+    rootApps: pick("allowRootApps") ? "allow" : "refuse",
   };
 }

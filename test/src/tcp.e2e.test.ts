@@ -4,7 +4,7 @@ import { createInterface } from "node:readline";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { stringify } from "yaml";
-import { EXAMPLE_APP_DIR } from "./harness/app-spec.js";
+import { APP_USER, EXAMPLE_APP_DIR } from "./harness/app-spec.js";
 import { startFleet } from "./harness/fleet.js";
 
 const LISTEN = 9100;
@@ -65,7 +65,7 @@ test.serial("a TCP app is swapped blue/green through nginx stream: new connectio
     stringify({
       app: "echo",
       artifact: EXAMPLE_APP_DIR,
-      run: { command: ["node", "server.mjs", "--tcp", "--port", "${PORT}", "--host", "${ADDRESS}"], stop_timeout: "5s" },
+      run: { command: ["node", "server.mjs", "--tcp", "--port", "${PORT}", "--host", "${ADDRESS}"], user: APP_USER, stop_timeout: "5s" },
       ports: { blue: 7301, green: 7302 },
       proxy: { listen: LISTEN, protocol: "tcp" },
       health: { tcp: {}, interval: "100ms", healthy_threshold: 2, deadline: "15s" },

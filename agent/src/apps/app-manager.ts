@@ -4,6 +4,7 @@ import { isValidName, isValidRelease, v1, type cutover } from "@cutover/protocol
 import { readLivePort, switchSite, type NginxRunner, type SiteConfig, type SwitchMode } from "../nginx/index.js";
 import type { ReleaseStore, ChunkSource } from "../releases/release-store.js";
 import { AppStateStore, otherColor, type AppSnapshot, type Color, type ReleaseRef, type TransactionStep } from "./app-state.js";
+import { admitDefinition, type AdmissionPolicy } from "./admission.js";
 import { DeployError } from "./errors.js";
 import { portIsFree } from "./port-check.js";
 import type { InstanceControl, InstanceHandle } from "./instance-control.js";
@@ -33,6 +34,8 @@ export interface AppManagerOptions {
   switchMode: SwitchMode;
   nginx: NginxRunner;
   instances: InstanceControl;
+  /** Root apps and proxy directives this host accepts; checked before a deploy changes anything. */
+  admission: AdmissionPolicy;
   releases: ReleaseStore;
   fetchChunk: ChunkSource;
   /** Free memory, free disk of the state dir, and load per core, for preflight. */
@@ -216,6 +219,11 @@ export class AppManager {
     const release = deploy.release ?? "";
     if (!definition?.name || !isValidName(definition.name) || !isValidRelease(release) || !definition.bluePort || !definition.greenPort || !definition.proxy?.listenPort || !definition.run?.command?.length) {
       return Promise.reject(new DeployError("ERR_INVALID_DEFINITION", "the Deploy command lacks a valid app name, release, ports, proxy port or run command"));
+    }
+    try {
+      admitDefinition(definition, this.options.admission);
+    } catch (error) {
+      return Promise.reject(error);
     }
     const app = definition.name;
     return this.exclusive(app, async () => {

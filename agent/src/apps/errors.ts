@@ -9,7 +9,8 @@ export class DeployError extends Error {
       | "ERR_NO_PREVIOUS_RELEASE"
       | "ERR_PREVIOUS_RELEASE_GONE"
       | "ERR_AGENT_RESTARTED"
-      | "ERR_PORT_IN_USE",
+      | "ERR_PORT_IN_USE"
+      | "ERR_DIRECTIVE_REFUSED",
     message: string,
   ) {
     super(message);

@@ -15,6 +15,7 @@ import {
   stopProcess,
   belowAgent,
   type AppProcess,
+  type RootApps,
 } from "../process/index.js";
 import type { Color } from "./app-state.js";
 import type { InstanceControl, InstanceHandle } from "./instance-control.js";
@@ -29,8 +30,8 @@ function handleOf(proc: AppProcess): InstanceHandle {
 }
 
 /** InstanceControl over the process and health modules: records in STATE/instances, logs in STATE/logs. */
-export function createInstanceControl(options: { stateDir: string; address: string; log: Logger; cgroups?: CgroupSupport }): InstanceControl {
-  const { stateDir, address, log } = options;
+export function createInstanceControl(options: { stateDir: string; address: string; log: Logger; rootApps: RootApps; cgroups?: CgroupSupport }): InstanceControl {
+  const { stateDir, address, log, rootApps } = options;
   const cgroups = options.cgroups ?? detectCgroups();
   if (cgroups.memory && cgroups.cpu) log.info("resource limits available", { cgroup: cgroups.version });
   else log.warn("resource limits unsupported here: an app whose spec asks for them will not start", { cgroup: cgroups.version, memory: cgroups.memory, cpu: cgroups.cpu, why: cgroups.why });
@@ -89,7 +90,8 @@ export function createInstanceControl(options: { stateDir: string; address: stri
     async start(definition, color, release, cwd) {
       const app = definition.name!;
       const port = color === "blue" ? definition.bluePort! : definition.greenPort!;
-      const spec = processSpec({ command: definition.run!.command!, env: definition.run!.env ?? {}, user: definition.run!.user || undefined }, { port, address, color, release, releaseDir: cwd });
+      // Every start checks run.user again (restarts and rollbacks too): a root app needs allow_root_apps.
+      const spec = processSpec({ command: definition.run!.command!, env: definition.run!.env ?? {}, user: definition.run!.user || undefined }, { port, address, color, release, releaseDir: cwd }, { rootApps });
       const memoryBytes = Number(definition.limits?.memoryBytes ?? 0) || undefined;
       const cpuCores = Number(definition.limits?.cpuCores ?? 0) || undefined;
       // ERR_LIMITS_UNSUPPORTED ("limits unsupported here: ...") on a host without cgroups: nothing is started.

@@ -10,14 +10,14 @@ test("managed paths all live under <stateDir>/nginx/", (t) => {
 });
 
 test("managed main: modules, prefix-local pid/log/temp paths, sites and streams included", (t) => {
-  const text = renderManagedMain({ paths, modules: ["/m/ndk.so", "/m/lua.so", "/m/stream.so"], lua: true, stream: true, user: "root" });
+  const text = renderManagedMain({ paths, modules: ["/m/ndk.so", "/m/lua.so", "/m/stream.so"], lua: true, stream: true, user: { name: "www-data", group: "www-data" } });
   const lines = text.split("\n").map((line) => line.trim());
   t.deepEqual(
     lines.filter((line) => line.startsWith("load_module")),
     ["load_module /m/ndk.so;", "load_module /m/lua.so;", "load_module /m/stream.so;"],
   );
   for (const line of [
-    "user root;",
+    "user www-data www-data;",
     "worker_processes 1;",
     "pid /var/lib/cutover/nginx/nginx.pid;",
     "error_log /var/lib/cutover/nginx/error.log notice;",

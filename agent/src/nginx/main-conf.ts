@@ -48,8 +48,8 @@ export interface ManagedMainOptions {
   /** Default 1: enough for a per-host proxy and for tests; "auto" for one per core. */
   workerProcesses?: number | "auto";
   workerConnections?: number;
-  /** Worker user; rendered only when set (the directive means something only to a root master). */
-  user?: string;
+  /** Worker account and group; rendered only when set (the directive means something only to a root master). */
+  user?: { name: string; group: string };
   /** Explicit site files instead of the directory globs: how test configs swap in candidates. */
   includes?: { http: readonly string[]; stream: readonly string[] };
 }
@@ -67,9 +67,10 @@ export function renderManagedMain(options: ManagedMainOptions): string {
   if (options.modules.length > 0) lines.push("");
   if (options.user !== undefined) {
     lines.push(
-      "# Workers write proxy and request-body temp files under the agent's state dir, which",
-      "# only the agent's user may enter; an unprivileged worker user could not reach them.",
-      `user ${options.user};`,
+      "# Workers never run as root: they run whatever a site's config makes them run. The",
+      "# master (root) reads the config and binds the sockets; the workers need only the",
+      "# temp dirs, which the master makes theirs.",
+      `user ${options.user.name} ${options.user.group};`,
     );
   }
   lines.push(

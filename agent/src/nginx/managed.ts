@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { writeFileAtomic } from "../state/atomic-write.js";
 import {
@@ -28,6 +28,7 @@ import {
   type TestResult,
 } from "./runner.js";
 import type { SiteProtocol } from "./site.js";
+import { findWorkerUser, type WorkerUser } from "./worker-user.js";
 
 export const DEFAULT_START_TIMEOUT_MS = 10_000;
 export const DEFAULT_STOP_TIMEOUT_MS = 10_000;
@@ -40,12 +41,6 @@ export interface ManagedRunnerOptions {
   binary?: string;
   workerProcesses?: number | "auto";
   workerConnections?: number;
-  /**
-   * Worker user. Default when the agent is root: "root", because workers write temp files
-   * under the state dir, which is private to the agent (0700). To run workers as e.g.
-   * www-data, set this and make the state dir traversable for that user.
-   */
-  workerUser?: string;
   /** Where to look for dynamic modules (tests, non-Debian layouts). */
   moduleDirs?: string[];
   reloadTimeoutMs?: number;
@@ -90,6 +85,7 @@ export class ManagedNginx implements NginxRunner {
   private readonly options: ManagedRunnerOptions;
   private readonly capabilities: NginxCapabilities;
   private readonly modules: string[];
+  private readonly workerUser: WorkerUser | undefined;
   private currentState: ManagedRunnerState = "idle";
 
   constructor(options: ManagedRunnerOptions, build: NginxBuild, exists: (path: string) => boolean = existsSync) {
@@ -107,6 +103,9 @@ export class ManagedNginx implements NginxRunner {
     const { capabilities, load } = managedCapabilities(build, found);
     this.capabilities = capabilities;
     this.modules = load;
+    // A root master's workers take the first of www-data, nginx, nobody; a non-root
+    // agent's workers are its own user, as the master is.
+    this.workerUser = process.geteuid?.() === 0 ? findWorkerUser() : undefined;
   }
 
   get controlSocket(): string {
@@ -138,7 +137,7 @@ export class ManagedNginx implements NginxRunner {
   }
 
   private mainOptions(): ManagedMainOptions {
-    const user = this.options.workerUser ?? (process.geteuid?.() === 0 ? "root" : undefined);
+    const user = this.workerUser && { name: this.workerUser.name, group: this.workerUser.group };
     return {
       paths: this.paths,
       modules: this.modules,
@@ -206,9 +205,7 @@ export class ManagedNginx implements NginxRunner {
   }
 
   private async startOrAdopt(): Promise<StartResult> {
-    for (const dir of [this.paths.prefix, this.paths.sitesDir, this.paths.streamsDir, this.paths.tempDir]) {
-      mkdirSync(dir, { recursive: true, mode: 0o700 });
-    }
+    this.makeDirs();
     const main = this.renderMain();
     const running = this.masterPid();
     if (running !== null) {
@@ -243,6 +240,21 @@ export class ManagedNginx implements NginxRunner {
       throw new NginxError("ERR_NGINX_START_FAILED", `nginx in ${this.paths.prefix} wrote no pid file; see ${this.paths.errorLog}`);
     }
     return { pid, adopted: false, reconfigured: false };
+  }
+
+  /**
+   * The prefix and its temp dir: root's, and only the workers' group may pass through
+   * (0710), to the temp dirs the master creates for them; sites stay root's alone (0700),
+   * since only the master reads config. Without a worker user (agent not root) all 0700.
+   */
+  private makeDirs(): void {
+    const group = this.workerUser?.gid;
+    for (const dir of [this.paths.prefix, this.paths.tempDir]) {
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      if (group !== undefined) chownSync(dir, 0, group);
+      chmodSync(dir, group === undefined ? 0o700 : 0o710);
+    }
+    for (const dir of [this.paths.sitesDir, this.paths.streamsDir]) mkdirSync(dir, { recursive: true, mode: 0o700 });
   }
 
   /** Stops the master (graceful by default) and waits until it is gone. */

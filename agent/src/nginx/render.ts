@@ -7,11 +7,9 @@ export const UPSTREAM_KEEPALIVE = 32;
 /** Response header naming the upstream that served a request; the agent confirms switches with it. */
 export const UPSTREAM_HEADER = "X-Cutover-Upstream";
 
+/** proxy.directives, checked by validateSite: one line each, `;` added where the spec left it out. */
 function directiveLines(directives: readonly string[] | undefined): string[] {
-  return (directives ?? []).map((raw) => {
-    const directive = raw.trim();
-    return `    ${/[;}]$/.test(directive) ? directive : `${directive};`}`;
-  });
+  return (directives ?? []).map((raw) => `    ${raw.trim().replace(/;$/, "")};`);
 }
 
 /**

@@ -1,4 +1,5 @@
 import { isIP } from "node:net";
+import { checkProxyDirective } from "@cutover/spec";
 import { NginxError } from "./errors.js";
 
 export type SiteProtocol = "http" | "tcp";
@@ -17,7 +18,7 @@ export interface SiteConfig {
   /** Port of the color that should receive traffic (it passed its health gate). */
   livePort: number;
   switchMode: SwitchMode;
-  /** Operator-provided directives placed inside the server block, one per entry; `;` optional. */
+  /** Directives from the spec's proxy.directives, placed inside the server block, one per entry; `;` optional; only allowed names. */
   extraDirectives?: string[];
 }
 
@@ -56,8 +57,9 @@ export function validateSite(site: SiteConfig): void {
   if (isIP(site.upstreamAddress) === 0) bad("upstreamAddress", "an IP address", site.upstreamAddress);
   if (!isPort(site.listenPort)) bad("listenPort", "an integer 1-65535", site.listenPort);
   if (!isPort(site.livePort)) bad("livePort", "an integer 1-65535", site.livePort);
-  for (const directive of site.extraDirectives ?? []) {
-    if (typeof directive !== "string" || directive.trim() === "") bad("extraDirectives[]", "a non-empty directive", directive);
+  for (const [i, directive] of (site.extraDirectives ?? []).entries()) {
+    const checked = checkProxyDirective(directive);
+    if (!checked.ok) bad(`extraDirectives[${i}]`, `an allowed nginx directive (${checked.why})`, directive);
   }
 }
 

@@ -6,6 +6,10 @@ import { findUser } from "./users.js";
 const VARS = { PORT: "7001", ADDRESS: "127.0.0.9", COLOR: "blue", RELEASE: "v1.2.3" };
 const CTX: SpecContext = { port: 7001, address: "127.0.0.9", color: "blue", release: "v1.2.3", releaseDir: "/srv/releases/geoip/v1.2.3" };
 const BASE_ENV = { PATH: "/usr/bin:/bin", LANG: "C.UTF-8", TZ: "UTC", HOME: "/root", AWS_SECRET_ACCESS_KEY: "agent-secret", CUTOVER_TOKEN: "t" };
+/** An agent running as an ordinary account: most tests here are not about root. */
+const AGENT = { baseEnv: BASE_ENV, agentUid: 1000 };
+const ROOT_AGENT = { baseEnv: BASE_ENV, agentUid: 0 };
+const ALLOW_ROOT = "allow root apps on this host with allow_root_apps: true in /etc/cutover/agent.yaml (or the flag --allow-root-apps)";
 
 const substitutes = test.macro({
   exec(t: ExecutionContext, template: string, expected: string) {
@@ -47,7 +51,7 @@ test("processSpec substitutes argv and env, and passes on only PATH, LANG, TZ of
     command: ["node", "server.js", "--port", "${PORT}", "--host", "${ADDRESS}"],
     env: { NODE_ENV: "production", PUBLIC_URL: "http://${ADDRESS}:${PORT}/", TZ: "Asia/Seoul" },
   };
-  t.deepEqual(processSpec(run, CTX, { baseEnv: BASE_ENV }), {
+  t.deepEqual(processSpec(run, CTX, AGENT), {
     file: "node",
     args: ["server.js", "--port", "7001", "--host", "127.0.0.9"],
     cwd: "/srv/releases/geoip/v1.2.3",
@@ -66,21 +70,21 @@ test("processSpec substitutes argv and env, and passes on only PATH, LANG, TZ of
 });
 
 test("the agent's PORT, HOST, COLOR and RELEASE win over run.env: the health gate checks that port", (t) => {
-  const spec = processSpec({ command: ["app"], env: { PORT: "80", HOST: "0.0.0.0", COLOR: "red" } }, CTX, { baseEnv: BASE_ENV });
+  const spec = processSpec({ command: ["app"], env: { PORT: "80", HOST: "0.0.0.0", COLOR: "red" } }, CTX, AGENT);
   t.is(spec.env.PORT, "7001");
   t.is(spec.env.HOST, "127.0.0.9");
   t.is(spec.env.COLOR, "blue");
 });
 
 test("PATH falls back to the standard directories when the agent has none", (t) => {
-  const spec = processSpec({ command: ["app"], env: {} }, CTX, { baseEnv: {} });
+  const spec = processSpec({ command: ["app"], env: {} }, CTX, { baseEnv: {}, agentUid: 1000 });
   t.is(spec.env.PATH, "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
   t.false("LANG" in spec.env);
 });
 
 test("run.user becomes uid and gid, with HOME, USER and LOGNAME like a login", (t) => {
   const spec = processSpec({ command: ["app"], env: {}, user: "geoip" }, CTX, {
-    baseEnv: BASE_ENV,
+    ...ROOT_AGENT,
     lookupUser: (name) => (name === "geoip" ? { uid: 998, gid: 997, home: "/var/lib/geoip" } : t.fail() as never),
   });
   t.is(spec.uid, 998);
@@ -88,15 +92,15 @@ test("run.user becomes uid and gid, with HOME, USER and LOGNAME like a login", (
   t.like(spec.env, { HOME: "/var/lib/geoip", USER: "geoip", LOGNAME: "geoip" });
 });
 
-test("without run.user there is no uid or gid: the app runs as the agent", (t) => {
-  const spec = processSpec({ command: ["app"], env: {}, user: "" }, CTX, { baseEnv: BASE_ENV });
+test("without run.user there is no uid or gid: the app runs as the agent (here not root)", (t) => {
+  const spec = processSpec({ command: ["app"], env: {}, user: "" }, CTX, AGENT);
   t.false("uid" in spec);
   t.false("gid" in spec);
   t.false("HOME" in spec.env);
 });
 
 test("a user missing from /etc/passwd is ERR_UNKNOWN_USER naming the user and the fix", (t) => {
-  const error = t.throws(() => processSpec({ command: ["app"], env: {}, user: "no-such-user-cutover" }, CTX, { baseEnv: BASE_ENV }));
+  const error = t.throws(() => processSpec({ command: ["app"], env: {}, user: "no-such-user-cutover" }, CTX, AGENT));
   t.true(isProcessError(error, "ERR_UNKNOWN_USER"));
   t.is(
     error.message,
@@ -111,20 +115,39 @@ test("findUser reads passwd(5) lines and does not match on a prefix", (t) => {
   t.true(isProcessError(t.throws(() => findUser(passwd, "geo")), "ERR_UNKNOWN_USER"));
 });
 
-test("the real /etc/passwd resolves root", (t) => {
-  const spec = processSpec({ command: ["app"], env: {}, user: "root" }, CTX, { baseEnv: BASE_ENV });
+test("the real /etc/passwd resolves root, on a host that allows root apps", (t) => {
+  const spec = processSpec({ command: ["app"], env: {}, user: "root" }, CTX, { ...AGENT, rootApps: "allow" });
   t.is(spec.uid, 0);
   t.is(spec.gid, 0);
 });
 
+const refusesRoot = test.macro({
+  exec(t, run: RunSection, options: Parameters<typeof processSpec>[2], why: string) {
+    const error = t.throws(() => processSpec(run, CTX, options));
+    t.true(isProcessError(error, "ERR_ROOT_APP_REFUSED"), String(error));
+    t.is(error.message, `apps run as root only where the agent allows it: ${why}. Set run.user to an unprivileged account (e.g. cutover or nobody), or ${ALLOW_ROOT}`);
+  },
+  title: (title = "") => `a host that refuses root apps refuses ${title} with ERR_ROOT_APP_REFUSED naming allow_root_apps`,
+});
+
+test("no run.user under a root agent", refusesRoot, { command: ["app"], env: {} }, ROOT_AGENT, "the spec sets no run.user, so the app would run as the agent's user, root");
+test("an empty run.user under a root agent", refusesRoot, { command: ["app"], env: {}, user: "" }, ROOT_AGENT, "the spec sets no run.user, so the app would run as the agent's user, root");
+test("run.user root", refusesRoot, { command: ["app"], env: {}, user: "root" }, AGENT, 'run.user "root" is uid 0 on this host');
+test("another name for uid 0", refusesRoot, { command: ["app"], env: {}, user: "toor" }, { ...AGENT, lookupUser: () => ({ uid: 0, gid: 0, home: "/root" }) }, 'run.user "toor" is uid 0 on this host');
+
+test("a host that allows root apps starts one without run.user as the agent", (t) => {
+  const spec = processSpec({ command: ["app"], env: {} }, CTX, { ...ROOT_AGENT, rootApps: "allow" });
+  t.false("uid" in spec);
+});
+
 test("an empty command and a bad env name are ERR_INVALID_RUN_SPEC", (t) => {
-  t.true(isProcessError(t.throws(() => processSpec({ command: [], env: {} }, CTX)), "ERR_INVALID_RUN_SPEC"));
-  t.true(isProcessError(t.throws(() => processSpec({ command: [""], env: {} }, CTX)), "ERR_INVALID_RUN_SPEC"));
-  t.true(isProcessError(t.throws(() => processSpec({ command: ["app"], env: { "A=B": "x" } }, CTX)), "ERR_INVALID_RUN_SPEC"));
+  t.true(isProcessError(t.throws(() => processSpec({ command: [], env: {} }, CTX, AGENT)), "ERR_INVALID_RUN_SPEC"));
+  t.true(isProcessError(t.throws(() => processSpec({ command: [""], env: {} }, CTX, AGENT)), "ERR_INVALID_RUN_SPEC"));
+  t.true(isProcessError(t.throws(() => processSpec({ command: ["app"], env: { "A=B": "x" } }, CTX, AGENT)), "ERR_INVALID_RUN_SPEC"));
 });
 
 test("an unknown variable in argv names its position", (t) => {
-  const error = t.throws(() => processSpec({ command: ["app", "--dir", "${DATA_DIR}"], env: {} }, CTX));
+  const error = t.throws(() => processSpec({ command: ["app", "--dir", "${DATA_DIR}"], env: {} }, CTX, AGENT));
   t.true(isProcessError(error, "ERR_UNKNOWN_VARIABLE"));
   t.true(error.message.startsWith("run.command[2] uses ${DATA_DIR},"), error.message);
 });

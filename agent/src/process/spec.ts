@@ -1,6 +1,7 @@
 import { ProcessError } from "./errors.js";
 import type { Color } from "./record.js";
-import { lookupUserInPasswd, type UserLookup } from "./users.js";
+import { resolveRunAs, type RootApps } from "./run-as.js";
+import type { UserLookup } from "./users.js";
 
 /** The app spec's `run` section, as the agent receives it. */
 export interface RunSection {
@@ -8,7 +9,7 @@ export interface RunSection {
   command: readonly string[];
   /** Extra environment (same substitutions in the values). */
   env: Readonly<Record<string, string>>;
-  /** Account to run as; absent or empty for the agent's own user. */
+  /** Account to run as; absent or empty for the agent's own user (refused when that is root, unless root apps are allowed). */
   user?: string;
 }
 
@@ -44,6 +45,10 @@ export interface ProcessSpecOptions {
   baseEnv?: Readonly<Record<string, string | undefined>>;
   /** Resolves run.user; default reads /etc/passwd. */
   lookupUser?: UserLookup;
+  /** Whether an app may run as uid 0 on this host; default "refuse". */
+  rootApps?: RootApps;
+  /** The agent's effective uid (what an app without run.user runs as); default process.geteuid(). */
+  agentUid?: number;
 }
 
 /** The agent's own environment never leaks into apps, except these. */
@@ -55,7 +60,8 @@ const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
  * Builds the command for one instance from the spec's run section: substitutes
  * the variables in argv and env values, sets PORT, HOST, COLOR and RELEASE
  * (they win over run.env: the agent health-checks that port), and resolves
- * run.user. Pure apart from the user lookup, which is injectable.
+ * run.user, refusing uid 0 unless root apps are allowed. Pure apart from the
+ * user lookup and the agent's uid, which are injectable.
  */
 export function processSpec(run: RunSection, ctx: SpecContext, options: ProcessSpecOptions = {}): ProcessSpec {
   const vars: Record<string, string> = {
@@ -78,8 +84,8 @@ export function processSpec(run: RunSection, ctx: SpecContext, options: ProcessS
   env.PATH ??= DEFAULT_PATH;
 
   let ids: { uid: number; gid: number } | undefined;
-  if (run.user) {
-    const user = (options.lookupUser ?? lookupUserInPasswd)(run.user);
+  const user = resolveRunAs(run.user || undefined, { rootApps: options.rootApps ?? "refuse", lookupUser: options.lookupUser, agentUid: options.agentUid });
+  if (user) {
     ids = { uid: user.uid, gid: user.gid };
     // What login(1) and systemd's User= set; many runtimes look for HOME.
     Object.assign(env, { HOME: user.home, USER: run.user, LOGNAME: run.user });

@@ -53,9 +53,11 @@ export async function appFixture(t: ExecutionContext, flags: string[] = [], colo
   const address = randomLoopback();
   const port = await freePort(address);
   const identity: InstanceIdentity = { app: "geoip", color, release, port, address };
+  // These tests are about supervision, not accounts: the app runs as the (root) test runner.
   const spec = processSpec(
     { command: [process.execPath, EXAMPLE_APP, "--port", "${PORT}", "--host", "${ADDRESS}", ...flags], env: {} },
     { ...identity, releaseDir: root },
+    { rootApps: "allow" },
   );
   const logLines: string[] = [];
   const log = createLogger("test", { level: "debug", write: (line) => logLines.push(line.slice(line.indexOf(" ") + 1)) });

@@ -23,7 +23,12 @@ export interface ExampleSpecOptions {
   lbListen?: number;
   /** Strategy fields beyond batch/max_failures (type, canary, groups, steps, ...); keep_previous is dropped for rolling. */
   strategy?: Record<string, unknown>;
+  /** run.user; default APP_USER. null leaves it out: the app would run as the agent's user (root), which agents refuse unless --allow-root-apps. */
+  user?: string | null;
 }
+
+/** The account test apps run as: what an operator should do, and what an agent without --allow-root-apps needs. */
+export const APP_USER = "nobody";
 
 /** Writes an app spec for the sample app (examples/app) into `dir` and returns its path. */
 export function writeExampleSpec(dir: string, options: ExampleSpecOptions, file = "app.yml"): string {
@@ -32,6 +37,7 @@ export function writeExampleSpec(dir: string, options: ExampleSpecOptions, file 
     artifact: EXAMPLE_APP_DIR,
     run: {
       command: ["node", "server.mjs", "--port", "${PORT}", "--host", "${ADDRESS}", ...(options.appArgs ?? [])],
+      ...(options.user !== null && { user: options.user ?? APP_USER }),
       stop_timeout: "5s",
     },
     ports: { blue: options.blue, green: options.green },

@@ -73,3 +73,26 @@ export function stopHostProcesses(stateDir: string): void {
     }
   }
 }
+
+/** The workers of the managed nginx master an agent's state dir names (its children in /proc). */
+export function nginxWorkerPids(stateDir: string): number[] {
+  const master = hostProcesses(stateDir).find((p) => p.kind === "nginx");
+  if (!master) return [];
+  const pids: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const status = readFileSync(`/proc/${entry}/status`, "utf8");
+      if (new RegExp(`^PPid:\\s+${master.pid}$`, "m").test(status) && readFileSync(`/proc/${entry}/cmdline`, "utf8").startsWith("nginx: worker")) pids.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return pids;
+}
+
+/** Real, effective, saved and filesystem uid of a process, from /proc/<pid>/status. */
+export function processUids(pid: number): number[] {
+  const line = /^Uid:\s+(.*)$/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? "";
+  return line.trim().split(/\s+/).map(Number);
+}

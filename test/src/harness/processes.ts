@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
@@ -12,9 +12,14 @@ export const AGENT_BIN = join(repoRoot, "agent", "bin", "cutover-agent.js");
 /** How long a harness wait may take before the test fails with the process output. */
 export const WAIT_MS = 20_000;
 
-/** A temp dir removed when the test ends. */
+/**
+ * A temp dir removed when the test ends. 0711, as /var/lib is on a host: apps running
+ * as their run.user and nginx's unprivileged workers pass through it to the agent's
+ * state dir inside, and nobody else can list it.
+ */
 export function tempDir(t: { teardown(fn: () => void): void }, prefix = "cutover-test-"): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
+  chmodSync(dir, 0o711);
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   return dir;
 }
