@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { createWriteStream, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from "node:fs";
+import { createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { once } from "node:events";
 import { extract } from "tar";
@@ -7,6 +7,17 @@ import { isValidName, isValidRelease, MAX_ARTIFACT_CHUNK } from "@cutover/protoc
 
 /** Releases kept per app (the live one, the previous one for rollback, and a few more). */
 export const RELEASES_KEPT = 5;
+/** Inside each release dir: the sha256 of the artifact it was unpacked from. */
+const SHA_MARKER = ".cutover-sha256";
+
+/**
+ * The mode an archive entry is unpacked with: its owner and read/execute bits as
+ * packed, never setuid, setgid or sticky (the agent unpacks as root) and never
+ * writable by group or others (an app of another account could change this one).
+ */
+export function safeEntryMode(mode: number): number {
+  return mode & 0o755;
+}
 
 export class ReleaseError extends Error {
   constructor(readonly code: "ERR_RELEASE_NAME" | "ERR_ARTIFACT_FETCH" | "ERR_ARTIFACT_HASH_MISMATCH" | "ERR_ARTIFACT_UNPACK", message: string) {
@@ -20,7 +31,9 @@ export type ChunkSource = (sha256: string, offset: number, length: number) => Pr
 /**
  * Release trees under STATE/releases/<app>/<release>/: fetched by sha256 over
  * the coordinator session, verified, unpacked so that nothing lands outside
- * the release directory, and pruned to the newest RELEASES_KEPT.
+ * the release directory and no entry keeps a setuid bit or a group/other write
+ * bit, and pruned to the newest RELEASES_KEPT. A tree is reused only when it
+ * was unpacked from the same sha256.
  */
 export class ReleaseStore {
   constructor(private readonly stateDir: string) {}
@@ -37,15 +50,14 @@ export class ReleaseStore {
     return dir;
   }
 
-  has(app: string, release: string): boolean {
-    return existsSync(join(this.dir(app, release), ".cutover-sha256"));
-  }
-
-  /** Ensures the release tree exists, fetching and unpacking the artifact if needed. */
+  /**
+   * Ensures the release tree of this artifact exists: kept when its recorded sha256 is
+   * this one, otherwise (absent, another artifact under the same release name, a dir
+   * not made by the agent) fetched and unpacked afresh in its place.
+   */
   async ensure(app: string, release: string, sha256: string, fetchChunk: ChunkSource): Promise<string> {
     const target = this.dir(app, release);
-    const marker = join(target, ".cutover-sha256");
-    if (existsSync(marker)) return target;
+    if (recordedSha256(target) === sha256) return target;
     const appDir = join(this.stateDir, "releases", app);
     mkdirSync(appDir, { recursive: true, mode: 0o755 });
     const archive = join(appDir, `.download-${release}.tar.gz`);
@@ -54,10 +66,24 @@ export class ReleaseStore {
     try {
       await this.download(sha256, archive, fetchChunk);
       mkdirSync(staging, { recursive: true, mode: 0o755 });
-      await extract({ file: archive, cwd: staging, strict: true, preservePaths: false, preserveOwner: false, noChmod: false }).catch((error: Error) => {
+      await extract({
+        file: archive,
+        cwd: staging,
+        strict: true,
+        preservePaths: false,
+        preserveOwner: false,
+        // Parent dirs the archive does not list, and entries without a mode.
+        dmode: 0o755,
+        fmode: 0o644,
+        // Runs before node-tar's own entry handler (registered first), so each file and
+        // dir is created with the safe mode: there is no moment with a setuid bit on disk.
+        onReadEntry: (entry) => {
+          if (typeof entry.mode === "number") entry.mode = safeEntryMode(entry.mode);
+        },
+      }).catch((error: Error) => {
         throw new ReleaseError("ERR_ARTIFACT_UNPACK", `cannot unpack the artifact: ${error.message}`);
       });
-      const stream = createWriteStream(join(staging, ".cutover-sha256"));
+      const stream = createWriteStream(join(staging, SHA_MARKER), { mode: 0o644 });
       stream.end(`${sha256}\n`);
       await once(stream, "close");
       rmSync(target, { recursive: true, force: true });
@@ -105,5 +131,14 @@ export class ReleaseStore {
     for (const old of releases.slice(RELEASES_KEPT)) {
       if (!keep.includes(old.name)) rmSync(join(appDir, old.name), { recursive: true, force: true });
     }
+  }
+}
+
+/** The sha256 a release dir says it was unpacked from; undefined when it says nothing readable. */
+function recordedSha256(dir: string): string | undefined {
+  try {
+    return readFileSync(join(dir, SHA_MARKER), "utf8").trim();
+  } catch {
+    return undefined;
   }
 }
