@@ -1,5 +1,6 @@
 import { chmodSync, mkdirSync } from "node:fs";
 import { cpus } from "node:os";
+import { dirname } from "node:path";
 import { createLogger, watchEventLoop, type Logger } from "@cutover/log";
 import { enrollmentTokenKeyId, type cutover } from "@cutover/protocol";
 import { CommandDispatcher } from "./commands/dispatcher.js";
@@ -10,7 +11,7 @@ import { CoordinatorLink } from "./session/coordinator-link.js";
 import { AGENT_VERSION } from "./version.js";
 import { AppManager } from "./apps/app-manager.js";
 import { createInstanceControl } from "./apps/instances.js";
-import { createNginxRunner, type NginxRunner, type ManagedNginx } from "./nginx/index.js";
+import { createNginxRunner, ensureSocketDir, isNginxError, type NginxRunner, type ManagedNginx } from "./nginx/index.js";
 import { ReleaseStore } from "./releases/release-store.js";
 import { lbHandlers } from "./commands/lb.js";
 import { LogStreams } from "./logs/streams.js";
@@ -68,6 +69,13 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
     config.nginxMode === "managed"
       ? await createNginxRunner({ mode: "managed", stateDir: config.stateDir })
       : await createNginxRunner({ mode: "system" });
+  try {
+    ensureSocketDir(dirname(nginx.controlSocket));
+  } catch (error) {
+    // A host problem the operator must fix; restarting cannot (exit 78, like bad config).
+    if (isNginxError(error, "ERR_NGINX_SOCKET_DIR_UNSAFE")) throw new ConfigError(error.message);
+    throw error;
+  }
   const lua = nginx.detectCapabilities().lua;
   if (config.switchMode === "live" && !lua) {
     log.warn("--switch live needs nginx's Lua module (Debian: libnginx-mod-http-lua); using reload");

@@ -23,6 +23,8 @@ export const NGINX_ERROR_CODES = [
   "ERR_NGINX_IO_FAILED",
   /** System mode: the main nginx.conf does not include the directory cutover writes into. */
   "ERR_NGINX_CONF_DIR_NOT_INCLUDED",
+  /** The control socket's directory is a symlink, not the agent's, or writable by group or others. */
+  "ERR_NGINX_SOCKET_DIR_UNSAFE",
 ] as const;
 
 export type NginxErrorCode = (typeof NGINX_ERROR_CODES)[number];

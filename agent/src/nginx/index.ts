@@ -30,6 +30,7 @@ export {
   type StopOptions,
 } from "./managed.js";
 export { createSystemRunner, SystemNginx, type SystemRunnerOptions } from "./system.js";
+export { ensureSocketDir } from "./socket-dir.js";
 export {
   readLivePort,
   removeSite,
