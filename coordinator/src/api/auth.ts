@@ -33,15 +33,13 @@ function authorize(tokens: TokenStore, role: Role, request: Request): void {
     throw new ApiError(401, "ERR_UNAUTHENTICATED", "no API token: send `Authorization: Bearer <token>` (CLI: set CUTOVER_TOKEN or --token)");
   }
   const check = tokens.checkApiToken(match[1]!);
-  if (!check.ok && check.reason === "unknown") {
-    throw new ApiError(401, "ERR_UNAUTHENTICATED", "the API token is unknown: check CUTOVER_TOKEN or --token (an admin lists tokens with `cutover token list`)");
+  if (!check.ok && check.reason !== "unknown") request.token = check.record; // the audit trail names whose token it was
+  if (!check.ok && check.reason === "expired") {
+    throw new ApiError(401, "ERR_TOKEN_EXPIRED", `the API token "${check.record.name}" expired at ${new Date(check.at).toISOString()}: ask an admin for a new one (\`cutover token create --api\`)`);
   }
+  // A revoked token is told no more than an unknown one: whoever holds it now learns nothing from it.
   if (!check.ok) {
-    request.token = check.record; // the audit trail names whose token it was
-    const when = new Date(check.at).toISOString();
-    const whatNext = "ask an admin for a new one (`cutover token create --api`)";
-    if (check.reason === "expired") throw new ApiError(401, "ERR_TOKEN_EXPIRED", `the API token "${check.record.name}" expired at ${when}: ${whatNext}`);
-    throw new ApiError(401, "ERR_TOKEN_REVOKED", `the API token "${check.record.name}" was revoked at ${when}: ${whatNext}`);
+    throw new ApiError(401, "ERR_UNAUTHENTICATED", "check CUTOVER_TOKEN or --token (an admin's `cutover token list` shows every token): the API token is unknown or revoked");
   }
   request.token = check.record; // known even when refused below: the audit trail names who tried
   if (!roleAllows(check.record.role, role)) {
