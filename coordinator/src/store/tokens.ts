@@ -31,7 +31,8 @@ export interface ApiTokenRecord {
 export type ApiTokenCheck =
   | { ok: true; record: ApiTokenRecord }
   | { ok: false; reason: "unknown" }
-  | { ok: false; reason: "revoked" | "expired"; record: ApiTokenRecord; at: number };
+  | { ok: false; reason: "revoked"; record: ApiTokenRecord }
+  | { ok: false; reason: "expired"; record: ApiTokenRecord; at: number };
 
 export type EnrollmentCheck =
   | { ok: true; id: string; labels: Record<string, string> | undefined; address: string | undefined }
@@ -132,7 +133,7 @@ export class TokenStore {
     // The lookup is by hash already; the constant-time compare guards against a future change to prefix lookups.
     if (!row || !timingSafeEqual(Buffer.from(row.hash), Buffer.from(hash(token)))) return { ok: false, reason: "unknown" };
     const record = { id: row.id, name: row.name, role: row.role };
-    if (row.revoked_at !== null) return { ok: false, reason: "revoked", record, at: row.revoked_at };
+    if (row.revoked_at !== null) return { ok: false, reason: "revoked", record };
     if (row.expires_at !== null && row.expires_at <= this.now()) return { ok: false, reason: "expired", record, at: row.expires_at };
     return { ok: true, record };
   }
