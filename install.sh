@@ -43,6 +43,9 @@ readonly AGENT_LOG=$LOG_DIR/agent.log
 # What the agent itself writes outside its state dir in `--nginx system` mode.
 readonly NGINX_CONF_DIR=/etc/nginx/conf.d
 readonly AGENT_RUN_DIR=/run/cutover
+# Makes AGENT_RUN_DIR again at every boot (/run is a tmpfs): the host's nginx binds the
+# control socket there before the agent starts.
+readonly TMPFILES_CONF=/etc/tmpfiles.d/cutover-agent.conf
 
 usage() {
   cat <<'EOF'
@@ -61,6 +64,8 @@ Settings (written to /etc/cutover/agent.yaml; on a re-run, omitted ones keep the
   --switch auto|reload|live  how nginx is switched (default auto)
   --pin FINGERPRINT     SHA-256 fingerprint of the coordinator's TLS certificate
                         (alias --ca-fingerprint); checked now, recorded for the agent
+  --root-apps refuse|allow  whether the agent starts apps that would run as root (a
+                        spec without run.user, or a uid-0 user); default refuse
 
 Options:
   --agent-file FILE     the bundled agent (default: cutover-agent.mjs beside this
@@ -102,7 +107,7 @@ ROOT=""
 AGENT_FILE=""
 NODE_BIN=""
 TIMEOUT=$DEFAULT_ENROLL_TIMEOUT
-COORDINATOR="" TOKEN="" NAME="" LABELS="" ADDRESS="" NGINX_MODE="" SWITCH_MODE="" PIN=""
+COORDINATOR="" TOKEN="" NAME="" LABELS="" ADDRESS="" NGINX_MODE="" SWITCH_MODE="" PIN="" ROOT_APPS=""
 # Which settings came from flags: the rest may come from an existing config.
 GIVEN=" "
 
@@ -120,6 +125,7 @@ while [ $# -gt 0 ]; do
     --nginx) need_value "$1" $#; NGINX_MODE=$2; GIVEN+="nginx "; shift 2 ;;
     --switch) need_value "$1" $#; SWITCH_MODE=$2; GIVEN+="switch "; shift 2 ;;
     --pin | --ca-fingerprint) need_value "$1" $#; PIN=$2; GIVEN+="pin "; shift 2 ;;
+    --root-apps) need_value "$1" $#; ROOT_APPS=$2; GIVEN+="root-apps "; shift 2 ;;
     --agent-file) need_value "$1" $#; AGENT_FILE=$2; shift 2 ;;
     --node) need_value "$1" $#; NODE_BIN=$2; shift 2 ;;
     --timeout) need_value "$1" $#; TIMEOUT=$2; shift 2 ;;
@@ -418,6 +424,13 @@ previous_labels() {
   sed -n '/^labels:/,/^[^ ]/ s/^  "\([^"]*\)": "\([^"]*\)"$/\1=\2/p' "$config" | paste -sd, -
 }
 
+previous_root_apps() {
+  local config
+  config=$(at "$CONFIG")
+  [ -f "$config" ] || return 0
+  if grep -q '^allow_root_apps: true$' "$config"; then echo allow; else echo refuse; fi
+}
+
 previous_pin() {
   local config
   config=$(at "$CONFIG")
@@ -435,15 +448,18 @@ resolve_settings() {
   given nginx || NGINX_MODE=$(previous nginx)
   given switch || SWITCH_MODE=$(previous switch)
   given pin || PIN=$(previous_pin)
+  given root-apps || ROOT_APPS=$(previous_root_apps)
   [ -n "$NAME" ] || NAME=$(hostname | tr '[:upper:]' '[:lower:]')
   [ -n "$NGINX_MODE" ] || NGINX_MODE=system
   [ -n "$SWITCH_MODE" ] || SWITCH_MODE=auto
+  [ -n "$ROOT_APPS" ] || ROOT_APPS=refuse
 
   [ -n "$COORDINATOR" ] || usage_error "--coordinator URL is required (the address \`cutover server\` listens on, e.g. http://coordinator:7400)"
   # Letters, digits and what URLs of hosts, ports and paths use (brackets: IPv6 hosts).
   local url_re='^(https?|wss?)://[][A-Za-z0-9._~:@%/+-]+$'
   [[ $COORDINATOR =~ $url_re ]] || usage_error "--coordinator \"$COORDINATOR\" is not an http(s):// or ws(s):// URL"
-  if [ -n "$TOKEN" ] && ! [[ $TOKEN =~ ^[A-Za-z0-9_-]{1,200}$ ]]; then usage_error "--token \"$TOKEN\" does not look like a token from \`cutover token create\`"; fi
+  # `cte_<secret>.<coordinator key id>`: base64url words and the dot between them.
+  if [ -n "$TOKEN" ] && ! [[ $TOKEN =~ ^[A-Za-z0-9_.-]{1,300}$ ]]; then usage_error "--token \"$TOKEN\" does not look like a token from \`cutover token create\`"; fi
   if [ -z "$TOKEN" ] && ! enrolled; then
     usage_error "--token is required until the agent has enrolled: create one on the coordinator with \`cutover token create\`"
   fi
@@ -451,6 +467,7 @@ resolve_settings() {
   if [ -n "$ADDRESS" ] && ! [[ $ADDRESS =~ ^([0-9]{1,3}(\.[0-9]{1,3}){3}|[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*)$ ]]; then usage_error "--address \"$ADDRESS\" is not an IP address"; fi
   case $NGINX_MODE in system | managed) ;; *) usage_error "--nginx must be system or managed, got \"$NGINX_MODE\"" ;; esac
   case $SWITCH_MODE in auto | reload | live) ;; *) usage_error "--switch must be auto, reload or live, got \"$SWITCH_MODE\"" ;; esac
+  case $ROOT_APPS in refuse | allow) ;; *) usage_error "--root-apps must be refuse or allow, got \"$ROOT_APPS\"" ;; esac
   LABELS=$(canonical_labels "$LABELS")
   if [ -n "$PIN" ]; then
     local hex
@@ -505,10 +522,21 @@ render_config() {
     IFS=, read -r -a pairs <<<"$LABELS"
     for pair in "${pairs[@]}"; do printf '  "%s": "%s"\n' "${pair%%=*}" "${pair#*=}"; done
   fi
+  if [ "$ROOT_APPS" = allow ]; then
+    echo "# Apps whose spec sets no run.user (or a uid-0 one) run as root here (--root-apps allow)."
+    echo "allow_root_apps: true"
+  fi
   if [ -n "$PIN" ]; then
     echo "# The coordinator's TLS certificate, pinned: the agent talks to no other."
     printf 'coordinator_fingerprint: "sha256:%s"\n' "$PIN"
   fi
+}
+
+# 0700 root: only root (nginx's master, the agent) may create or reach the control socket.
+render_tmpfiles() {
+  echo "# Written by install.sh (see docs/install.md): cutover-agent's runtime dir, where the"
+  echo "# host's nginx binds cutover's control socket; made at every boot, as /run is emptied."
+  echo "d $AGENT_RUN_DIR 0700 root root -"
 }
 
 render_wrapper() {
@@ -689,6 +717,7 @@ install_agent() {
   # The agent makes its state dir (agent/) itself, with the mode it needs.
   ensure_dir "$DATA_DIR" 755
   ensure_dir "$LOG_DIR" 750 "$SERVICE_USER"
+  ensure_dir "$AGENT_RUN_DIR" 700
   [ -d "$(dirname "$(at "$WRAPPER")")" ] || act "create $(dirname "$(at "$WRAPPER")")" mkdir -p "$(dirname "$(at "$WRAPPER")")"
   [ -d "$(dirname "$(at "$UNIT_FILE")")" ] || act "create $(dirname "$(at "$UNIT_FILE")")" mkdir -p "$(dirname "$(at "$UNIT_FILE")")"
 
@@ -696,11 +725,14 @@ install_agent() {
   render_config >"$WORK/agent.yaml"
   render_wrapper >"$WORK/cutover-agent"
   render_unit >"$WORK/$UNIT_NAME"
+  render_tmpfiles >"$WORK/cutover-agent.conf"
   if put_file "$AGENT_JS" 644 "$AGENT_FILE"; then restart=1; fi
   if put_file "$WRAPPER" 755 "$WORK/cutover-agent"; then restart=1; fi
   # 0600: it holds the enrollment token.
   if put_file "$CONFIG" 600 "$WORK/agent.yaml"; then restart=1; fi
   if put_file "$UNIT_FILE" 644 "$WORK/$UNIT_NAME"; then restart=1 unit_changed=1; fi
+  # Read at boot; the dir itself is made above, so nothing needs restarting.
+  put_file "$TMPFILES_CONF" 644 "$WORK/cutover-agent.conf" || true
 
   if [ "$unit_changed" = 1 ]; then run_systemctl daemon-reload; fi
   if [ "$SYSTEMD" = 0 ]; then
@@ -820,10 +852,17 @@ uninstall_agent() {
   remove_user
   if [ "$PURGE" = 1 ]; then
     remove_nginx_sites
-    remove_path "$AGENT_RUN_DIR"
     remove_path "$DATA_DIR"
   elif [ -d "$(at "$DATA_DIR")" ]; then
     say "kept $(at "$DATA_DIR"): the agent's key and state, releases and app logs; apps it started keep running. A reinstall picks them up again; --uninstall --purge stops them and removes it"
+  fi
+  # The runtime dir and its boot entry stay while the host's nginx still binds the control
+  # socket there (the sites are kept without --purge): nginx would not start without it.
+  if [ "$PURGE" = 1 ] || [ ! -f "$(at "$NGINX_CONF_DIR")/cutover.control.conf" ]; then
+    remove_path "$TMPFILES_CONF"
+    remove_path "$AGENT_RUN_DIR"
+  else
+    say "kept $(at "$TMPFILES_CONF") and $(at "$AGENT_RUN_DIR"): $(at "$NGINX_CONF_DIR")/cutover.control.conf binds nginx's control socket there; --uninstall --purge removes all three"
   fi
   if [ "$DRY_RUN" = 1 ]; then
     if [ "$CHANGES" = 0 ]; then say "dry run: nothing to remove"; else say "dry run: $CHANGES actions above would be taken; nothing was changed"; fi

@@ -1,7 +1,7 @@
 // install.sh against a temporary root prefix (--root) with systemd stubbed (--no-systemd):
 // the real script, the real one-file agent it installs, a real coordinator. Nothing
 // outside the temp dirs is touched, so it runs on the dev machine and in CI.
-import { readFileSync, statSync } from "node:fs";
+import { lstatSync, readFileSync, rmSync, statSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import test, { type ExecutionContext } from "ava";
@@ -11,13 +11,14 @@ import { hostProcesses } from "./harness/host-processes.js";
 import { tempDir } from "./harness/processes.js";
 import { getThroughProxy } from "./harness/through-proxy.js";
 import { ensureAgentBundle } from "./install/bundle.js";
-import { agentPids, hostRoot, PATHS, AGENT_RUNTIME, readPidFile, runInstaller, snapshot, under, without } from "./install/host-root.js";
+import { agentPids, bootTmpfiles, hostRoot, PATHS, AGENT_RUNTIME, readPidFile, runInstaller, snapshot, under, without } from "./install/host-root.js";
 
 interface HostJson {
   name: string;
   address: string;
   state: string;
   labels: Record<string, string>;
+  pendingLabels: Record<string, string> | null;
   agentVersion: string;
 }
 
@@ -141,6 +142,18 @@ test.serial("install.sh installs the one-file agent, which enrolls and shows onl
     t.true(unit.includes(line), `unit has ${line}`);
   }
   t.regex(readFileSync(join(root, "etc/passwd"), "utf8"), /^cutover:[^:]*:\d+:\d+:[^:]*:\/var\/lib\/cutover:\/usr\/sbin\/nologin$/m);
+
+  // /run/cutover (where a system nginx binds cutover's control socket) exists now and after
+  // every boot: /run is emptied, and nginx, which starts before the agent, needs it (issue 11, finding 7).
+  t.is(readFileSync(join(root, PATHS.tmpfiles), "utf8").split("\n").filter((line) => line && !line.startsWith("#")).join("\n"), "d /run/cutover 0700 root root -");
+  t.is(statSync(join(root, PATHS.tmpfiles)).mode & 0o777, 0o644);
+  t.like(lstatSync(join(root, PATHS.runDir)), { uid: 0, gid: 0 });
+  t.is(lstatSync(join(root, PATHS.runDir)).mode & 0o7777, 0o700);
+  rmSync(join(root, PATHS.runDir), { recursive: true });
+  const boot = await bootTmpfiles(root);
+  t.is(boot.exitCode, 0, output(boot));
+  t.true(lstatSync(join(root, PATHS.runDir)).isDirectory(), "systemd-tmpfiles makes it again at boot");
+  t.is(lstatSync(join(root, PATHS.runDir)).mode & 0o7777, 0o700);
   t.regex(readFileSync(join(root, "etc/group"), "utf8"), /^cutover:/m);
 
   const before = snapshot(root, { exclude: AGENT_RUNTIME, mtimes: true });
@@ -158,7 +171,7 @@ test.serial("changed settings rewrite only the config and restart the agent, whi
 
   // Only what changes is passed: coordinator, token, name, address and nginx mode come from the last run.
   const pin = `sha256:${Array(32).fill("AB").join(":")}`;
-  const result = await runInstaller(t, ["--root", root, "--no-systemd", "--agent-file", bundle, "--node", process.execPath, "--labels", "zone=b,role=geoip", "--pin", pin]);
+  const result = await runInstaller(t, ["--root", root, "--no-systemd", "--agent-file", bundle, "--node", process.execPath, "--labels", "zone=b,role=geoip", "--pin", pin, "--root-apps", "allow"]);
   t.is(result.exitCode, 0, output(result));
   const actions = result.stdout.split("\n").filter((line) => /^install\.sh: (write|update|create|set) /.test(line));
   t.deepEqual(actions, [`install.sh: update ${join(root, PATHS.config)} (mode 600)`]);
@@ -168,13 +181,19 @@ test.serial("changed settings rewrite only the config and restart the agent, whi
   const newPid = readPidFile(root);
   t.not(newPid, oldPid);
   t.deepEqual(agentPids(root), [newPid]);
+  // A host does not relabel itself: the labels its agent now presents wait for an admin (issue 11, finding 2).
   const [host] = await hosts(coordinator);
-  t.like(host, { name: "host-a", address, state: "online", labels: { role: "geoip", zone: "b" } });
+  t.like(host, { name: "host-a", address, state: "online", labels: { role: "geoip" }, pendingLabels: { role: "geoip", zone: "b" } });
+  const accepted = await coordinator.cli(["hosts", "accept", "host-a"]);
+  t.is(accepted.exitCode, 0, accepted.stderr);
+  t.like((await hosts(coordinator))[0], { labels: { role: "geoip", zone: "b" }, pendingLabels: null });
   const config = readFileSync(join(root, PATHS.config), "utf8");
   t.regex(config, /^labels:\n {2}"role": "geoip"\n {2}"zone": "b"\n/m, "labels sorted: the same set in another order is no change");
   // The pin is the agent's coordinator_fingerprint setting (checked only for https coordinators).
   t.true(config.split("\n").includes(`coordinator_fingerprint: "sha256:${"ab".repeat(32)}"`), config);
   t.regex(result.stdout, /note: --pin is recorded but not checked: http:\/\/127\.0\.0\.1:\d+ has no certificate/);
+  t.true(config.split("\n").includes("allow_root_apps: true"), "--root-apps allow is the agent's allow_root_apps");
+  t.regex(readFileSync(join(root, PATHS.agentLog), "utf8"), new RegExp(`agent: starting name=host-a .*rootApps=allow`));
 
   const again = await runInstaller(t, ["--root", root, "--no-systemd", "--agent-file", bundle, "--node", process.execPath, "--labels", "role=geoip,zone=b"]);
   t.is(again.exitCode, 0, output(again));
@@ -197,6 +216,8 @@ test.serial("--dry-run prints each action it would take and changes nothing, on 
     `would write ${join(root, PATHS.wrapper)} (mode 755)`,
     `would write ${join(root, PATHS.config)} (mode 600)`,
     `would write ${join(root, PATHS.unit)} (mode 644)`,
+    `would create ${join(root, PATHS.runDir)} (mode 700, owner root:root)`,
+    `would write ${join(root, PATHS.tmpfiles)} (mode 644)`,
     "would run systemctl enable cutover-agent.service (stubbed: --no-systemd)",
     `would start the agent in the background (pid file ${join(root, PATHS.pidFile)}`,
   ]) {

@@ -18,6 +18,8 @@ export const PATHS = {
   dataDir: "var/lib/cutover",
   agentLog: "var/log/cutover/agent.log",
   pidFile: "run/cutover-agent.pid",
+  tmpfiles: "etc/tmpfiles.d/cutover-agent.conf",
+  runDir: "run/cutover",
 } as const;
 
 /** What the agent itself writes while it runs: not install.sh's doing. */
@@ -30,7 +32,7 @@ export const AGENT_RUNTIME = [PATHS.stateDir, PATHS.agentLog];
  */
 export function hostRoot(t: { teardown(fn: () => void): void }, options: { debian?: boolean } = {}): string {
   const root = join(tempDir(t, "cutover-install-"), "root");
-  for (const dir of ["etc/systemd/system", "usr/local/bin", "usr/local/lib", "var/lib", "var/log", "run"]) {
+  for (const dir of ["etc/systemd/system", "etc/tmpfiles.d", "usr/local/bin", "usr/local/lib", "var/lib", "var/log", "run"]) {
     mkdirSync(join(root, dir), { recursive: true });
   }
   if (options.debian !== false) copyFileSync("/etc/debian_version", join(root, "etc", "debian_version"));
@@ -93,6 +95,17 @@ export async function runInstaller(t: { teardown(fn: () => void): void }, args: 
     argv = [`--reuid=${options.asUser}`, `--regid=${options.asUser}`, "--clear-groups", "bash", join(dir, "install.sh"), ...args];
   }
   const child = spawn(file, argv, { env: { ...process.env }, stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (d: Buffer) => (stdout += d));
+  child.stderr.on("data", (d: Buffer) => (stderr += d));
+  const [exitCode] = (await once(child, "close")) as [number | null];
+  return { exitCode, stdout, stderr };
+}
+
+/** What systemd does at boot with install.sh's tmpfiles.d entry, done to `root` (systemd-tmpfiles --root). */
+export async function bootTmpfiles(root: string): Promise<CliResult> {
+  const child = spawn("systemd-tmpfiles", ["--create", `--root=${root}`, join(root, PATHS.tmpfiles)], { stdio: ["ignore", "pipe", "pipe"] });
   let stdout = "";
   let stderr = "";
   child.stdout.on("data", (d: Buffer) => (stdout += d));
