@@ -1,6 +1,7 @@
 import test from "ava";
 import { ApiError } from "./errors.js";
-import { isHostAddress, parseLabelList, parseLifetime } from "./tokens.js";
+import { parseLabelList, parseLifetime } from "./tokens.js";
+import { isHostAddress } from "../fleet/host-address.js";
 
 const DAY = 24 * 60 * 60 * 1000;
 

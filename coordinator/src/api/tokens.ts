@@ -1,4 +1,3 @@
-import { isIP } from "node:net";
 import express, { type Request, type Router } from "express";
 import type { Logger } from "@cutover/log";
 import { isValidLabel, isValidName, LABEL_RULE, NAME_RULE } from "@cutover/protocol";
@@ -7,13 +6,12 @@ import type { HostStore } from "../store/hosts.js";
 import { ROLES, type EnrollmentBinding, type Role, type TokenStore, type TokenView } from "../store/tokens.js";
 import { requireRole } from "./auth.js";
 import { ApiError } from "./errors.js";
+import { isHostAddress } from "../fleet/host-address.js";
 
 export const DEFAULT_ENROLLMENT_TTL_MS = 60 * 60 * 1000;
 const DAY_MS = 24 * 60 * 60 * 1000;
 const MAX_ENROLLMENT_TTL_MS = 30 * DAY_MS;
 const MAX_API_TOKEN_LIFETIME_MS = 3650 * DAY_MS;
-/** RFC 1123 host names: dot-separated labels of letters, digits and inner dashes. */
-const HOSTNAME = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i;
 
 /** A lifetime: whole days ("30d") or a duration ("12h", "90m", "1h30m"). */
 export function parseLifetime(text: string): number {
@@ -50,10 +48,6 @@ export function parseLabelList(text: string): Record<string, string> {
   return labels;
 }
 
-/** An address a host may be bound to: an IPv4 or IPv6 literal, or a host name. */
-export function isHostAddress(text: string): boolean {
-  return isIP(text) !== 0 || HOSTNAME.test(text);
-}
 
 function bodyString(request: Request, field: string): string | undefined {
   const value = (request.body as Record<string, unknown> | undefined)?.[field];

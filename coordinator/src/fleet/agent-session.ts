@@ -22,6 +22,7 @@ import type { AuditEntry } from "../store/audit.js";
 import type { CoordinatorKey } from "./coordinator-key.js";
 import type { EnrollOutcome } from "./enrollment.js";
 import { TokenBucket } from "./rate-limit.js";
+import { isHostAddress } from "./host-address.js";
 import { instancesFromWire, resourcesFromWire } from "./resources.js";
 import type { LinkClock, LivenessVerdict } from "./liveness.js";
 
@@ -238,7 +239,7 @@ export class AgentSession {
 
   private onHello(hello: cutover.v1.Hello): void {
     try {
-      const presented: HostIdentity = { labels: this.presentedLabels(hello), address: hello.address ?? "" };
+      const presented: HostIdentity = { labels: this.presentedLabels(hello), address: this.presentedAddress(hello) };
       const { host, enrolled } = this.authenticate(hello, presented);
       this.host = host;
       this.log = this.ctx.log.child(host.name);
@@ -279,6 +280,14 @@ export class AgentSession {
       else this.log.warn("ignoring invalid label", { key, value });
     }
     return labels;
+  }
+
+  /** The address the agent presents, or "" when it is not an address (it would reach load balancers' configs). */
+  private presentedAddress(hello: cutover.v1.Hello): string {
+    const address = hello.address ?? "";
+    if (address === "" || isHostAddress(address)) return address;
+    this.log.warn("ignoring an address that is neither an IP address nor a host name", { address: JSON.stringify(address).slice(0, 100) });
+    return "";
   }
 
   /** The agent presents labels or an address other than the fleet's record: kept for an admin, never taken. */

@@ -158,7 +158,8 @@ export class HostStore {
     const host = this.byId(id);
     if (!host) throw new Error(`no host ${id}`);
     const pendingLabels = sameLabels(intro.labels, host.labels) ? null : intro.labels;
-    const pendingAddress = intro.address === host.address ? null : intro.address;
+    // An agent that presents no (valid) address asks for no change of it.
+    const pendingAddress = intro.address === "" || intro.address === host.address ? null : intro.address;
     statement(this.db, "UPDATE hosts SET hostname = ?, capabilities = ?, agent_version = ?, pending_labels = ?, pending_address = ?, last_seen = ? WHERE id = ?")
       .run(intro.hostname, JSON.stringify(intro.capabilities), intro.agentVersion, pendingLabels && sortedLabels(pendingLabels), pendingAddress, this.now(), id);
     const change: RequestedChange = {

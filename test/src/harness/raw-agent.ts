@@ -52,7 +52,7 @@ export class RawAgent {
   }
 
   /** Answers the Challenge with a Hello; `signWith` lets a test sign with a key other than the one presented. */
-  async hello(options: { name: string; key: TestKey; token?: string; signWith?: TestKey; labels?: Record<string, string>; address?: string }): Promise<void> {
+  async hello(options: { name: string; key: TestKey; token?: string; signWith?: TestKey; labels?: Record<string, string>; address?: string; agentVersion?: string }): Promise<void> {
     const challenge = (await this.next("challenge")).challenge as cutover.v1.Challenge;
     const signer = options.signWith ?? options.key;
     const signature = sign(null, helloProofBytes(challenge.nonce, options.name, options.key.publicKey), signer.privateKey);
@@ -64,7 +64,7 @@ export class RawAgent {
         signature,
         enrollmentToken: options.token ?? "",
         address: options.address ?? "127.0.0.1",
-        agentVersion: "test",
+        agentVersion: options.agentVersion ?? "test",
         labels: options.labels ?? {},
         resources: { memTotalBytes: 1, memAvailableBytes: 1, disks: [{ path: "/", freeBytes: 1, totalBytes: 1 }] },
       },

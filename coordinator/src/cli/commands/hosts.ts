@@ -5,6 +5,7 @@ import { ApiClient } from "../client.js";
 import { resolveClientSettings, type GlobalOptions } from "../config.js";
 import { renderTable } from "../table.js";
 import { ExitError } from "../exit-error.js";
+import { printable } from "../terminal-text.js";
 
 function ago(iso: string | null, now = Date.now()): string {
   if (!iso) return "never";
@@ -75,14 +76,14 @@ export function registerHosts(program: Command): void {
     .description("set (key=value) or remove (key-) a host's labels — what app specs select hosts by (admin)")
     .action(async (host: string, edits: string[], _options: unknown, command: Command) => {
       const view = await clientOf(command).post<HostView>(`/v1/hosts/${encodeURIComponent(host)}/labels`, parseLabelEdits(edits));
-      process.stdout.write(`${view.name}: labels ${formatLabels(view.labels)}\n`);
+      process.stdout.write(`${printable(`${view.name}: labels ${formatLabels(view.labels)}`)}\n`);
     });
   hosts
     .command("accept <host>")
     .description("take the labels and address the host's agent presents in place of its record (admin)")
     .action(async (host: string, _options: unknown, command: Command) => {
       const view = await clientOf(command).post<HostView>(`/v1/hosts/${encodeURIComponent(host)}/accept`, {});
-      process.stdout.write(`${view.name}: labels ${formatLabels(view.labels)}, address ${view.address}\n`);
+      process.stdout.write(`${printable(`${view.name}: labels ${formatLabels(view.labels)}, address ${view.address}`)}\n`);
     });
   hosts
     .command("remove <host>")
