@@ -350,9 +350,14 @@ class Values {
       deadlineUnixMs: this.deadline(),
       sequence: r.uint53(),
       signature: this.bytes(SIGNATURE_BYTES),
+      // Set inside `signed` by a real coordinator; here sometimes on the outer frame too (an agent must ignore them there).
+      ...(r.chance(0.3) && { hostId: this.maybe(() => `h-${r.uint32()}`, () => this.str()), sessionNonce: this.bytes(NONCE_BYTES) }),
     };
     // A signed command carries its encoded self in `signed`: here (unverifiable) bytes of some other command, or nothing.
-    if (r.chance(0.6)) base.signed = r.chance(0.7) ? v1.Command.encode({ commandId: base.commandId, deadlineUnixMs: base.deadlineUnixMs, sequence: r.uint53(), ping: { payload: this.str() } }).finish() : this.bytes(40);
+    if (r.chance(0.6))
+      base.signed = r.chance(0.7)
+        ? v1.Command.encode({ commandId: base.commandId, deadlineUnixMs: base.deadlineUnixMs, sequence: r.uint53(), hostId: this.maybe(() => `h-${r.uint32()}`, () => this.str()), sessionNonce: this.bytes(NONCE_BYTES), ping: { payload: this.str() } }).finish()
+        : this.bytes(40);
     const op = r.pick(["ping", "ping", "deploy", "rollback", "applyLb", "waitDrained", "tailLogs", "stopLogs", "none"] as const);
     switch (op) {
       case "ping":
@@ -430,6 +435,8 @@ class Values {
             protocolVersion: this.u32(() => PROTOCOL_VERSION),
             enrolled: r.chance(0.5),
             coordinatorPublicKey: this.bytes(PUBLIC_KEY_BYTES),
+            // Random bytes, which verify over no session's WelcomeProof: an agent refuses such a Welcome.
+            signature: this.bytes(SIGNATURE_BYTES),
           },
         };
       case "refusal":
