@@ -95,11 +95,13 @@ export class CommandVerifier {
     if (this.state?.hostId !== undefined && this.state.hostId !== welcome.hostId) {
       return { ok: false, reason: `the coordinator calls this host ${welcome.hostId}, but it is pinned as ${this.state.hostId}` };
     }
-    this.currentNonce = session.nonce;
     if (!this.state || this.state.hostId === undefined) {
-      this.state = { publicKey: presented, lastSequence: this.state?.lastSequence ?? 0, hostId: welcome.hostId };
-      await this.save();
+      const pinned: CoordinatorFile = { publicKey: presented, lastSequence: this.state?.lastSequence ?? 0, hostId: welcome.hostId };
+      await this.save(pinned);
+      this.state = pinned;
     }
+    // Only once the pin is durable: a session whose Welcome could not be saved takes no command.
+    this.currentNonce = session.nonce;
     return { ok: true };
   }
 
@@ -138,8 +140,8 @@ export class CommandVerifier {
   /** Saves are chained: the file never goes back to a lower sequence than one already written. */
   private saving: Promise<void> = Promise.resolve();
 
-  private save(): Promise<void> {
-    const snapshot = JSON.stringify(this.state);
+  private save(state = this.state): Promise<void> {
+    const snapshot = JSON.stringify(state);
     this.saving = this.saving.catch(() => undefined).then(() => writeFileAtomic(this.path, snapshot, 0o600));
     return this.saving;
   }

@@ -144,6 +144,9 @@ export class CoordinatorLink {
 
   private connect(): void {
     this.transition("connecting", `attempt ${this.attempt + 1} to ${this.options.url}`);
+    // A new connection is a new session: nothing is trusted for it until its own Challenge
+    // (a Welcome or command recorded on the last one must not pass as this one's).
+    this.sessionNonce = new Uint8Array();
     const pinned = this.options.fingerprint && this.options.url.startsWith("wss:") ? normalizeFingerprint(this.options.fingerprint) : undefined;
     const socket = new WebSocket(this.options.url, {
       maxPayload: MAX_FRAME_BYTES,
@@ -213,7 +216,10 @@ export class CoordinatorLink {
         const welcome = envelope.welcome as cutover.v1.Welcome;
         clearTimeout(this.handshakeTimer);
         const socket = this.socket;
-        const accepted = await this.options.onWelcome(welcome, { nonce: this.sessionNonce, agentPublicKey: this.options.identity.publicKey });
+        const accepted = await this.options.onWelcome(welcome, { nonce: this.sessionNonce, agentPublicKey: this.options.identity.publicKey }).catch((error: Error) => {
+          this.options.log.error("cannot take the coordinator's Welcome; closing the session", { error: error.message });
+          return false;
+        });
         // The socket may have closed while the pin was being saved: that session is over.
         if (socket === undefined || this.socket !== socket) return;
         if (!accepted) {

@@ -299,8 +299,7 @@ interface TrustModel {
 
 /**
  * A new connection of the link: a session with no Challenge yet, so nothing can
- * be signed for it. (The link itself keeps the last connection's nonce until
- * the next Challenge: see the `failing` cases at the end of this file.)
+ * be signed for it (the cases at the end of this file replay the last one's).
  */
 function newSession(trust: TrustModel): void {
   trust.sessionNonce = undefined;
@@ -981,14 +980,12 @@ test.serial("a second Welcome on an online session does not leave a heartbeat lo
  * back) and opens the link's next connection can play them back before any
  * Challenge: the agent must not run the command, nor go online on the Welcome.
  *
- * KNOWN HOLE, so these two are `failing` (ava passes them while they fail):
- * CoordinatorLink keeps the last connection's Challenge nonce until the next
- * Challenge, and hands it to the verifier as this session's. Resetting it when
- * a connection opens closes both; ava then reports them as passing `failing`
- * tests: make them `test.serial`. The fuzz above sends nothing signed for an
- * earlier connection before a connection's Challenge, so it does not meet this.
+ * (Found by the fuzz's author: CoordinatorLink kept the last connection's
+ * Challenge nonce until the next Challenge; it now forgets it when a
+ * connection opens. The fuzz above sends nothing signed for an earlier
+ * connection before a connection's Challenge, so it does not meet this.)
  */
-test.serial.failing("a command held back from the last connection is refused on the next one before its Challenge", async (t) => {
+test.serial("a command held back from the last connection is refused on the next one before its Challenge", async (t) => {
   const { c, stats, signer, nonce, identity, server } = await onlineLink(t, 60_000);
   const held = signer.frame({ commandId: "held-back", deadlineUnixMs: Date.now() + 30_000, ping: { payload: "late" } }, { hostId: "h", sessionNonce: nonce });
   c.socket.terminate();
@@ -1006,7 +1003,7 @@ test.serial.failing("a command held back from the last connection is refused on 
   t.deepEqual(verdicts, ["held-back ERR_COMMAND_WRONG_SESSION", "now ok"], "the command signed for the last connection is refused on this one");
 });
 
-test.serial.failing("a Welcome recorded on the last connection is refused on the next one before its Challenge", async (t) => {
+test.serial("a Welcome recorded on the last connection is refused on the next one before its Challenge", async (t) => {
   const { c, server, welcome } = await onlineLink(t, 60_000);
   c.socket.terminate();
   const next = (await server.nextConnection(ANSWER_TIMEOUT_MS))!;
