@@ -8,7 +8,7 @@ export const PROCESS_ERROR_CODES = [
   "ERR_PROCESS_STOP_FAILED",
   /** `run.user` names no account in /etc/passwd. */
   "ERR_UNKNOWN_USER",
-  /** The app would run as uid 0 (no run.user under a root agent, or a uid-0 user) and the host does not set allow_root_apps. */
+  /** The app would run as uid 0 (no run.user under a root agent, or a uid-0 user) or group 0, and the host does not set allow_root_apps. */
   "ERR_ROOT_APP_REFUSED",
   /** `run.command` or `run.env` uses a `${NAME}` the agent does not provide. */
   "ERR_UNKNOWN_VARIABLE",

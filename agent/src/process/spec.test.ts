@@ -135,6 +135,8 @@ test("an empty run.user under a root agent", refusesRoot, { command: ["app"], en
 test("run.user root", refusesRoot, { command: ["app"], env: {}, user: "root" }, AGENT, 'run.user "root" is uid 0 on this host');
 test("another name for uid 0", refusesRoot, { command: ["app"], env: {}, user: "toor" }, { ...AGENT, lookupUser: () => ({ uid: 0, gid: 0, home: "/root" }) }, 'run.user "toor" is uid 0 on this host');
 
+test("a user whose primary group is root's", refusesRoot, { command: ["app"], env: {}, user: "wheel-ish" }, { ...AGENT, lookupUser: () => ({ uid: 1001, gid: 0, home: "/" }) }, 'run.user "wheel-ish" is in group 0 (root) on this host');
+
 test("a host that allows root apps starts one without run.user as the agent", (t) => {
   const spec = processSpec({ command: ["app"], env: {} }, CTX, { ...ROOT_AGENT, rootApps: "allow" });
   t.false("uid" in spec);
