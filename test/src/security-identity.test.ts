@@ -8,18 +8,11 @@
 import test from "ava";
 import { createHash, randomBytes } from "node:crypto";
 import { RefusalCode, v1, type cutover } from "@cutover/protocol";
+import type { HostView } from "@cutover/coordinator";
 import { inProcessCoordinator, type InProcessCoordinator } from "./harness/in-process.js";
 import { newKey, RawAgent, type TestKey } from "./harness/raw-agent.js";
 import { runCli } from "./harness/processes.js";
 
-interface HostJson {
-  name: string;
-  address: string;
-  state: string;
-  labels: Record<string, string>;
-  pendingLabels: Record<string, string> | null;
-  pendingAddress: string | null;
-}
 
 async function enrollmentToken(c: InProcessCoordinator, binding: { labels?: Record<string, string>; address?: string } = {}): Promise<string> {
   const labels = binding.labels && Object.entries(binding.labels).map(([k, v]) => `${k}=${v}`).join(",");
@@ -28,8 +21,8 @@ async function enrollmentToken(c: InProcessCoordinator, binding: { labels?: Reco
   return body.token as string;
 }
 
-async function hostNamed(c: InProcessCoordinator, name: string): Promise<HostJson | undefined> {
-  return ((await c.api("GET", "/v1/hosts")).body as HostJson[]).find((h) => h.name === name);
+async function hostNamed(c: InProcessCoordinator, name: string): Promise<HostView | undefined> {
+  return ((await c.api("GET", "/v1/hosts")).body as HostView[]).find((h) => h.name === name);
 }
 
 function cli(c: InProcessCoordinator, args: string[]) {
