@@ -38,7 +38,7 @@ test.serial(`coordinator SIGKILLed at random points of a ${HOSTS}-host rollout (
   const spec = writeExampleSpec(fleet.dir, { ...PORTS, batch: 2 });
   const first = await fleet.coordinator.cli(["deploy", spec, "--release", "r0", "--json"]);
   t.is(first.exitCode, 0, first.stderr);
-  const load = loadThroughProxies(fleet.addresses, PORTS.listen, { retry: true, concurrency: 1 });
+  const load = loadThroughProxies(t, fleet.addresses, PORTS.listen, { retry: true, concurrency: 1 });
   const baseSeed = Number(process.env.CUTOVER_FAULT_SEED ?? 20261127);
   let kills = 0;
   for (let i = 1; i <= RUNS; i++) {

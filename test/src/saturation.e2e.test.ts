@@ -39,7 +39,7 @@ test.serial("a host whose two cores are saturated by its own traffic and a CPU h
   t.is(v1.exitCode, 0, v1.output);
 
   const coordinatorMark = fleet.coordinator.process.mark();
-  const load = loadThroughProxies(fleet.addresses, PORTS.listen, { retry: true, ...APP_LOAD });
+  const load = loadThroughProxies(t, fleet.addresses, PORTS.listen, { retry: true, ...APP_LOAD });
   await load.completed(50);
   // Two busy threads at normal priority beside the app's load: both cores are taken.
   const hog = spawnWatched("cpu-hog", join(repoRoot, "scripts", "cpu-hog.mjs"), ["--workers", "2", "--seconds", "300"]);

@@ -36,8 +36,8 @@ async function versionsThroughLb(fleet: Fleet, count = 20): Promise<Record<strin
   return seen;
 }
 
-function lbLoad(fleet: Fleet) {
-  return loadThroughProxies(fleet.lbAddresses, LB_LISTEN, { retry: true, concurrency: 2 });
+function lbLoad(t: { teardown(fn: () => Promise<unknown>): void }, fleet: Fleet) {
+  return loadThroughProxies(t, fleet.lbAddresses, LB_LISTEN, { retry: true, concurrency: 2 });
 }
 
 async function stopLoad(t: { deepEqual(a: unknown, b: unknown, m?: string): void; log(...a: unknown[]): void }, load: ReturnType<typeof lbLoad>) {
@@ -61,7 +61,7 @@ test.serial("rolling: each batch drains at the load balancer, is replaced in pla
   await firstRelease(t, fleet, spec);
   t.deepEqual(await versionsThroughLb(fleet), { v1: 20 });
 
-  const load = lbLoad(fleet);
+  const load = lbLoad(t, fleet);
   await load.completed(20);
   const v2 = await deploy(fleet, spec, "v2");
   t.is(v2.exitCode, 0, v2.why);
@@ -84,7 +84,7 @@ test.serial("rolling: a host failing its health gate halts the rollout at max_fa
   const fleet = await startFleet(t, { hosts: 3, lbHosts: 1 });
   const spec = writeExampleSpec(fleet.dir, { ...APP_PORTS, lbListen: LB_LISTEN, deadline: "3s", strategy: { type: "rolling" } });
   await firstRelease(t, fleet, spec);
-  const load = lbLoad(fleet);
+  const load = lbLoad(t, fleet);
   const bad = writeExampleSpec(fleet.dir, { ...APP_PORTS, lbListen: LB_LISTEN, deadline: "3s", appArgs: ["--fail-health"], strategy: { type: "rolling" } }, "bad.yml");
   const result = await deploy(fleet, bad, "v2");
   t.is(result.exitCode, 1);
@@ -132,7 +132,7 @@ test.serial("canary: 30% of new users reach the canary, sticky by cookie; a pinn
   const fleet = await startFleet(t, { hosts: 3, lbHosts: 1 });
   const spec = writeExampleSpec(fleet.dir, { ...APP_PORTS, lbListen: LB_LISTEN, strategy: CANARY });
   await firstRelease(t, fleet, spec);
-  const load = lbLoad(fleet);
+  const load = lbLoad(t, fleet);
   const deploying = await canaryDeploy(fleet, spec, "v2");
 
   const USERS = 400;
@@ -170,7 +170,7 @@ test.serial("canary: abort rolls the canary back and removes its weight, with 0 
   const fleet = await startFleet(t, { hosts: 3, lbHosts: 1 });
   const spec = writeExampleSpec(fleet.dir, { ...APP_PORTS, lbListen: LB_LISTEN, strategy: CANARY });
   await firstRelease(t, fleet, spec);
-  const load = lbLoad(fleet);
+  const load = lbLoad(t, fleet);
   const deploying = await canaryDeploy(fleet, spec, "v2");
   t.true(((await versionsThroughLb(fleet, 60)).v2 ?? 0) > 0, "the canary takes some new users");
   const abort = await fleet.coordinator.cli(["abort", "geoip"]);
@@ -195,7 +195,7 @@ test.serial("fleet-bluegreen: the idle group gets the release, weights shift 10 
   t.deepEqual(v1.json.hosts.map((h) => h.name), ["web-1", "web-2"], "first release: group a (blue)");
   t.deepEqual(await versionsThroughLb(fleet), { v1: 20 });
 
-  const load = lbLoad(fleet);
+  const load = lbLoad(t, fleet);
   const v2 = await deploy(fleet, spec, "v2");
   t.is(v2.exitCode, 0, v2.why);
   t.deepEqual(v2.json.hosts.map((h) => [h.name, h.release]), [["web-3", "v2"], ["web-4", "v2"]], "the idle group b got v2");
@@ -259,7 +259,7 @@ test.serial("a canary waiting for promotion when the coordinator is killed is ro
   const fleet = await startFleet(t, { hosts: 2, lbHosts: 1 });
   const spec = writeExampleSpec(fleet.dir, { ...APP_PORTS, lbListen: LB_LISTEN, strategy: CANARY });
   await firstRelease(t, fleet, spec);
-  const load = lbLoad(fleet);
+  const load = lbLoad(t, fleet);
   const deploying = await canaryDeploy(fleet, spec, "v2");
   await fleet.coordinator.restart("SIGKILL");
   await deploying.exited;

@@ -31,8 +31,13 @@ export function getThroughProxy(address: string, port: number, path = "/api/v1/g
 /** Requests per second each proxy gets unless a test asks for more: steady traffic, not a CPU race. */
 export const PROXY_LOAD_RATE_PER_SEC = 100;
 
-/** Keep-alive load through every host's proxy at once, answers labelled by app version. */
+/**
+ * Keep-alive load through every host's proxy at once, answers labelled by app
+ * version. Stopped at the test's end whatever happens in it (a failed step must
+ * not leave clients running that keep the test process alive).
+ */
 export function loadThroughProxies(
+  t: { teardown(fn: () => Promise<unknown>): void },
   addresses: string[],
   port: number,
   options: { retry: boolean; concurrency?: number; ratePerSec?: number },
@@ -49,5 +54,6 @@ export function loadThroughProxies(
       classify: (status, headers) => (status === 200 ? String(headers["x-app-version"]) : null),
     }),
   );
+  t.teardown(() => Promise.all(runs.map((r) => r.stop())));
   return { runs, completed: (count) => Promise.all(runs.map((r) => r.completed(count))).then(() => {}) };
 }
