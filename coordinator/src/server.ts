@@ -26,6 +26,9 @@ import { COORDINATOR_KEY_FILE, loadOrCreateCoordinatorKey } from "./fleet/coordi
 import { RefusedCalls } from "./api/refused-calls.js";
 import { VERSION } from "./version.js";
 
+/** After its deployment ends, a host may still be finishing the download of its artifact for this long. */
+const ARTIFACT_GRACE_MS = 10 * 60 * 1000;
+
 /** The path of the agent WebSocket endpoint. */
 export const AGENT_PATH = "/v1/agent";
 
@@ -117,7 +120,12 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     },
     sessions: () => fleet.onlineCount(),
   });
-  fleet = new Fleet(db, hosts, tokens, log.child("fleet"), fleetOptions(options.fleet), key, artifacts, audit, (operation, status, seconds) =>
+  const artifactSource = {
+    get: (sha256: string) => artifacts.get(sha256),
+    read: (sha256: string, offset: number, length: number) => artifacts.read(sha256, offset, length),
+    mayFetch: (hostName: string, sha256: string) => deployments.sentArtifact(hostName, sha256, Date.now() - ARTIFACT_GRACE_MS),
+  };
+  fleet = new Fleet(db, hosts, tokens, log.child("fleet"), fleetOptions(options.fleet), key, artifactSource, audit, (operation, status, seconds) =>
     metrics.commandDuration.observe({ operation, status }, seconds),
   );
   deployments.onFinished = (d) => metrics.deployments.inc({ strategy: d.strategy, kind: d.kind, outcome: d.state });

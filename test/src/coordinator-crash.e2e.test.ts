@@ -24,7 +24,7 @@ function mulberry32(seed: number): () => number {
   };
 }
 
-async function finished(fleet: Fleet, id: string): Promise<{ state: string; hosts: { name: string; outcome: string; release: string | null }[] }> {
+async function finished(fleet: Fleet, id: string): Promise<{ state: string; hosts: { name: string; outcome: string; release: string | null; error?: string | null }[] }> {
   for (;;) {
     const response = await fetch(`${fleet.coordinator.url}/v1/deployments/${id}/events`, { headers: { authorization: `Bearer ${fleet.coordinator.adminToken}` } });
     const text = await response.text(); // the stream ends once the deployment has
@@ -53,7 +53,8 @@ test.serial(`coordinator SIGKILLed at random points of a ${HOSTS}-host rollout (
     await fleet.coordinator.restart("SIGKILL");
     kills++;
     const result = await finished(fleet, id);
-    t.log(`seed ${seed}: killed ${delay} ms into the rollout of ${release}; it ended ${result.state}`);
+    const why = result.state === "succeeded" ? "" : ` (${result.hosts.filter((h) => h.error).map((h) => `${h.name}: ${h.error}`).join("; ") || "no host error"})`;
+    t.log(`seed ${seed}: killed ${delay} ms into the rollout of ${release}; it ended ${result.state}${why}`);
     t.true(["succeeded", "rolled_back"].includes(result.state), `seed ${seed}: completes or rolls back: ${result.state} ${JSON.stringify(result.hosts)}`);
     const answers = await Promise.all(fleet.addresses.map((a) => getThroughProxy(a, PORTS.listen)));
     t.true(answers.every((a) => a.status === 200), `seed ${seed}: every host serves a healthy release`);

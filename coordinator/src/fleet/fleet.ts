@@ -3,7 +3,6 @@ import type { IncomingMessage } from "node:http";
 import { WebSocketServer, type WebSocket } from "ws";
 import { CloseCode, MAX_ARTIFACT_CHUNK, MAX_FRAME_BYTES, RefusalCode, signedCommandBytes, type cutover, v1 } from "@cutover/protocol";
 import type { CoordinatorKey } from "./coordinator-key.js";
-import { ArtifactGrants } from "./artifact-grants.js";
 import type { Logger } from "@cutover/log";
 import type { Db } from "../store/database.js";
 import type { HostRecord, HostStore } from "../store/hosts.js";
@@ -50,6 +49,8 @@ interface PendingCommand {
 export interface ArtifactSource {
   get(sha256: string): { size: number } | undefined;
   read(sha256: string, offset: number, length: number): Uint8Array;
+  /** Only a host sent a command that names the artifact may have it (however it is labelled). */
+  mayFetch(hostName: string, sha256: string): boolean;
 }
 
 /**
@@ -61,8 +62,6 @@ export class Fleet {
   private readonly sessions = new Map<string, AgentSession>();
   private readonly pending = new Map<string, PendingCommand>();
   private pendingHandshakes = 0;
-  /** Which host may download which artifact: only those sent a command that names it. */
-  private readonly grants = new ArtifactGrants();
   private readonly logListeners = new Map<string, (host: string, source: string, lines: string[]) => void>();
   private readonly livenessTimer: NodeJS.Timeout;
 
@@ -220,7 +219,6 @@ export class Fleet {
       }, timeoutMs);
       this.pending.set(commandId, { resolve, reject, timer, hostId: host.id, onEvent });
       const deadlineUnixMs = Date.now() + timeoutMs;
-      if (operation.deploy?.artifact?.sha256) this.grants.grant(host.id, operation.deploy.artifact.sha256, deadlineUnixMs);
       // Signed for this host, this session and the host's next sequence: a relay cannot move it to
       // another host, replay it on a later session, or reorder it.
       const inner = { ...operation, commandId, deadlineUnixMs, sequence: this.hosts.nextSequence(host.id), hostId: host.id, sessionNonce: session.challengeNonce };
@@ -241,7 +239,7 @@ export class Fleet {
   private serveArtifact(session: AgentSession, request: cutover.v1.ArtifactRequest): void {
     const reply = (chunk: Omit<cutover.v1.ArtifactChunk.$Properties, "requestId" | "sha256">) =>
       session.send({ artifactChunk: { requestId: request.requestId, sha256: request.sha256, ...chunk } });
-    if (!this.grants.allows(session.host!.id, request.sha256)) {
+    if (!this.artifacts?.mayFetch(session.host!.name, request.sha256)) {
       this.log.child(session.name).warn("refused an artifact to a host that was sent no command for it", { sha256: request.sha256.slice(0, 12) });
       return reply({ error: `this host was sent no command for artifact ${request.sha256}` });
     }
@@ -266,7 +264,6 @@ export class Fleet {
   /** Removes the host from the fleet: its session is refused, its key refused from then on. */
   remove(host: HostRecord, by: string): void {
     this.hosts.remove(host.id, by);
-    this.grants.forget(host.id);
     this.sessions.get(host.id)?.refuse(RefusalCode.HostRemoved, `this host was removed from the fleet by ${by}; to join again, clear the agent's state dir and enroll with a new token`);
   }
 

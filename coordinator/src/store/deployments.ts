@@ -159,6 +159,22 @@ export class DeploymentStore {
     if (finished !== null) this.onFinished?.(this.get(id)!);
   }
 
+  /**
+   * True when the host was sent a step of a deployment of this artifact (its
+   * command id is recorded before the command goes out) that is still going or
+   * finished after `finishedSince`. What decides whether a host may download an
+   * artifact; durable, so a restarted coordinator serves a download in flight.
+   */
+  sentArtifact(hostName: string, sha256: string, finishedSince: number): boolean {
+    return (
+      statement(
+        this.db,
+        `SELECT 1 FROM deployments d JOIN deployment_hosts h ON h.deployment_id = d.id
+         WHERE d.artifact_sha256 = ? AND h.host_name = ? AND h.command_id IS NOT NULL AND (d.finished_at IS NULL OR d.finished_at >= ?) LIMIT 1`,
+      ).get(sha256, hostName, finishedSince) !== undefined
+    );
+  }
+
   /** Deployments a previous coordinator process left unfinished (to resume or roll back at start-up). */
   unfinished(): DeploymentRecord[] {
     return (statement(this.db, "SELECT * FROM deployments WHERE state IN ('running', 'paused', 'rolling_back') ORDER BY created_at").all() as DeploymentRow[]).map(fromRow);
