@@ -219,7 +219,7 @@ export async function run(args) {
       "busy the machine is: 'swaps with failures' (each switch has its own load run) is the steadier figure. (The swap bench runs one load across all swaps.)\n" +
       `Same clients as the swap bench: 2 retrying + 2 non-retrying keep-alive clients (2 connections each) on the host's nginx, ${WARM_REQUESTS} requests each before and after every switch.`,
   );
-  // The baseline has no budget of its own: it is what DESIGN §10's "0 failed requests" is measured against.
+  // The baseline has no budget of its own: it is what the "0 failed requests" budget (docs/architecture.md) is measured against.
   const budgets = [];
   console.log(`baseline: ${result.retrying.swapsWithFailures}/${swaps} switches failed requests of the retrying client (${result.retrying.failed} in all), ${result.nonRetrying.swapsWithFailures}/${swaps} of the non-retrying one (${result.nonRetrying.failed}); cutover's budget is 0 for the retrying client (see bench/swap.mjs).`);
   writeResult("baseline", { conditions: conditions({ hosts: 1, clients: "2 retrying + 2 non-retrying keep-alive", nginx: "plain, restart = SIGQUIT + start" }), result, swap: swap ? { date: swap.conditions.date, results: swap.results.map((r) => ({ mode: r.mode, swaps: r.swaps, retrying: r.retrying, nonRetrying: r.nonRetrying })) } : null, budgets });

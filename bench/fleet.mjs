@@ -129,7 +129,7 @@ const CASES = [
     deploy: (fleet, spec, release) => cliDeploy(fleet, spec, release, ["--batch", "5"]),
   },
   {
-    // DESIGN §8: in place on one port; per batch the LB host drains the hosts, they restart on the new release, then go back in.
+    // Rolling (docs/architecture.md, "Fleet strategies"): in place on one port; per batch the LB host drains the hosts, they restart on the new release, then go back in.
     label: "rolling, batch 5",
     spec: (dir) => writeExampleSpec(dir, { app: "geoip-rolling", listen: LISTEN + 1, blue: 7011, green: 7012, lbListen: LB_LISTEN, strategy: { type: "rolling" } }, "rolling.yml"),
     deploy: (fleet, spec, release) => cliDeploy(fleet, spec, release, ["--batch", "5"]),
@@ -224,7 +224,7 @@ export async function run(args) {
   for (const r of measured) {
     const failed = r.runs.filter((x) => x.status !== "succeeded").length;
     if (failed > 0) budgets.push(`MISS ${r.case}: ${failed} deploys did not succeed`);
-    // DESIGN §10 budgets a blue/green deploy; rolling's figures are shown without one.
+    // The budgets (docs/architecture.md) cover a blue/green deploy; rolling's figures are shown without one.
     if (!r.case.startsWith("bluegreen")) continue;
     const overhead = medianOf(r.runs, "coordinatorOverheadMs");
     budgets.push(`${overhead < 1000 ? "ok  " : "MISS"} ${r.case}: coordinator overhead ${fmt(overhead, 0)} ms (budget < 1 s)`);

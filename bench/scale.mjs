@@ -41,7 +41,7 @@ const SUITE_BUDGET_S = 15 * 60;
 /** Rough time one size takes here (enrolment, settle, quiet window, pings, storm, deploy), and what the swap bench after this one needs. */
 const estimatedSeconds = (n) => 40 + n * 0.015;
 const SWAP_RESERVE_S = 240;
-/** Budgets of DESIGN §10. */
+/** The budgets of docs/architecture.md ("Budgets"). */
 const BUDGET = { rssPerSessionBytes: 30 * 1024, fanoutP99Ms: 100 };
 
 async function api(url, token, method, path, body, timeoutMs = API_TIMEOUT_MS) {

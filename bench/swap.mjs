@@ -81,11 +81,11 @@ export async function run(args) {
   const budgets = [];
   for (const r of results) {
     const budget = r.mode === "live" ? 5 : 50;
-    if (r.switchWithoutHandoverMs.median > budget) budgets.push(`MISS ${r.mode}: switch median ${fmt(r.switchWithoutHandoverMs.median)} ms (without nginx's handover) > ${budget} ms budget (DESIGN §10)`);
+    if (r.switchWithoutHandoverMs.median > budget) budgets.push(`MISS ${r.mode}: switch median ${fmt(r.switchWithoutHandoverMs.median)} ms (without nginx's handover) > ${budget} ms budget (docs/architecture.md, Budgets)`);
     if (r.retrying.failed > 0) budgets.push(`MISS ${r.mode}: ${r.retrying.failed} failed requests for the retrying client`);
     if (r.mode === "live" && r.nonRetrying.socketErrors > 0) budgets.push(`MISS live: ${r.nonRetrying.socketErrors} socket errors for the non-retrying client`);
   }
-  console.log(budgets.length ? budgets.join("\n") : "within the DESIGN §10 budgets");
+  console.log(budgets.length ? budgets.join("\n") : "within the budgets (docs/architecture.md, Budgets)");
   writeResult("swap", { conditions: conditions({ hosts: 1, clients: "2 retrying + 2 non-retrying keep-alive", swapsPerMode: swaps }), results, budgets });
   return true;
 }

@@ -19,7 +19,7 @@ export interface HostCheck {
 }
 
 /**
- * The resource preflight (DESIGN §1: both copies share the host, so check
+ * The resource preflight (docs/architecture.md, "Resource preflight": both copies share the host, so check
  * first): memory for a second copy — the running instance's measured memory
  * or the spec's min_free_memory, whichever is larger (rolling replaces in
  * place: only the minimum) — free disk for the release, and load per core.

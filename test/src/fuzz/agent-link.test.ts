@@ -6,7 +6,7 @@
  * signs for the session) and then sends mutated, forged, replayed and
  * well-signed frames.
  *
- * An oracle says, for each frame, what DESIGN §4–§5 and issue 11 make the agent
+ * An oracle says, for each frame, what the protocol and the trust rules (docs/architecture.md "Trust", docs/security.md) make the agent
  * do: close the session with the frame's error code (and reconnect); refuse
  * (4401 "coordinator not trusted") a Welcome that presents a key other than the
  * pinned one, or — before anything is pinned — a key other than the one the

@@ -139,7 +139,7 @@ function closeFor(code: ProtocolErrorCode): Expect {
 }
 
 /**
- * The oracle: what DESIGN §4 says the coordinator does with one frame, worked
+ * The oracle: what the wire protocol (packages/protocol, docs/architecture.md) says the coordinator does with one frame, worked
  * out with the same decoder. Before Hello only a Hello is accepted; after it,
  * agent messages and unknown kinds are handled, coordinator messages are
  * unexpected; a frame that does not decode closes the session with its code.

@@ -2,7 +2,7 @@ import type { HostRecord } from "../../store/hosts.js";
 import type { HostResult, RolloutRun } from "../run.js";
 import { finish, halt, haltReason, tooMany } from "./common.js";
 
-/** Per-host blue/green, `batch` hosts at a time (DESIGN §8 bluegreen). */
+/** Per-host blue/green, `batch` hosts at a time (docs/architecture.md, "Fleet strategies"). */
 export async function runBlueGreen(run: RolloutRun, batches: HostRecord[][], options: { finishWith?: () => Promise<void> } = {}): Promise<void> {
   const done: HostResult[] = [];
   let failures = 0;

@@ -40,7 +40,7 @@ async function analyse(run: RolloutRun, canaries: HostRecord[], windowMs: number
 }
 
 /**
- * Canary (DESIGN §8): deploy to `canary.hosts`, send them `canary.weight` % of
+ * Canary (docs/architecture.md, "Fleet strategies"): deploy to `canary.hosts`, send them `canary.weight` % of
  * new users (sticky by cookie, or pinned by header/cookie), then pause until
  * `cutover promote` (continue to the rest with bluegreen or rolling) or
  * `cutover abort` (canaries rolled back, their weight removed).

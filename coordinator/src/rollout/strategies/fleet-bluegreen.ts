@@ -16,7 +16,7 @@ export function fleetGroups(run: RolloutRun, hosts: HostRecord[]): { groupOf: (h
 }
 
 /**
- * Fleet blue/green (DESIGN §8): deploy the idle group, health gate all of it,
+ * Fleet blue/green (docs/architecture.md, "Fleet strategies"): deploy the idle group, health gate all of it,
  * shift the load balancer's weights in steps (e.g. 10 → 50 → 100) with a
  * pause between, and keep the old group untouched for a one-switch rollback.
  */

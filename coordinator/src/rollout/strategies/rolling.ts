@@ -5,7 +5,7 @@ import type { HostResult, RolloutRun } from "../run.js";
 import { finish, halt, haltReason, tooMany } from "./common.js";
 
 /**
- * In place, for hosts without room for a second copy (DESIGN §8 rolling): per
+ * In place, for hosts without room for a second copy (docs/architecture.md, "Fleet strategies"): per
  * batch, drain the hosts at the front load balancer, wait for their in-flight
  * requests, replace the app on its own port, health gate, put them back.
  */
