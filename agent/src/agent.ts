@@ -7,12 +7,12 @@ import { CommandDispatcher } from "./commands/dispatcher.js";
 import { ConfigError, type AgentConfig } from "./config.js";
 import { loadOrCreateIdentity, markEnrolled } from "./identity.js";
 import { ResourceSampler } from "./resources.js";
-import { CoordinatorLink } from "./session/coordinator-link.js";
+import { CoordinatorLink, type LinkOptions } from "./session/coordinator-link.js";
 import { AGENT_VERSION } from "./version.js";
 import { AppManager } from "./apps/app-manager.js";
-import { createInstanceControl } from "./apps/instances.js";
-import { createNginxRunner, ensureSocketDir, isNginxError, type NginxRunner, type ManagedNginx } from "./nginx/index.js";
-import { ReleaseStore } from "./releases/release-store.js";
+import { Supervisors } from "./apps/supervisors.js";
+import { createNginxRunner, ensureSocketDir, isNginxError, type NginxRunner, type ManagedNginx, type SwitchMode } from "./nginx/index.js";
+import { ReleaseStore, type ChunkSource } from "./releases/release-store.js";
 import { lbHandlers } from "./commands/lb.js";
 import { LogStreams } from "./logs/streams.js";
 import { CommandVerifier } from "./session/command-verifier.js";
@@ -57,56 +57,11 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
   // 0711: apps that run as run.user must traverse it to reach their release dir; secrets inside are 0600.
   mkdirSync(config.stateDir, { recursive: true, mode: 0o711 });
   chmodSync(config.stateDir, 0o711);
-  const identity = await loadOrCreateIdentity(config.stateDir, config.name);
-  if (identity.name !== config.name) {
-    log.warn("state dir belongs to another host name; keeping the enrolled name", { enrolled: identity.name, configured: config.name });
-  }
-  if (!identity.enrolled && !config.enrollmentToken) {
-    log.warn("not enrolled yet and no enrollment token given: the coordinator will refuse this agent (pass --token)");
-  }
+  const identity = await loadIdentity(config, log);
   const sampler = new ResourceSampler([config.stateDir]);
-  const nginx: NginxRunner =
-    config.nginxMode === "managed"
-      ? await createNginxRunner({ mode: "managed", stateDir: config.stateDir })
-      : await createNginxRunner({ mode: "system" });
-  try {
-    ensureSocketDir(dirname(nginx.controlSocket));
-  } catch (error) {
-    // A host problem the operator must fix; restarting cannot (exit 78, like bad config).
-    if (isNginxError(error, "ERR_NGINX_SOCKET_DIR_UNSAFE")) throw new ConfigError(error.message);
-    throw error;
-  }
-  const lua = nginx.detectCapabilities().lua;
-  if (config.switchMode === "live" && !lua) {
-    log.warn("--switch live needs nginx's Lua module (Debian: libnginx-mod-http-lua); using reload");
-  }
-  const switchMode = config.switchMode !== "reload" && lua ? "live" : "reload";
-  let nginxReady: Promise<void> | undefined;
-  let nginxStartedOnce = false;
-  /**
-   * Before every switch: the managed nginx is started (first time), adopted, or
-   * started again if it died (reported as an event); a system nginx that is not
-   * running makes the switch fail with ERR_NGINX_NOT_RUNNING in the nginx module.
-   */
-  const prepareNginx = () => {
-    if (nginx.kind !== "managed") return Promise.resolve();
-    if (nginxReady && nginx.isRunning()) return nginxReady;
-    if (nginxStartedOnce && !nginx.isRunning()) {
-      log.warn("the managed nginx is not running: starting it again");
-      link?.send({ event: { atUnixMs: Date.now(), kind: "nginx", message: "nginx was not running; the agent started it again" } });
-    }
-    nginxReady = (nginx as ManagedNginx)
-      .start()
-      .then(() => {
-        nginxStartedOnce = true;
-      })
-      .catch((error: Error) => {
-        nginxReady = undefined;
-        throw error;
-      });
-    return nginxReady;
-  };
+  const { nginx, switchMode } = await openNginx(config, log);
   let link!: CoordinatorLink;
+  const prepareNginx = nginxPreparer(nginx, log, (message) => link?.send({ event: { atUnixMs: Date.now(), kind: "nginx", message } }));
   const verifier = new CommandVerifier(config.stateDir);
   const enrollmentKeyId = trustedKeyOfEnrollment(config, identity.enrolled, verifier.pinned, log);
   const apps = new AppManager({
@@ -114,23 +69,10 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
     address: config.address,
     switchMode,
     nginx,
-    instances: createInstanceControl({ stateDir: config.stateDir, address: config.address, log: log.child("instances"), rootApps: config.rootApps }),
+    instances: new Supervisors({ stateDir: config.stateDir, address: config.address, log: log.child("instances"), rootApps: config.rootApps }),
     admission: { rootApps: config.rootApps },
     releases: new ReleaseStore(config.stateDir),
-    fetchChunk: async (sha256, offset, length) => {
-      // A coordinator that restarts mid-download is waited for (it is back in seconds), not a failed deploy.
-      for (let attempt = 1; ; attempt++) {
-        try {
-          const chunk = await link.requestArtifactChunk(sha256, offset, length);
-          return { data: chunk.data, totalSize: Number(chunk.totalSize), error: chunk.error };
-        } catch (error) {
-          if (attempt >= FETCH_ATTEMPTS) throw error;
-          log.warn("artifact download interrupted; waiting for the coordinator", { sha256: sha256.slice(0, 12), offset, attempt, error: (error as Error).message });
-          const back = await Promise.race([link.whenOnline().then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), FETCH_RECONNECT_WAIT_MS).unref())]);
-          if (!back) throw error;
-        }
-      }
-    },
+    fetchChunk: chunkFetcher(() => link, log),
     resources: async () => {
       const r = await sampler.sample();
       return { memAvailableBytes: Number(r.memAvailableBytes), diskFreeBytes: Number(r.disks?.[0]?.freeBytes ?? 0), loadPerCore: (r.load1 ?? 0) / Math.max(1, cpus().length) };
@@ -149,20 +91,8 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
   const dispatcher = new CommandDispatcher(log.child("commands"), Date.now, (id) => apps.storedResult(id), (operation, status, seconds) =>
     metrics.commandDuration.observe({ operation, status }, seconds),
   );
-  dispatcher.handle("deploy", (command) => apps.deploy(command.commandId, command.deploy!));
   const logStreams = new LogStreams(config.stateDir, (lines) => link.send({ logLines: lines }));
-  dispatcher.handle("tailLogs", async (command) => {
-    const sent = logStreams.start(command.tailLogs ?? {});
-    return { status: v1.CommandResult.Status.OK, message: `${sent} line(s) sent` };
-  });
-  dispatcher.handle("stopLogs", async (command) => {
-    logStreams.stop(command.stopLogs?.streamId ?? "");
-    return { status: v1.CommandResult.Status.OK };
-  });
-  const lb = lbHandlers({ nginx, address: config.address, switchMode, prepareNginx });
-  dispatcher.handle("applyLb", (command) => lb.applyLb(command));
-  dispatcher.handle("waitDrained", (command) => lb.waitDrained(command));
-  dispatcher.handle("rollback", (command) => apps.rollback(command.commandId, command.rollback?.app ?? "", command.rollback?.inPlace ?? false));
+  registerHandlers(dispatcher, { apps, logStreams, lb: lbHandlers({ nginx, address: config.address, switchMode, prepareNginx }) });
   let refuse!: (refusal: cutover.v1.Refusal) => void;
   const refused = new Promise<cutover.v1.Refusal>((resolve) => (refuse = resolve));
   link = new CoordinatorLink({
@@ -179,33 +109,8 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
     handshakeTimeoutMs: config.handshakeTimeoutMs,
     log: log.child("link"),
     report: async () => ({ resources: await sampler.sample(), instances: apps.instances() }),
-    onWelcome: async (welcome, session) => {
-      const trusted = await verifier.welcome(welcome, session, enrollmentKeyId);
-      if (!trusted.ok) {
-        log.error("not trusting this coordinator: refusing the session", { reason: trusted.reason });
-        return false;
-      }
-      if (welcome.enrolled) log.info("enrolled with the coordinator", { hostId: welcome.hostId });
-      await markEnrolled(config.stateDir, identity);
-      return true;
-    },
-    onCommand: async (outer, reply, sessionNonce) => {
-      const opened = await verifier.open(outer, sessionNonce).catch((error: Error) => {
-        // The sequence could not be made durable (disk full?): acting now could replay after a crash.
-        log.error("cannot save the command sequence; refusing the command", { commandId: outer.commandId, error: error.message });
-        return { ok: false as const, code: "ERR_COMMAND_UNSAVED" as const, message: `the agent cannot save its command sequence: ${error.message}` };
-      });
-      if (!opened.ok) {
-        log.warn("refused a command", { commandId: outer.commandId, code: opened.code, reason: opened.message });
-        reply({ commandId: outer.commandId, status: v1.CommandResult.Status.REJECTED, errorCode: opened.code, message: opened.message });
-        return;
-      }
-      const command = opened.command;
-      void dispatcher.dispatch(command).then((result) => {
-        reply(result);
-        if (command.operation !== "ping") link.heartbeatNow();
-      });
-    },
+    onWelcome: welcomeHandler({ verifier, enrollmentKeyId, log, enrolled: () => markEnrolled(config.stateDir, identity) }),
+    onCommand: commandHandler({ verifier, dispatcher, log, heartbeatNow: () => link.heartbeatNow() }),
     onPermanentRefusal: refuse,
     onDisconnect: () => logStreams.stopAll(),
   });
@@ -223,5 +128,136 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
       apps.close();
       link.stop();
     },
+  };
+}
+
+/** The nginx runner of the configured mode, and the switch mode it supports ("live" needs the Lua module). */
+async function openNginx(config: AgentConfig, log: Logger): Promise<{ nginx: NginxRunner; switchMode: SwitchMode }> {
+  const nginx: NginxRunner =
+    config.nginxMode === "managed"
+      ? await createNginxRunner({ mode: "managed", stateDir: config.stateDir })
+      : await createNginxRunner({ mode: "system" });
+  try {
+    ensureSocketDir(dirname(nginx.controlSocket));
+  } catch (error) {
+    // A host problem the operator must fix; restarting cannot (exit 78, like bad config).
+    if (isNginxError(error, "ERR_NGINX_SOCKET_DIR_UNSAFE")) throw new ConfigError(error.message);
+    throw error;
+  }
+  const lua = nginx.detectCapabilities().lua;
+  if (config.switchMode === "live" && !lua) {
+    log.warn("--switch live needs nginx's Lua module (Debian: libnginx-mod-http-lua); using reload");
+  }
+  return { nginx, switchMode: config.switchMode !== "reload" && lua ? "live" : "reload" };
+}
+
+/**
+ * Before every switch: the managed nginx is started (first time), adopted, or
+ * started again if it died (reported through `notify`); a system nginx that is
+ * not running makes the switch fail with ERR_NGINX_NOT_RUNNING in the nginx module.
+ */
+function nginxPreparer(nginx: NginxRunner, log: Logger, notify: (message: string) => void): () => Promise<void> {
+  let nginxReady: Promise<void> | undefined;
+  let nginxStartedOnce = false;
+  return () => {
+    if (nginx.kind !== "managed") return Promise.resolve();
+    if (nginxReady && nginx.isRunning()) return nginxReady;
+    if (nginxStartedOnce && !nginx.isRunning()) {
+      log.warn("the managed nginx is not running: starting it again");
+      notify("nginx was not running; the agent started it again");
+    }
+    nginxReady = (nginx as ManagedNginx)
+      .start()
+      .then(() => {
+        nginxStartedOnce = true;
+      })
+      .catch((error: Error) => {
+        nginxReady = undefined;
+        throw error;
+      });
+    return nginxReady;
+  };
+}
+
+/** Artifact chunks from the coordinator; one that restarts mid-download is waited for (it is back in seconds), not a failed deploy. */
+function chunkFetcher(link: () => CoordinatorLink, log: Logger): ChunkSource {
+  return async (sha256, offset, length) => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const chunk = await link().requestArtifactChunk(sha256, offset, length);
+        return { data: chunk.data, totalSize: Number(chunk.totalSize), error: chunk.error };
+      } catch (error) {
+        if (attempt >= FETCH_ATTEMPTS) throw error;
+        log.warn("artifact download interrupted; waiting for the coordinator", { sha256: sha256.slice(0, 12), offset, attempt, error: (error as Error).message });
+        const back = await Promise.race([link().whenOnline().then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), FETCH_RECONNECT_WAIT_MS).unref())]);
+        if (!back) throw error;
+      }
+    }
+  };
+}
+
+/** One handler per operation the coordinator may send (ping is the dispatcher's own). */
+function registerHandlers(dispatcher: CommandDispatcher, parts: { apps: AppManager; logStreams: LogStreams; lb: ReturnType<typeof lbHandlers> }): void {
+  const { apps, logStreams, lb } = parts;
+  dispatcher.handle("deploy", (command) => apps.deploy(command.commandId, command.deploy ?? {}));
+  dispatcher.handle("tailLogs", async (command) => {
+    const sent = logStreams.start(command.tailLogs ?? {});
+    return { status: v1.CommandResult.Status.OK, message: `${sent} line(s) sent` };
+  });
+  dispatcher.handle("stopLogs", async (command) => {
+    logStreams.stop(command.stopLogs?.streamId ?? "");
+    return { status: v1.CommandResult.Status.OK };
+  });
+  dispatcher.handle("applyLb", (command) => lb.applyLb(command));
+  dispatcher.handle("waitDrained", (command) => lb.waitDrained(command));
+  dispatcher.handle("rollback", (command) => apps.rollback(command.commandId, command.rollback?.app ?? "", command.rollback?.inPlace ?? false));
+}
+
+/** A signed command from the link: verified (and its sequence saved) before it is dispatched; refused with a reason otherwise. */
+function commandHandler(parts: { verifier: CommandVerifier; dispatcher: CommandDispatcher; log: Logger; heartbeatNow: () => void }): LinkOptions["onCommand"] {
+  const { verifier, dispatcher, log, heartbeatNow } = parts;
+  return async (outer, reply, sessionNonce) => {
+    const opened = await verifier.open(outer, sessionNonce).catch((error: Error) => {
+      // The sequence could not be made durable (disk full?): acting now could replay after a crash.
+      log.error("cannot save the command sequence; refusing the command", { commandId: outer.commandId, error: error.message });
+      return { ok: false as const, code: "ERR_COMMAND_UNSAVED" as const, message: `the agent cannot save its command sequence: ${error.message}` };
+    });
+    if (!opened.ok) {
+      log.warn("refused a command", { commandId: outer.commandId, code: opened.code, reason: opened.message });
+      reply({ commandId: outer.commandId, status: v1.CommandResult.Status.REJECTED, errorCode: opened.code, message: opened.message });
+      return;
+    }
+    const command = opened.command;
+    void dispatcher.dispatch(command).then((result) => {
+      reply(result);
+      if (command.operation !== "ping") heartbeatNow();
+    });
+  };
+}
+
+/** This host's identity from the state dir (made at the first start), with a warning where it cannot work as configured. */
+async function loadIdentity(config: AgentConfig, log: Logger): ReturnType<typeof loadOrCreateIdentity> {
+  const identity = await loadOrCreateIdentity(config.stateDir, config.name);
+  if (identity.name !== config.name) {
+    log.warn("state dir belongs to another host name; keeping the enrolled name", { enrolled: identity.name, configured: config.name });
+  }
+  if (!identity.enrolled && !config.enrollmentToken) {
+    log.warn("not enrolled yet and no enrollment token given: the coordinator will refuse this agent (pass --token)");
+  }
+  return identity;
+}
+
+/** A Welcome is taken only from a coordinator the verifier trusts (pinned key, or the one the token names). */
+function welcomeHandler(parts: { verifier: CommandVerifier; enrollmentKeyId: string | undefined; log: Logger; enrolled: () => Promise<void> }): LinkOptions["onWelcome"] {
+  const { verifier, enrollmentKeyId, log, enrolled } = parts;
+  return async (welcome, session) => {
+    const trusted = await verifier.welcome(welcome, session, enrollmentKeyId);
+    if (!trusted.ok) {
+      log.error("not trusting this coordinator: refusing the session", { reason: trusted.reason });
+      return false;
+    }
+    if (welcome.enrolled) log.info("enrolled with the coordinator", { hostId: welcome.hostId });
+    await enrolled();
+    return true;
   };
 }

@@ -1,5 +1,5 @@
 import { performance } from "node:perf_hooks";
-import { backoffDelayMs, type Logger } from "@cutover/log";
+import type { Logger } from "@cutover/log";
 import { isValidName, isValidRelease, v1, type cutover } from "@cutover/protocol";
 import { readLivePort, switchSite, type NginxRunner, type SiteConfig, type SwitchMode } from "../nginx/index.js";
 import type { ReleaseStore, ChunkSource } from "../releases/release-store.js";
@@ -7,7 +7,7 @@ import { AppStateStore, otherColor, type AppSnapshot, type Color, type ReleaseRe
 import { admitDefinition, type AdmissionPolicy } from "./admission.js";
 import { DeployError } from "./errors.js";
 import { portIsFree } from "./port-check.js";
-import type { InstanceControl, InstanceHandle } from "./instance-control.js";
+import type { ColorHandle, ProcessControl, ReleaseLaunch } from "./process-control.js";
 
 const Status = v1.CommandResult.Status;
 
@@ -20,10 +20,6 @@ const FAULT_KILL_AT = process.env.CUTOVER_FAULT_KILL_AT;
 function faultPoint(step: string): void {
   if (FAULT_KILL_AT === step) process.kill(process.pid, "SIGKILL");
 }
-/** Backoff for restarting a crashed live instance: 1 s doubling to 30 s; reset after a minute healthy. */
-const RESTART_BASE_MS = 1000;
-const RESTART_CAP_MS = 30_000;
-const RESTART_RESET_AFTER_MS = 60_000;
 type Definition = cutover.v1.AppDefinition.$Properties;
 type Outcome = cutover.v1.DeployOutcome.$Properties;
 
@@ -33,7 +29,8 @@ export interface AppManagerOptions {
   address: string;
   switchMode: SwitchMode;
   nginx: NginxRunner;
-  instances: InstanceControl;
+  /** The app colors' supervisors (apps/supervisors.ts): they start, gate, restart and stop the processes. */
+  instances: ProcessControl;
   /** Root apps and proxy directives this host accepts; checked before a deploy changes anything. */
   admission: AdmissionPolicy;
   releases: ReleaseStore;
@@ -68,60 +65,16 @@ export class AppManager {
   private readonly drainTimers = new Map<string, NodeJS.Timeout>();
   private readonly now: () => number;
 
-  private readonly restarts = new Map<string, { attempt: number; timer?: NodeJS.Timeout; healthySince?: number }>();
-
   constructor(private readonly options: AppManagerOptions) {
     this.store = new AppStateStore(options.stateDir);
     this.now = options.now ?? Date.now;
-    options.instances.onUnexpectedExit((handle, how) => this.onUnexpectedExit(handle, how));
-  }
-
-  /**
-   * A live instance that dies is started again (same release, same color,
-   * nginx already points at its port) after a capped, jittered backoff; a
-   * warm previous one is just forgotten.
-   */
-  private onUnexpectedExit(handle: InstanceHandle, how: { exitCode?: number; signal?: string; reason?: string }): void {
-    const { app, color } = handle;
-    const snapshot = this.store.load(app);
-    const cause = how.reason ?? (how.signal ? `signal ${how.signal}` : how.exitCode !== undefined ? `exit code ${how.exitCode}` : "unknown cause");
-    this.options.emit({ atUnixMs: this.now(), kind: "process.exit", app, color, message: `${app} ${color} (pid ${handle.pid}, ${handle.release}) exited: ${cause}` });
-    if (!snapshot || snapshot.live?.color !== color || snapshot.transaction?.color === color) {
-      this.options.log.info("an instance that does not serve traffic exited", { app, color, pid: handle.pid, cause });
-      return;
-    }
-    const state = this.restarts.get(app) ?? { attempt: 0 };
-    if (state.healthySince !== undefined && this.now() - state.healthySince > RESTART_RESET_AFTER_MS) state.attempt = 0;
-    const delay = backoffDelayMs(state.attempt++, RESTART_BASE_MS, RESTART_CAP_MS);
-    this.options.log.warn("the live instance exited; restarting it", { app, color, release: handle.release, cause, attempt: state.attempt, delayMs: delay });
-    clearTimeout(state.timer);
-    state.timer = setTimeout(() => {
-      void this.exclusive(app, () => this.restartLive(app)).catch((error: Error) => {
-        this.options.log.error("restart of the live instance failed", { app, color, error: error.message });
-        this.onUnexpectedExit(handle, how);
-      });
-    }, delay);
-    state.timer.unref();
-    this.restarts.set(app, state);
-  }
-
-  private async restartLive(app: string): Promise<void> {
-    const snapshot = this.store.load(app);
-    const live = snapshot?.live;
-    if (!snapshot || !live || this.options.instances.running(app, live.color)) return;
-    const ref = snapshot.liveRef;
-    const cwd = ref?.sha256 ? await this.options.releases.ensure(app, live.release, ref.sha256, this.options.fetchChunk) : this.options.releases.scratchDir(app);
-    const handle = await this.options.instances.start(snapshot.definition, live.color, live.release, cwd);
-    try {
-      await this.options.instances.waitHealthy(handle, snapshot.definition.health!);
-    } catch (error) {
-      await this.stopColor(snapshot.definition, live.color);
-      throw error;
-    }
-    const state = this.restarts.get(app);
-    if (state) state.healthySince = this.now();
-    this.options.log.info("the live instance is back", { app, color: live.color, release: live.release, pid: handle.pid });
-    this.options.emit({ atUnixMs: this.now(), kind: "process.restart", app, color: live.color, message: `${app} ${live.color} restarted (pid ${handle.pid})` });
+    // Restarts are the supervisors' (process/supervisor.ts); the coordinator hears of them as events.
+    options.instances.onUnexpectedExit(({ app, color, pid, release }, cause) => {
+      options.emit({ atUnixMs: this.now(), kind: "process.exit", app, color, message: `${app} ${color} (pid ${pid}, ${release}) exited: ${cause}` });
+    });
+    options.instances.onRestarted(({ app, color, pid }) => {
+      options.emit({ atUnixMs: this.now(), kind: "process.restart", app, color, message: `${app} ${color} restarted (pid ${pid})` });
+    });
   }
 
   /** Result saved for a command id by an earlier run (survives agent restarts). */
@@ -133,25 +86,24 @@ export class AppManager {
     return this.store.load(app);
   }
 
-  /** Every instance of every app, for Hello and Heartbeat. */
+  /** Every app color with a supervisor (and the live one even without), for Hello and Heartbeat; the state is its supervisor's. */
   instances(): cutover.v1.AppInstance.$Properties[] {
     const out: cutover.v1.AppInstance.$Properties[] = [];
     for (const app of this.store.apps()) {
-      const snapshot = this.store.load(app)!;
+      const snapshot = this.store.load(app);
       for (const color of ["blue", "green"] as const) {
-        const handle = this.options.instances.running(app, color);
-        const live = snapshot.live?.color === color;
-        if (!handle && !live) continue;
-        const starting = snapshot.transaction?.color === color;
+        const report = this.options.instances.report(app, color);
+        const live = snapshot?.live?.color === color;
+        if (!snapshot || (!report && !live)) continue;
         out.push({
           app,
           color,
-          release: handle?.release ?? snapshot.live?.release ?? "",
-          port: this.port(snapshot.definition, color),
-          state: !handle ? "stopped" : live ? "healthy" : starting ? "starting" : "warm",
-          pid: handle?.pid ?? 0,
+          release: report?.release ?? snapshot.live?.release ?? "",
+          port: (color === "blue" ? snapshot.definition.bluePort : snapshot.definition.greenPort) ?? 0,
+          state: report?.state ?? "stopped",
+          pid: report?.pid ?? 0,
           live,
-          rssBytes: handle ? this.options.instances.rssBytes(handle) : 0,
+          rssBytes: report?.rssBytes ?? 0,
         });
       }
     }
@@ -249,7 +201,7 @@ export class AppManager {
       let result: CommandOutcome;
       if (inPlace) {
         result = await this.runInPlace(commandId, target.definition, target.release, target.sha256);
-      } else if (warm && snapshot.previous!.release === target.release && (await this.options.instances.checkOnce(warm, target.definition.health!))) {
+      } else if (warm && snapshot.previous!.release === target.release && (await this.options.instances.checkOnce(warm))) {
         result = await this.switchToWarm(commandId, snapshot, warm);
       } else {
         // Cold: start the previous release again (its artifact is re-fetched if it was pruned).
@@ -291,7 +243,7 @@ export class AppManager {
       await this.store.save(app, snapshot);
       faultPoint(step);
     };
-    let handle: InstanceHandle | undefined;
+    let handle: ColorHandle | undefined;
     let bootMs = 0;
     try {
       await setStep("preflight");
@@ -299,9 +251,7 @@ export class AppManager {
       await this.preflight(definition);
 
       await setStep("fetch");
-      const cwd = sha256
-        ? await this.options.releases.ensure(app, release, sha256, this.options.fetchChunk)
-        : this.options.releases.scratchDir(app);
+      const cwd = sha256 ? await this.options.releases.ensure(app, release, sha256, this.options.fetchChunk) : this.options.releases.scratchDir(app);
       if (sha256) this.step(commandId, app, "fetch", `release ${release} unpacked`, target);
 
       await setStep("start");
@@ -317,7 +267,7 @@ export class AppManager {
 
       await setStep("health");
       this.step(commandId, app, "health", `health gate for ${target} (pid ${handle.pid})`, target);
-      await this.options.instances.waitHealthy(handle, definition.health!);
+      await this.options.instances.waitHealthy(handle);
       bootMs = performance.now() - bootStarted;
       this.step(commandId, app, "health", `${target} is healthy after ${Math.round(bootMs)} ms`, target);
 
@@ -386,7 +336,7 @@ export class AppManager {
       const bootStarted = performance.now();
       const handle = await this.options.instances.start(definition, color, release, cwd);
       await setStep("health");
-      await this.options.instances.waitHealthy(handle, definition.health!);
+      await this.options.instances.waitHealthy(handle);
       bootMs = performance.now() - bootStarted;
       this.step(commandId, app, "health", `${color} is healthy on ${release} after ${Math.round(bootMs)} ms`, color);
       snapshot.rollbackTarget = previousRef;
@@ -407,13 +357,13 @@ export class AppManager {
       if (previousRef) {
         const cwd = previousRef.sha256 ? await this.options.releases.ensure(app, previousRef.release, previousRef.sha256, this.options.fetchChunk) : this.options.releases.scratchDir(app);
         const handle = await this.options.instances.start(previousRef.definition, color, previousRef.release, cwd);
-        await this.options.instances.waitHealthy(handle, previousRef.definition.health!);
+        await this.options.instances.waitHealthy(handle);
       }
       return { status: Status.FAILED, errorCode: code, message, deployed: this.outcome(snapshot, { bootMs, totalMs: performance.now() - started }) };
     }
   }
 
-  private async switchToWarm(commandId: string, snapshot: AppSnapshot, warm: InstanceHandle): Promise<CommandOutcome> {
+  private async switchToWarm(commandId: string, snapshot: AppSnapshot, warm: ColorHandle): Promise<CommandOutcome> {
     const started = performance.now();
     const definition = snapshot.definition;
     const app = definition.name!;
@@ -441,6 +391,10 @@ export class AppManager {
    */
   private promote(snapshot: AppSnapshot, color: Color, ref: ReleaseRef): void {
     const old = snapshot.live;
+    const app = ref.definition.name ?? "";
+    // The supervisors follow nginx: the old color is out of service, the new one in.
+    if (old && old.color !== color) this.options.instances.drain(app, old.color);
+    this.options.instances.serve(app, color);
     const keepMs = Number(ref.definition.keepPreviousMs ?? 0);
     snapshot.previous = old && old.color !== color ? { color: old.color, release: old.release, stopAfter: this.now() + keepMs } : null;
     if (old && old.color !== color) snapshot.rollbackTarget = snapshot.liveRef;
@@ -454,11 +408,33 @@ export class AppManager {
    * doing, make sure the live instance runs, and that nginx points at it.
    */
   async recover(): Promise<void> {
+    for (const app of this.store.apps()) this.adoptRunning(app);
     for (const app of this.store.apps()) {
       await this.exclusive(app, () => this.recoverApp(app)).catch((error: Error) => {
         this.options.log.error("recovery failed; the app needs attention", { app, error: error.message });
       });
     }
+  }
+
+  /** After an agent restart: the processes that outlived it get a supervisor again, in service if nginx should point at them. */
+  private adoptRunning(app: string): void {
+    const snapshot = this.store.load(app);
+    if (!snapshot) return;
+    for (const color of ["blue", "green"] as const) {
+      const inService = snapshot.live?.color === color;
+      this.options.instances.adopt(app, color, { inService, launchOf: (release) => this.launchOf(app, snapshot, release) });
+    }
+  }
+
+  /** How a release of the snapshot is started again by its supervisor: the definition it was deployed with, its release dir. */
+  private launchOf(app: string, snapshot: AppSnapshot, release: string): ReleaseLaunch {
+    const ref = [snapshot.liveRef, snapshot.rollbackTarget].find((r) => r?.release === release);
+    const sha256 = ref?.sha256 ?? (snapshot.transaction?.release === release ? snapshot.transaction.sha256 : undefined);
+    const { releases, fetchChunk } = this.options;
+    return {
+      definition: ref?.definition ?? snapshot.definition,
+      releaseDir: () => (sha256 ? releases.ensure(app, release, sha256, fetchChunk) : Promise.resolve(releases.scratchDir(app))),
+    };
   }
 
   private async recoverApp(app: string): Promise<void> {
@@ -470,7 +446,7 @@ export class AppManager {
       const targetPort = this.port(snapshot.definition, tx.color);
       const handle = this.options.instances.running(app, tx.color);
       const servingTarget = reading?.serving === targetPort;
-      const healthy = handle ? await this.options.instances.checkOnce(handle, snapshot.definition.health!) : false;
+      const healthy = handle ? await this.options.instances.checkOnce(handle) : false;
       if (tx.step === "drain" || (tx.step === "switch" && servingTarget && healthy)) {
         log.info("restarted after the switch: keeping the new color", { app, color: tx.color, release: tx.release });
         if (snapshot.live?.color !== tx.color) {
@@ -499,7 +475,7 @@ export class AppManager {
       const ref = snapshot.liveRef;
       const cwd = ref?.sha256 ? await this.options.releases.ensure(app, live.release, ref.sha256, this.options.fetchChunk) : this.options.releases.scratchDir(app);
       handle = await this.options.instances.start(snapshot.definition, live.color, live.release, cwd);
-      await this.options.instances.waitHealthy(handle, snapshot.definition.health!);
+      await this.options.instances.waitHealthy(handle);
     }
     await this.prepareNginx();
     const reading = await readLivePort(this.options.nginx, app).catch(() => undefined);
@@ -562,6 +538,5 @@ export class AppManager {
   close(): void {
     for (const timer of this.drainTimers.values()) clearTimeout(timer);
     this.drainTimers.clear();
-    for (const state of this.restarts.values()) clearTimeout(state.timer);
   }
 }

@@ -5,14 +5,20 @@ export { startProcess, type StartProcessOptions } from "./start.js";
 export { adoptProcess, identify, AppProcess, DEFAULT_EXIT_POLL_MS, type AdoptResult, type ExitStatus, type Identification } from "./app-process.js";
 export { stopProcess, DEFAULT_STOP_POLL_MS, KILL_WAIT_MS, type StopOptions, type StopResult } from "./stop.js";
 export {
-  AppInstance,
+  Supervisor,
   DEFAULT_RESTART_POLICY,
-  type AppInstanceOptions,
-  type HealthGate,
-  type InstanceEvents,
-  type InstanceState,
+  MIN_LIVE_CHECK_INTERVAL_MS,
+  UNHEALTHY_AFTER_FAILURES,
+  type ExitCause,
   type RestartPolicy,
-} from "./instance.js";
+  type Schedule,
+  type StopHow,
+  type SupervisedProcess,
+  type SupervisorEvents,
+  type SupervisorOptions,
+  type SupervisorPorts,
+  type SupervisorState,
+} from "./supervisor.js";
 export {
   COLORS,
   instanceRecordPath,

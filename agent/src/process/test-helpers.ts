@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { freePort, randomLoopback } from "../nginx/test-helpers.js";
-import type { HealthGate } from "./instance.js";
+import type { WaitHealthyOptions } from "../health/index.js";
 import { readCmdline } from "./proc.js";
 import type { Color, InstanceIdentity } from "./record.js";
 import { processSpec, type ProcessSpec } from "./spec.js";
@@ -22,7 +22,7 @@ export { freePort, randomLoopback };
 export const EXAMPLE_APP = fileURLToPath(new URL("../../../examples/app/server.mjs", import.meta.url));
 
 /** A quick gate for tests: checks every 50ms, 2 passes needed. */
-export const FAST_GATE: HealthGate = {
+export const FAST_GATE: Pick<WaitHealthyOptions, "check" | "intervalMs" | "timeoutMs" | "healthyThreshold" | "deadlineMs"> = {
   check: { kind: "http", path: "/health_check", expectStatus: 200 },
   intervalMs: 50,
   timeoutMs: 1000,

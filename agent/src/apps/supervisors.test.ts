@@ -1,0 +1,91 @@
+// The supervisors over real processes (the example app): what the unit tests
+// of process/supervisor.ts fake, here spawned, killed and adopted for real.
+import test from "ava";
+import { existsSync } from "node:fs";
+import type { cutover } from "@cutover/protocol";
+import { instanceRecordPath, readInstanceRecord, startProcess, writeInstanceRecord } from "../process/index.js";
+import { waitHealthy } from "../health/index.js";
+import { appFixture, EXAMPLE_APP, FAST_GATE, get, type AppFixture } from "../process/test-helpers.js";
+import type { ColorHandle } from "./process-control.js";
+import { Supervisors } from "./supervisors.js";
+
+const NO_CGROUPS = { version: null, memory: false, cpu: false, why: "not in this test", root: "/nonexistent" } as const;
+const STOP = ["SIGTERM", 5000] as const;
+
+function definition(f: AppFixture): cutover.v1.AppDefinition.$Properties {
+  return {
+    name: "geoip",
+    bluePort: f.identity.port,
+    greenPort: f.identity.port + 1,
+    run: { command: [process.execPath, EXAMPLE_APP, "--port", "${PORT}", "--host", "${ADDRESS}"] },
+    health: { kind: "http", path: "/health_check", expectStatus: 200, intervalMs: 50, timeoutMs: 1000, healthyThreshold: 2, deadlineMs: 10_000 },
+  };
+}
+
+function supervisors(f: AppFixture): Supervisors {
+  // These tests are about supervision, not accounts: the app runs as the (root) test runner.
+  return new Supervisors({ stateDir: f.stateDir, address: f.identity.address, log: f.log, rootApps: "allow", cgroups: NO_CGROUPS, restart: { baseMs: 50, capMs: 50, random: () => 1 } });
+}
+
+test("a color is started and gated, restarted after a SIGKILL in service, and stopped with its record", async (t) => {
+  const f = await appFixture(t);
+  const s = supervisors(f);
+  const exits: string[] = [];
+  s.onUnexpectedExit((_handle, cause) => exits.push(cause));
+  const restarted = new Promise<ColorHandle>((resolve) => s.onRestarted(resolve));
+  const first = await s.start(definition(f), "blue", "v1", f.root);
+  t.is(s.report("geoip", "blue")?.state, "starting");
+  await s.waitHealthy(first);
+  t.like(s.report("geoip", "blue"), { state: "healthy", release: "v1", pid: first.pid });
+  const record = instanceRecordPath(f.stateDir, "geoip", "blue");
+
+  process.kill(first.pid, "SIGKILL");
+  const second = await restarted;
+  t.deepEqual(exits, ["signal SIGKILL"]);
+  t.not(second.pid, first.pid);
+  t.like(s.report("geoip", "blue"), { state: "healthy", pid: second.pid });
+  t.is(readInstanceRecord(record).pid, second.pid);
+  t.is(JSON.parse((await get(f.identity.address, f.identity.port, "/api/v1/geoip/1.1.1.1")).body).pid, second.pid);
+  t.true(f.logLines.some((l) => /the live instance exited; restarting it app=geoip color=blue .*cause="signal SIGKILL"/.test(l)));
+  t.true(f.logLines.some((l) => /the live instance is back app=geoip color=blue release=v1/.test(l)));
+
+  await s.stop("geoip", "blue", ...STOP);
+  t.is(s.report("geoip", "blue"), undefined, "a stopped color has no supervisor");
+  t.is(s.running("geoip", "blue"), undefined);
+  t.false(existsSync(record));
+});
+
+test("a crash before the gate rejects waitHealthy with the gate's error, and is not restarted", async (t) => {
+  const f = await appFixture(t);
+  const s = supervisors(f);
+  const crashing = { ...definition(f), run: { command: [process.execPath, EXAMPLE_APP, "--port", "${PORT}", "--host", "${ADDRESS}", "--crash-at-start"] } };
+  const handle = await s.start(crashing, "blue", "v1", f.root);
+  const error = await t.throwsAsync(s.waitHealthy(handle));
+  t.is((error as { code?: string }).code, "ERR_PROCESS_EXITED_EARLY");
+  t.like(s.report("geoip", "blue"), { state: "crashed", pid: 0 });
+  await s.stop("geoip", "blue", ...STOP);
+  t.is(s.report("geoip", "blue"), undefined);
+});
+
+test("adopt(): a process left by an earlier agent is supervised again (out of service: draining); a stale record is deleted", async (t) => {
+  const f = await appFixture(t);
+  const earlier = await startProcess(f.spec, f.identity, f);
+  await waitHealthy({ ...f.identity, ...FAST_GATE, isAlive: () => earlier.isAlive() });
+  earlier.release();
+  const s = supervisors(f);
+  const launchOf = () => ({ definition: definition(f), releaseDir: async () => f.root });
+  const adopted = s.adopt("geoip", "blue", { inService: false, launchOf });
+  if (!adopted) return t.fail("not adopted");
+  t.like(adopted, { app: "geoip", color: "blue", release: "v1", pid: earlier.pid, port: f.identity.port });
+  t.like(s.report("geoip", "blue"), { state: "draining", pid: earlier.pid });
+  t.true(await s.checkOnce(adopted), "a warm color answers its health check");
+  await s.stop("geoip", "blue", ...STOP);
+  t.false(existsSync(instanceRecordPath(f.stateDir, "geoip", "blue")));
+
+  const again = await startProcess(f.spec, f.identity, f);
+  const record = again.record;
+  await writeInstanceRecord(f.stateDir, { ...record, startTime: record.startTime + 1 });
+  t.is(s.adopt("geoip", "blue", { inService: true, launchOf }), undefined);
+  t.false(existsSync(instanceRecordPath(f.stateDir, "geoip", "blue")));
+  t.true(f.logLines.some((l) => l.includes("stale instance record, not adopted") && l.includes("the pid was reused")));
+});
