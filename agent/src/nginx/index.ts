@@ -31,11 +31,10 @@ export {
 } from "./managed.js";
 export { createSystemRunner, SystemNginx, type SystemRunnerOptions } from "./system.js";
 export { ensureSocketDir } from "./socket-dir.js";
+export { readLivePort, type LivePortReading } from "./live-port.js";
 export {
-  readLivePort,
   removeSite,
   switchSite,
-  type LivePortReading,
   type SwitchOptions,
   type SwitchResult,
   type SwitchState,

@@ -1,9 +1,12 @@
 import { readFileSync } from "node:fs";
 import { rename, rm } from "node:fs/promises";
 import { fsyncDirOf, writeFileAtomic } from "../state/atomic-write.js";
+import type { NginxRunner } from "./runner.js";
+import type { SiteProtocol } from "./site.js";
 
-// The file operations of a switch. Every change is either complete or absent after a
-// crash: content goes through writeFileAtomic, moves are renames in one directory.
+// The file operations of a site change (change.ts). Every change is either complete or
+// absent after a crash: content goes through writeFileAtomic, moves are renames in one
+// directory. The one exception is the pending copy, see pendingPath.
 
 export const SITE_FILE_MODE = 0o644;
 
@@ -19,6 +22,16 @@ export function readOrNull(path: string): string | null {
 /** Beside the live file, under a name the `*.conf` include glob does not match. */
 export function candidatePath(livePath: string): string {
   return `${livePath}.candidate`;
+}
+
+/**
+ * Beside the live file, not matched by the include glob: a live switch's new fallback file,
+ * written (without fsync) before the dict is set and removed once the file itself is
+ * durable. Only a running agent's process may die between the two, never the page cache it
+ * wrote to: after an OS crash nginx's dict is empty too and the copy is never used.
+ */
+export function pendingPath(livePath: string): string {
+  return `${livePath}.pending`;
 }
 
 export async function writeCandidate(livePath: string, content: string): Promise<string> {
@@ -46,4 +59,13 @@ export async function discardCandidate(livePath: string): Promise<void> {
 export async function restoreFile(path: string, content: string | null): Promise<void> {
   if (content === null) await removeDurable(path);
   else await writeFileAtomic(path, content, SITE_FILE_MODE);
+}
+
+/** The file of `app` for `protocol`, or null when this runner cannot have one (no stream dir). */
+export function sitePathOrNull(runner: NginxRunner, app: string, protocol: SiteProtocol): string | null {
+  try {
+    return runner.sitePath(app, protocol);
+  } catch {
+    return null;
+  }
 }

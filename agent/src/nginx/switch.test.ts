@@ -1,10 +1,14 @@
 // Integration: real nginx (managed mode), real color servers, answers read through the proxy.
-import test from "ava";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import test, { type ExecutionContext } from "ava";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { NginxError } from "./errors.js";
 import { childPids, processTitle } from "./proc.js";
-import { readLivePort, removeSite, switchSite } from "./switch.js";
+import { setLivePort } from "./control.js";
+import { readLivePort } from "./live-port.js";
+import { renderSite } from "./render.js";
+import { pendingPath } from "./site-files.js";
+import { removeSite, switchSite } from "./switch.js";
 import { freePort, get, managedFixture } from "./test-helpers.js";
 
 test("reload mode: blue → green; users get green and the header names green", async (t) => {
@@ -48,6 +52,8 @@ test("live mode: blue → green without a reload; master and workers unchanged; 
   t.is(f.runner.masterPid(), pid);
   t.deepEqual(childPids(pid), workers, "no worker churn");
 
+  t.is(await second.persisted, null, "the fallback file is written after the switch resolved");
+  t.false(existsSync(pendingPath(f.runner.sitePath("demo", "http"))), "its pending copy is gone");
   const file = readFileSync(f.runner.sitePath("demo", "http"), "utf8");
   t.regex(file, new RegExp(`live-port=${f.green.port}\\b`));
   t.regex(file, new RegExp(`get\\("demo"\\) or ${f.green.port}\\b`), "the Lua fallback is the new port");
@@ -57,7 +63,8 @@ test("live mode: blue → green without a reload; master and workers unchanged; 
 test("live mode: the fallback port keeps the color across an nginx restart (empty dict)", async (t) => {
   const f = await managedFixture(t);
   await switchSite(f.runner, f.site("blue", "live"));
-  await switchSite(f.runner, f.site("green", "live"));
+  const green = await switchSite(f.runner, f.site("green", "live"));
+  t.is(await green.persisted, null);
   await f.runner.stop();
   t.false(f.runner.isRunning());
   await f.runner.start();
@@ -127,6 +134,7 @@ for (const mode of ["reload", "live"] as const) {
     t.true(error.rolledBack);
     t.regex(error.message, new RegExp(`${f.address}:${deadPort}`));
     t.deepEqual(readFileSync(path), before);
+    t.false(existsSync(pendingPath(path)), "no pending fallback copy is left");
     t.like(await get(f.address, f.listenPort), { body: "blue", upstream: `${f.address}:${f.blue.port}` });
     t.like(await readLivePort(f.runner, "demo"), { serving: f.blue.port });
   });
@@ -233,8 +241,8 @@ test("each switch reports its states in order, once each", async (t) => {
   ]);
   seen.length = 0;
   const live = await switchSite(f.runner, f.site("green", "live"), { onTransition });
-  t.deepEqual(seen, ["planned>setting-port", "setting-port>persisting", "persisting>confirming", "confirming>done"]);
-  t.deepEqual(Object.keys(live.steps), ["planned", "setting-port", "persisting", "confirming"]);
+  t.deepEqual(seen, ["planned>setting-port", "setting-port>confirming", "confirming>done"], "the fallback file is written after done");
+  t.deepEqual(Object.keys(live.steps), ["planned", "setting-port", "confirming"]);
   t.is(live.handoverMs, 0);
   seen.length = 0;
   await t.throwsAsync(switchSite(f.runner, f.site("blue", "reload", { extraDirectives: ["gzip maybe"] }), { onTransition }));
@@ -249,4 +257,36 @@ test("forceReload takes the reload path even when a live switch would do (reconc
   t.true(forced.handoverMs > 0);
   t.like(await readLivePort(f.runner, "demo"), { file: f.green.port, dict: f.green.port, serving: f.green.port });
   t.like(await get(f.address, f.listenPort), { body: "green" });
+});
+
+// The agent dies between a live switch's confirmation and its fallback write: nginx keeps
+// the dict on green, the file still names blue, the pending copy beside it names green.
+async function diedBeforeTheFallbackWrite(t: ExecutionContext) {
+  const f = await managedFixture(t);
+  await switchSite(f.runner, f.site("blue", "live"));
+  const path = f.runner.sitePath("demo", "http");
+  writeFileSync(pendingPath(path), renderSite(f.site("green", "live")));
+  await setLivePort(f.runner.controlSocket, "demo", f.green.port);
+  const { createManagedRunner } = await import("./managed.js");
+  const restarted = await createManagedRunner({ stateDir: f.stateDir });
+  return { f, path, restarted };
+}
+
+test("an agent that died before a live switch's fallback write: the next reading finishes it, so an nginx restart keeps green", async (t) => {
+  const { f, path, restarted } = await diedBeforeTheFallbackWrite(t);
+  t.deepEqual(await readLivePort(restarted, "demo"), { file: f.green.port, dict: f.green.port, serving: f.green.port, mode: "live" });
+  t.regex(readFileSync(path, "utf8"), new RegExp(`live-port=${f.green.port}\\b`));
+  t.false(existsSync(pendingPath(path)));
+  await f.runner.stop();
+  await f.runner.start();
+  t.like(await get(f.address, f.listenPort), { body: "green", upstream: `${f.address}:${f.green.port}` });
+});
+
+test("a pending fallback copy the dict does not name (the switch did not take) is dropped and the file kept", async (t) => {
+  const { f, path, restarted } = await diedBeforeTheFallbackWrite(t);
+  await setLivePort(f.runner.controlSocket, "demo", f.blue.port);
+  const before = readFileSync(path);
+  t.like(await readLivePort(restarted, "demo"), { file: f.blue.port, dict: f.blue.port, serving: f.blue.port });
+  t.deepEqual(readFileSync(path), before);
+  t.false(existsSync(pendingPath(path)));
 });

@@ -1,111 +1,36 @@
-import { TimedTransaction, type Transition } from "./timed-transaction.js";
-import { exclusive } from "./queue.js";
-import { performance } from "node:perf_hooks";
+import { type ChangeOptions, type ChangeResult, type ChangeState, type FileChange, type Plan, probeOptions, runChange } from "./change.js";
+import { removeFiles } from "./removal.js";
 import { confirmSwitch, DEFAULT_CONFIRM_TIMEOUT_MS } from "./confirm.js";
-import { clearLivePort, getLivePort, setLivePort } from "./control.js";
+import { clearLivePort, setLivePort } from "./control.js";
 import { NginxError } from "./errors.js";
 import { renderSite } from "./render.js";
 import type { NginxRunner } from "./runner.js";
-import {
-  isValidAppName,
-  parseSiteHeader,
-  type SiteConfig,
-  type SiteHeader,
-  type SiteProtocol,
-  type SwitchMode,
-} from "./site.js";
-import {
-  discardCandidate,
-  promoteCandidate,
-  readOrNull,
-  restoreFile,
-  SITE_FILE_MODE,
-  writeCandidate,
-} from "./site-files.js";
-import { writeFileAtomic } from "../state/atomic-write.js";
+import { parseSiteHeader, type SiteConfig, type SiteProtocol } from "./site.js";
+import { pendingPath, readOrNull, sitePathOrNull } from "./site-files.js";
+import type { Transition } from "./timed-transaction.js";
+import { rmSync } from "node:fs";
+import { rm } from "node:fs/promises";
 
-/*
- * One switch is one transaction; every step goes through SwitchTransaction.transition().
- *
- *  reload path:  planned ─▶ testing ─▶ activating ─▶ reloading ─▶ retiring ─▶ [setting-port] ─▶ confirming ─▶ done
- *  live path:    planned ─▶ setting-port ─▶ persisting ─▶ confirming ─▶ done
- *  unchanged:    planned ─▶ verifying ─▶ done       (reload mode, the file is already as wanted and serving)
- *                              └──────▶ reloading ─▶ …  (it was written but never loaded)
- *
- *  testing ─▶ failed: nginx -t said no; nothing live was touched.
- *  every later step ─▶ rolling-back ─▶ failed: the previous files (and dict entry) are put back.
- *
- *  retiring: nginx keeps the replaced workers accepting for 100 ms after a reload; only
- *  once they stop does every new connection get the new config, and only then may the
- *  caller drain and stop the old color. [setting-port] runs when a Lua dict entry exists
- *  or is needed; in the live path the file write of persisting finishes during confirming.
- */
-export type SwitchState =
-  | "planned"
-  | "verifying"
-  | "testing"
-  | "activating"
-  | "reloading"
-  | "retiring"
-  | "setting-port"
-  | "persisting"
-  | "confirming"
-  | "rolling-back"
-  | "done"
-  | "failed";
+// An app site's switch between colors, as a Plan for the nginx change runner (change.ts,
+// which draws the states). Its dict holds the app's live port: "setting-port".
 
-const TRANSITIONS: Record<SwitchState, readonly SwitchState[]> = {
-  planned: ["testing", "setting-port", "verifying", "failed"],
-  verifying: ["done", "reloading"],
-  testing: ["activating", "failed"],
-  activating: ["reloading", "rolling-back"],
-  reloading: ["retiring", "rolling-back"],
-  retiring: ["setting-port", "confirming", "rolling-back"],
-  "setting-port": ["persisting", "confirming", "rolling-back"],
-  persisting: ["confirming", "rolling-back"],
-  confirming: ["done", "rolling-back"],
-  "rolling-back": ["failed"],
-  done: [],
-  failed: [],
-};
-
+export type SwitchState = ChangeState<"setting-port">;
 export type SwitchTransition = Transition<SwitchState>;
+export type SwitchOptions = ChangeOptions<"setting-port">;
 
-export interface SwitchOptions {
-  /** Path requested through the proxy to confirm, e.g. the app's health path. Default "/". */
-  confirmPath?: string;
-  confirmTimeoutMs?: number;
-  /** Status the confirming request must get; default: anything below 500. */
-  expectStatus?: number;
-  /**
-   * Take the reload path even when a live switch or nothing would do: for reconciling
-   * after an agent restart, when a file may have been written but never loaded.
-   */
-  forceReload?: boolean;
-  /** Called once per state change, e.g. to log `{from, to}` or stream an Event. */
-  onTransition?: (transition: SwitchTransition) => void;
-}
-
-export interface SwitchResult {
-  app: string;
-  mode: SwitchMode;
-  /** The master reloaded: reload mode, or live mode's first deploy / structure change. */
-  reloaded: boolean;
-  /** Wall time of the switch, confirmation included (performance.now()). */
-  durationMs: number;
-  /**
-   * Part of durationMs spent waiting for nginx to retire the replaced workers (its fixed
-   * 100 ms pause after a reload); 0 in live mode. durationMs - handoverMs is the agent's work.
-   */
-  handoverMs: number;
+export interface SwitchResult extends ChangeResult<SwitchState> {
   /** The port that served before the switch, when known. */
   previousPort: number | null;
-  /** Milliseconds spent in each state: where the budget went. */
-  steps: Partial<Record<SwitchState, number>>;
+  /**
+   * Settles (never rejects) once the live fallback file is durable: null, or the error that
+   * kept it from being written. A live switch resolves before it; stop the old color only
+   * after it. Null at once for a reload switch.
+   */
+  persisted: Promise<Error | null>;
 }
 
+const SITE_CHANGE = { what: "switch", setStep: "setting-port" as const, asError: asNginxError };
 
-// One switch at a time per runner: candidates, the test config and reloads are shared.
 function asNginxError(error: unknown): NginxError {
   if (error instanceof NginxError) return error;
   const message = error instanceof Error ? error.message : String(error);
@@ -114,15 +39,6 @@ function asNginxError(error: unknown): NginxError {
 
 function otherProtocol(protocol: SiteProtocol): SiteProtocol {
   return protocol === "http" ? "tcp" : "http";
-}
-
-/** The file of `app` for `protocol`, or null when this runner cannot have one (no stream dir). */
-function pathOrNull(runner: NginxRunner, app: string, protocol: SiteProtocol): string | null {
-  try {
-    return runner.sitePath(app, protocol);
-  } catch {
-    return null;
-  }
 }
 
 function requireSupport(runner: NginxRunner, site: SiteConfig): void {
@@ -144,219 +60,104 @@ function requireSupport(runner: NginxRunner, site: SiteConfig): void {
   }
 }
 
-interface FileChange {
-  path: string;
-  /** New content, or null to remove the file. */
-  next: string | null;
-  previous: string | null;
-}
-
 /**
  * Points `next.app`'s proxy at `next.livePort`, proves it through the proxy, and on any
  * failure puts the previous config back before throwing an NginxError (with `rolledBack`).
- * The caller guarantees `next.livePort` passed its health gate.
+ * The caller guarantees `next.livePort` passed its health gate. A live switch resolves once
+ * the dict is set and confirmed; its fallback file follows (`persisted`).
  */
-export function switchSite(runner: NginxRunner, next: SiteConfig, options: SwitchOptions = {}): Promise<SwitchResult> {
-  return exclusive(runner, () => runSwitch(runner, next, options));
+export async function switchSite(runner: NginxRunner, next: SiteConfig, options: SwitchOptions = {}): Promise<SwitchResult> {
+  let previousPort = (): number | null => null;
+  const outcome = await runChange(
+    runner,
+    SITE_CHANGE,
+    next.app,
+    () => {
+      const planned = planSwitch(runner, next, options);
+      previousPort = planned.previousPort;
+      return planned.plan;
+    },
+    options,
+  );
+  return { app: next.app, mode: next.switchMode, previousPort: previousPort(), ...outcome };
 }
 
-async function runSwitch(runner: NginxRunner, next: SiteConfig, options: SwitchOptions): Promise<SwitchResult> {
-  const tx = new TimedTransaction<SwitchState>("switch", next.app, TRANSITIONS, "planned", performance.now(), options.onTransition);
+/** What the switch changes, read from the files as they are, and the port that served before it. */
+function planSwitch(runner: NginxRunner, next: SiteConfig, options: SwitchOptions) {
   const rendered = renderSite(next);
   requireSupport(runner, next);
   const path = runner.sitePath(next.app, next.protocol);
   const previous = readOrNull(path);
   const previousHeader = previous === null ? null : parseSiteHeader(previous);
-  const strayPath = pathOrNull(runner, next.app, otherProtocol(next.protocol));
+  const strayPath = sitePathOrNull(runner, next.app, otherProtocol(next.protocol));
   const stray = strayPath === null ? null : readOrNull(strayPath);
 
-  const changes: FileChange[] = [];
-  if (previous !== rendered) changes.push({ path, next: rendered, previous });
-  if (strayPath !== null && stray !== null) changes.push({ path: strayPath, next: null, previous: stray });
+  const files: FileChange[] = [];
+  if (previous !== rendered) files.push({ path, next: rendered, previous });
+  if (strayPath !== null && stray !== null) files.push({ path: strayPath, next: null, previous: stray });
   if (next.switchMode === "live") {
     for (const file of runner.liveSupportFiles()) {
       const current = readOrNull(file.path);
-      if (current !== file.content) changes.push({ path: file.path, next: file.content, previous: current });
+      if (current !== file.content) files.push({ path: file.path, next: file.content, previous: current });
     }
   }
-
+  // Live when only the port differs: the file with the previous port would be the previous file.
   const liveEligible =
     next.switchMode === "live" &&
-    previous !== null &&
     previousHeader?.mode === "live" &&
-    changes.every((change) => change.path === path) &&
+    files.every((file) => file.path === path) &&
     previous === renderSite({ ...next, livePort: previousHeader.livePort });
+  const route: Plan["route"] = options.forceReload
+    ? "reload"
+    : liveEligible
+      ? "live"
+      : files.length === 0 && next.protocol === "http"
+        ? "verify"
+        : "reload";
+  // A copy left by a fallback write that failed is for a dict this switch replaces.
+  if (route !== "live") rmSync(pendingPath(path), { force: true });
+  const socket = runner.controlSocket;
+  const lua = runner.detectCapabilities().lua;
+  const leavesLive = next.switchMode === "reload" && previousHeader?.mode === "live";
+  const filePort = (previousHeader ?? (stray === null ? null : parseSiteHeader(stray)))?.livePort ?? null;
+  let dictBefore: number | null = null;
 
-  const confirm: Confirm = () =>
-    confirmSwitch(next, {
-      path: options.confirmPath ?? "/",
-      timeoutMs: options.confirmTimeoutMs ?? DEFAULT_CONFIRM_TIMEOUT_MS,
-      ...(options.expectStatus !== undefined ? { expectStatus: options.expectStatus } : {}),
-    });
-  const result = (reloaded: boolean, previousPort: number | null): SwitchResult => ({
+  const plan: Plan = {
     app: next.app,
-    mode: next.switchMode,
-    reloaded,
-    durationMs: tx.elapsed(),
-    handoverMs: tx.steps.retiring ?? 0,
-    previousPort,
-    steps: tx.steps,
-  });
-
-  if (liveEligible && !options.forceReload) {
-    return liveSwitch(runner, tx, next, path, previous, rendered, confirm, result);
-  }
-  if (changes.length === 0 && !options.forceReload && next.protocol === "http") {
-    // Already written: one probe tells whether it is also loaded.
-    tx.transition("verifying");
-    const loaded = await confirmSwitch(next, {
-      path: options.confirmPath ?? "/",
-      timeoutMs: 0,
-      ...(options.expectStatus !== undefined ? { expectStatus: options.expectStatus } : {}),
-    }).then(
-      () => true,
-      () => false,
-    );
-    if (loaded) {
-      tx.transition("done");
-      return result(false, previousHeader?.livePort ?? null);
-    }
-    return reloadSwitch(runner, tx, next, [], confirm, result, previousHeader, true);
-  }
-  tx.transition("testing");
-  const strayHeader = stray === null ? null : parseSiteHeader(stray);
-  return reloadSwitch(runner, tx, next, changes, confirm, result, previousHeader ?? strayHeader, false);
-}
-
-type Confirm = () => Promise<unknown>;
-type MakeResult = (reloaded: boolean, previousPort: number | null) => SwitchResult;
-
-async function rollBack(tx: TimedTransaction<SwitchState>, error: unknown, undo: () => Promise<void>): Promise<never> {
-  tx.transition("rolling-back");
-  const failure = asNginxError(error);
-  try {
-    await undo();
-    failure.rolledBack = true;
-  } catch (rollbackError) {
-    failure.rollbackError = rollbackError instanceof Error ? rollbackError : new Error(String(rollbackError));
-  }
-  tx.transition("failed");
-  throw failure;
-}
-
-/**
- * No reload: the dict entry moves every worker's next request to the new port; the file
- * gets the new fallback so an nginx restart keeps the color. The file differs from the
- * tested one only in that port (checked by re-rendering), so it is not re-tested: a
- * 20 ms `nginx -t` would be four times the live budget.
- */
-async function liveSwitch(
-  runner: NginxRunner,
-  tx: TimedTransaction<SwitchState>,
-  next: SiteConfig,
-  path: string,
-  previous: string,
-  rendered: string,
-  confirm: Confirm,
-  result: MakeResult,
-): Promise<SwitchResult> {
-  tx.transition("setting-port");
-  let before: number | null | undefined;
-  let persisted: Promise<void> = Promise.resolve();
-  try {
-    before = await setLivePort(runner.controlSocket, next.app, next.livePort);
-    tx.transition("persisting");
-    if (previous !== rendered) persisted = writeFileAtomic(path, rendered, SITE_FILE_MODE);
-    // The write's fsyncs overlap the confirmation; both must succeed.
-    tx.transition("confirming");
-    await Promise.all([persisted, confirm()]);
-    tx.transition("done");
-  } catch (error) {
-    await persisted.catch(() => undefined); // never restore under a write still in flight
-    return rollBack(tx, error, async () => {
-      if (before !== undefined) {
-        if (before === null) await clearLivePort(runner.controlSocket, next.app);
-        else await setLivePort(runner.controlSocket, next.app, before);
-      }
-      await restoreFile(path, previous);
-    });
-  }
-  return result(false, before ?? parseSiteHeader(previous)?.livePort ?? null);
-}
-
-/** render → nginx -t with the candidates in place → rename → reload → confirm; any failure restores. */
-async function reloadSwitch(
-  runner: NginxRunner,
-  tx: TimedTransaction<SwitchState>,
-  next: SiteConfig,
-  changes: readonly FileChange[],
-  confirm: Confirm,
-  result: MakeResult,
-  previousHeader: SiteHeader | null,
-  unchanged: boolean,
-): Promise<SwitchResult> {
-  if (!unchanged) {
-    try {
-      const candidates = new Map<string, string | null>();
-      for (const change of changes) {
-        candidates.set(change.path, change.next === null ? null : await writeCandidate(change.path, change.next));
-      }
-      const verdict = await runner.test(candidates);
-      if (!verdict.ok) {
-        throw new NginxError(
-          "ERR_NGINX_TEST_FAILED",
-          `site ${next.app}: nginx -t rejected the new config; the live config is unchanged. Fix the site (extraDirectives?) and retry`,
-          { output: verdict.output },
-        );
-      }
-    } catch (error) {
-      for (const change of changes) await discardCandidate(change.path);
-      tx.transition("failed");
-      throw asNginxError(error);
-    }
-    tx.transition("activating");
-  }
-
-  const activated: FileChange[] = [];
-  const capabilities = runner.detectCapabilities();
-  let dictBefore: number | null | undefined;
-  let reloadSent = false;
-  try {
-    for (const change of changes) {
-      if (change.next === null) await restoreFile(change.path, null);
-      else await promoteCandidate(change.path);
-      activated.push(change);
-    }
-    tx.transition("reloading");
-    reloadSent = true;
-    const handover = await runner.reload();
-    tx.transition("retiring");
-    await runner.retired(handover);
+    route,
+    files,
+    live: {
+      async set() {
+        const before = await setLivePort(socket, next.app, next.livePort);
+        dictBefore = before;
+        return () => restoreLivePort(socket, next.app, before);
+      },
+      fallback: files[0] ?? null,
+      persist: "after-done",
+    },
     // Workers read the dict before their rendered port: make it agree with the new config
-    // (live), or drop an entry nothing reads any more (left live mode). Only now: until
-    // the old workers retire they read the dict too, with their old upstream address.
-    // Meanwhile new workers may use the old dict entry: the color serving until now.
-    if (capabilities.lua && (next.switchMode === "live" || previousHeader?.mode === "live")) {
-      tx.transition("setting-port");
-      dictBefore =
-        next.switchMode === "live"
-          ? await setLivePort(runner.controlSocket, next.app, next.livePort)
-          : await clearLivePort(runner.controlSocket, next.app);
-    }
-    tx.transition("confirming");
-    await confirm();
-    tx.transition("done");
-  } catch (error) {
-    return rollBack(tx, error, async () => {
-      for (const change of activated.reverse()) await restoreFile(change.path, change.previous);
-      if (reloadSent && activated.length > 0) await runner.retired(await runner.reload({ failFast: false }));
-      if (dictBefore !== undefined) {
-        if (dictBefore === null) await clearLivePort(runner.controlSocket, next.app);
-        else await setLivePort(runner.controlSocket, next.app, dictBefore);
-      }
-    });
-  }
-  return result(true, previousHeader?.livePort ?? null);
+    // (live), or drop an entry nothing reads any more (left live mode).
+    setAfterReload:
+      lua && (next.switchMode === "live" || leavesLive)
+        ? async () => {
+            const before = next.switchMode === "live" ? await setLivePort(socket, next.app, next.livePort) : await clearLivePort(socket, next.app);
+            return () => restoreLivePort(socket, next.app, before);
+          }
+        : null,
+    confirm: (timeoutMs = options.confirmTimeoutMs ?? DEFAULT_CONFIRM_TIMEOUT_MS) => confirmSwitch(next, probeOptions(options, timeoutMs)),
+    testFailed: (output) =>
+      new NginxError(
+        "ERR_NGINX_TEST_FAILED",
+        `site ${next.app}: nginx -t rejected the new config; the live config is unchanged. Fix the site (extraDirectives?) and retry`,
+        { output },
+      ),
+  };
+  return { plan, previousPort: () => dictBefore ?? filePort };
+}
+
+async function restoreLivePort(socket: string, app: string, before: number | null): Promise<void> {
+  if (before === null) await clearLivePort(socket, app);
+  else await setLivePort(socket, app, before);
 }
 
 /**
@@ -364,66 +165,20 @@ async function reloadSwitch(
  * reloads, and drops its live-dict entry. Resolves false when there was nothing to remove.
  */
 export function removeSite(runner: NginxRunner, app: string): Promise<boolean> {
-  return exclusive(runner, async () => {
-    const files = (["http", "tcp"] as const)
-      .map((protocol) => pathOrNull(runner, app, protocol))
-      .filter((path): path is string => path !== null)
-      .map((path) => ({ path, previous: readOrNull(path) }))
-      .filter((file): file is { path: string; previous: string } => file.previous !== null);
-    if (files.length === 0) return false;
-    const verdict = await runner.test(new Map(files.map((file) => [file.path, null])));
-    if (!verdict.ok) {
-      throw new NginxError("ERR_NGINX_TEST_FAILED", `removing site ${app}: nginx -t fails without it; nothing was removed`, {
-        output: verdict.output,
-      });
-    }
-    for (const file of files) await restoreFile(file.path, null);
-    try {
-      if (runner.isRunning()) await runner.retired(await runner.reload());
-    } catch (error) {
-      const failure = asNginxError(error);
-      try {
-        for (const file of files) await restoreFile(file.path, file.previous);
-        await runner.retired(await runner.reload({ failFast: false }));
-        failure.rolledBack = true;
-      } catch (rollbackError) {
-        failure.rollbackError = rollbackError instanceof Error ? rollbackError : new Error(String(rollbackError));
-      }
-      throw failure;
-    }
-    if (runner.detectCapabilities().lua && runner.isRunning()) await clearLivePort(runner.controlSocket, app);
-    return true;
+  const paths = (["http", "tcp"] as const)
+    .map((protocol) => sitePathOrNull(runner, app, protocol))
+    .filter((path): path is string => path !== null);
+  return removeFiles(runner, {
+    files: () =>
+      paths
+        .map((path) => ({ path, previous: readOrNull(path) }))
+        .filter((file): file is { path: string; previous: string } => file.previous !== null),
+    asError: asNginxError,
+    testFailed: (output) =>
+      new NginxError("ERR_NGINX_TEST_FAILED", `removing site ${app}: nginx -t fails without it; nothing was removed`, { output }),
+    async after() {
+      for (const path of paths) await rm(pendingPath(path), { force: true });
+      if (runner.detectCapabilities().lua && runner.isRunning()) await clearLivePort(runner.controlSocket, app);
+    },
   });
-}
-
-/** What is known about an app's live port, for re-adoption after an agent restart. */
-export interface LivePortReading {
-  /** Port rendered in the site file: what a restarted nginx serves. Null without a file. */
-  file: number | null;
-  /** The live dict's entry (live mode, running nginx with Lua), else null. */
-  dict: number | null;
-  /** The port serving now: the dict's entry in live mode when set, else the file's. */
-  serving: number | null;
-  mode: SwitchMode | null;
-}
-
-export async function readLivePort(runner: NginxRunner, app: string): Promise<LivePortReading> {
-  if (!isValidAppName(app)) throw new NginxError("ERR_NGINX_INVALID_SITE", `invalid app name ${JSON.stringify(app)}`);
-  let header: SiteHeader | null = null;
-  for (const protocol of ["http", "tcp"] as const) {
-    const path = pathOrNull(runner, app, protocol);
-    const text = path === null ? null : readOrNull(path);
-    header = text === null ? null : parseSiteHeader(text);
-    if (header !== null) break;
-  }
-  const dict =
-    header?.mode === "live" && runner.detectCapabilities().lua && runner.isRunning()
-      ? await getLivePort(runner.controlSocket, app)
-      : null;
-  return {
-    file: header?.livePort ?? null,
-    dict,
-    serving: dict ?? header?.livePort ?? null,
-    mode: header?.mode ?? null,
-  };
 }

@@ -1,0 +1,54 @@
+import type { ConfigChangeError } from "./errors.js";
+import { exclusive } from "./queue.js";
+import type { Handover, NginxRunner } from "./runner.js";
+import { restoreFile } from "./site-files.js";
+
+// Removing a site (app or LB): the other config change besides change.ts's, with no dict
+// and nothing to confirm: test without the files, remove, reload; a failed reload restores.
+
+/** What removing a site needs: its files as they are now, how a failure is told, what follows. */
+export interface Removal {
+  /** Read inside the queue: the files to remove and their content, empty when there is no site. */
+  files(): readonly { path: string; previous: string }[];
+  asError(error: unknown): ConfigChangeError<string>;
+  testFailed(output: string): Error;
+  onLoaded?: (handover: Handover) => void;
+  /** Once removed and reloaded, e.g. the site's dict entry. */
+  after?: () => Promise<void>;
+}
+
+/**
+ * Tests the config without a site's files, removes them and reloads (when nginx runs); a
+ * failed reload puts them back. Resolves false when there was nothing to remove. One change
+ * at a time per nginx, in the queue runChange uses.
+ */
+export function removeFiles(runner: NginxRunner, removal: Removal): Promise<boolean> {
+  return exclusive(runner, async () => {
+    const files = removal.files();
+    if (files.length === 0) return false;
+    const verdict = await runner.test(new Map(files.map((file) => [file.path, null])));
+    if (!verdict.ok) throw removal.testFailed(verdict.output);
+    for (const file of files) await restoreFile(file.path, null);
+    try {
+      if (runner.isRunning()) await reloadAndRetire(runner, removal, {});
+    } catch (error) {
+      const failure = removal.asError(error);
+      try {
+        for (const file of files) await restoreFile(file.path, file.previous);
+        await reloadAndRetire(runner, removal, { failFast: false });
+        failure.rolledBack = true;
+      } catch (rollbackError) {
+        failure.rollbackError = rollbackError instanceof Error ? rollbackError : new Error(String(rollbackError));
+      }
+      throw failure;
+    }
+    await removal.after?.();
+    return true;
+  });
+}
+
+async function reloadAndRetire(runner: NginxRunner, removal: Removal, options: { failFast?: boolean }): Promise<void> {
+  const handover = await runner.reload(options);
+  await runner.retired(handover);
+  removal.onLoaded?.(handover);
+}
