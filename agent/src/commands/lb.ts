@@ -7,7 +7,7 @@ const Status = v1.CommandResult.Status;
 
 /** The wire LbSite as the lb module's config for this host. */
 export function lbSiteConfig(site: cutover.v1.LbSite.$Properties, address: string, switchMode: SwitchMode): LbSiteConfig {
-  const canary = site.canary && site.canary.cookie ? site.canary : undefined;
+  const canary = site.canary;
   return {
     app: site.app ?? "",
     listenAddress: address,
@@ -21,9 +21,9 @@ export function lbSiteConfig(site: cutover.v1.LbSite.$Properties, address: strin
       state: (b.state || "up") as "up" | "drain" | "down",
       group: (b.group || "stable") as "stable" | "canary",
     })),
-    ...(canary && {
+    ...(canary?.cookie && {
       canary: {
-        cookie: canary.cookie!,
+        cookie: canary.cookie,
         weightPercent: canary.weightPercent ?? 0,
         ...(canary.pinKind && { pin: { kind: canary.pinKind as "header" | "cookie", name: canary.pinName ?? "", value: canary.pinValue ?? "" } }),
       },

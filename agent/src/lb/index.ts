@@ -1,4 +1,4 @@
-// The front load balancer of a fleet (DESIGN §8): an agent on an LB host manages one nginx
+// The front load balancer of a fleet: an agent on an LB host manages one nginx
 // site per app whose upstream is the app hosts' proxies, and applies the coordinator's full
 // desired state of it (weights, drain/down, canary share, stickiness and pin) with the same
 // validated, confirmed, restorable switching as the app hosts, in reload or live mode.

@@ -1,4 +1,4 @@
-// What an apply costs the agent, per mode (DESIGN §10 budgets: reload < 50 ms of agent work
+// What an apply costs the agent, per mode (docs/architecture.md, Budgets: reload < 50 ms of agent work
 // besides nginx's worker handover, live < 5 ms). Logged, not asserted: the figures depend
 // on the machine; the one assertion is the ordering that live mode exists for.
 import test from "ava";

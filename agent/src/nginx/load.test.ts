@@ -1,4 +1,4 @@
-// The zero-downtime promise (DESIGN §10), measured the way a user would see it: a
+// The zero-downtime promise (docs/architecture.md, Budgets), measured the way a user would see it: a
 // keep-alive client hammering the proxy while the agent switches colors back and forth.
 // Apps and client run in a child process so the switch times measured here are the
 // agent's own, not the agent's event loop also serving the apps' traffic.
