@@ -201,7 +201,7 @@ export class AppManager {
       let result: CommandOutcome;
       if (inPlace) {
         result = await this.runInPlace(commandId, target.definition, target.release, target.sha256);
-      } else if (warm && snapshot.previous!.release === target.release && (await this.options.instances.checkOnce(warm))) {
+      } else if (warm && snapshot.previous?.release === target.release && (await this.options.instances.checkOnce(warm))) {
         result = await this.switchToWarm(commandId, snapshot, warm);
       } else {
         // Cold: start the previous release again (its artifact is re-fetched if it was pruned).
