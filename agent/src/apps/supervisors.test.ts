@@ -39,8 +39,10 @@ test("a color is started and gated, restarted after a SIGKILL in service, and st
   t.like(s.report("geoip", "blue"), { state: "healthy", release: "v1", pid: first.pid });
   const record = instanceRecordPath(f.stateDir, "geoip", "blue");
 
+  // The restart timer is unref'd (it must not hold an agent that is exiting): keep this test's loop alive until it fires.
+  const keepAlive = setInterval(() => undefined, 60_000);
   process.kill(first.pid, "SIGKILL");
-  const second = await restarted;
+  const second = await restarted.finally(() => clearInterval(keepAlive));
   t.deepEqual(exits, ["signal SIGKILL"]);
   t.not(second.pid, first.pid);
   t.like(s.report("geoip", "blue"), { state: "healthy", pid: second.pid });
