@@ -1,7 +1,7 @@
 import { performance } from "node:perf_hooks";
 import type { Logger } from "@cutover/log";
 import { isValidName, isValidRelease, v1, type cutover } from "@cutover/protocol";
-import { readLivePort, switchSite, type NginxRunner, type SiteConfig, type SwitchMode } from "../nginx/index.js";
+import { readLivePort, switchSite, type NginxRunner, type SiteConfig, type SwitchMode, type SwitchResult } from "../nginx/index.js";
 import type { ReleaseStore, ChunkSource } from "../releases/release-store.js";
 import { AppStateStore, otherColor, type AppSnapshot, type Color, type ReleaseRef, type TransactionStep } from "./app-state.js";
 import { admitDefinition, type AdmissionPolicy } from "./admission.js";
@@ -53,7 +53,7 @@ export interface CommandOutcome {
 }
 
 /**
- * The apps on this host and the local transaction of DESIGN §7: preflight,
+ * The apps on this host and the local transaction (docs/architecture.md, "The local transaction"): preflight,
  * fetch, start the idle color, health gate, switch nginx (confirmed through
  * the proxy), keep the old color warm, stop it later. The snapshot is saved
  * before every step; at every instant nginx points at an instance that passed
@@ -280,7 +280,7 @@ export class AppManager {
       const keepMs = Number(definition.keepPreviousMs ?? 0);
       this.promote(snapshot, target, { release, sha256, definition });
       await setStep("drain");
-      this.scheduleDrain(app);
+      if (await this.fallbackWritten(app, switched)) this.scheduleDrain(app);
       snapshot.transaction = null;
       await this.store.save(app, snapshot);
       if (sha256) this.options.releases.prune(app, [release, snapshot.rollbackTarget?.release ?? ""]);
@@ -376,7 +376,7 @@ export class AppManager {
       this.promote(snapshot, warm.color, snapshot.rollbackTarget!);
       snapshot.transaction = null;
       await this.store.save(app, snapshot);
-      this.scheduleDrain(app);
+      if (await this.fallbackWritten(app, switched)) this.scheduleDrain(app);
       return { status: Status.OK, deployed: this.outcome(snapshot, { switchMs: switched.durationMs, totalMs: performance.now() - started }) };
     } catch (error) {
       snapshot.transaction = null;
@@ -510,6 +510,18 @@ export class AppManager {
 
   private async stopColor(definition: Definition, color: Color): Promise<void> {
     await this.options.instances.stop(definition.name!, color, definition.run?.stopSignal || "SIGTERM", Number(definition.run?.stopTimeoutMs || 30_000));
+  }
+
+  /**
+   * A live switch answers before nginx's fallback file (what a restarted nginx
+   * serves) names the new color. The old color may be stopped only once it is
+   * written; if it could not be, the old color is kept running rather than
+   * leave a restarted nginx pointing at nothing.
+   */
+  private async fallbackWritten(app: string, switched: SwitchResult): Promise<boolean> {
+    const error = await switched.persisted;
+    if (error) this.options.log.error("nginx's fallback file for the new color was not written: keeping the old color running", { app, error: error.message });
+    return error === null;
   }
 
   /** Stops the warm previous color when its keep_previous time is up (re-armed after a restart). */

@@ -6,7 +6,7 @@ import { writeFileAtomic } from "../state/atomic-write.js";
 export type Color = "blue" | "green";
 export const otherColor = (color: Color): Color => (color === "blue" ? "green" : "blue");
 
-/** The steps of the local transaction (DESIGN §7), in order. */
+/** The steps of the local transaction (docs/architecture.md, "The local transaction"), in order. */
 export type TransactionStep = "preflight" | "fetch" | "start" | "health" | "switch" | "drain";
 
 /** What a Deploy or Rollback is doing right now; saved before each step so a restarted agent can finish or revert it. */
