@@ -295,6 +295,12 @@ interface TrustModel {
   lastSequence: number;
   /** Statuses each dispatched command id may be answered with (narrowed once answered). */
   memory: Map<string, Set<number>>;
+  /**
+   * Ids in `memory` whose dispatch no answer has confirmed: a session that closed
+   * first may have ended before the agent even verified the command (its verdicts
+   * are then a prefix of the predicted ones), so a later repeat may run afresh.
+   */
+  unconfirmed: Set<string>;
 }
 
 /**
@@ -483,14 +489,21 @@ async function playSession(c: AgentConnection, r: Rng, variant: Variant, trust: 
       const fresh = allowedStatuses(command);
       const known = trust.memory.get(command.commandId);
       // The dispatcher forgets the oldest results past REMEMBERED_RESULTS (1024): then a repeat runs afresh.
-      const allowed = known ? new Set([...known, ...(trust.memory.size >= 1_000 ? fresh : [])]) : fresh;
-      if (!known) trust.memory.set(command.commandId, new Set(fresh));
+      const mayRunAfresh = trust.memory.size >= 1_000 || trust.unconfirmed.has(command.commandId);
+      const allowed = known ? new Set([...known, ...(mayRunAfresh ? fresh : [])]) : fresh;
+      if (!known) {
+        trust.memory.set(command.commandId, new Set(fresh));
+        trust.unconfirmed.add(command.commandId);
+      }
       if (online) {
         owed.push({
           commandId: command.commandId,
           what: `${command.operation} → one of ${[...allowed]}`,
           accepts: (a) => allowed.has(a.status ?? 0) && (known !== undefined || a.status !== Status.OK || !command.ping || a.pong?.payload === command.ping.payload),
-          settle: known ? undefined : (status) => trust.memory.set(command.commandId, new Set([status])),
+          settle: known && !trust.unconfirmed.has(command.commandId) ? undefined : (status) => {
+            trust.memory.set(command.commandId, new Set([status]));
+            trust.unconfirmed.delete(command.commandId);
+          },
         });
       }
     }
@@ -804,7 +817,7 @@ test.serial(`agent link fuzz: ${AGENT_FRAMES} mutated coordinator frames (seed $
     stateDirs.push(mkdtempSync(join(STATE_ROOT, "cutover-fuzz-agent-")));
     const enrollmentKeyId = stats.links === 0 || r.chance(0.75) ? keyIdOf(signer.publicKey) : undefined;
     const side: CoordinatorSide = { signer, impostor, hostId: `h-fuzz-${stats.links + 1}`, agentPublicKey: identity.publicKey, nonces: [], recorded: [] };
-    const trust: TrustModel = { agentPublicKey: identity.publicKey, enrollmentKeyId, lastSequence: 0, memory: new Map() };
+    const trust: TrustModel = { agentPublicKey: identity.publicKey, enrollmentKeyId, lastSequence: 0, memory: new Map(), unconfirmed: new Set() };
     return { link: startLink(server.url, identity, stats, stateDirs.at(-1)!, enrollmentKeyId), trust, side };
   };
   let { link, trust, side } = freshLink();
