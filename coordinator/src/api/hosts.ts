@@ -2,7 +2,7 @@ import express, { type Router } from "express";
 import { isValidLabel, LABEL_RULE } from "@cutover/protocol";
 import type { Logger } from "@cutover/log";
 import { CommandError, CommandStatus, type Fleet } from "../fleet/fleet.js";
-import type { HostRecord, HostStore } from "../store/hosts.js";
+import { formatLabels, type HostRecord, type HostStore } from "../store/hosts.js";
 import type { TokenStore } from "../store/tokens.js";
 import { requireRole } from "./auth.js";
 import { ApiError } from "./errors.js";
@@ -17,9 +17,6 @@ export interface HostApiDeps {
 
 const PING_TIMEOUT_MS = 10_000;
 
-function formatLabels(labels: Record<string, string>): string {
-  return Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(",") || "(none)";
-}
 
 /**
  * The fleet inventory: list, ping, and what only an admin may change — a

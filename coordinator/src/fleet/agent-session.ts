@@ -17,7 +17,7 @@ import {
   type cutover,
 } from "@cutover/protocol";
 import type { Logger } from "@cutover/log";
-import type { HostIdentity, HostRecord, HostStore, RequestedChange } from "../store/hosts.js";
+import { formatLabels, type HostIdentity, type HostRecord, type HostStore, type RequestedChange } from "../store/hosts.js";
 import type { AuditEntry } from "../store/audit.js";
 import type { CoordinatorKey } from "./coordinator-key.js";
 import type { EnrollOutcome } from "./enrollment.js";
@@ -357,9 +357,4 @@ export class AgentSession {
     this.ctx.audit({ actor: `host ${host.name}`, action: "enroll", target: host.name, outcome: "enrolled", detail: identity });
     return { host, enrolled: true };
   }
-}
-
-function formatLabels(labels: Record<string, string>): string {
-  const pairs = Object.entries(labels).map(([k, v]) => `${k}=${v}`);
-  return pairs.length > 0 ? pairs.join(",") : "(none)";
 }

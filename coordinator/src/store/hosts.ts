@@ -114,6 +114,12 @@ export function sameLabels(a: Record<string, string>, b: Record<string, string>)
   return keys.length === Object.keys(b).length && keys.every((k) => b[k] === a[k]);
 }
 
+/** Labels as the audit trail and logs show them: `k=v,k2=v2`, or "(none)". */
+export function formatLabels(labels: Record<string, string>): string {
+  const pairs = Object.entries(labels).map(([k, v]) => `${k}=${v}`);
+  return pairs.length > 0 ? pairs.join(",") : "(none)";
+}
+
 function sortedLabels(labels: Record<string, string>): string {
   return JSON.stringify(Object.fromEntries(Object.entries(labels).sort(([x], [y]) => x.localeCompare(y))));
 }
