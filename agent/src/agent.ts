@@ -10,9 +10,11 @@ import { ResourceSampler } from "./resources.js";
 import { CoordinatorLink, type LinkOptions } from "./session/coordinator-link.js";
 import { AGENT_VERSION } from "./version.js";
 import { AppManager } from "./apps/app-manager.js";
+import { NginxAppProxy } from "./apps/app-proxy.js";
 import { Supervisors } from "./apps/supervisors.js";
 import { createNginxRunner, ensureSocketDir, isNginxError, type NginxRunner, type ManagedNginx, type SwitchMode } from "./nginx/index.js";
 import { ReleaseStore, type ChunkSource } from "./releases/release-store.js";
+import { releaseDirs } from "./releases/release-dirs.js";
 import { lbHandlers } from "./commands/lb.js";
 import { LogStreams } from "./logs/streams.js";
 import { CommandVerifier } from "./session/command-verifier.js";
@@ -66,18 +68,14 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
   const enrollmentKeyId = trustedKeyOfEnrollment(config, identity.enrolled, verifier.pinned, log);
   const apps = new AppManager({
     stateDir: config.stateDir,
-    address: config.address,
-    switchMode,
-    nginx,
+    proxy: new NginxAppProxy({ nginx, address: config.address, switchMode, prepare: prepareNginx }),
     instances: new Supervisors({ stateDir: config.stateDir, address: config.address, log: log.child("instances"), rootApps: config.rootApps }),
     admission: { rootApps: config.rootApps },
-    releases: new ReleaseStore(config.stateDir),
-    fetchChunk: chunkFetcher(() => link, log),
+    releases: releaseDirs(new ReleaseStore(config.stateDir), chunkFetcher(() => link, log)),
     resources: async () => {
       const r = await sampler.sample();
       return { memAvailableBytes: Number(r.memAvailableBytes), diskFreeBytes: Number(r.disks?.[0]?.freeBytes ?? 0), loadPerCore: (r.load1 ?? 0) / Math.max(1, cpus().length) };
     },
-    prepareNginx,
     emit: (event) => link.send({ event }),
     log: log.child("apps"),
   });

@@ -4,8 +4,12 @@
 import test from "ava";
 import type { cutover } from "@cutover/protocol";
 import { isProcessError } from "../process/index.js";
-import { admitDefinition, type AdmissionPolicy } from "./admission.js";
+import { admitDefinition as admitWire, type AdmissionPolicy } from "./admission.js";
+import { appDefinitionOf } from "./definition.js";
 import { DeployError } from "./errors.js";
+
+/** As a Deploy carries it: checked at the command's edge, then admitted. */
+const admitDefinition = (wire: cutover.v1.AppDefinition.$Properties, policy: AdmissionPolicy) => admitWire(appDefinitionOf(wire), policy);
 
 const DEFINITION: cutover.v1.AppDefinition.$Properties = {
   name: "geoip",

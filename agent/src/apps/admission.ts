@@ -1,6 +1,6 @@
-import type { cutover } from "@cutover/protocol";
 import { checkProxyDirective } from "@cutover/spec";
 import { resolveRunAs, type RunAsOptions } from "../process/index.js";
+import type { AppDefinition } from "./definition.js";
 import { DeployError } from "./errors.js";
 
 /** What this host lets a Deploy do, whatever the coordinator sent. */
@@ -13,9 +13,9 @@ export type AdmissionPolicy = RunAsOptions;
  * proxy directive outside the spec's allowlist (ERR_DIRECTIVE_REFUSED). The
  * coordinator checked the spec already; a host does not take its word for it.
  */
-export function admitDefinition(definition: cutover.v1.AppDefinition.$Properties, policy: AdmissionPolicy): void {
-  resolveRunAs(definition.run?.user || undefined, policy);
-  for (const [i, directive] of (definition.proxy?.directives ?? []).entries()) {
+export function admitDefinition(definition: AppDefinition, policy: AdmissionPolicy): void {
+  resolveRunAs(definition.run.user, policy);
+  for (const [i, directive] of definition.proxy.directives.entries()) {
     const checked = checkProxyDirective(directive);
     if (!checked.ok) {
       throw new DeployError("ERR_DIRECTIVE_REFUSED", `proxy.directives[${i}] ${JSON.stringify(directive)} is refused by this host: ${checked.why}`);

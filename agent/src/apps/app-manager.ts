@@ -1,48 +1,35 @@
 import { performance } from "node:perf_hooks";
 import type { Logger } from "@cutover/log";
-import { isValidName, isValidRelease, v1, type cutover } from "@cutover/protocol";
-import { readLivePort, switchSite, type NginxRunner, type SiteConfig, type SwitchMode, type SwitchResult } from "../nginx/index.js";
-import type { ReleaseStore, ChunkSource } from "../releases/release-store.js";
-import { AppStateStore, otherColor, type AppSnapshot, type Color, type ReleaseRef, type TransactionStep } from "./app-state.js";
+import { isValidRelease, v1, type cutover } from "@cutover/protocol";
+import type { ReleaseDirs } from "../releases/release-dirs.js";
 import { admitDefinition, type AdmissionPolicy } from "./admission.js";
+import type { AppProxy, ProxySwitch } from "./app-proxy.js";
+import { AppStateStore, otherColor, type AppSnapshot, type Color, type ReleaseRef } from "./app-state.js";
+import { appDefinitionOf, portOf, type AppDefinition } from "./definition.js";
 import { DeployError } from "./errors.js";
-import { portIsFree } from "./port-check.js";
 import type { ColorHandle, ProcessControl, ReleaseLaunch } from "./process-control.js";
+import { envFaultHook, LocalTransaction, type FaultHook, type Transaction, type TransactionStep } from "./transaction.js";
 
 const Status = v1.CommandResult.Status;
-
-/**
- * Fault injection for the test suite: CUTOVER_FAULT_KILL_AT=<step> makes the
- * agent SIGKILL itself right after saving that step, as a crash there would.
- * Unset in production; read once.
- */
-const FAULT_KILL_AT = process.env.CUTOVER_FAULT_KILL_AT;
-function faultPoint(step: string): void {
-  if (FAULT_KILL_AT === step) process.kill(process.pid, "SIGKILL");
-}
-type Definition = cutover.v1.AppDefinition.$Properties;
 type Outcome = cutover.v1.DeployOutcome.$Properties;
 
 export interface AppManagerOptions {
   stateDir: string;
-  /** This host's address: nginx listens on it and the instances too. */
-  address: string;
-  switchMode: SwitchMode;
-  nginx: NginxRunner;
+  /** The host's proxy: the app sites of its nginx (apps/app-proxy.ts). */
+  proxy: AppProxy;
   /** The app colors' supervisors (apps/supervisors.ts): they start, gate, restart and stop the processes. */
   instances: ProcessControl;
   /** Root apps and proxy directives this host accepts; checked before a deploy changes anything. */
   admission: AdmissionPolicy;
-  releases: ReleaseStore;
-  fetchChunk: ChunkSource;
+  releases: ReleaseDirs;
   /** Free memory, free disk of the state dir, and load per core, for preflight. */
   resources(): Promise<{ memAvailableBytes: number; diskFreeBytes: number; loadPerCore: number }>;
-  /** Makes sure nginx runs (the managed master is started or adopted); idempotent. */
-  prepareNginx(): Promise<void>;
   /** Streams a progress event for the command being run. */
   emit(event: cutover.v1.Event.$Properties): void;
   log: Logger;
   now?: () => number;
+  /** Called at each fault point of a transaction; default: CUTOVER_FAULT_KILL_AT (transaction.ts). */
+  faultHook?: FaultHook;
 }
 
 export interface CommandOutcome {
@@ -52,22 +39,25 @@ export interface CommandOutcome {
   deployed: Outcome;
 }
 
+/** Timings a successful plan adds to its outcome. */
+type Timings = Pick<Outcome, "switchMs" | "handoverMs">;
+
 /**
- * The apps on this host and the local transaction (docs/architecture.md, "The local transaction"): preflight,
- * fetch, start the idle color, health gate, switch nginx (confirmed through
- * the proxy), keep the old color warm, stop it later. The snapshot is saved
- * before every step; at every instant nginx points at an instance that passed
- * its health gate.
+ * The apps on this host and their local transactions (transaction.ts draws
+ * the plans; docs/architecture.md, "The local transaction"). At every instant
+ * nginx points at an instance that passed its health gate.
  */
 export class AppManager {
   private readonly store: AppStateStore;
   private readonly locks = new Map<string, Promise<void>>();
   private readonly drainTimers = new Map<string, NodeJS.Timeout>();
   private readonly now: () => number;
+  private readonly fault: FaultHook;
 
   constructor(private readonly options: AppManagerOptions) {
     this.store = new AppStateStore(options.stateDir);
     this.now = options.now ?? Date.now;
+    this.fault = options.faultHook ?? envFaultHook();
     // Restarts are the supervisors' (process/supervisor.ts); the coordinator hears of them as events.
     options.instances.onUnexpectedExit(({ app, color, pid, release }, cause) => {
       options.emit({ atUnixMs: this.now(), kind: "process.exit", app, color, message: `${app} ${color} (pid ${pid}, ${release}) exited: ${cause}` });
@@ -99,7 +89,7 @@ export class AppManager {
           app,
           color,
           release: report?.release ?? snapshot.live?.release ?? "",
-          port: (color === "blue" ? snapshot.definition.bluePort : snapshot.definition.greenPort) ?? 0,
+          port: portOf(snapshot.definition, color),
           state: report?.state ?? "stopped",
           pid: report?.pid ?? 0,
           live,
@@ -110,7 +100,6 @@ export class AppManager {
     return out;
   }
 
-  /** Runs `work` with the app's lock held: one transaction per app at a time. */
   /**
    * Runs `work` after everything queued before it for the app: one transaction
    * per app at a time (a rollback waits for a crash restart in progress, it is
@@ -130,32 +119,46 @@ export class AppManager {
     return next;
   }
 
-  private port(definition: Definition, color: Color): number {
-    return color === "blue" ? definition.bluePort! : definition.greenPort!;
+  /** Deploys `release`: blue/green, or in place when asked and something is live; resolves with what is live afterwards (also on failure). */
+  deploy(commandId: string, deploy: cutover.v1.Deploy.$Properties): Promise<CommandOutcome> {
+    let ref: ReleaseRef;
+    try {
+      // The command's edge: past here the definition is checked and this host admits it.
+      const definition = appDefinitionOf(deploy.app);
+      const release = deploy.release ?? "";
+      if (!isValidRelease(release)) throw new DeployError("ERR_INVALID_DEFINITION", `the Deploy of ${definition.name} names no valid release (${JSON.stringify(release)})`);
+      admitDefinition(definition, this.options.admission);
+      ref = { release, sha256: deploy.artifact?.sha256 || undefined, definition };
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const app = ref.definition.name;
+    return this.exclusive(app, async () => {
+      const snapshot = this.store.load(app);
+      const result = deploy.inPlace && snapshot?.live ? await this.inPlace(commandId, "deploy", snapshot, ref) : await this.blueGreen(commandId, "deploy", snapshot, ref);
+      await this.remember(app, commandId, result);
+      return result;
+    });
   }
 
-  private site(definition: Definition, livePort: number): SiteConfig {
-    const protocol = definition.proxy?.protocol === "tcp" ? "tcp" : "http";
-    return {
-      app: definition.name!,
-      protocol,
-      listenAddress: this.options.address,
-      listenPort: definition.proxy!.listenPort!,
-      upstreamAddress: this.options.address,
-      livePort,
-      // nginx cannot say which port served a stream connection, so tcp sites switch by reload (confirmed by a connect).
-      switchMode: protocol === "tcp" ? "reload" : this.options.switchMode,
-      extraDirectives: definition.proxy?.directives?.length ? definition.proxy.directives : undefined,
-    };
-  }
-
-  private step(commandId: string, app: string, step: TransactionStep | "done", message: string, color?: Color): void {
-    this.options.log.info(message, { app, step, color });
-    this.options.emit({ commandId, atUnixMs: this.now(), kind: "step", app, color: color ?? "", step, message });
-  }
-
-  private prepareNginx(): Promise<void> {
-    return this.options.prepareNginx();
+  /** Switches back to the previous release: one switch while it is warm, else a start of it (in place when asked). */
+  rollback(commandId: string, app: string, inPlace = false): Promise<CommandOutcome> {
+    return this.exclusive(app, async () => {
+      const snapshot = this.store.load(app);
+      const target = snapshot?.rollbackTarget;
+      if (!snapshot?.live || !target) {
+        throw new DeployError("ERR_NO_PREVIOUS_RELEASE", `${app} has no previous release on this host`);
+      }
+      const previous = snapshot.previous;
+      const warm = previous?.release === target.release ? this.options.instances.running(app, previous.color) : undefined;
+      let result: CommandOutcome;
+      if (inPlace) result = await this.inPlace(commandId, "rollback", snapshot, target);
+      else if (warm && (await this.options.instances.checkOnce(warm))) result = await this.warmSwitch(commandId, snapshot, target, warm);
+      // Cold: start the previous release again (its artifact is re-fetched if it was pruned).
+      else result = await this.blueGreen(commandId, "rollback", snapshot, target);
+      await this.remember(app, commandId, result);
+      return result;
+    });
   }
 
   private async remember(app: string, commandId: string, result: CommandOutcome): Promise<void> {
@@ -165,224 +168,181 @@ export class AppManager {
     await this.store.save(app, snapshot);
   }
 
-  /** Deploys `release` by per-host blue/green; resolves with what is live afterwards (also on failure). */
-  deploy(commandId: string, deploy: cutover.v1.Deploy.$Properties): Promise<CommandOutcome> {
-    const definition = deploy.app;
-    const release = deploy.release ?? "";
-    if (!definition?.name || !isValidName(definition.name) || !isValidRelease(release) || !definition.bluePort || !definition.greenPort || !definition.proxy?.listenPort || !definition.run?.command?.length) {
-      return Promise.reject(new DeployError("ERR_INVALID_DEFINITION", "the Deploy command lacks a valid app name, release, ports, proxy port or run command"));
-    }
-    try {
-      admitDefinition(definition, this.options.admission);
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    const app = definition.name;
-    return this.exclusive(app, async () => {
-      const sha256 = deploy.artifact?.sha256 || undefined;
-      const result =
-        deploy.inPlace && this.store.load(app)?.live
-          ? await this.runInPlace(commandId, definition, release, sha256)
-          : await this.runDeploy(commandId, definition, release, sha256, "deploy");
-      await this.remember(app, commandId, result);
-      return result;
-    });
-  }
-
-  /** Switches back to the previous release: one switch while it is warm, else a start of it. */
-  rollback(commandId: string, app: string, inPlace = false): Promise<CommandOutcome> {
-    return this.exclusive(app, async () => {
-      const snapshot = this.store.load(app);
-      const target = snapshot?.rollbackTarget;
-      if (!snapshot?.live || !target) {
-        throw new DeployError("ERR_NO_PREVIOUS_RELEASE", `${app} has no previous release on this host`);
-      }
-      const warm = snapshot.previous && this.options.instances.running(app, snapshot.previous.color);
-      let result: CommandOutcome;
-      if (inPlace) {
-        result = await this.runInPlace(commandId, target.definition, target.release, target.sha256);
-      } else if (warm && snapshot.previous?.release === target.release && (await this.options.instances.checkOnce(warm))) {
-        result = await this.switchToWarm(commandId, snapshot, warm);
-      } else {
-        // Cold: start the previous release again (its artifact is re-fetched if it was pruned).
-        result = await this.runDeploy(commandId, target.definition, target.release, target.sha256, "rollback");
-      }
-      await this.remember(app, commandId, result);
-      return result;
-    });
-  }
-
-  private outcome(snapshot: AppSnapshot | undefined, extra: Partial<Outcome> = {}): Outcome {
+  private outcome(snapshot: AppSnapshot, extra: Partial<Outcome> = {}): Outcome {
     return {
-      app: snapshot?.definition.name ?? "",
-      release: snapshot?.live?.release ?? "",
-      liveColor: snapshot?.live?.color ?? "",
-      previousRelease: snapshot?.rollbackTarget?.release ?? "",
+      app: snapshot.definition.name,
+      release: snapshot.live?.release ?? "",
+      liveColor: snapshot.live?.color ?? "",
+      previousRelease: snapshot.rollbackTarget?.release ?? "",
       ...extra,
     };
   }
 
-  private async runDeploy(commandId: string, definition: Definition, release: string, sha256: string | undefined, kind: "deploy" | "rollback"): Promise<CommandOutcome> {
-    const app = definition.name!;
-    const started = performance.now();
-    const existing = this.store.load(app);
-    const snapshot: AppSnapshot = existing
-      ? { ...existing, definition }
-      : { definition, live: null, previous: null, rollbackTarget: null, liveRef: null, transaction: null, results: [] };
-
-    const live = snapshot.live;
-    if (live && live.release === release && this.options.instances.running(app, live.color)) {
-      this.step(commandId, app, "done", `${release} is already live on ${live.color}`, live.color);
-      await this.store.save(app, snapshot);
-      return { status: Status.OK, deployed: this.outcome(snapshot, { unchanged: true, totalMs: performance.now() - started }) };
-    }
-    const target: Color = live ? otherColor(live.color) : "blue";
-    const port = this.port(definition, target);
-    const setStep = async (step: TransactionStep) => {
-      snapshot.transaction = { commandId, kind, step, color: target, release, sha256, startedAt: this.now() };
-      await this.store.save(app, snapshot);
-      faultPoint(step);
+  /** A transaction of `plan` on `snapshot`: each step saves the snapshot holding it, and streams its progress. */
+  private begin(snapshot: AppSnapshot, record: Omit<Transaction, "step" | "startedAt">): LocalTransaction {
+    const app = snapshot.definition.name;
+    const journal = {
+      save: async (transaction: Transaction | null) => {
+        snapshot.transaction = transaction;
+        await this.store.save(app, snapshot);
+      },
+      progress: (step: TransactionStep | "done", message: string, color: Color) => this.progress(record.commandId, app, step, message, color),
     };
-    let handle: ColorHandle | undefined;
-    let bootMs = 0;
+    return new LocalTransaction({ ...record, startedAt: this.now() }, journal, this.fault);
+  }
+
+  /** A progress event for the command, and a line in the agent log. */
+  private progress(commandId: string, app: string, step: TransactionStep | "done", message: string, color: Color): void {
+    this.options.log.info(message, { app, step, color });
+    this.options.emit({ commandId, atUnixMs: this.now(), kind: "step", app, color, step, message });
+  }
+
+  /** Runs a plan's steps; the one failure path: undo what they changed, end the transaction, say what serves. */
+  private async run(tx: LocalTransaction, snapshot: AppSnapshot, steps: () => Promise<Timings>): Promise<CommandOutcome> {
+    const started = performance.now();
     try {
-      await setStep("preflight");
-      this.step(commandId, app, "preflight", `preflight for ${release} on ${target}`, target);
-      await this.preflight(definition);
-
-      await setStep("fetch");
-      const cwd = sha256 ? await this.options.releases.ensure(app, release, sha256, this.options.fetchChunk) : this.options.releases.scratchDir(app);
-      if (sha256) this.step(commandId, app, "fetch", `release ${release} unpacked`, target);
-
-      await setStep("start");
-      // A warm leftover on the idle color (a previous release kept for rollback) gives way.
-      await this.stopColor(definition, target);
-      if (snapshot.previous?.color === target) snapshot.previous = null;
-      if (!(await portIsFree(this.options.address, port))) {
-        throw new DeployError("ERR_PORT_IN_USE", `port ${port} on ${this.options.address} (the ${target} color) is in use by a process cutover does not manage; stop it or change ports.${target}`);
-      }
-      this.step(commandId, app, "start", `starting ${release} on ${target} (port ${port})`, target);
-      const bootStarted = performance.now();
-      handle = await this.options.instances.start(definition, target, release, cwd);
-
-      await setStep("health");
-      this.step(commandId, app, "health", `health gate for ${target} (pid ${handle.pid})`, target);
-      await this.options.instances.waitHealthy(handle);
-      bootMs = performance.now() - bootStarted;
-      this.step(commandId, app, "health", `${target} is healthy after ${Math.round(bootMs)} ms`, target);
-
-      await setStep("switch");
-      await this.prepareNginx();
-      const switched = await switchSite(this.options.nginx, this.site(definition, port), this.confirmOptions(definition));
-      this.step(commandId, app, "switch", `nginx switched to ${target} in ${switched.durationMs.toFixed(1)} ms (${switched.mode}${switched.reloaded ? ", reloaded" : ""})`, target);
-      faultPoint("switched");
-
-      const keepMs = Number(definition.keepPreviousMs ?? 0);
-      this.promote(snapshot, target, { release, sha256, definition });
-      await setStep("drain");
-      if (await this.fallbackWritten(app, switched)) this.scheduleDrain(app);
-      snapshot.transaction = null;
-      await this.store.save(app, snapshot);
-      if (sha256) this.options.releases.prune(app, [release, snapshot.rollbackTarget?.release ?? ""]);
-      this.step(commandId, app, "done", `${release} live on ${target}${live ? `; ${live.color} (${live.release}) kept warm for ${Math.round(keepMs / 1000)}s` : ""}`, target);
-      return {
-        status: Status.OK,
-        deployed: this.outcome(snapshot, { switchMs: switched.durationMs, handoverMs: switched.handoverMs, bootMs, totalMs: performance.now() - started }),
-      };
+      const timings = await steps();
+      return { status: Status.OK, deployed: this.outcome(snapshot, { ...timings, bootMs: tx.bootMs, totalMs: performance.now() - started }) };
     } catch (error) {
-      // Nothing points at the new color (switchSite restores on failure): stop it and keep what was live.
       const code = (error as { code?: string }).code ?? "ERR_INTERNAL";
-      const message = (error as Error).message;
-      this.step(commandId, app, snapshot.transaction?.step ?? "preflight", `failed: ${message}; ${live ? `${live.color} (${live.release}) keeps serving` : "nothing was serving"}`, target);
-      if (handle || snapshot.transaction?.step === "start" || snapshot.transaction?.step === "health" || snapshot.transaction?.step === "switch") {
-        await this.stopColor(definition, target).catch((stopError: Error) => this.options.log.error("could not stop the failed instance", { app, color: target, error: stopError.message }));
-      }
-      snapshot.transaction = null;
-      await this.store.save(app, snapshot);
-      return { status: Status.FAILED, errorCode: code, message, deployed: this.outcome(snapshot, { bootMs, totalMs: performance.now() - started }) };
+      const message = error instanceof Error ? error.message : String(error);
+      const live = snapshot.live;
+      tx.progress(`failed: ${message}; ${live ? `${live.color} (${live.release}) keeps serving` : "nothing was serving"}`);
+      await this.undo(tx, snapshot, error);
+      await tx.end();
+      return { status: Status.FAILED, errorCode: code, message, deployed: this.outcome(snapshot, { bootMs: tx.bootMs, totalMs: performance.now() - started }) };
+    }
+  }
+
+  /** Puts back what a failed transaction's steps changed; never stops what nginx may point at. */
+  private async undo(tx: LocalTransaction, snapshot: AppSnapshot, error: unknown): Promise<void> {
+    const { plan, color, definition } = tx.record;
+    if (plan === "warm-switch" || !tx.reached("start") || tx.reached("drain")) return;
+    if ((error as { rollbackError?: Error }).rollbackError) {
+      this.options.log.error("nginx's previous config could not be put back: keeping the new color running", { app: definition.name, color });
+      return;
+    }
+    await this.stopColor(definition, color).catch((stopError: Error) => this.options.log.error("could not stop the failed instance", { app: definition.name, color, error: stopError.message }));
+    const previous = snapshot.liveRef;
+    if (plan !== "in-place" || !previous) return;
+    // In place, the live release was stopped for the new one: it starts again on its port.
+    try {
+      await this.startGated(previous, color, await this.options.releases.dirOf(previous.definition.name, previous));
+      tx.progress(`${previous.release} is running again on ${color}`);
+    } catch (startError) {
+      const message = startError instanceof Error ? startError.message : String(startError);
+      tx.progress(`could not start ${previous.release} again on ${color}: ${message}; the app is down on this host`);
     }
   }
 
   /**
-   * Rolling: the host is out of the load balancer, so the live instance is
-   * replaced on its own port (no second copy). If the new release fails its
-   * health gate, the previous release is started again in its place.
+   * Blue/green: the release starts on the idle color beside the live one,
+   * passes its gate, nginx switches to it, the old color is kept warm.
    */
-  private async runInPlace(commandId: string, definition: Definition, release: string, sha256: string | undefined): Promise<CommandOutcome> {
-    const app = definition.name!;
-    const started = performance.now();
-    const snapshot = this.store.load(app)!;
-    const live = snapshot.live!;
-    const previousRef = snapshot.liveRef;
-    const color = live.color;
-    if (live.release === release && this.options.instances.running(app, color)) {
-      return { status: Status.OK, deployed: this.outcome(snapshot, { unchanged: true, totalMs: performance.now() - started }) };
+  private async blueGreen(commandId: string, kind: Transaction["kind"], existing: AppSnapshot | undefined, ref: ReleaseRef): Promise<CommandOutcome> {
+    const { definition, release } = ref;
+    const app = definition.name;
+    const snapshot: AppSnapshot = existing ?? { definition, live: null, previous: null, rollbackTarget: null, liveRef: null, transaction: null, results: [] };
+    const live = snapshot.live;
+    if (live && live.release === release && this.options.instances.running(app, live.color)) {
+      this.progress(commandId, app, "done", `${release} is already live on ${live.color}`, live.color);
+      return { status: Status.OK, deployed: this.outcome(snapshot, { unchanged: true, totalMs: 0 }) };
     }
-    const setStep = async (step: TransactionStep) => {
-      snapshot.transaction = { commandId, kind: "deploy", step, color, release, sha256, startedAt: this.now() };
-      await this.store.save(app, snapshot);
-      faultPoint(step);
-    };
-    let bootMs = 0;
-    try {
-      await setStep("preflight");
-      this.step(commandId, app, "preflight", `preflight for ${release} in place on ${color}`, color);
-      await this.preflight({ ...definition, needs: { ...definition.needs, minFreeMemoryBytes: 0 } });
-      await setStep("fetch");
-      const cwd = sha256 ? await this.options.releases.ensure(app, release, sha256, this.options.fetchChunk) : this.options.releases.scratchDir(app);
-      await setStep("start");
-      this.step(commandId, app, "start", `stopping ${live.release} and starting ${release} in place on ${color}`, color);
-      await this.stopColor(snapshot.definition, color);
-      const bootStarted = performance.now();
-      const handle = await this.options.instances.start(definition, color, release, cwd);
-      await setStep("health");
-      await this.options.instances.waitHealthy(handle);
-      bootMs = performance.now() - bootStarted;
-      this.step(commandId, app, "health", `${color} is healthy on ${release} after ${Math.round(bootMs)} ms`, color);
-      snapshot.rollbackTarget = previousRef;
-      snapshot.liveRef = { release, sha256, definition };
-      snapshot.live = { color, release };
-      snapshot.definition = definition;
-      snapshot.transaction = null;
-      await this.store.save(app, snapshot);
-      this.step(commandId, app, "done", `${release} live on ${color} (in place)`, color);
-      return { status: Status.OK, deployed: this.outcome(snapshot, { bootMs, totalMs: performance.now() - started }) };
-    } catch (error) {
-      const code = (error as { code?: string }).code ?? "ERR_INTERNAL";
-      const message = (error as Error).message;
-      this.step(commandId, app, "health", `failed: ${message}; starting ${live.release} again`, color);
-      await this.stopColor(definition, color).catch(() => {});
-      snapshot.transaction = null;
-      await this.store.save(app, snapshot);
-      if (previousRef) {
-        const cwd = previousRef.sha256 ? await this.options.releases.ensure(app, previousRef.release, previousRef.sha256, this.options.fetchChunk) : this.options.releases.scratchDir(app);
-        const handle = await this.options.instances.start(previousRef.definition, color, previousRef.release, cwd);
-        await this.options.instances.waitHealthy(handle);
+    const color: Color = live ? otherColor(live.color) : "blue";
+    const port = portOf(definition, color);
+    const tx = this.begin(snapshot, { commandId, kind, plan: "blue-green", color, release, sha256: ref.sha256, definition });
+    return this.run(tx, snapshot, async () => {
+      await tx.advance("preflight", `preflight for ${release} on ${color}`);
+      await this.preflight(definition.needs);
+      await tx.advance("fetch");
+      const cwd = await this.options.releases.dirOf(app, ref);
+      if (ref.sha256) tx.progress(`release ${release} unpacked`);
+      await tx.advance("start");
+      // A warm leftover on the idle color (a previous release kept for rollback) gives way.
+      await this.stopColor(definition, color);
+      if (snapshot.previous?.color === color) snapshot.previous = null;
+      if (!(await this.options.instances.portIsFree(port))) {
+        throw new DeployError("ERR_PORT_IN_USE", `port ${port} on ${this.options.instances.address} (the ${color} color) is in use by a process cutover does not manage; stop it or change ports.${color}`);
       }
-      return { status: Status.FAILED, errorCode: code, message, deployed: this.outcome(snapshot, { bootMs, totalMs: performance.now() - started }) };
-    }
+      tx.progress(`starting ${release} on ${color} (port ${port})`);
+      await this.startGated(ref, color, cwd, tx);
+      await tx.advance("switch");
+      const switched = await this.switchProxy(tx, definition, port, `nginx switched to ${color}`);
+      this.promote(snapshot, color, ref);
+      await tx.advance("drain");
+      if (await this.fallbackWritten(app, switched)) this.scheduleDrain(app);
+      if (ref.sha256) this.prune(app, [release, snapshot.rollbackTarget?.release ?? ""]);
+      await tx.end(`${release} live on ${color}${live ? `; ${live.color} (${live.release}) kept warm for ${Math.round(definition.keepPreviousMs / 1000)}s` : ""}`);
+      return { switchMs: switched.durationMs, handoverMs: switched.handoverMs };
+    });
   }
 
-  private async switchToWarm(commandId: string, snapshot: AppSnapshot, warm: ColorHandle): Promise<CommandOutcome> {
-    const started = performance.now();
-    const definition = snapshot.definition;
-    const app = definition.name!;
-    snapshot.transaction = { commandId, kind: "rollback", step: "switch", color: warm.color, release: warm.release, sha256: snapshot.rollbackTarget?.sha256, startedAt: this.now() };
-    await this.store.save(app, snapshot);
-    try {
-      await this.prepareNginx();
-      const switched = await switchSite(this.options.nginx, this.site(definition, warm.port), this.confirmOptions(definition));
-      this.step(commandId, app, "switch", `rolled back: nginx switched to warm ${warm.color} (${warm.release}) in ${switched.durationMs.toFixed(1)} ms`, warm.color);
-      this.promote(snapshot, warm.color, snapshot.rollbackTarget!);
-      snapshot.transaction = null;
-      await this.store.save(app, snapshot);
-      if (await this.fallbackWritten(app, switched)) this.scheduleDrain(app);
-      return { status: Status.OK, deployed: this.outcome(snapshot, { switchMs: switched.durationMs, totalMs: performance.now() - started }) };
-    } catch (error) {
-      snapshot.transaction = null;
-      await this.store.save(app, snapshot);
-      return { status: Status.FAILED, errorCode: (error as { code?: string }).code ?? "ERR_INTERNAL", message: (error as Error).message, deployed: this.outcome(snapshot) };
+  /**
+   * In place (rolling): the host is out of the load balancer, so the live
+   * color's release is replaced on its own port (no second copy). If the new
+   * release fails its gate, the previous one is started again in its place.
+   */
+  private async inPlace(commandId: string, kind: Transaction["kind"], snapshot: AppSnapshot, ref: ReleaseRef): Promise<CommandOutcome> {
+    const { definition, release } = ref;
+    const app = definition.name;
+    const live = snapshot.live;
+    if (!live) throw new DeployError("ERR_NO_PREVIOUS_RELEASE", `${app} has nothing live to replace in place`);
+    const color = live.color;
+    if (live.release === release && this.options.instances.running(app, color)) {
+      return { status: Status.OK, deployed: this.outcome(snapshot, { unchanged: true, totalMs: 0 }) };
     }
+    const tx = this.begin(snapshot, { commandId, kind, plan: "in-place", color, release, sha256: ref.sha256, definition });
+    return this.run(tx, snapshot, async () => {
+      await tx.advance("preflight", `preflight for ${release} in place on ${color}`);
+      // No second copy runs, so no memory is needed for one.
+      await this.preflight({ ...definition.needs, minFreeMemoryBytes: 0 });
+      await tx.advance("fetch");
+      const cwd = await this.options.releases.dirOf(app, ref);
+      await tx.advance("start", `stopping ${live.release} and starting ${release} in place on ${color}`);
+      await this.stopColor(snapshot.definition, color);
+      await this.startGated(ref, color, cwd, tx);
+      snapshot.rollbackTarget = snapshot.liveRef;
+      snapshot.liveRef = ref;
+      snapshot.live = { color, release };
+      snapshot.definition = definition;
+      await tx.end(`${release} live on ${color} (in place)`);
+      return {};
+    });
+  }
+
+  /** Rollback while the previous color is warm and healthy: one switch back to it. */
+  private async warmSwitch(commandId: string, snapshot: AppSnapshot, target: ReleaseRef, warm: ColorHandle): Promise<CommandOutcome> {
+    const { definition, release } = target;
+    const tx = this.begin(snapshot, { commandId, kind: "rollback", plan: "warm-switch", color: warm.color, release, sha256: target.sha256, definition });
+    return this.run(tx, snapshot, async () => {
+      await tx.advance("switch");
+      const switched = await this.switchProxy(tx, definition, warm.port, `rolled back: nginx switched to warm ${warm.color} (${release})`);
+      this.promote(snapshot, warm.color, target);
+      await tx.advance("drain");
+      if (await this.fallbackWritten(definition.name, switched)) this.scheduleDrain(definition.name);
+      await tx.end(`${release} live on ${warm.color} again`);
+      return { switchMs: switched.durationMs };
+    });
+  }
+
+  /** Starts `ref` on `color` and waits for its health gate; with a transaction, its health step and boot time. */
+  private async startGated(ref: ReleaseRef, color: Color, cwd: string, tx?: LocalTransaction): Promise<void> {
+    const bootStarted = performance.now();
+    const handle = await this.options.instances.start(ref.definition, color, ref.release, cwd);
+    await tx?.advance("health", `health gate for ${color} (pid ${handle.pid})`);
+    await this.options.instances.waitHealthy(handle);
+    if (!tx) return;
+    tx.bootMs = performance.now() - bootStarted;
+    tx.progress(`${color} is healthy${ref.release === tx.record.release ? "" : ` on ${ref.release}`} after ${Math.round(tx.bootMs)} ms`);
+  }
+
+  /** The switch step's work: nginx points at `port`, confirmed through the proxy. */
+  private async switchProxy(tx: LocalTransaction, definition: AppDefinition, port: number, what: string): Promise<ProxySwitch> {
+    await this.options.proxy.prepare();
+    const switched = await this.options.proxy.switchTo(definition, port);
+    tx.progress(`${what} in ${switched.durationMs.toFixed(1)} ms (${switched.mode}${switched.reloaded ? ", reloaded" : ""})`);
+    await tx.at("switched");
+    return switched;
   }
 
   /**
@@ -391,12 +351,11 @@ export class AppManager {
    */
   private promote(snapshot: AppSnapshot, color: Color, ref: ReleaseRef): void {
     const old = snapshot.live;
-    const app = ref.definition.name ?? "";
+    const app = ref.definition.name;
     // The supervisors follow nginx: the old color is out of service, the new one in.
     if (old && old.color !== color) this.options.instances.drain(app, old.color);
     this.options.instances.serve(app, color);
-    const keepMs = Number(ref.definition.keepPreviousMs ?? 0);
-    snapshot.previous = old && old.color !== color ? { color: old.color, release: old.release, stopAfter: this.now() + keepMs } : null;
+    snapshot.previous = old && old.color !== color ? { color: old.color, release: old.release, stopAfter: this.now() + ref.definition.keepPreviousMs } : null;
     if (old && old.color !== color) snapshot.rollbackTarget = snapshot.liveRef;
     snapshot.liveRef = ref;
     snapshot.live = { color, release: ref.release };
@@ -404,8 +363,9 @@ export class AppManager {
   }
 
   /**
-   * After an agent restart: finish or revert what each app's transaction was
-   * doing, make sure the live instance runs, and that nginx points at it.
+   * After an agent restart: the processes that outlived it are supervised
+   * again; each app's transaction is finished or reverted; the live color
+   * runs and nginx points at it.
    */
   async recover(): Promise<void> {
     for (const app of this.store.apps()) this.adoptRunning(app);
@@ -422,94 +382,106 @@ export class AppManager {
     if (!snapshot) return;
     for (const color of ["blue", "green"] as const) {
       const inService = snapshot.live?.color === color;
-      this.options.instances.adopt(app, color, { inService, launchOf: (release) => this.launchOf(app, snapshot, release) });
+      this.options.instances.adopt(app, color, { inService, launchOf: (release) => this.launchOf(snapshot, release) });
     }
   }
 
   /** How a release of the snapshot is started again by its supervisor: the definition it was deployed with, its release dir. */
-  private launchOf(app: string, snapshot: AppSnapshot, release: string): ReleaseLaunch {
-    const ref = [snapshot.liveRef, snapshot.rollbackTarget].find((r) => r?.release === release);
-    const sha256 = ref?.sha256 ?? (snapshot.transaction?.release === release ? snapshot.transaction.sha256 : undefined);
-    const { releases, fetchChunk } = this.options;
-    return {
-      definition: ref?.definition ?? snapshot.definition,
-      releaseDir: () => (sha256 ? releases.ensure(app, release, sha256, fetchChunk) : Promise.resolve(releases.scratchDir(app))),
-    };
+  private launchOf(snapshot: AppSnapshot, release: string): ReleaseLaunch {
+    const tx = snapshot.transaction;
+    const ref = [snapshot.liveRef, snapshot.rollbackTarget, tx && { release: tx.release, sha256: tx.sha256, definition: tx.definition }].find((r) => r?.release === release);
+    const definition = ref?.definition ?? snapshot.definition;
+    return { definition, releaseDir: () => this.options.releases.dirOf(definition.name, ref ?? { release }) };
   }
 
   private async recoverApp(app: string): Promise<void> {
-    const snapshot = this.store.load(app)!;
-    const tx = snapshot.transaction;
-    const log = this.options.log;
-    if (tx) {
-      const reading = await readLivePort(this.options.nginx, app).catch(() => undefined);
-      const targetPort = this.port(snapshot.definition, tx.color);
-      const handle = this.options.instances.running(app, tx.color);
-      const servingTarget = reading?.serving === targetPort;
-      const healthy = handle ? await this.options.instances.checkOnce(handle) : false;
-      if (tx.step === "drain" || (tx.step === "switch" && servingTarget && healthy)) {
-        log.info("restarted after the switch: keeping the new color", { app, color: tx.color, release: tx.release });
-        if (snapshot.live?.color !== tx.color) {
-          const ref = tx.kind === "rollback" && snapshot.rollbackTarget?.release === tx.release ? snapshot.rollbackTarget : { release: tx.release, sha256: tx.sha256, definition: snapshot.definition };
-          this.promote(snapshot, tx.color, ref);
-        }
-        snapshot.transaction = null;
-        snapshot.results.push({ commandId: tx.commandId, result: { commandId: tx.commandId, status: Status.OK, deployed: this.outcome(snapshot) } });
-      } else {
-        log.warn("restarted in the middle of a transaction: reverting it", { app, step: tx.step, color: tx.color, release: tx.release });
-        if (snapshot.live?.color !== tx.color) await this.stopColor(snapshot.definition, tx.color);
-        snapshot.transaction = null;
-        snapshot.results.push({
-          commandId: tx.commandId,
-          result: { commandId: tx.commandId, status: Status.FAILED, errorCode: "ERR_AGENT_RESTARTED", message: `the agent restarted during ${tx.step}; reverted`, deployed: this.outcome(snapshot) },
-        });
-      }
-      await this.store.save(app, snapshot);
-    }
-    const live = snapshot.live;
-    if (!live) return;
-    const port = this.port(snapshot.definition, live.color);
-    let handle = this.options.instances.running(app, live.color);
-    if (!handle) {
-      log.warn("the live instance is not running: starting it again", { app, color: live.color, release: live.release });
-      const ref = snapshot.liveRef;
-      const cwd = ref?.sha256 ? await this.options.releases.ensure(app, live.release, ref.sha256, this.options.fetchChunk) : this.options.releases.scratchDir(app);
-      handle = await this.options.instances.start(snapshot.definition, live.color, live.release, cwd);
-      await this.options.instances.waitHealthy(handle);
-    }
-    await this.prepareNginx();
-    const reading = await readLivePort(this.options.nginx, app).catch(() => undefined);
-    if (reading?.serving !== port || !this.options.nginx.isRunning()) {
-      log.warn("nginx does not point at the live color: switching it", { app, color: live.color, serving: reading?.serving ?? null, port });
-      await switchSite(this.options.nginx, this.site(snapshot.definition, port), { ...this.confirmOptions(snapshot.definition), forceReload: true });
-    }
+    const snapshot = this.store.load(app);
+    if (!snapshot) return;
+    if (snapshot.transaction) await this.settle(snapshot, snapshot.transaction);
+    await this.ensureLiveServes(snapshot);
     this.scheduleDrain(app);
   }
 
-  private confirmOptions(definition: Definition): { confirmPath: string; expectStatus?: number } {
-    return {
-      confirmPath: definition.health?.kind === "http" ? definition.health.path || "/" : "/",
-      expectStatus: definition.health?.kind === "http" ? definition.health.expectStatus || undefined : undefined,
-    };
+  /**
+   * A transaction the agent died in: kept once it got past the switch (drain,
+   * or switch with the proxy on its color and that color healthy), reverted
+   * otherwise. Its command's result is stored either way.
+   */
+  private async settle(snapshot: AppSnapshot, tx: Transaction): Promise<void> {
+    const { log, instances, proxy } = this.options;
+    const app = snapshot.definition.name;
+    const handle = instances.running(app, tx.color);
+    const switched =
+      tx.plan !== "in-place" &&
+      (tx.step === "drain" || (tx.step === "switch" && handle !== undefined && (await proxy.serving(app)) === portOf(tx.definition, tx.color) && (await instances.checkOnce(handle))));
+    let result: cutover.v1.CommandResult.$Properties;
+    if (switched) {
+      log.info("restarted after the switch: keeping the new color", { app, color: tx.color, release: tx.release });
+      if (snapshot.live?.color !== tx.color) this.promote(snapshot, tx.color, { release: tx.release, sha256: tx.sha256, definition: tx.definition });
+      result = { commandId: tx.commandId, status: Status.OK, deployed: this.outcome(snapshot) };
+    } else {
+      log.warn("restarted in the middle of a transaction: reverting it", { app, step: tx.step, color: tx.color, release: tx.release });
+      // A warm color a rollback was switching to stays warm; in place, ensureLiveServes puts the live release back.
+      if (tx.plan === "blue-green" && snapshot.live?.color !== tx.color) await this.stopColor(tx.definition, tx.color);
+      const message = `the agent restarted during ${tx.step}; reverted`;
+      result = { commandId: tx.commandId, status: Status.FAILED, errorCode: "ERR_AGENT_RESTARTED", message, deployed: this.outcome(snapshot) };
+    }
+    snapshot.transaction = null;
+    snapshot.results.push({ commandId: tx.commandId, result });
+    await this.store.save(app, snapshot);
   }
 
-  private async preflight(definition: Definition): Promise<void> {
-    const needs = definition.needs ?? {};
+  /** The live color runs the live release, healthy, and nginx points at it. */
+  private async ensureLiveServes(snapshot: AppSnapshot): Promise<void> {
+    const { log, instances, proxy } = this.options;
+    const live = snapshot.live;
+    if (!live) return;
+    const definition = snapshot.definition;
+    const app = definition.name;
+    const running = instances.running(app, live.color);
+    if (running && running.release !== live.release) {
+      log.warn("the live color runs another release (an in-place deploy was cut short): stopping it", { app, color: live.color, running: running.release, live: live.release });
+      await this.stopColor(definition, live.color);
+    }
+    if (!instances.running(app, live.color)) {
+      log.warn("the live instance is not running: starting it again", { app, color: live.color, release: live.release });
+      const ref = snapshot.liveRef ?? { release: live.release, definition };
+      await this.startGated(ref, live.color, await this.options.releases.dirOf(app, ref));
+    }
+    await proxy.prepare();
+    const port = portOf(definition, live.color);
+    const serving = await proxy.serving(app);
+    if (serving !== port) {
+      log.warn("nginx does not point at the live color: switching it", { app, color: live.color, serving, port });
+      await proxy.switchTo(definition, port, { forceReload: true });
+    }
+  }
+
+  private async preflight(needs: AppDefinition["needs"]): Promise<void> {
     const { memAvailableBytes, diskFreeBytes, loadPerCore } = await this.options.resources();
     const mib = (n: number) => `${Math.round(n / 1024 / 1024)} MiB`;
-    if (needs.minFreeMemoryBytes && memAvailableBytes < Number(needs.minFreeMemoryBytes)) {
-      throw new DeployError("ERR_PREFLIGHT_MEMORY", `only ${mib(memAvailableBytes)} of memory available, the spec needs ${mib(Number(needs.minFreeMemoryBytes))} for a second copy`);
+    if (needs.minFreeMemoryBytes && memAvailableBytes < needs.minFreeMemoryBytes) {
+      throw new DeployError("ERR_PREFLIGHT_MEMORY", `only ${mib(memAvailableBytes)} of memory available, the spec needs ${mib(needs.minFreeMemoryBytes)} for a second copy`);
     }
-    if (needs.minFreeDiskBytes && diskFreeBytes < Number(needs.minFreeDiskBytes)) {
-      throw new DeployError("ERR_PREFLIGHT_DISK", `only ${mib(diskFreeBytes)} of disk free, the spec needs ${mib(Number(needs.minFreeDiskBytes))}`);
+    if (needs.minFreeDiskBytes && diskFreeBytes < needs.minFreeDiskBytes) {
+      throw new DeployError("ERR_PREFLIGHT_DISK", `only ${mib(diskFreeBytes)} of disk free, the spec needs ${mib(needs.minFreeDiskBytes)}`);
     }
     if (needs.maxLoad && loadPerCore > needs.maxLoad) {
       throw new DeployError("ERR_PREFLIGHT_LOAD", `load per core is ${loadPerCore.toFixed(2)}, above the spec's max_load ${needs.maxLoad}`);
     }
   }
 
-  private async stopColor(definition: Definition, color: Color): Promise<void> {
-    await this.options.instances.stop(definition.name!, color, definition.run?.stopSignal || "SIGTERM", Number(definition.run?.stopTimeoutMs || 30_000));
+  /** Deletes unpacked releases but `keep`; past the switch, a failure here is logged, not the deploy's. */
+  private prune(app: string, keep: string[]): void {
+    try {
+      this.options.releases.prune(app, keep);
+    } catch (error) {
+      this.options.log.warn("could not delete old releases", { app, error: (error as Error).message });
+    }
+  }
+
+  private async stopColor(definition: AppDefinition, color: Color): Promise<void> {
+    await this.options.instances.stop(definition.name, color, definition.run.stopSignal, definition.run.stopTimeoutMs);
   }
 
   /**
@@ -518,7 +490,7 @@ export class AppManager {
    * written; if it could not be, the old color is kept running rather than
    * leave a restarted nginx pointing at nothing.
    */
-  private async fallbackWritten(app: string, switched: SwitchResult): Promise<boolean> {
+  private async fallbackWritten(app: string, switched: ProxySwitch): Promise<boolean> {
     const error = await switched.persisted;
     if (error) this.options.log.error("nginx's fallback file for the new color was not written: keeping the old color running", { app, error: error.message });
     return error === null;

@@ -2,25 +2,11 @@ import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { isValidName, type cutover } from "@cutover/protocol";
 import { writeFileAtomic } from "../state/atomic-write.js";
+import { appDefinitionOf, type AppDefinition } from "./definition.js";
+import { planOf, type Transaction } from "./transaction.js";
 
 export type Color = "blue" | "green";
 export const otherColor = (color: Color): Color => (color === "blue" ? "green" : "blue");
-
-/** The steps of the local transaction (docs/architecture.md, "The local transaction"), in order. */
-export type TransactionStep = "preflight" | "fetch" | "start" | "health" | "switch" | "drain";
-
-/** What a Deploy or Rollback is doing right now; saved before each step so a restarted agent can finish or revert it. */
-export interface Transaction {
-  commandId: string;
-  kind: "deploy" | "rollback";
-  step: TransactionStep;
-  /** The color being brought up. */
-  color: Color;
-  release: string;
-  /** Artifact of the release, when it has one. */
-  sha256?: string;
-  startedAt: number;
-}
 
 /** Results of recent commands, so a repeated command id is answered from here even after an agent restart. */
 export interface StoredResult {
@@ -32,12 +18,13 @@ export interface StoredResult {
 export interface ReleaseRef {
   release: string;
   sha256?: string;
-  definition: cutover.v1.AppDefinition.$Properties;
+  definition: AppDefinition;
 }
 
 /** One app's saved state on this host. */
 export interface AppSnapshot {
-  definition: cutover.v1.AppDefinition.$Properties;
+  /** The live release's definition (before the first deploy finishes, the one being deployed). */
+  definition: AppDefinition;
   /** The color nginx points at, with its release; null before the first deploy finishes. */
   live: { color: Color; release: string } | null;
   /** The color that served before, kept warm until `stopAfter` (Unix ms) for an instant rollback. */
@@ -63,7 +50,7 @@ export class AppStateStore {
 
   load(app: string): AppSnapshot | undefined {
     const path = this.path(app);
-    return existsSync(path) ? (JSON.parse(readFileSync(path, "utf8")) as AppSnapshot) : undefined;
+    return existsSync(path) ? snapshotOf(JSON.parse(readFileSync(path, "utf8")) as AppSnapshot) : undefined;
   }
 
   async save(app: string, snapshot: AppSnapshot): Promise<void> {
@@ -86,4 +73,22 @@ export class AppStateStore {
     }
     return undefined;
   }
+}
+
+/**
+ * A snapshot as read from disk, its definitions checked again: one saved by an
+ * older agent holds wire definitions, and transactions without a plan or a
+ * definition of their own.
+ */
+function snapshotOf(saved: AppSnapshot): AppSnapshot {
+  const refOf = (ref: ReleaseRef | null): ReleaseRef | null => ref && { ...ref, definition: appDefinitionOf(ref.definition) };
+  const definition = appDefinitionOf(saved.definition);
+  const tx = saved.transaction as (Omit<Transaction, "plan" | "definition"> & Partial<Transaction>) | null;
+  return {
+    ...saved,
+    definition,
+    liveRef: refOf(saved.liveRef),
+    rollbackTarget: refOf(saved.rollbackTarget),
+    transaction: tx && { ...tx, plan: planOf(tx, saved.live?.color), definition: tx.definition ? appDefinitionOf(tx.definition) : definition },
+  };
 }

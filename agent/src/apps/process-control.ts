@@ -1,6 +1,6 @@
-import type { cutover } from "@cutover/protocol";
 import type { SupervisorState } from "../process/index.js";
 import type { Color } from "./app-state.js";
+import type { AppDefinition } from "./definition.js";
 
 /** A running app color as the deploy transaction sees it. */
 export interface ColorHandle {
@@ -21,7 +21,7 @@ export interface ColorReport {
 
 /** How a release is started again: its definition and its release dir (fetched again if pruned). */
 export interface ReleaseLaunch {
-  definition: cutover.v1.AppDefinition.$Properties;
+  definition: AppDefinition;
   releaseDir: () => Promise<string>;
 }
 
@@ -33,9 +33,13 @@ export interface ReleaseLaunch {
  */
 export interface ProcessControl {
   /** Starts `release` of the app as `color` on that color's port, in `cwd`; resolves once it runs. */
-  start(definition: cutover.v1.AppDefinition.$Properties, color: Color, release: string, cwd: string): Promise<ColorHandle>;
+  start(definition: AppDefinition, color: Color, release: string, cwd: string): Promise<ColorHandle>;
   /** Resolves once the started color passes its health gate; rejects with a typed error (ERR_HEALTH_DEADLINE, ERR_PROCESS_EXITED_EARLY, ERR_LIMITS_MEMORY_EXCEEDED). */
   waitHealthy(handle: ColorHandle): Promise<void>;
+  /** The address the colors listen on (the host's). */
+  readonly address: string;
+  /** True when nothing listens on the port at that address: a color's port must be free before it starts. */
+  portIsFree(port: number): Promise<boolean>;
   /** One health check, for a warm color about to take traffic again. */
   checkOnce(handle: ColorHandle): Promise<boolean>;
   /**

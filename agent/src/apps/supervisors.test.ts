@@ -2,24 +2,25 @@
 // of process/supervisor.ts fake, here spawned, killed and adopted for real.
 import test from "ava";
 import { existsSync } from "node:fs";
-import type { cutover } from "@cutover/protocol";
 import { instanceRecordPath, readInstanceRecord, startProcess, writeInstanceRecord } from "../process/index.js";
 import { waitHealthy } from "../health/index.js";
 import { appFixture, EXAMPLE_APP, FAST_GATE, get, type AppFixture } from "../process/test-helpers.js";
 import type { ColorHandle } from "./process-control.js";
+import { appDefinitionOf, type AppDefinition } from "./definition.js";
 import { Supervisors } from "./supervisors.js";
 
 const NO_CGROUPS = { version: null, memory: false, cpu: false, why: "not in this test", root: "/nonexistent" } as const;
 const STOP = ["SIGTERM", 5000] as const;
 
-function definition(f: AppFixture): cutover.v1.AppDefinition.$Properties {
-  return {
+function definition(f: AppFixture, command?: string[]): AppDefinition {
+  return appDefinitionOf({
     name: "geoip",
     bluePort: f.identity.port,
     greenPort: f.identity.port + 1,
-    run: { command: [process.execPath, EXAMPLE_APP, "--port", "${PORT}", "--host", "${ADDRESS}"] },
+    proxy: { listenPort: 8080 },
+    run: { command: command ?? [process.execPath, EXAMPLE_APP, "--port", "${PORT}", "--host", "${ADDRESS}"] },
     health: { kind: "http", path: "/health_check", expectStatus: 200, intervalMs: 50, timeoutMs: 1000, healthyThreshold: 2, deadlineMs: 10_000 },
-  };
+  });
 }
 
 function supervisors(f: AppFixture): Supervisors {
@@ -60,7 +61,7 @@ test("a color is started and gated, restarted after a SIGKILL in service, and st
 test("a crash before the gate rejects waitHealthy with the gate's error, and is not restarted", async (t) => {
   const f = await appFixture(t);
   const s = supervisors(f);
-  const crashing = { ...definition(f), run: { command: [process.execPath, EXAMPLE_APP, "--port", "${PORT}", "--host", "${ADDRESS}", "--crash-at-start"] } };
+  const crashing = definition(f, [process.execPath, EXAMPLE_APP, "--port", "${PORT}", "--host", "${ADDRESS}", "--crash-at-start"]);
   const handle = await s.start(crashing, "blue", "v1", f.root);
   const error = await t.throwsAsync(s.waitHealthy(handle));
   t.is((error as { code?: string }).code, "ERR_PROCESS_EXITED_EARLY");

@@ -1,8 +1,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "@cutover/log";
-import type { cutover } from "@cutover/protocol";
-import { checkOnce, isHealthError, waitHealthy, type HealthCheck } from "../health/index.js";
+import { checkOnce, isHealthError, waitHealthy } from "../health/index.js";
 import { applyLimits, describeExit, detectCgroups, existingLimits, LimitsError, removeLimits, wrapInCgroup, type CgroupSupport, type LimitHandle } from "../limits/index.js";
 import {
   adoptProcess,
@@ -25,25 +24,9 @@ import {
   type SupervisorPorts,
 } from "../process/index.js";
 import type { Color } from "./app-state.js";
+import { portOf, type AppDefinition } from "./definition.js";
+import { portIsFree } from "./port-check.js";
 import type { ColorHandle, ColorReport, ProcessControl, ReleaseLaunch } from "./process-control.js";
-
-type Definition = cutover.v1.AppDefinition.$Properties;
-type HealthSpec = cutover.v1.HealthSpec.$Properties;
-
-/** The spec's health section with the product's defaults filled in. */
-function gateOf(health: HealthSpec | null | undefined): { check: HealthCheck; intervalMs: number; timeoutMs: number; healthyThreshold: number; deadlineMs: number } {
-  const check: HealthCheck = health?.kind === "tcp" ? { kind: "tcp" } : { kind: "http", path: health?.path || "/", expectStatus: health?.expectStatus || 200 };
-  return { check, intervalMs: health?.intervalMs || 1000, timeoutMs: health?.timeoutMs || 2000, healthyThreshold: health?.healthyThreshold || 1, deadlineMs: health?.deadlineMs || 60_000 };
-}
-
-/** What starting a color needs from its definition; a Deploy is checked before it gets here, this only narrows the types. */
-function launchFields(definition: Definition, color: Color): { app: string; port: number; command: string[] } {
-  const app = definition.name ?? "";
-  const port = (color === "blue" ? definition.bluePort : definition.greenPort) ?? 0;
-  const command = definition.run?.command ?? [];
-  if (!app || !port || command.length === 0) throw new ProcessError("ERR_INVALID_RUN_SPEC", `the definition of ${app || "an app"} lacks a name, a ${color} port or a run command`);
-  return { app, port, command };
-}
 
 export interface SupervisorsOptions {
   stateDir: string;
@@ -78,8 +61,8 @@ export class Supervisors implements ProcessControl {
     else options.log.warn("resource limits unsupported here: an app whose spec asks for them will not start", { cgroup: cgroups.version, memory: cgroups.memory, cpu: cgroups.cpu, why: cgroups.why });
   }
 
-  async start(definition: Definition, color: Color, release: string, cwd: string): Promise<ColorHandle> {
-    const { app } = launchFields(definition, color);
+  async start(definition: AppDefinition, color: Color, release: string, cwd: string): Promise<ColorHandle> {
+    const app = definition.name;
     const existing = this.#of(app, color);
     // A crashed color waiting for its restart gives way; anything running must be stopped first.
     if (existing?.state === "crashed") await existing.stop({ signal: "SIGTERM", timeoutMs: 0 });
@@ -96,6 +79,14 @@ export class Supervisors implements ProcessControl {
     const gate = this.#gates.get(key);
     this.#gates.delete(key);
     return gate ?? Promise.reject(new ProcessError("ERR_INSTANCE_STATE", `${handle.app} ${handle.color} (pid ${handle.pid}) is not being started`));
+  }
+
+  get address(): string {
+    return this.#options.address;
+  }
+
+  portIsFree(port: number): Promise<boolean> {
+    return portIsFree(this.#options.address, port);
   }
 
   async checkOnce(handle: ColorHandle): Promise<boolean> {
@@ -172,15 +163,16 @@ export class Supervisors implements ProcessControl {
   }
 
   /** A new supervisor for the color, in the place of a stopped one; it leaves the map once stopped. */
-  #supervise(definition: Definition, color: Color, release: string, releaseDir: () => Promise<string>): Supervisor {
-    const { app, port } = launchFields(definition, color);
+  #supervise(definition: AppDefinition, color: Color, release: string, releaseDir: () => Promise<string>): Supervisor {
+    const app = definition.name;
+    const port = portOf(definition, color);
     const key = `${app}/${color}`;
     const supervisor = new Supervisor({
       app,
       color,
       release,
       ports: this.#portsOf(definition, color, release, releaseDir),
-      liveCheck: gateOf(definition.health),
+      liveCheck: definition.health,
       restart: this.#options.restart,
       log: this.#options.log,
     });
@@ -198,10 +190,11 @@ export class Supervisors implements ProcessControl {
     return supervisor;
   }
 
-  #portsOf(definition: Definition, color: Color, release: string, releaseDir: () => Promise<string>): SupervisorPorts {
-    const { app, port } = launchFields(definition, color);
+  #portsOf(definition: AppDefinition, color: Color, release: string, releaseDir: () => Promise<string>): SupervisorPorts {
+    const app = definition.name;
+    const port = portOf(definition, color);
     const { address } = this.#options;
-    const gate = gateOf(definition.health);
+    const gate = definition.health;
     return {
       launch: () => this.#launch(definition, color, release, releaseDir),
       gate: async (proc, signal) => {
@@ -223,14 +216,15 @@ export class Supervisors implements ProcessControl {
     };
   }
 
-  async #launch(definition: Definition, color: Color, release: string, releaseDir: () => Promise<string>): Promise<SupervisedProcess> {
+  async #launch(definition: AppDefinition, color: Color, release: string, releaseDir: () => Promise<string>): Promise<SupervisedProcess> {
     const { stateDir, address, rootApps, log } = this.#options;
-    const { app, port, command } = launchFields(definition, color);
+    const app = definition.name;
+    const port = portOf(definition, color);
     const cwd = await releaseDir();
     // Every start checks run.user again (restarts and rollbacks too): a root app needs allow_root_apps.
-    const spec = processSpec({ command, env: definition.run?.env ?? {}, user: definition.run?.user || undefined }, { port, address, color, release, releaseDir: cwd }, { rootApps });
-    const memoryBytes = Number(definition.limits?.memoryBytes ?? 0) || undefined;
-    const cpuCores = Number(definition.limits?.cpuCores ?? 0) || undefined;
+    const { command, env, user } = definition.run;
+    const spec = processSpec({ command, env, user }, { port, address, color, release, releaseDir: cwd }, { rootApps });
+    const { memoryBytes, cpuCores } = definition.limits;
     // ERR_LIMITS_UNSUPPORTED ("limits unsupported here: ...") on a host without cgroups: nothing is started.
     const limits = memoryBytes || cpuCores ? await applyLimits(this.#cgroups, { app, color, memoryBytes, cpuCores }) : undefined;
     let proc: AppProcess;

@@ -1,0 +1,70 @@
+import { readLivePort, switchSite, type NginxRunner, type SiteConfig, type SwitchMode, type SwitchResult } from "../nginx/index.js";
+import type { AppDefinition } from "./definition.js";
+
+/** What a switch reports to the transaction. */
+export type ProxySwitch = Pick<SwitchResult, "durationMs" | "mode" | "reloaded" | "handoverMs" | "persisted">;
+
+/**
+ * What the local transaction needs from the host's proxy (NginxAppProxy below;
+ * unit tests use a fake).
+ */
+export interface AppProxy {
+  /** Makes sure the proxy runs (the managed nginx is started or adopted); idempotent. */
+  prepare(): Promise<void>;
+  /**
+   * Points the app's proxy at `port` (which passed its health gate) and proves
+   * it through the proxy. On failure it puts the previous config back and
+   * throws; an error with `rollbackError` set could not, and the proxy may
+   * serve `port`.
+   */
+  switchTo(definition: AppDefinition, port: number, options?: { forceReload?: boolean }): Promise<ProxySwitch>;
+  /** The port the app's proxy serves (or, not running, would serve once started); null when unknown. */
+  serving(app: string): Promise<number | null>;
+}
+
+export interface NginxAppProxyOptions {
+  nginx: NginxRunner;
+  /** This host's address: nginx listens on it and the app colors too. */
+  address: string;
+  switchMode: SwitchMode;
+  prepare(): Promise<void>;
+}
+
+/** The app sites of this host's nginx (nginx/switch.ts, nginx/live-port.ts). */
+export class NginxAppProxy implements AppProxy {
+  constructor(private readonly options: NginxAppProxyOptions) {}
+
+  prepare(): Promise<void> {
+    return this.options.prepare();
+  }
+
+  switchTo(definition: AppDefinition, port: number, options: { forceReload?: boolean } = {}): Promise<SwitchResult> {
+    const check = definition.health.check;
+    return switchSite(this.options.nginx, this.site(definition, port), {
+      confirmPath: check.kind === "http" ? check.path : "/",
+      expectStatus: check.kind === "http" ? check.expectStatus : undefined,
+      forceReload: options.forceReload,
+    });
+  }
+
+  async serving(app: string): Promise<number | null> {
+    const reading = await readLivePort(this.options.nginx, app).catch(() => undefined);
+    return reading?.serving ?? null;
+  }
+
+  private site(definition: AppDefinition, livePort: number): SiteConfig {
+    const { address } = this.options;
+    const { protocol, listenPort, directives } = definition.proxy;
+    return {
+      app: definition.name,
+      protocol,
+      listenAddress: address,
+      listenPort,
+      upstreamAddress: address,
+      livePort,
+      // nginx cannot say which port served a stream connection, so tcp sites switch by reload (confirmed by a connect).
+      switchMode: protocol === "tcp" ? "reload" : this.options.switchMode,
+      extraDirectives: directives.length ? directives : undefined,
+    };
+  }
+}

@@ -1,0 +1,90 @@
+import { isValidName, type cutover } from "@cutover/protocol";
+import type { HealthCheck } from "../health/index.js";
+import type { Color } from "./app-state.js";
+import { DeployError } from "./errors.js";
+
+type WireDefinition = cutover.v1.AppDefinition.$Properties;
+
+/** How a color's health is judged: the spec's health section with the product's defaults filled in. */
+export interface HealthGate {
+  check: HealthCheck;
+  intervalMs: number;
+  timeoutMs: number;
+  healthyThreshold: number;
+  deadlineMs: number;
+}
+
+/**
+ * An app as this host runs it. A Deploy's `AppDefinition` (proto3: every field
+ * optional on the wire) is checked once, where the command enters
+ * (`appDefinitionOf`); past that edge the transaction, the supervisors and the
+ * nginx site read fields that are there.
+ */
+export interface AppDefinition {
+  name: string;
+  run: { command: string[]; env: Record<string, string>; user: string | undefined; stopSignal: string; stopTimeoutMs: number };
+  bluePort: number;
+  greenPort: number;
+  proxy: { listenPort: number; protocol: "http" | "tcp"; directives: string[] };
+  health: HealthGate;
+  /** How long the previous color is kept warm after a switch. */
+  keepPreviousMs: number;
+  /** Resource limits; undefined where the spec sets none. */
+  limits: { memoryBytes: number | undefined; cpuCores: number | undefined };
+  /** What preflight requires of the host; 0 where the spec says nothing. */
+  needs: { minFreeMemoryBytes: number; minFreeDiskBytes: number; maxLoad: number };
+}
+
+const isPort = (n: unknown): n is number => typeof n === "number" && Number.isInteger(n) && n > 0 && n < 65536;
+
+/**
+ * The definition a Deploy carries, checked and with defaults filled in; throws
+ * ERR_INVALID_DEFINITION naming what is missing. Idempotent: a definition
+ * saved in a snapshot (older agents saved the wire form) reads back through it.
+ */
+export function appDefinitionOf(wire: WireDefinition | AppDefinition | null | undefined): AppDefinition {
+  const name = wire?.name ?? "";
+  const invalid = (what: string) => new DeployError("ERR_INVALID_DEFINITION", `the definition of ${name && isValidName(name) ? name : "the app"} ${what}`);
+  if (!wire || !isValidName(name)) throw invalid(`has no valid app name (${JSON.stringify(name)})`);
+  const { bluePort, greenPort } = wire;
+  if (!isPort(bluePort) || !isPort(greenPort) || bluePort === greenPort) throw invalid("needs two different ports, blue and green");
+  const listenPort = wire.proxy?.listenPort;
+  if (!isPort(listenPort)) throw invalid("has no proxy listen port");
+  const command = wire.run?.command ?? [];
+  if (command.length === 0 || command.some((arg) => typeof arg !== "string")) throw invalid("has no run command");
+  return {
+    name,
+    run: {
+      command: [...command],
+      env: { ...(wire.run?.env ?? {}) },
+      user: wire.run?.user || undefined,
+      stopSignal: wire.run?.stopSignal || "SIGTERM",
+      stopTimeoutMs: Number(wire.run?.stopTimeoutMs || 30_000),
+    },
+    bluePort,
+    greenPort,
+    proxy: { listenPort, protocol: wire.proxy?.protocol === "tcp" ? "tcp" : "http", directives: [...(wire.proxy?.directives ?? [])] },
+    health: healthGateOf(wire.health),
+    keepPreviousMs: Number(wire.keepPreviousMs ?? 0),
+    limits: { memoryBytes: Number(wire.limits?.memoryBytes ?? 0) || undefined, cpuCores: Number(wire.limits?.cpuCores ?? 0) || undefined },
+    needs: {
+      minFreeMemoryBytes: Number(wire.needs?.minFreeMemoryBytes ?? 0),
+      minFreeDiskBytes: Number(wire.needs?.minFreeDiskBytes ?? 0),
+      maxLoad: Number(wire.needs?.maxLoad ?? 0),
+    },
+  };
+}
+
+type WireHealth = cutover.v1.HealthSpec.$Properties;
+
+/** The wire's health section (or a gate already filled in) with the defaults: http GET / → 200, every second, 60 s to pass. */
+function healthGateOf(health: WireHealth | HealthGate | null | undefined): HealthGate {
+  if (health && "check" in health) return { ...health };
+  const check: HealthCheck = health?.kind === "tcp" ? { kind: "tcp" } : { kind: "http", path: health?.path || "/", expectStatus: health?.expectStatus || 200 };
+  return { check, intervalMs: health?.intervalMs || 1000, timeoutMs: health?.timeoutMs || 2000, healthyThreshold: health?.healthyThreshold || 1, deadlineMs: health?.deadlineMs || 60_000 };
+}
+
+/** The port a color of the app listens on. */
+export function portOf(definition: AppDefinition, color: Color): number {
+  return color === "blue" ? definition.bluePort : definition.greenPort;
+}
