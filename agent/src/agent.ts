@@ -69,7 +69,7 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
   const apps = new AppManager({
     stateDir: config.stateDir,
     proxy: new NginxAppProxy({ nginx, address: config.address, switchMode, prepare: prepareNginx }),
-    instances: new Supervisors({ stateDir: config.stateDir, address: config.address, log: log.child("instances"), rootApps: config.rootApps }),
+    colors: new Supervisors({ stateDir: config.stateDir, address: config.address, log: log.child("instances"), rootApps: config.rootApps }),
     admission: { rootApps: config.rootApps },
     releases: releaseDirs(new ReleaseStore(config.stateDir), chunkFetcher(() => link, log)),
     resources: async () => {

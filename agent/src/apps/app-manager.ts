@@ -18,7 +18,7 @@ export interface AppManagerOptions {
   /** The host's proxy: the app sites of its nginx (apps/app-proxy.ts). */
   proxy: AppProxy;
   /** The app colors' supervisors (apps/supervisors.ts): they start, gate, restart and stop the processes. */
-  instances: ProcessControl;
+  colors: ProcessControl;
   /** Root apps and proxy directives this host accepts; checked before a deploy changes anything. */
   admission: AdmissionPolicy;
   releases: ReleaseDirs;
@@ -59,10 +59,10 @@ export class AppManager {
     this.now = options.now ?? Date.now;
     this.fault = options.faultHook ?? envFaultHook();
     // Restarts are the supervisors' (process/supervisor.ts); the coordinator hears of them as events.
-    options.instances.onUnexpectedExit(({ app, color, pid, release }, cause) => {
+    options.colors.onUnexpectedExit(({ app, color, pid, release }, cause) => {
       options.emit({ atUnixMs: this.now(), kind: "process.exit", app, color, message: `${app} ${color} (pid ${pid}, ${release}) exited: ${cause}` });
     });
-    options.instances.onRestarted(({ app, color, pid }) => {
+    options.colors.onRestarted(({ app, color, pid }) => {
       options.emit({ atUnixMs: this.now(), kind: "process.restart", app, color, message: `${app} ${color} restarted (pid ${pid})` });
     });
   }
@@ -82,7 +82,7 @@ export class AppManager {
     for (const app of this.store.apps()) {
       const snapshot = this.store.load(app);
       for (const color of ["blue", "green"] as const) {
-        const report = this.options.instances.report(app, color);
+        const report = this.options.colors.report(app, color);
         const live = snapshot?.live?.color === color;
         if (!snapshot || (!report && !live)) continue;
         out.push({
@@ -150,10 +150,10 @@ export class AppManager {
         throw new DeployError("ERR_NO_PREVIOUS_RELEASE", `${app} has no previous release on this host`);
       }
       const previous = snapshot.previous;
-      const warm = previous?.release === target.release ? this.options.instances.running(app, previous.color) : undefined;
+      const warm = previous?.release === target.release ? this.options.colors.running(app, previous.color) : undefined;
       let result: CommandOutcome;
       if (inPlace) result = await this.inPlace(commandId, "rollback", snapshot, target);
-      else if (warm && (await this.options.instances.checkOnce(warm))) result = await this.warmSwitch(commandId, snapshot, target, warm);
+      else if (warm && (await this.options.colors.checkOnce(warm))) result = await this.warmSwitch(commandId, snapshot, target, warm);
       // Cold: start the previous release again (its artifact is re-fetched if it was pruned).
       else result = await this.blueGreen(commandId, "rollback", snapshot, target);
       await this.remember(app, commandId, result);
@@ -244,7 +244,7 @@ export class AppManager {
     const app = definition.name;
     const snapshot: AppSnapshot = existing ?? { definition, live: null, previous: null, rollbackTarget: null, liveRef: null, transaction: null, results: [] };
     const live = snapshot.live;
-    if (live && live.release === release && this.options.instances.running(app, live.color)) {
+    if (live && live.release === release && this.options.colors.running(app, live.color)) {
       this.progress(commandId, app, "done", `${release} is already live on ${live.color}`, live.color);
       return { status: Status.OK, deployed: this.outcome(snapshot, { unchanged: true, totalMs: 0 }) };
     }
@@ -261,8 +261,8 @@ export class AppManager {
       // A warm leftover on the idle color (a previous release kept for rollback) gives way.
       await this.stopColor(definition, color);
       if (snapshot.previous?.color === color) snapshot.previous = null;
-      if (!(await this.options.instances.portIsFree(port))) {
-        throw new DeployError("ERR_PORT_IN_USE", `port ${port} on ${this.options.instances.address} (the ${color} color) is in use by a process cutover does not manage; stop it or change ports.${color}`);
+      if (!(await this.options.colors.portIsFree(port))) {
+        throw new DeployError("ERR_PORT_IN_USE", `port ${port} on ${this.options.colors.address} (the ${color} color) is in use by a process cutover does not manage; stop it or change ports.${color}`);
       }
       tx.progress(`starting ${release} on ${color} (port ${port})`);
       await this.startGated(ref, color, cwd, tx);
@@ -288,7 +288,7 @@ export class AppManager {
     const live = snapshot.live;
     if (!live) throw new DeployError("ERR_NO_PREVIOUS_RELEASE", `${app} has nothing live to replace in place`);
     const color = live.color;
-    if (live.release === release && this.options.instances.running(app, color)) {
+    if (live.release === release && this.options.colors.running(app, color)) {
       return { status: Status.OK, deployed: this.outcome(snapshot, { unchanged: true, totalMs: 0 }) };
     }
     const tx = this.begin(snapshot, { commandId, kind, plan: "in-place", color, release, sha256: ref.sha256, definition });
@@ -328,9 +328,9 @@ export class AppManager {
   /** Starts `ref` on `color` and waits for its health gate; with a transaction, its health step and boot time. */
   private async startGated(ref: ReleaseRef, color: Color, cwd: string, tx?: LocalTransaction): Promise<void> {
     const bootStarted = performance.now();
-    const handle = await this.options.instances.start(ref.definition, color, ref.release, cwd);
+    const handle = await this.options.colors.start(ref.definition, color, ref.release, cwd);
     await tx?.advance("health", `health gate for ${color} (pid ${handle.pid})`);
-    await this.options.instances.waitHealthy(handle);
+    await this.options.colors.waitHealthy(handle);
     if (!tx) return;
     tx.bootMs = performance.now() - bootStarted;
     tx.progress(`${color} is healthy${ref.release === tx.record.release ? "" : ` on ${ref.release}`} after ${Math.round(tx.bootMs)} ms`);
@@ -353,8 +353,8 @@ export class AppManager {
     const old = snapshot.live;
     const app = ref.definition.name;
     // The supervisors follow nginx: the old color is out of service, the new one in.
-    if (old && old.color !== color) this.options.instances.drain(app, old.color);
-    this.options.instances.serve(app, color);
+    if (old && old.color !== color) this.options.colors.drain(app, old.color);
+    this.options.colors.serve(app, color);
     snapshot.previous = old && old.color !== color ? { color: old.color, release: old.release, stopAfter: this.now() + ref.definition.keepPreviousMs } : null;
     if (old && old.color !== color) snapshot.rollbackTarget = snapshot.liveRef;
     snapshot.liveRef = ref;
@@ -382,7 +382,7 @@ export class AppManager {
     if (!snapshot) return;
     for (const color of ["blue", "green"] as const) {
       const inService = snapshot.live?.color === color;
-      this.options.instances.adopt(app, color, { inService, launchOf: (release) => this.launchOf(snapshot, release) });
+      this.options.colors.adopt(app, color, { inService, launchOf: (release) => this.launchOf(snapshot, release) });
     }
   }
 
@@ -408,12 +408,12 @@ export class AppManager {
    * otherwise. Its command's result is stored either way.
    */
   private async settle(snapshot: AppSnapshot, tx: Transaction): Promise<void> {
-    const { log, instances, proxy } = this.options;
+    const { log, colors, proxy } = this.options;
     const app = snapshot.definition.name;
-    const handle = instances.running(app, tx.color);
+    const handle = colors.running(app, tx.color);
     const switched =
       tx.plan !== "in-place" &&
-      (tx.step === "drain" || (tx.step === "switch" && handle !== undefined && (await proxy.serving(app)) === portOf(tx.definition, tx.color) && (await instances.checkOnce(handle))));
+      (tx.step === "drain" || (tx.step === "switch" && handle !== undefined && (await proxy.serving(app)) === portOf(tx.definition, tx.color) && (await colors.checkOnce(handle))));
     let result: cutover.v1.CommandResult.$Properties;
     if (switched) {
       log.info("restarted after the switch: keeping the new color", { app, color: tx.color, release: tx.release });
@@ -433,17 +433,17 @@ export class AppManager {
 
   /** The live color runs the live release, healthy, and nginx points at it. */
   private async ensureLiveServes(snapshot: AppSnapshot): Promise<void> {
-    const { log, instances, proxy } = this.options;
+    const { log, colors, proxy } = this.options;
     const live = snapshot.live;
     if (!live) return;
     const definition = snapshot.definition;
     const app = definition.name;
-    const running = instances.running(app, live.color);
+    const running = colors.running(app, live.color);
     if (running && running.release !== live.release) {
       log.warn("the live color runs another release (an in-place deploy was cut short): stopping it", { app, color: live.color, running: running.release, live: live.release });
       await this.stopColor(definition, live.color);
     }
-    if (!instances.running(app, live.color)) {
+    if (!colors.running(app, live.color)) {
       log.warn("the live instance is not running: starting it again", { app, color: live.color, release: live.release });
       const ref = snapshot.liveRef ?? { release: live.release, definition };
       await this.startGated(ref, live.color, await this.options.releases.dirOf(app, ref));
@@ -481,7 +481,7 @@ export class AppManager {
   }
 
   private async stopColor(definition: AppDefinition, color: Color): Promise<void> {
-    await this.options.instances.stop(definition.name, color, definition.run.stopSignal, definition.run.stopTimeoutMs);
+    await this.options.colors.stop(definition.name, color, definition.run.stopSignal, definition.run.stopTimeoutMs);
   }
 
   /**

@@ -203,7 +203,7 @@ export function fakeAgent(host: FakeHost, stateDir: string, options: AgentOption
   const manager = new AppManager({
     stateDir,
     proxy,
-    instances: new FakeProcesses(host),
+    colors: new FakeProcesses(host),
     admission: { rootApps: "allow" },
     releases: fakeReleases(host),
     resources: async () => {
