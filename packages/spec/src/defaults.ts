@@ -18,3 +18,7 @@ export const DEFAULT_CANARY_COOKIE = "cutover_canary";
 export const DEFAULT_CANARY_THEN = "bluegreen";
 export const DEFAULT_FLEET_STEPS: readonly number[] = [10, 50, 100];
 export const DEFAULT_STEP_PAUSE_MS = 10_000;
+export const DEFAULT_ANALYSIS_INTERVAL_MS = 10_000;
+export const DEFAULT_ANALYSIS_COUNT = 6;
+export const DEFAULT_ANALYSIS_FAILURE_LIMIT = 0;
+export const DEFAULT_ANALYSIS_MIN_REQUESTS = 10;

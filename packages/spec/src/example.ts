@@ -1,7 +1,8 @@
 /**
  * A complete, valid spec with every field, for docs, `cutover` help text and
- * tests. Per-host blue/green; the canary and fleet-bluegreen fields are shown
- * commented out because each applies only to its own strategy type.
+ * tests. Per-host blue/green with a verify analysis; the canary and
+ * fleet-bluegreen fields are shown commented out because each applies only to
+ * its own strategy type.
  */
 export const SPEC_EXAMPLE = `# cutover app spec
 app: geoip
@@ -34,6 +35,17 @@ strategy:
   max_failures: 0                 # failed hosts before the rollout halts and rolls back
   keep_previous: 10m              # old color stays warm for an instant rollback
   progress_deadline: 30m
+  verify:                         # bluegreen, rolling: judge each batch after it switched; fail rolls it back
+    interval: 10s                 # one measurement per interval
+    count: 6                      # or window: 1m (count = window / interval)
+    failure_limit: 0              # failed measurements tolerated
+    min_requests: 10              # fewer: inconclusive, the rollout pauses for cutover resume / abort
+    max_error_rate: 1%            # (5xx + upstream errors) / requests
+    max_latency_p99: 200ms
+    # prometheus:                 # the team's own query, judged at each measurement
+    #   url: http://127.0.0.1:9090
+    #   query: sum(rate(errors_total[1m])) / sum(rate(requests_total[1m]))
+    #   success: "< 0.01"
   # type: canary
   # canary:
   #   hosts: 1
@@ -41,11 +53,11 @@ strategy:
   #   cookie: cutover_canary
   #   pin: { header: X-Canary, value: "1" }
   #   then: bluegreen
-  #   analysis: { window: 5m, max_error_rate: 1% }
+  #   analysis: { count: 30, max_error_rate: 1% }   # same shape as verify; pass promotes, fail aborts
   # type: fleet-bluegreen
   # groups: { label: group, blue: a, green: b }
   # steps: [10, 50, 100]
-  # step_pause: 10s
+  # step_pause: 10s               # or analysis: { ... } at each step, not both
 resources:                        # preflight from agent reports
   min_free_memory: 256M           # sizes are binary: K = 1024; KB/KiB, MB/MiB, ... mean the same
   min_free_disk: 1G

@@ -43,7 +43,14 @@ test("SPEC_EXAMPLE parses to the documented values", (t) => {
     health: { check: { kind: "http", path: "/health_check", expectStatus: 200 }, intervalMs: 1_000, timeoutMs: 2_000, healthyThreshold: 2, deadlineMs: 60_000 },
     hosts: { role: "geoip" },
     lb: { hosts: { role: "lb" }, listen: 80, drainTimeoutMs: 30_000 },
-    strategy: { type: "bluegreen", batch: { kind: "percent", percent: 25 }, maxFailures: 0, keepPreviousMs: 600_000, progressDeadlineMs: 1_800_000 },
+    strategy: {
+      type: "bluegreen",
+      batch: { kind: "percent", percent: 25 },
+      maxFailures: 0,
+      keepPreviousMs: 600_000,
+      progressDeadlineMs: 1_800_000,
+      verify: { intervalMs: 10_000, count: 6, failureLimit: 0, minRequests: 10, maxErrorRatePercent: 1, maxLatencyP99Ms: 200 },
+    },
     resources: { minFreeMemoryBytes: 268_435_456, minFreeDiskBytes: 1_073_741_824, maxLoad: 0.9 },
     limits: { memoryBytes: 536_870_912, cpu: 1 },
   });
@@ -131,7 +138,7 @@ test("canary with every option", (t) => {
     cookie: beta_users
     pin: { header: X-Canary, value: "1" }
     then: rolling
-    analysis: { window: 5m, max_error_rate: 0.5% }
+    analysis: { interval: 5s, count: 12, failure_limit: 2, min_requests: 50, max_error_rate: 0.5%, max_latency_p99: 200ms }
 `),
   );
   t.deepEqual(spec.strategy, {
@@ -146,7 +153,7 @@ test("canary with every option", (t) => {
       cookie: "beta_users",
       pin: { kind: "header", name: "X-Canary", value: "1" },
       then: "rolling",
-      analysis: { windowMs: 300_000, maxErrorRatePercent: 0.5 },
+      analysis: { intervalMs: 5_000, count: 12, failureLimit: 2, minRequests: 50, maxErrorRatePercent: 0.5, maxLatencyP99Ms: 200 },
     },
   });
 });
@@ -180,6 +187,159 @@ test("fleet-bluegreen with defaults and with every option", (t) => {
     keepPreviousMs: 3_600_000,
     steps: [1, 5, 25, 100],
     stepPauseMs: 0,
+  });
+});
+
+// ---- analysis: canary.analysis, strategy.analysis (fleet-bluegreen), strategy.verify (bluegreen, rolling) ----
+
+const canaryAnalysis = (analysis: string): unknown => parse(withStrategy(`  type: canary\n  canary:\n    weight: 10\n    analysis: ${analysis}\n`)).strategy;
+const analysisOf = (analysis: string): unknown => (canaryAnalysis(analysis) as { canary: { analysis: unknown } }).canary.analysis;
+
+test("analysis: one check and every default", (t) => {
+  t.deepEqual(analysisOf("{ max_latency_p99: 250ms }"), { intervalMs: 10_000, count: 6, failureLimit: 0, minRequests: 10, maxLatencyP99Ms: 250 });
+});
+
+test("analysis: the older { window, max_error_rate } form reads as measurements every 10s", (t) => {
+  t.deepEqual(analysisOf("{ window: 5m, max_error_rate: 1% }"), { intervalMs: 10_000, count: 30, failureLimit: 0, minRequests: 10, maxErrorRatePercent: 1 });
+});
+
+test("analysis: a window under 10s without an interval is one measurement over the whole window", (t) => {
+  t.like(analysisOf('{ window: 3s, max_error_rate: "1%" }'), { intervalMs: 3_000, count: 1 });
+});
+
+test("analysis: a window with an interval gives count = ceil(window / interval)", (t) => {
+  t.like(analysisOf('{ interval: 10s, window: 25s, max_error_rate: "1%" }'), { intervalMs: 10_000, count: 3 });
+  t.like(analysisOf('{ interval: 15s, window: 1m, max_error_rate: "1%" }'), { intervalMs: 15_000, count: 4 });
+  t.like(analysisOf('{ interval: 10s, window: 10s, max_error_rate: "1%" }'), { intervalMs: 10_000, count: 1 });
+});
+
+test("analysis: the edges of each range are accepted", (t) => {
+  t.deepEqual(analysisOf('{ interval: 1s, count: 1, failure_limit: 0, min_requests: 0, max_error_rate: "0%" }'), {
+    intervalMs: 1_000,
+    count: 1,
+    failureLimit: 0,
+    minRequests: 0,
+    maxErrorRatePercent: 0,
+  });
+  t.like(analysisOf('{ count: 5, failure_limit: 4, max_error_rate: "100%", max_latency_p99: 1ms }'), { count: 5, failureLimit: 4, maxErrorRatePercent: 100, maxLatencyP99Ms: 1 });
+  // 179 × 10s is just under the default progress deadline of 30m.
+  t.like(analysisOf('{ count: 179, max_error_rate: "1%" }'), { count: 179 });
+});
+
+test("analysis: a longer analysis fits a longer progress deadline", (t) => {
+  const strategy = parse(withStrategy("  type: canary\n  progress_deadline: 2h\n  canary:\n    weight: 10\n    analysis: { interval: 1m, count: 60, max_error_rate: 1% }\n")).strategy;
+  t.like(strategy, { progressDeadlineMs: 7_200_000, canary: { analysis: { intervalMs: 60_000, count: 60 } } });
+});
+
+test("analysis: a prometheus check, with every check and option", (t) => {
+  t.deepEqual(
+    analysisOf(`
+      interval: 30s
+      window: 5m
+      failure_limit: 1
+      min_requests: 100
+      max_error_rate: 2.5%
+      max_latency_p99: 1.5s
+      prometheus:
+        url: https://prometheus.example.com/prom
+        query: sum(rate(errors_total{app="geoip"}[1m])) / sum(rate(requests_total{app="geoip"}[1m]))
+        success: "< 0.01"`),
+    {
+      intervalMs: 30_000,
+      count: 10,
+      failureLimit: 1,
+      minRequests: 100,
+      maxErrorRatePercent: 2.5,
+      maxLatencyP99Ms: 1_500,
+      prometheus: {
+        url: "https://prometheus.example.com/prom",
+        query: 'sum(rate(errors_total{app="geoip"}[1m])) / sum(rate(requests_total{app="geoip"}[1m]))',
+        success: { comparator: "<", value: 0.01 },
+      },
+    },
+  );
+});
+
+test("analysis: a prometheus check alone, its query folded onto one line by YAML", (t) => {
+  t.deepEqual(
+    analysisOf(`
+      prometheus:
+        url: http://127.0.0.1:9090
+        query: >-
+          sum(rate(http_requests_total{code=~"5.."}[1m]))
+          / sum(rate(http_requests_total[1m]))
+        success: "<= 0.05"`),
+    {
+      intervalMs: 10_000,
+      count: 6,
+      failureLimit: 0,
+      minRequests: 10,
+      prometheus: {
+        url: "http://127.0.0.1:9090",
+        query: 'sum(rate(http_requests_total{code=~"5.."}[1m])) / sum(rate(http_requests_total[1m]))',
+        success: { comparator: "<=", value: 0.05 },
+      },
+    },
+  );
+});
+
+const successOf = (success: string): unknown =>
+  (analysisOf(`{ prometheus: { url: "http://prom:9090", query: up, success: ${JSON.stringify(success)} } }`) as { prometheus: { success: unknown } }).prometheus.success;
+for (const [written, comparator, value] of [
+  ["< 0.01", "<", 0.01],
+  ["<=1", "<=", 1],
+  ["> -2", ">", -2],
+  [">= 1e3", ">=", 1000],
+  ["== 0", "==", 0],
+  ["!= .5", "!=", 0.5],
+  ["  <  +7.  ", "<", 7],
+] as const) {
+  test(`analysis: prometheus success ${JSON.stringify(written)}`, (t) => {
+    t.deepEqual(successOf(written), { comparator, value });
+  });
+}
+
+test("analysis: prometheus urls are kept as written, a path prefix (even with an @ in it) included", (t) => {
+  for (const url of ["http://127.0.0.1:9090", "https://prometheus.example.com/", "https://metrics.example.com:8443/team@ops/prometheus"]) {
+    t.like(analysisOf(`{ prometheus: { url: "${url}", query: up, success: "== 1" } }`), { prometheus: { url } });
+  }
+});
+
+test("analysis: a prometheus query of exactly 2000 characters, with a tab in it", (t) => {
+  const query = `sum(\tup)${" ".repeat(2000 - 8)}`;
+  t.is(query.length, 2000);
+  t.like(analysisOf(`{ prometheus: { url: "http://prom:9090", query: ${JSON.stringify(query)}, success: "== 1" } }`), { prometheus: { query } });
+});
+
+test("analysis: fleet-bluegreen judges each weight step, in place of step_pause", (t) => {
+  t.deepEqual(parse(withStrategy("  type: fleet-bluegreen\n  groups: { label: group, blue: a, green: b }\n  analysis: { count: 3, max_error_rate: 1% }\n")).strategy, {
+    type: "fleet-bluegreen",
+    batch: { kind: "count", count: 1 },
+    maxFailures: 0,
+    progressDeadlineMs: 1_800_000,
+    keepPreviousMs: 600_000,
+    groups: { label: "group", blue: "a", green: "b" },
+    steps: [10, 50, 100],
+    stepPauseMs: 0,
+    analysis: { intervalMs: 10_000, count: 3, failureLimit: 0, minRequests: 10, maxErrorRatePercent: 1 },
+  });
+});
+
+test("analysis: bluegreen and rolling verify each batch", (t) => {
+  t.deepEqual(parse(`${MINIMAL}strategy:\n  verify: { window: 1m, max_latency_p99: 200ms }\n`).strategy, {
+    type: "bluegreen",
+    batch: { kind: "count", count: 1 },
+    maxFailures: 0,
+    progressDeadlineMs: 1_800_000,
+    keepPreviousMs: 600_000,
+    verify: { intervalMs: 10_000, count: 6, failureLimit: 0, minRequests: 10, maxLatencyP99Ms: 200 },
+  });
+  t.deepEqual(parse(withStrategy("  type: rolling\n  verify: { interval: 5s, count: 2, min_requests: 1, max_error_rate: 0.1% }\n")).strategy, {
+    type: "rolling",
+    batch: { kind: "count", count: 1 },
+    maxFailures: 0,
+    progressDeadlineMs: 1_800_000,
+    verify: { intervalMs: 5_000, count: 2, failureLimit: 0, minRequests: 1, maxErrorRatePercent: 0.1 },
   });
 });
 

@@ -140,11 +140,15 @@ export interface BlueGreenStrategy extends StrategyBase {
   type: "bluegreen";
   /** How long the old color stays running after a switch, so a rollback is one switch. Default 10m. */
   keepPreviousMs: number;
+  /** Judged on each batch's hosts after the batch switched; a failed analysis rolls back that batch and the ones before it. Absent: the health gate is the only check. */
+  verify?: AnalysisSpec;
 }
 
 /** In place on one port, for hosts without room for a second copy; each host leaves the front LB while it restarts. No previous color is kept. */
 export interface RollingStrategy extends StrategyBase {
   type: "rolling";
+  /** As in bluegreen: judged on each batch's hosts once they are back in the LB; a failure rolls back that batch and the ones before it. */
+  verify?: AnalysisSpec;
 }
 
 /** A few hosts first, a share of users sticky to them, then promote or abort. */
@@ -163,8 +167,10 @@ export interface FleetBlueGreenStrategy extends StrategyBase {
   groups: FleetGroups;
   /** Percent of traffic on the new group at each step: increasing, 1..100, last is 100. Default [10, 50, 100]. */
   steps: number[];
-  /** Wait between steps, watching health. Default 10s. */
+  /** Wait between steps, watching health. Default 10s; 0 when `analysis` is given, which is the wait instead (a spec may not set both). */
   stepPauseMs: number;
+  /** Judged on the new group at each weight step, in place of step_pause; a failed analysis shifts the traffic back to the old group. */
+  analysis?: AnalysisSpec;
 }
 
 export type StrategySpec = BlueGreenStrategy | RollingStrategy | CanaryStrategy | FleetBlueGreenStrategy;
@@ -180,8 +186,8 @@ export interface CanarySpec {
   pin?: CanaryPin;
   /** How `cutover promote` rolls the rest of the fleet. Default bluegreen. */
   then: "bluegreen" | "rolling";
-  /** Automatic promote/abort from the canaries' error rate. Absent: wait for `cutover promote` or `cutover abort`. */
-  analysis?: CanaryAnalysis;
+  /** Judged on the canary hosts: pass promotes by itself, fail aborts. Absent: wait for `cutover promote` or `cutover abort`. */
+  analysis?: AnalysisSpec;
 }
 
 export interface CanaryPin {
@@ -193,11 +199,45 @@ export interface CanaryPin {
   value: string;
 }
 
-export interface CanaryAnalysis {
-  /** How long the canaries are watched before an automatic promote. */
-  windowMs: number;
-  /** Error rate over the window (percent of requests, 0..100) above which the canaries are aborted. */
-  maxErrorRatePercent: number;
+/**
+ * A rollout analysis: `count` measurements, one every `intervalMs`, each over
+ * the requests the hosts under test served in that interval. A measurement
+ * fails when any check fails, and is inconclusive when it saw fewer than
+ * `minRequests` requests or its Prometheus query gave no number. More than
+ * `failureLimit` failed measurements fail the analysis at once; `count`
+ * measurements without that pass it, unless one was inconclusive: then the
+ * rollout pauses and says why, for the operator to continue or abort. At
+ * least one of the three checks is set; `count × intervalMs` is less than the
+ * strategy's progress deadline.
+ */
+export interface AnalysisSpec {
+  /** Time between measurements, and the span each one covers. Default 10s, at least 1s; with only a `window` given, at most the window. */
+  intervalMs: number;
+  /** Measurements taken, ≥ 1: as given, or ceil(window / interval). Default 6. */
+  count: number;
+  /** Failed measurements tolerated, 0 ≤ failureLimit < count; one more fails the analysis. Default 0. */
+  failureLimit: number;
+  /** A measurement over fewer requests than this is inconclusive. 0: never for lack of traffic (no requests at all then pass the request checks). Default 10. */
+  minRequests: number;
+  /** Fails a measurement when (5xx + upstream connect errors and timeouts) / requests, in percent (0..100), is above this. */
+  maxErrorRatePercent?: number;
+  /** Fails a measurement when its p99 request latency is above this. */
+  maxLatencyP99Ms?: number;
+  /** Fails a measurement when the team's own Prometheus query does not meet its success condition. */
+  prometheus?: PrometheusCheck;
+}
+
+/** How a Prometheus result is compared with a success value. */
+export type Comparator = "<" | "<=" | ">" | ">=" | "==" | "!=";
+
+/** A query against the team's Prometheus, run once per measurement. */
+export interface PrometheusCheck {
+  /** Base URL of the Prometheus server as written (http or https, maybe with a path prefix); no credentials, query string or fragment. */
+  url: string;
+  /** A PromQL expression on one line, at most 2000 characters; it should give one number (a scalar or exactly one series). */
+  query: string;
+  /** The measurement passes when `result <comparator> value`, e.g. `{ comparator: "<", value: 0.01 }` from `"< 0.01"`. */
+  success: { comparator: Comparator; value: number };
 }
 
 export interface FleetGroups {

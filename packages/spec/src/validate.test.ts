@@ -1,8 +1,10 @@
 // Bad specs, each with the exact issues an operator would read. The base spec
 // is valid; each case breaks it in one way.
 import test from "ava";
+import { readFileSync } from "node:fs";
 import { stringify } from "yaml";
 import { parseSpec, SpecError } from "./index.js";
+import { ANALYSIS_KEYS, PROMETHEUS_KEYS } from "./validate.js";
 import type { SpecIssue } from "./index.js";
 
 const FILE = "/srv/geoip/cutover.yml";
@@ -207,7 +209,7 @@ test("unknown keys at every level", refused, (s) => {
 }, [
   { field: "run.comand", expected: "one of the keys command, env, user, stop_signal, stop_timeout", got: 'unknown key "comand" (did you mean "command"?)' },
   { field: "health.http.expect", expected: "one of the keys path, expect_status", got: 'unknown key "expect"' },
-  { field: "strategy.rollback", expected: "one of the keys type, batch, max_failures, keep_previous, canary, groups, steps, step_pause, progress_deadline", got: 'unknown key "rollback"' },
+  { field: "strategy.rollback", expected: "one of the keys type, batch, max_failures, keep_previous, canary, groups, steps, step_pause, analysis, verify, progress_deadline", got: 'unknown key "rollback"' },
   { field: "resources.memory", expected: "one of the keys min_free_memory, min_free_disk, max_load", got: 'unknown key "memory"' },
 ]);
 test("a misspelled canary option", refused, (s) => {
@@ -284,17 +286,6 @@ test("a pin with both header and cookie, and a numeric value", refused, (s) => {
   { field: "strategy.canary.pin.value", expected: "a string of A-Z, a-z, 0-9 and ._~:@+=,- (at most 128; quote numbers)", got: "1" },
   { field: "strategy.canary.pin", expected: "exactly one of header or cookie", got: "both" },
 ]);
-test("an analysis without window and with a rate as a fraction string", refused, (s) => {
-  s.lb = LB;
-  s.strategy = { type: "canary", canary: { weight: 1, analysis: { max_error_rate: "0.01" } } };
-}, [
-  { field: "strategy.canary.analysis.window", expected: `${DURATION}, more than 0`, got: "nothing" },
-  { field: "strategy.canary.analysis.max_error_rate", expected: 'a percent of requests 0..100 with its % sign, like "1%" or "0.5%"', got: '"0.01"' },
-]);
-test("an error rate as a bare number, which could mean a fraction or a percent", refused, (s) => {
-  s.lb = LB;
-  s.strategy = { type: "canary", canary: { weight: 1, analysis: { window: "5m", max_error_rate: 0.01 } } };
-}, [{ field: "strategy.canary.analysis.max_error_rate", expected: 'a percent of requests 0..100 with its % sign, like "1%" or "0.5%"', got: "0.01" }]);
 test("fleet groups with the same value twice, and a selector that pins one group", refused, (s) => {
   s.lb = LB;
   s.hosts = { role: "geoip", group: "a" };
@@ -314,6 +305,232 @@ test("fleet steps that do not end at 100", refused, (s) => {
   s.lb = LB;
   s.strategy = { type: "fleet-bluegreen", groups: { label: "group", blue: "a", green: "b" }, steps: [10, 50] };
 }, [{ field: "strategy.steps", expected: "a list ending at 100, so all traffic reaches the new group", got: "a list ending at 50" }]);
+
+// ---- analysis (canary.analysis, strategy.analysis, strategy.verify) ----
+
+const ERROR_RATE = 'a percent of requests 0..100 with its % sign, like "1%" or "0.5%"';
+const AT_LEAST_1S = `${DURATION}, at least 1s`;
+const ANALYSIS_SHAPE = 'a mapping with at least one check, like { interval: 10s, count: 6, max_error_rate: "1%" }';
+const CHECKS = "at least one check: max_error_rate, max_latency_p99 or prometheus";
+const PROMETHEUS_URL =
+  'an http:// or https:// URL of the Prometheus server, like "http://127.0.0.1:9090", without user:password (the spec is stored and shown), query string or fragment';
+const PROMQL = 'a PromQL query on one line, at most 2000 characters (YAML\'s ">-" folds a long one onto one line)';
+const SUCCESS = 'a comparator (<, <=, >, >=, ==, !=) and a number, quoted, like "< 0.01" or ">= 0.99"';
+const A = "strategy.canary.analysis";
+const P = `${A}.prometheus`;
+
+/** A canary strategy whose analysis is `analysis`. */
+const withAnalysis = (analysis: unknown) => (s: Raw) => {
+  s.lb = LB;
+  s.strategy = { type: "canary", canary: { weight: 10, analysis } };
+};
+/** A canary analysis whose prometheus check is `prometheus`. */
+const withPrometheus = (prometheus: unknown) => withAnalysis({ prometheus });
+const PROM = { url: "http://127.0.0.1:9090", query: "sum(rate(errors_total[1m]))", success: "< 0.01" };
+
+test("an analysis that is not a mapping", refused, withAnalysis("5m"), [{ field: A, expected: ANALYSIS_SHAPE, got: '"5m"' }]);
+test("an empty analysis", refused, withAnalysis(null), [{ field: A, expected: ANALYSIS_SHAPE, got: "an empty value" }]);
+test("an analysis without a check", refused, withAnalysis({ interval: "10s", count: 6 }), [{ field: A, expected: CHECKS, got: "none" }]);
+test("a misspelled analysis key", refused, withAnalysis({ windw: "5m", max_error_rate: "1%" }), [
+  {
+    field: `${A}.windw`,
+    expected: "one of the keys interval, count, window, failure_limit, min_requests, max_error_rate, max_latency_p99, prometheus",
+    got: 'unknown key "windw" (did you mean "window"?)',
+  },
+]);
+test("an analysis interval under 1s", refused, withAnalysis({ interval: "500ms", max_error_rate: "1%" }), [
+  { field: `${A}.interval`, expected: AT_LEAST_1S, got: '"500ms"' },
+]);
+test("an analysis interval as a bare number", refused, withAnalysis({ interval: 10, max_error_rate: "1%" }), [{ field: `${A}.interval`, expected: AT_LEAST_1S, got: "10" }]);
+test("a count of 0, and verify on a canary", refused, (s) => {
+  s.lb = LB;
+  s.strategy = { type: "canary", canary: { weight: 10, analysis: { count: 0, max_error_rate: "1%" } }, verify: {} };
+}, [
+  { field: `${A}.count`, expected: "a number of measurements, an integer >= 1", got: "0" },
+  { field: "strategy.verify", expected: "nothing here: verify applies only to types bluegreen and rolling; a canary's goes in canary.analysis, fleet-bluegreen uses analysis (type is canary)", got: "a mapping" },
+]);
+for (const count of [1.5, "6"]) {
+  test(`a count of ${JSON.stringify(count)}`, refused, withAnalysis({ count, max_error_rate: "1%" }), [
+    { field: `${A}.count`, expected: "a number of measurements, an integer >= 1", got: typeof count === "string" ? `"${count}"` : String(count) },
+  ]);
+}
+test("both count and window", refused, withAnalysis({ count: 6, window: "1m", max_error_rate: "1%" }), [
+  { field: A, expected: "at most one of count or window (window means count = window / interval)", got: "both" },
+]);
+test("a window shorter than the interval", refused, withAnalysis({ interval: "30s", window: "10s", max_error_rate: "1%" }), [
+  { field: `${A}.window`, expected: "at least interval (30000ms), so it holds one measurement", got: '"10s"' },
+]);
+test("an old-form window under 1s", refused, withAnalysis({ window: "500ms", max_error_rate: "1%" }), [{ field: `${A}.window`, expected: AT_LEAST_1S, got: '"500ms"' }]);
+test("a failure_limit below 0 and a fractional min_requests", refused, withAnalysis({ failure_limit: -1, min_requests: 2.5, max_error_rate: "1%" }), [
+  { field: `${A}.failure_limit`, expected: "an integer >= 0", got: "-1" },
+  { field: `${A}.min_requests`, expected: "an integer >= 0", got: "2.5" },
+]);
+test("a min_requests written as a string", refused, withAnalysis({ min_requests: "10", max_error_rate: "1%" }), [
+  { field: `${A}.min_requests`, expected: "an integer >= 0", got: '"10"' },
+]);
+test("a failure_limit as large as count, which could never fail", refused, withAnalysis({ count: 3, failure_limit: 3, max_error_rate: "1%" }), [
+  { field: `${A}.failure_limit`, expected: "less than the number of measurements (3), or the analysis could never fail", got: "3" },
+]);
+test("a failure_limit as large as the count a window gives", refused, withAnalysis({ window: "30s", failure_limit: 3, max_error_rate: "1%" }), [
+  { field: `${A}.failure_limit`, expected: "less than the number of measurements (3), or the analysis could never fail", got: "3" },
+]);
+test("an analysis longer than the progress deadline", refused, withAnalysis({ count: 180, max_error_rate: "1%" }), [
+  {
+    field: A,
+    expected: "count × interval less than strategy.progress_deadline (1800000ms), or the rollout's deadline passes before the analysis ends",
+    got: "180 × 10000ms = 1800000ms",
+  },
+]);
+test("a bad progress deadline, reported once and not again against the analysis", refused, (s) => {
+  withAnalysis({ count: 180, max_error_rate: "1%" })(s);
+  s.strategy.progress_deadline = "forever";
+}, [{ field: "strategy.progress_deadline", expected: `${DURATION}, more than 0`, got: '"forever"' }]);
+for (const rate of ["0.01", 0.01, "101%", "-1%", "1 %"]) {
+  test(`an error rate of ${JSON.stringify(rate)}`, refused, withAnalysis({ max_error_rate: rate }), [
+    { field: `${A}.max_error_rate`, expected: ERROR_RATE, got: typeof rate === "string" ? JSON.stringify(rate) : String(rate) },
+  ]);
+}
+for (const latency of ["0s", 200, "fast"]) {
+  test(`a p99 latency of ${JSON.stringify(latency)}`, refused, withAnalysis({ max_latency_p99: latency }), [
+    { field: `${A}.max_latency_p99`, expected: `${DURATION}, more than 0`, got: typeof latency === "string" ? JSON.stringify(latency) : String(latency) },
+  ]);
+}
+
+test("a prometheus check that is not a mapping", refused, withPrometheus("http://prom:9090"), [
+  { field: P, expected: 'a mapping like { url: "http://127.0.0.1:9090", query: "sum(rate(errors_total[1m]))", success: "< 0.01" }', got: '"http://prom:9090"' },
+]);
+test("an empty prometheus check", refused, withPrometheus(null), [
+  { field: P, expected: 'a mapping like { url: "http://127.0.0.1:9090", query: "sum(rate(errors_total[1m]))", success: "< 0.01" }', got: "an empty value" },
+]);
+test("a prometheus check without url, query and success", refused, withPrometheus({}), [
+  { field: `${P}.url`, expected: PROMETHEUS_URL, got: "nothing" },
+  { field: `${P}.query`, expected: PROMQL, got: "nothing" },
+  { field: `${P}.success`, expected: SUCCESS, got: "nothing" },
+]);
+test("a misspelled prometheus key", refused, withPrometheus({ ...PROM, sucess: "< 1" }), [
+  { field: `${P}.sucess`, expected: "one of the keys url, query, success", got: 'unknown key "sucess" (did you mean "success"?)' },
+]);
+for (const [url, got] of [
+  ["ftp://prom:9090", '"ftp://prom:9090": not http or https'],
+  ["prom:9090", '"prom:9090": not http or https'],
+  ["127.0.0.1:9090", '"127.0.0.1:9090": not a URL'],
+  ["http://", '"http://": not a URL'],
+  [" http://prom:9090", '" http://prom:9090": not a URL'],
+  ["http://prom:9090/a b", '"http://prom:9090/a b": not a URL'],
+  ["http://prom:9090/?", '"http://prom:9090/?": a query string or fragment'],
+  ["http://prom:9090/api?x=1", '"http://prom:9090/api?x=1": a query string or fragment'],
+  ["http://prom:9090/#top", '"http://prom:9090/#top": a query string or fragment'],
+  ["http://admin:s3cret@prom:9090", "a URL with a user or password in it (not repeated here)"],
+  ["https://token@prom:9090", "a URL with a user or password in it (not repeated here)"],
+  ["http://@prom:9090", "a URL with a user or password in it (not repeated here)"],
+  ["ftp://admin:s3cret@prom:9090", "a URL with a user or password in it (not repeated here)"],
+  ["http://admin:s3cret@prom :9090", "a URL with a user or password in it (not repeated here)"],
+  [9090, "9090"],
+] as const) {
+  test(`a prometheus url ${JSON.stringify(url)}`, refused, withPrometheus({ ...PROM, url }), [{ field: `${P}.url`, expected: PROMETHEUS_URL, got }]);
+}
+test("a prometheus url with credentials never repeats them in the message", (t) => {
+  const spec = structuredClone(BASE) as Raw;
+  withPrometheus({ ...PROM, url: "https://admin:s3cret@prom.example.com" })(spec);
+  const error = t.throws(() => parseSpec(stringify(spec), { file: FILE, exists: fakeFs }), { instanceOf: SpecError });
+  t.false(error.message.includes("s3cret"));
+  t.false(error.message.includes("admin"));
+});
+const LONG_QUERY = `sum(up)${" ".repeat(1994)}`;
+for (const [query, got] of [
+  ["", '"": empty'],
+  ["   ", '"   ": empty'],
+  ["sum(up)\n/ count(up)", '"sum(up)\\n/ count(up)": 2 lines'],
+  ["up\r\n", '"up\\r\\n": 2 lines'],
+  ["up\u0000", '"up\\u0000": a control character'],
+  [LONG_QUERY, `"${LONG_QUERY.slice(0, 77)}...": 2001 characters`],
+  [0.5, "0.5"],
+  [["up"], "a list"],
+] as const) {
+  test(`a prometheus query ${JSON.stringify(query).slice(0, 30)}`, refused, withPrometheus({ ...PROM, query }), [{ field: `${P}.query`, expected: PROMQL, got }]);
+}
+for (const success of ["0.01", "< abc", "<< 1", "=< 1", "=> 1", "= 1", "< 1e999", "< Infinity", "< 0x10", "<", "< 1 2", 0.01]) {
+  test(`a prometheus success ${JSON.stringify(success)}`, refused, withPrometheus({ ...PROM, success }), [
+    { field: `${P}.success`, expected: SUCCESS, got: typeof success === "string" ? JSON.stringify(success) : String(success) },
+  ]);
+}
+test("an unquoted success starting with >, which YAML reads as a block scalar", refused, "app: geoip\nstrategy:\n  verify:\n    prometheus:\n      url: http://p\n      query: up\n      success: >= 1\n", [
+  { field: "line 7, column 17", expected: "valid YAML", got: "Block scalar header includes extra characters: >=" },
+  { field: "line 7, column 19", expected: "valid YAML", got: "Not a YAML token: 1" },
+]);
+
+// where each analysis may appear
+test("strategy.analysis on bluegreen, where it is verify", refused, (s) => (s.strategy = { analysis: { max_error_rate: "1%" } }), [
+  {
+    field: "strategy.analysis",
+    expected: "nothing here: analysis applies only to type fleet-bluegreen; a canary's goes in canary.analysis, bluegreen and rolling use verify (type is bluegreen)",
+    got: "a mapping",
+  },
+]);
+test("strategy.analysis on rolling", refused, (s) => {
+  s.lb = LB;
+  s.strategy = { type: "rolling", analysis: { max_error_rate: "1%" } };
+}, [
+  {
+    field: "strategy.analysis",
+    expected: "nothing here: analysis applies only to type fleet-bluegreen; a canary's goes in canary.analysis, bluegreen and rolling use verify (type is rolling)",
+    got: "a mapping",
+  },
+]);
+test("strategy.analysis on canary, beside its canary section", refused, (s) => {
+  s.lb = LB;
+  s.strategy = { type: "canary", canary: { weight: 10 }, analysis: { max_error_rate: "1%" } };
+}, [
+  {
+    field: "strategy.analysis",
+    expected: "nothing here: analysis applies only to type fleet-bluegreen; a canary's goes in canary.analysis, bluegreen and rolling use verify (type is canary)",
+    got: "a mapping",
+  },
+]);
+test("strategy.verify on fleet-bluegreen", refused, (s) => {
+  s.lb = LB;
+  s.strategy = { type: "fleet-bluegreen", groups: { label: "group", blue: "a", green: "b" }, verify: { max_error_rate: "1%" } };
+}, [
+  {
+    field: "strategy.verify",
+    expected: "nothing here: verify applies only to types bluegreen and rolling; a canary's goes in canary.analysis, fleet-bluegreen uses analysis (type is fleet-bluegreen)",
+    got: "a mapping",
+  },
+]);
+test("canary.analysis on bluegreen, with the canary section it lives in", refused, (s) => (s.strategy = { canary: { weight: 10, analysis: { max_error_rate: "1%" } } }), [
+  { field: "strategy.canary", expected: "nothing here: canary applies only to type canary (type is bluegreen)", got: "a mapping" },
+]);
+test("step_pause and analysis together on fleet-bluegreen", refused, (s) => {
+  s.lb = LB;
+  s.strategy = { type: "fleet-bluegreen", groups: { label: "group", blue: "a", green: "b" }, step_pause: "10s", analysis: { max_error_rate: "1%" } };
+}, [{ field: "strategy.step_pause", expected: "nothing here when analysis is given: the analysis is the wait at each step", got: '"10s"' }]);
+test("step_pause beside an analysis that is itself wrong", refused, (s) => {
+  s.lb = LB;
+  s.strategy = { type: "fleet-bluegreen", groups: { label: "group", blue: "a", green: "b" }, step_pause: "10s", analysis: "1m" };
+}, [
+  { field: "strategy.analysis", expected: ANALYSIS_SHAPE, got: '"1m"' },
+  { field: "strategy.step_pause", expected: "nothing here when analysis is given: the analysis is the wait at each step", got: '"10s"' },
+]);
+test("a bad verify, each issue under strategy.verify", refused, (s) => {
+  s.lb = LB;
+  s.strategy = { type: "rolling", verify: { interval: "0s", max_latency_p99: "0ms" } };
+}, [
+  { field: "strategy.verify.interval", expected: AT_LEAST_1S, got: '"0s"' },
+  { field: "strategy.verify.max_latency_p99", expected: `${DURATION}, more than 0`, got: '"0ms"' },
+]);
+test("a fleet analysis without a check", refused, (s) => {
+  s.lb = LB;
+  s.strategy = { type: "fleet-bluegreen", groups: { label: "group", blue: "a", green: "b" }, analysis: { count: 2 } };
+}, [{ field: "strategy.analysis", expected: CHECKS, got: "none" }]);
+
+test("packages/spec/README.md describes every analysis key", (t) => {
+  const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8");
+  const start = readme.indexOf("| Key | Default | Meaning |", readme.indexOf("## Rollout analysis"));
+  t.not(start, -1);
+  const table = readme.slice(start, readme.indexOf("\n\n", start));
+  const described = [...table.matchAll(/^\| `([a-z0-9_.]+)`/gm)].map((m) => m[1]);
+  t.deepEqual(described, ANALYSIS_KEYS.flatMap((key) => (key === "prometheus" ? PROMETHEUS_KEYS.map((k) => `${key}.${k}`) : [key])));
+});
 
 // ---- labels, run options ----
 

@@ -13,11 +13,12 @@ import * as D from "./defaults.js";
 import { checkProxyDirective } from "./directives.js";
 import type { SpecIssue } from "./errors.js";
 import type {
+  AnalysisSpec,
   AppSpec,
   ArtifactSpec,
-  CanaryAnalysis,
   CanaryPin,
   CanarySpec,
+  Comparator,
   CountOrPercent,
   FleetGroups,
   HealthCheck,
@@ -26,6 +27,7 @@ import type {
   LbSpec,
   LimitsSpec,
   PortsSpec,
+  PrometheusCheck,
   ProxySpec,
   ResourcesSpec,
   RunSpec,
@@ -52,10 +54,12 @@ const PROXY_KEYS = ["listen", "protocol", "directives"] as const;
 const HEALTH_KEYS = ["http", "tcp", "interval", "timeout", "healthy_threshold", "deadline"] as const;
 const HTTP_CHECK_KEYS = ["path", "expect_status"] as const;
 const LB_KEYS = ["hosts", "listen", "drain_timeout"] as const;
-const STRATEGY_KEYS = ["type", "batch", "max_failures", "keep_previous", "canary", "groups", "steps", "step_pause", "progress_deadline"] as const;
+const STRATEGY_KEYS = ["type", "batch", "max_failures", "keep_previous", "canary", "groups", "steps", "step_pause", "analysis", "verify", "progress_deadline"] as const;
 const CANARY_KEYS = ["hosts", "weight", "cookie", "pin", "then", "analysis"] as const;
 const PIN_KEYS = ["header", "cookie", "value"] as const;
-const ANALYSIS_KEYS = ["window", "max_error_rate"] as const;
+/** The keys of every analysis section (canary.analysis, analysis, verify); packages/spec/README.md describes each. */
+export const ANALYSIS_KEYS = ["interval", "count", "window", "failure_limit", "min_requests", "max_error_rate", "max_latency_p99", "prometheus"] as const;
+export const PROMETHEUS_KEYS = ["url", "query", "success"] as const;
 const GROUPS_KEYS = ["label", "blue", "green"] as const;
 const RESOURCES_KEYS = ["min_free_memory", "min_free_disk", "max_load"] as const;
 const LIMITS_KEYS = ["memory", "cpu"] as const;
@@ -74,6 +78,14 @@ const COOKIE_NAME = /^[A-Za-z0-9_-]{1,64}$/;
 const HEADER_NAME = /^[A-Za-z0-9-]{1,64}$/;
 const PIN_VALUE = /^[A-Za-z0-9._~:@+=,-]{1,128}$/;
 const TARBALL = /\.(?:tar\.gz|tgz)$/;
+/** `< 0.01`, `>= 0.99`: a comparator, then a finite decimal number. */
+const SUCCESS_CONDITION = /^\s*(<=|>=|==|!=|<|>)\s*([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*$/;
+/** Control characters other than tab, which PromQL reads as a blank. */
+const CONTROL_CHARACTER = /[\u0000-\u0008\u000a-\u001f\u007f]/;
+
+/** Measurements closer together than this would count too few requests each to mean anything. */
+const MIN_ANALYSIS_INTERVAL_MS = 1_000;
+const MAX_PROMETHEUS_QUERY_LENGTH = 2_000;
 
 const PORT_RULE = "a port number 1..65535";
 const DIRECTIVE_RULE = "one allowed nginx directive with plain arguments, like \"client_max_body_size 10m\"";
@@ -82,6 +94,14 @@ const RUN_USER_RULE =
   "a unix user name: a-z, 0-9, '_', '-', starting with a letter or '_', at most 32 characters (leave it out only for hosts whose agent sets allow_root_apps: the app would run as root)";
 const COUNT_OR_PERCENT_RULE = 'a host count (integer >= 1) or a percent "1%".."100%"';
 const PERCENT_RULE = 'a percent 0..100, like 10 or "10%"';
+const ERROR_RATE_RULE = 'a percent of requests 0..100 with its % sign, like "1%" or "0.5%"';
+const ANALYSIS_SHAPE = 'a mapping with at least one check, like { interval: 10s, count: 6, max_error_rate: "1%" }';
+const ANALYSIS_CHECKS_RULE = "at least one check: max_error_rate, max_latency_p99 or prometheus";
+const PROMETHEUS_SHAPE = 'a mapping like { url: "http://127.0.0.1:9090", query: "sum(rate(errors_total[1m]))", success: "< 0.01" }';
+/** Credentials would be stored and shown with the spec, so a URL may not carry them. */
+const PROMETHEUS_URL_RULE = 'an http:// or https:// URL of the Prometheus server, like "http://127.0.0.1:9090", without user:password (the spec is stored and shown), query string or fragment';
+const PROMQL_RULE = `a PromQL query on one line, at most ${MAX_PROMETHEUS_QUERY_LENGTH} characters (YAML's ">-" folds a long one onto one line)`;
+const SUCCESS_RULE = 'a comparator (<, <=, >, >=, ==, !=) and a number, quoted, like "< 0.01" or ">= 0.99"';
 
 // ---- value parsers: return undefined for anything that is not valid ----
 
@@ -372,11 +392,12 @@ function readStrategy(root: Section, hosts: LabelSelector): StrategySpec {
   const s = strategy ?? new Section(root.c, "strategy", {});
   const type = s.read("type", STRATEGY_TYPES.join(", "), oneOf(STRATEGY_TYPES));
   const known = type ?? (s.has("type") ? undefined : D.DEFAULT_STRATEGY_TYPE);
-  const base = {
-    batch: s.read("batch", COUNT_OR_PERCENT_RULE, countOrPercent) ?? { ...D.DEFAULT_BATCH },
-    maxFailures: s.read("max_failures", "an integer >= 0", integer(0)) ?? D.DEFAULT_MAX_FAILURES,
-    progressDeadlineMs: s.read("progress_deadline", `${DURATION_RULE}, more than 0`, duration(1)) ?? D.DEFAULT_PROGRESS_DEADLINE_MS,
-  };
+  const batch = s.read("batch", COUNT_OR_PERCENT_RULE, countOrPercent) ?? { ...D.DEFAULT_BATCH };
+  const maxFailures = s.read("max_failures", "an integer >= 0", integer(0)) ?? D.DEFAULT_MAX_FAILURES;
+  const progressDeadlineMs = s.read("progress_deadline", `${DURATION_RULE}, more than 0`, duration(1));
+  const base = { batch, maxFailures, progressDeadlineMs: progressDeadlineMs ?? D.DEFAULT_PROGRESS_DEADLINE_MS };
+  /** The deadline an analysis must fit in; undefined when progress_deadline is wrong, which is already an issue. */
+  const deadlineMs = progressDeadlineMs ?? (s.has("progress_deadline") ? undefined : D.DEFAULT_PROGRESS_DEADLINE_MS);
 
   /** Whether the strategy may carry `key`: refuses it (one issue) when `type` is known and is not one of `owners`. */
   const allowed = (key: string, owners: readonly StrategyType[], why: string): boolean => {
@@ -392,7 +413,7 @@ function readStrategy(root: Section, hosts: LabelSelector): StrategySpec {
   const keepPreviousMs = allowed("keep_previous", ["bluegreen", "canary", "fleet-bluegreen"], "does not apply to rolling, which replaces the app in place")
     ? s.read("keep_previous", DURATION_RULE, duration(0))
     : undefined;
-  const canary = allowed("canary", ["canary"], "applies only to type canary") ? readCanary(s) : undefined;
+  const canary = allowed("canary", ["canary"], "applies only to type canary") ? readCanary(s, deadlineMs) : undefined;
   required("canary", "canary", "a canary section, like { hosts: 1, weight: 10 }");
   const groups = allowed("groups", ["fleet-bluegreen"], "applies only to type fleet-bluegreen") ? readGroups(s, hosts) : undefined;
   required("groups", "fleet-bluegreen", "the two host groups, like { label: group, blue: a, green: b }");
@@ -400,13 +421,21 @@ function readStrategy(root: Section, hosts: LabelSelector): StrategySpec {
   const stepPauseMs = allowed("step_pause", ["fleet-bluegreen"], "applies only to type fleet-bluegreen")
     ? s.read("step_pause", DURATION_RULE, duration(0))
     : undefined;
+  const hasAnalysis = allowed("analysis", ["fleet-bluegreen"], "applies only to type fleet-bluegreen; a canary's goes in canary.analysis, bluegreen and rolling use verify");
+  const analysis = hasAnalysis ? readAnalysis(s, "analysis", deadlineMs) : undefined;
+  if (hasAnalysis && s.has("step_pause")) {
+    s.c.fail(s.at("step_pause"), "nothing here when analysis is given: the analysis is the wait at each step", describe(s.value("step_pause")));
+  }
+  const verify = allowed("verify", ["bluegreen", "rolling"], "applies only to types bluegreen and rolling; a canary's goes in canary.analysis, fleet-bluegreen uses analysis")
+    ? readAnalysis(s, "verify", deadlineMs)
+    : undefined;
 
   const keep = keepPreviousMs ?? D.DEFAULT_KEEP_PREVIOUS_MS;
   switch (known ?? D.DEFAULT_STRATEGY_TYPE) {
     case "bluegreen":
-      return { type: "bluegreen", ...base, keepPreviousMs: keep };
+      return { type: "bluegreen", ...base, keepPreviousMs: keep, ...(verify && { verify }) };
     case "rolling":
-      return { type: "rolling", ...base };
+      return { type: "rolling", ...base, ...(verify && { verify }) };
     case "canary":
       return { type: "canary", ...base, keepPreviousMs: keep, canary: canary ?? PLACEHOLDER_CANARY };
     case "fleet-bluegreen":
@@ -416,18 +445,20 @@ function readStrategy(root: Section, hosts: LabelSelector): StrategySpec {
         keepPreviousMs: keep,
         groups: groups ?? { label: "", blue: "", green: "" },
         steps: steps ?? [...D.DEFAULT_FLEET_STEPS],
-        stepPauseMs: stepPauseMs ?? D.DEFAULT_STEP_PAUSE_MS,
+        // With an analysis there is no separate pause: the analysis is the wait at each step.
+        stepPauseMs: analysis ? 0 : (stepPauseMs ?? D.DEFAULT_STEP_PAUSE_MS),
+        ...(analysis && { analysis }),
       };
   }
 }
 
 const PLACEHOLDER_CANARY: CanarySpec = { hosts: D.DEFAULT_CANARY_HOSTS, weightPercent: 0, cookie: D.DEFAULT_CANARY_COOKIE, then: D.DEFAULT_CANARY_THEN };
 
-function readCanary(strategy: Section): CanarySpec {
+function readCanary(strategy: Section, progressDeadlineMs: number | undefined): CanarySpec {
   const canary = strategy.section("canary", CANARY_KEYS, "a mapping like { hosts: 1, weight: 10 }", true);
   if (!canary) return PLACEHOLDER_CANARY;
   const pin = canary.has("pin") ? readPin(canary) : undefined;
-  const analysis = canary.has("analysis") ? readAnalysis(canary) : undefined;
+  const analysis = canary.has("analysis") ? readAnalysis(canary, "analysis", progressDeadlineMs) : undefined;
   const weightPercent = canary.read("weight", 'the percent of users sent to the canaries, 0..100, like 10 or "10%"', percent, true);
   if (weightPercent === 0 && !canary.has("pin")) {
     canary.c.fail(canary.at("weight"), "more than 0, or a pin that routes chosen users to the canaries", "0");
@@ -458,13 +489,127 @@ function readPin(canary: Section): CanaryPin | undefined {
   return name === undefined || value === undefined ? undefined : { kind, name, value };
 }
 
-function readAnalysis(canary: Section): CanaryAnalysis | undefined {
-  const analysis = canary.section("analysis", ANALYSIS_KEYS, 'a mapping like { window: 5m, max_error_rate: "1%" }', true);
+/**
+ * An analysis section (canary.analysis, analysis, verify). `count` or `window`
+ * sets how many measurements; the older `{ window, max_error_rate }` form
+ * still reads, with the interval shortened to the window when it is under 10s.
+ * `progressDeadlineMs` is undefined when strategy.progress_deadline is itself wrong.
+ */
+function readAnalysis(parent: Section, key: string, progressDeadlineMs: number | undefined): AnalysisSpec | undefined {
+  const analysis = parent.section(key, ANALYSIS_KEYS, ANALYSIS_SHAPE, true);
   if (!analysis) return undefined;
-  const windowMs = analysis.read("window", `${DURATION_RULE}, more than 0`, duration(1), true);
-  const maxErrorRatePercent = analysis.read("max_error_rate", 'a percent of requests 0..100 with its % sign, like "1%" or "0.5%"', percentString, true);
-  return windowMs === undefined || maxErrorRatePercent === undefined ? undefined : { windowMs, maxErrorRatePercent };
+  const issuesBefore = analysis.c.issues.length;
+  const atLeastOneSecond = `${DURATION_RULE}, at least 1s`;
+  const givenInterval = analysis.read("interval", atLeastOneSecond, duration(MIN_ANALYSIS_INTERVAL_MS));
+  const givenCount = analysis.read("count", "a number of measurements, an integer >= 1", integer(1));
+  const windowMs = analysis.read("window", atLeastOneSecond, duration(MIN_ANALYSIS_INTERVAL_MS));
+  if (analysis.has("count") && analysis.has("window")) {
+    analysis.c.fail(analysis.path, "at most one of count or window (window means count = window / interval)", "both");
+  }
+  const intervalMs = givenInterval ?? Math.min(D.DEFAULT_ANALYSIS_INTERVAL_MS, windowMs ?? D.DEFAULT_ANALYSIS_INTERVAL_MS);
+  if (givenInterval !== undefined && windowMs !== undefined && windowMs < givenInterval) {
+    analysis.c.fail(analysis.at("window"), `at least interval (${givenInterval}ms), so it holds one measurement`, describe(analysis.value("window")));
+  }
+  const count = givenCount ?? (windowMs === undefined ? D.DEFAULT_ANALYSIS_COUNT : Math.ceil(windowMs / intervalMs));
+  const failureLimit = analysis.read("failure_limit", "an integer >= 0", integer(0)) ?? D.DEFAULT_ANALYSIS_FAILURE_LIMIT;
+  const minRequests = analysis.read("min_requests", "an integer >= 0", integer(0)) ?? D.DEFAULT_ANALYSIS_MIN_REQUESTS;
+  const maxErrorRatePercent = analysis.read("max_error_rate", ERROR_RATE_RULE, percentString);
+  const maxLatencyP99Ms = analysis.read("max_latency_p99", `${DURATION_RULE}, more than 0`, duration(1));
+  const prometheus = analysis.has("prometheus") ? readPrometheus(analysis) : undefined;
+  if (!analysis.has("max_error_rate") && !analysis.has("max_latency_p99") && !analysis.has("prometheus")) {
+    analysis.c.fail(analysis.path, ANALYSIS_CHECKS_RULE, "none");
+  }
+  // Checks that combine fields only mean something once each field was read cleanly.
+  if (analysis.c.issues.length === issuesBefore) {
+    const totalMs = count * intervalMs;
+    if (failureLimit >= count) {
+      analysis.c.fail(analysis.at("failure_limit"), `less than the number of measurements (${count}), or the analysis could never fail`, String(failureLimit));
+    } else if (progressDeadlineMs !== undefined && totalMs >= progressDeadlineMs) {
+      analysis.c.fail(
+        analysis.path,
+        `count × interval less than strategy.progress_deadline (${progressDeadlineMs}ms), or the rollout's deadline passes before the analysis ends`,
+        `${count} × ${intervalMs}ms = ${totalMs}ms`,
+      );
+    }
+  }
+  return {
+    intervalMs,
+    count,
+    failureLimit,
+    minRequests,
+    ...(maxErrorRatePercent !== undefined && { maxErrorRatePercent }),
+    ...(maxLatencyP99Ms !== undefined && { maxLatencyP99Ms }),
+    ...(prometheus && { prometheus }),
+  };
 }
+
+function readPrometheus(analysis: Section): PrometheusCheck | undefined {
+  const prometheus = analysis.section("prometheus", PROMETHEUS_KEYS, PROMETHEUS_SHAPE, true);
+  if (!prometheus) return undefined;
+  const url = readPrometheusUrl(prometheus);
+  const query = readPromql(prometheus);
+  const success = prometheus.read("success", SUCCESS_RULE, successCondition, true);
+  return url === undefined || query === undefined || success === undefined ? undefined : { url, query, success };
+}
+
+function readPrometheusUrl(prometheus: Section): string | undefined {
+  const value = prometheus.value("url");
+  if (typeof value === "string") {
+    const problem = prometheusUrlProblem(value);
+    if (problem === undefined) return value;
+    prometheus.c.fail(prometheus.at("url"), PROMETHEUS_URL_RULE, problem);
+  } else {
+    prometheus.c.wrong(prometheus.at("url"), PROMETHEUS_URL_RULE, value);
+  }
+  return undefined;
+}
+
+/** What is wrong with a Prometheus URL, as the issue's `got`; undefined when nothing is. */
+function prometheusUrlProblem(text: string): string | undefined {
+  // First, and not repeated: the message ends up in terminals and logs. The test is on the text because `http://@host` parses with an empty user.
+  if (/\/\/[^/?#]*@/.test(text)) return "a URL with a user or password in it (not repeated here)";
+  let url: URL | undefined;
+  try {
+    // URL() would quietly trim blanks and drop tabs and newlines.
+    url = /\s/.test(text) || CONTROL_CHARACTER.test(text) ? undefined : new URL(text);
+  } catch {
+    url = undefined;
+  }
+  if (url === undefined) return `${describe(text)}: not a URL`;
+  if (url.protocol !== "http:" && url.protocol !== "https:") return `${describe(text)}: not http or https`;
+  if (url.username !== "" || url.password !== "") return "a URL with a user or password in it (not repeated here)";
+  if (text.includes("?") || text.includes("#")) return `${describe(text)}: a query string or fragment`;
+  return undefined;
+}
+
+function readPromql(prometheus: Section): string | undefined {
+  const value = prometheus.value("query");
+  if (typeof value === "string") {
+    const problem = promqlProblem(value);
+    if (problem === undefined) return value;
+    prometheus.c.fail(prometheus.at("query"), PROMQL_RULE, `${describe(value)}: ${problem}`);
+  } else {
+    prometheus.c.wrong(prometheus.at("query"), PROMQL_RULE, value);
+  }
+  return undefined;
+}
+
+/** Why a query cannot be sent as is, or undefined when it can. */
+function promqlProblem(query: string): string | undefined {
+  if (query.trim() === "") return "empty";
+  if (query.length > MAX_PROMETHEUS_QUERY_LENGTH) return `${query.length} characters`;
+  if (/[\r\n]/.test(query)) return `${query.split(/\r\n|\r|\n/).length} lines`;
+  if (CONTROL_CHARACTER.test(query)) return "a control character";
+  return undefined;
+}
+
+/** `"< 0.01"` → `{ comparator: "<", value: 0.01 }`. */
+const successCondition = (value: unknown): PrometheusCheck["success"] | undefined => {
+  const match = typeof value === "string" ? SUCCESS_CONDITION.exec(value) : null;
+  if (!match) return undefined;
+  const number = Number(match[2]);
+  return Number.isFinite(number) ? { comparator: match[1] as Comparator, value: number } : undefined;
+};
 
 function readGroups(strategy: Section, hosts: LabelSelector): FleetGroups | undefined {
   const groups = strategy.section("groups", GROUPS_KEYS, "a mapping like { label: group, blue: a, green: b }", true);
