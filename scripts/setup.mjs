@@ -36,22 +36,37 @@ function nginxModules() {
   return { lua: has("ngx_http_lua_module.so"), stream: has("ngx_stream_module.so") || /--with-stream(\s|$)/.test(nginx.stderr) };
 }
 
+/** Debian packages only the tests need, each with the program it provides: a real Prometheus for the analysis tests. */
+export const TEST_PACKAGES = [{ name: "prometheus", program: "prometheus" }];
+
+/** Installs Debian packages where we are root on Debian/Ubuntu; false elsewhere (the caller says what to install). */
+function aptInstall(packages) {
+  if (process.getuid?.() !== 0 || !existsSync("/etc/debian_version")) return false;
+  console.log(`setup: installing ${packages.join(" ")} with apt-get`);
+  const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
+  run("apt-get", ["update", "-qq"], { env });
+  run("apt-get", ["install", "-y", "-qq", "--no-install-recommends", ...packages], { env });
+  return true;
+}
+
 /** Installs nginx and its modules where we are root on Debian/Ubuntu; otherwise says what to install. */
 export function ensureNginx() {
   const found = nginxModules();
   if (found && found.lua && found.stream) return;
-  const isRoot = process.getuid?.() === 0;
-  if (isRoot && existsSync("/etc/debian_version")) {
-    console.log(`setup: installing ${NGINX_PACKAGES.join(" ")} with apt-get`);
-    const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
-    run("apt-get", ["update", "-qq"], { env });
-    run("apt-get", ["install", "-y", "-qq", "--no-install-recommends", ...NGINX_PACKAGES], { env });
-    return;
-  }
+  if (aptInstall(NGINX_PACKAGES)) return;
   console.error(
     `setup: nginx with the Lua and stream modules is needed.\n` +
       `  On Debian/Ubuntu, as root: apt-get install ${NGINX_PACKAGES.join(" ")}\n` +
       `  Found: ${found ? `nginx (lua: ${found.lua}, stream: ${found.stream})` : "no nginx on PATH"}`,
   );
+  process.exit(1);
+}
+
+/** The tests' other real parts (TEST_PACKAGES): installed where we are root on Debian/Ubuntu; otherwise says which. */
+export function ensureTestPackages() {
+  const onPath = (program) => spawnSync("sh", ["-c", `command -v ${program}`], { stdio: "ignore" }).status === 0;
+  const missing = TEST_PACKAGES.filter((p) => !onPath(p.program)).map((p) => p.name);
+  if (missing.length === 0 || aptInstall(missing)) return;
+  console.error(`setup: the tests start a real ${missing.join(", ")}.\n  On Debian/Ubuntu, as root: apt-get install ${missing.join(" ")}`);
   process.exit(1);
 }

@@ -3,11 +3,12 @@
 import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
-import { build, ensureInstalled, ensureNginx, root } from "./setup.mjs";
+import { build, ensureInstalled, ensureNginx, ensureTestPackages, root } from "./setup.mjs";
 
 try {
   ensureInstalled();
   ensureNginx();
+  ensureTestPackages();
   build();
 } catch (error) {
   // The set-up or the build failed (its output is above): no test ran, and CI reads this line.

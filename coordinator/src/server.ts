@@ -119,6 +119,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       return counts;
     },
     sessions: () => fleet.onlineCount(),
+    requests: () => fleet.requests.all(),
   });
   const artifactSource = {
     get: (sha256: string) => artifacts.get(sha256),

@@ -9,7 +9,8 @@ import { isIP } from "node:net";
 
 const USAGE = `usage: node server.mjs [--port N] [--host ADDR] [--version V] [--tcp]
   [--fail-health] [--crash-at-start] [--never-listen] [--ignore-sigterm]
-  [--slow-start MS] [--slow-response MS] [--hog-memory MB]`;
+  [--slow-start MS] [--slow-response MS] [--hog-memory MB]
+  [--error-rate PERCENT] [--fail-after MS]`;
 
 // Boolean switches and valued options, each with the env variable that also sets it.
 const FLAGS = {
@@ -26,6 +27,8 @@ const VALUES = {
   "slow-start": "SLOW_START_MS",
   "slow-response": "SLOW_RESPONSE_MS",
   "hog-memory": "HOG_MEMORY_MB",
+  "error-rate": "ERROR_RATE_PERCENT",
+  "fail-after": "FAIL_AFTER_MS",
 };
 
 function parseArgs(argv, env) {
@@ -63,6 +66,8 @@ function parseArgs(argv, env) {
     slowStartMs: toInt("slow-start", opts["slow-start"] ?? "0"),
     slowResponseMs: toInt("slow-response", opts["slow-response"] ?? "0"),
     hogMemoryMb: toInt("hog-memory", opts["hog-memory"] ?? "0"),
+    errorRatePercent: toInt("error-rate", opts["error-rate"] ?? "0"),
+    failAfterMs: toInt("fail-after", opts["fail-after"] ?? "0"),
   };
 }
 
@@ -123,10 +128,14 @@ function httpServer() {
       if (opts.failHealth) return send(res, 503, { status: "failing", reason: "--fail-health" });
       return send(res, 200, { status: "ok", version: opts.version, color: opts.color });
     }
+    if (req.method === "GET" && url === "/metrics") return sendMetrics(res);
     const match = /^\/api\/v1\/geoip\/([^/?]+)$/.exec(url);
     if (req.method === "GET" && match) {
+      res.on("finish", () => countApi(res.statusCode));
       const ip = decodeURIComponent(match[1]);
       if (!isIP(ip)) return send(res, 400, { error: `not an IP address: ${ip}` });
+      const failure = injectedFailure();
+      if (failure) return send(res, 500, { error: failure });
       const body = { ip, country: lookupCountry(ip), version: opts.version, color: opts.color, pid: process.pid };
       if (opts.slowResponseMs > 0) {
         // Tells tests the request is in the app (in flight) before they stop it.
@@ -138,6 +147,35 @@ function httpServer() {
     }
     send(res, 404, { error: "not found" });
   });
+}
+
+// API answers by status code, for GET /metrics (Prometheus text format).
+const apiAnswers = new Map();
+let apiRequests = 0;
+let injectedErrors = 0;
+let listeningSince = 0;
+
+function countApi(status) {
+  apiAnswers.set(status, (apiAnswers.get(status) ?? 0) + 1);
+}
+
+/** Why this API request fails on purpose: --error-rate (exactly that share, spread evenly) or --fail-after. */
+function injectedFailure() {
+  apiRequests++;
+  if (opts.failAfterMs > 0 && performance.now() - listeningSince >= opts.failAfterMs) return `failing since ${opts.failAfterMs} ms after listening (--fail-after)`;
+  if (opts.errorRatePercent > 0 && Math.floor((apiRequests * opts.errorRatePercent) / 100) > injectedErrors) {
+    injectedErrors++;
+    return `injected error (--error-rate ${opts.errorRatePercent})`;
+  }
+  return undefined;
+}
+
+function sendMetrics(res) {
+  const labels = (code) => `version="${opts.version}",color="${opts.color}",code="${code}"`;
+  const lines = ["# HELP geoip_requests_total API requests answered, by release, color and status code.", "# TYPE geoip_requests_total counter"];
+  for (const [code, count] of [...apiAnswers].sort((a, b) => a[0] - b[0])) lines.push(`geoip_requests_total{${labels(code)}} ${count}`);
+  res.writeHead(200, { "Content-Type": "text/plain; version=0.0.4" });
+  res.end(`${lines.join("\n")}\n`);
 }
 
 function send(res, status, body) {
@@ -196,6 +234,7 @@ function listen() {
     process.exit(1);
   });
   server.listen(opts.port, opts.host, () => {
+    listeningSince = performance.now();
     log(`listening on ${opts.host}:${opts.port} (${opts.tcp ? "tcp" : "http"})`);
   });
 }

@@ -50,7 +50,7 @@ export interface SessionHost {
   coordinatorKey: CoordinatorKey;
   /** Called once the agent is authenticated; the fleet closes any older session of the same host. */
   onOnline(session: AgentSession): void;
-  onHeartbeat(session: AgentSession): void;
+  onHeartbeat(session: AgentSession, heartbeat: cutover.v1.Heartbeat): void;
   onCommandResult(session: AgentSession, result: cutover.v1.CommandResult): void;
   onEvent(session: AgentSession, event: cutover.v1.Event): void;
   onArtifactRequest(session: AgentSession, request: cutover.v1.ArtifactRequest): void;
@@ -213,7 +213,7 @@ export class AgentSession {
         const beat = envelope.heartbeat as cutover.v1.Heartbeat;
         this.clock.lastHeartbeatAt = this.clock.lastPingAt = Date.now();
         this.ctx.hosts.report(this.host!.id, resourcesFromWire(beat.resources!), instancesFromWire(beat.instances));
-        this.ctx.onHeartbeat(this);
+        this.ctx.onHeartbeat(this, beat);
         return;
       }
       case "commandResult":

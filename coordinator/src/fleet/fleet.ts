@@ -11,6 +11,7 @@ import { AgentSession, type SessionLimits } from "./agent-session.js";
 import { enrollHost } from "./enrollment.js";
 import type { AuditStore } from "../store/audit.js";
 import { checkEveryMs, DEFAULT_PING_INTERVAL_MS, DEFAULT_PING_TIMEOUT_MS, judgeLink, pingDue, type HostLiveness, type LivenessTimers } from "./liveness.js";
+import { RequestMetrics } from "./request-metrics.js";
 
 export type { HostLiveness } from "./liveness.js";
 
@@ -59,6 +60,8 @@ export interface ArtifactSource {
  */
 export class Fleet {
   readonly wss: WebSocketServer;
+  /** The request counters of every host's nginx sites, from heartbeats. */
+  readonly requests = new RequestMetrics();
   private readonly sessions = new Map<string, AgentSession>();
   private readonly pending = new Map<string, PendingCommand>();
   private pendingHandshakes = 0;
@@ -114,7 +117,7 @@ export class Fleet {
         this.sessions.set(s.host!.id, s);
         if (previous && previous !== s) previous.close(CloseCode.Replaced, "replaced by a newer session of the same host");
       },
-      onHeartbeat: () => {},
+      onHeartbeat: (s, beat) => this.requests.report(s.host!.name, beat.requests),
       onCommandResult: (s, result) => this.settleCommand(s, result),
       onEvent: (s, event) => {
         const pending = event.commandId ? this.pending.get(event.commandId) : undefined;
@@ -264,6 +267,7 @@ export class Fleet {
   /** Removes the host from the fleet: its session is refused, its key refused from then on. */
   remove(host: HostRecord, by: string): void {
     this.hosts.remove(host.id, by);
+    this.requests.forget(host.name);
     this.sessions.get(host.id)?.refuse(RefusalCode.HostRemoved, `this host was removed from the fleet by ${by}; to join again, clear the agent's state dir and enroll with a new token`);
   }
 

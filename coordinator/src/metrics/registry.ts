@@ -1,4 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import type { CounterReading } from "../fleet/request-metrics.js";
+import { registerRequestSeries } from "./request-series.js";
 
 /** Seconds buckets for agent steps and command round trips: 1 ms … 2 min. */
 const SECONDS_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
@@ -15,8 +17,9 @@ export class CoordinatorMetrics {
   readonly stepDuration: Histogram<"step">;
   readonly commandDuration: Histogram<"operation" | "status">;
 
-  constructor(sources: { hostStates(): Record<string, number>; sessions(): number }) {
+  constructor(sources: { hostStates(): Record<string, number>; sessions(): number; requests(): CounterReading[] }) {
     collectDefaultMetrics({ register: this.registry, prefix: "cutover_coordinator_" });
+    registerRequestSeries(this.registry, sources.requests);
     this.hosts = new Gauge({
       name: "cutover_hosts",
       help: "Enrolled hosts by liveness state.",

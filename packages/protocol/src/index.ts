@@ -19,3 +19,14 @@ export { ProtocolError, ProtocolErrorCode, CloseCode, RefusalCode } from "./erro
 export { isValidName, isValidRelease, isValidLabel, NAME_RULE, RELEASE_RULE, LABEL_RULE } from "./names.js";
 export type { cutover } from "../gen/proto.js";
 export { formatEnrollmentToken, enrollmentTokenKeyId, ENROLLMENT_TOKEN_PREFIX } from "./enrollment-token.js";
+export {
+  LATENCY_BUCKETS_MS,
+  MAX_REQUEST_COUNTERS,
+  addTotals,
+  emptyTotals,
+  errorRate,
+  latencyQuantileMs,
+  totalsFromWire,
+  totalsSince,
+  type RequestTotals,
+} from "./request-metrics.js";

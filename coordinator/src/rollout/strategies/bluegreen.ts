@@ -1,6 +1,6 @@
 import type { HostRecord } from "../../store/hosts.js";
 import type { HostResult, RolloutRun } from "../run.js";
-import { finish, halt, haltReason, tooMany } from "./common.js";
+import { finish, halt, haltReason, tooMany, verifyBatch } from "./common.js";
 
 /** Per-host blue/green, `batch` hosts at a time (docs/architecture.md, "Fleet strategies"). */
 export async function runBlueGreen(run: RolloutRun, batches: HostRecord[][], options: { finishWith?: () => Promise<void> } = {}): Promise<void> {
@@ -34,7 +34,7 @@ export async function runBlueGreen(run: RolloutRun, batches: HostRecord[][], opt
     );
     done.push(...results);
     failures += results.filter((r) => !r.ok).length;
-    const why = tooMany(run, failures);
+    const why = tooMany(run, failures) ?? (await verifyBatch(run, results));
     if (why) return halt(run, why, batches.slice(index + 1).flat(), () => run.rollBackHosts(done.filter((r) => r.ok)));
   }
   if (options.finishWith) {

@@ -1,43 +1,12 @@
 import { resolveCount } from "@cutover/spec";
 import type { LbState } from "../../store/apps.js";
 import type { HostRecord } from "../../store/hosts.js";
+import { analysisFailure } from "../analysis/analyse.js";
 import { allUp, withCanary, withoutCanary, withState } from "../lb-plan.js";
 import { planBatches } from "../plan.js";
 import type { HostResult, RolloutRun } from "../run.js";
 import { finish, halt, haltReason, tooMany } from "./common.js";
 import { runRolling } from "./rolling.js";
-
-/** How often the analysis window looks at the canary hosts' reports. */
-const ANALYSIS_TICK_MS = 1000;
-
-/**
- * The optional analysis window: for `windowMs` the canary hosts must stay
- * online with their live instance healthy and not restarted (same pid).
- * Returns why it failed, or undefined when it passed. (Request error rates
- * are not measured yet: the load balancer does not count statuses.)
- */
-async function analyse(run: RolloutRun, canaries: HostRecord[], windowMs: number): Promise<string | undefined> {
-  const app = run.spec.app;
-  // The first report of the new release's live instance sets the pid to watch (reports may lag the deploy).
-  const pids = new Map<string, number>();
-  run.event(null, `canary analysis: watching ${canaries.map((h) => h.name).join(", ")} for ${Math.round(windowMs / 1000)}s`);
-  const until = Date.now() + windowMs;
-  while (Date.now() < until) {
-    await run.pauseFor(Math.min(ANALYSIS_TICK_MS, Math.max(0, until - Date.now())));
-    for (const host of canaries) {
-      const current = run.deps.hosts.byName(host.name);
-      if (!current || !run.deps.fleet.reachable(current.id)) return `${host.name} became unreachable`;
-      const live = current.instances.find((i) => i.app === app && i.live);
-      if (live?.release !== run.deployment.release && !pids.has(host.name)) continue;
-      if (!live || live.state !== "healthy") return `${host.name}'s instance is ${live?.state ?? "gone"}`;
-      const seen = pids.get(host.name) ?? live.pid;
-      if (!pids.has(host.name)) run.event(host.name, `canary analysis: ${live.release} healthy as pid ${live.pid}`);
-      pids.set(host.name, seen);
-      if (live.pid !== seen) return `${host.name}'s instance restarted (pid ${seen} → ${live.pid})`;
-    }
-  }
-  return undefined;
-}
 
 /**
  * Canary (docs/architecture.md, "Fleet strategies"): deploy to `canary.hosts`, send them `canary.weight` % of
@@ -72,9 +41,8 @@ export async function runCanary(run: RolloutRun, hosts: HostRecord[]): Promise<v
     await run.applyLb(withCanary(base, spec, canaryNames), `canary ${canaryNames.join(", ")} gets ${spec.strategy.canary.weightPercent}% of new users`);
     const analysis = spec.strategy.canary.analysis;
     if (analysis) {
-      const verdict = await analyse(run, canaries, analysis.windowMs);
-      if (verdict) return halt(run, `canary analysis failed: ${verdict}`, rest, undoCanary);
-      run.event(null, `canary analysis passed after ${Math.round(analysis.windowMs / 1000)}s: promoting`);
+      const failed = await analysisFailure(run, canaries, analysis, "canary analysis", "promote");
+      if (failed) return halt(run, `canary analysis failed: ${failed}`, rest, undoCanary);
     } else {
       run.pause("canary is live: `cutover promote` continues to the rest of the fleet, `cutover abort` rolls the canary back");
       await run.checkpoint();

@@ -1,4 +1,5 @@
 import type { HostRecord } from "../../store/hosts.js";
+import { analysisFailure } from "../analysis/analyse.js";
 import { RolloutStopped, type HostResult, type RolloutRun } from "../run.js";
 
 /** Ends a rollout whose every batch ran: succeeded only when no host failed. */
@@ -36,4 +37,23 @@ export function tooMany(run: RolloutRun, failures: number): string | undefined {
 
 export function succeededOf(results: HostResult[]): HostResult[] {
   return results.filter((r) => r.ok);
+}
+
+/**
+ * `strategy.verify` after a batch switched: the analysis judges the batch's
+ * hosts that succeeded; why it failed, or undefined (passed, none to judge,
+ * or inconclusive and continued by the operator); an abort or the progress
+ * deadline during it is a reason too.
+ */
+export async function verifyBatch(run: RolloutRun, results: HostResult[]): Promise<string | undefined> {
+  const strategy = run.spec.strategy;
+  const verify = strategy.type === "bluegreen" || strategy.type === "rolling" ? strategy.verify : undefined;
+  const hosts = results.filter((r) => r.ok).map((r) => r.host);
+  if (!verify || hosts.length === 0) return undefined;
+  try {
+    const failed = await analysisFailure(run, hosts, verify, "verify", "resume");
+    return failed && `verify failed: ${failed}`;
+  } catch (error) {
+    return haltReason(error);
+  }
 }

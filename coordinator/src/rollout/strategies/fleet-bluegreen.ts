@@ -1,5 +1,6 @@
 import type { LbState } from "../../store/apps.js";
 import type { HostRecord } from "../../store/hosts.js";
+import { analysisFailure } from "../analysis/analyse.js";
 import { allUp, shifted } from "../lb-plan.js";
 import { planBatches } from "../plan.js";
 import type { HostResult, RolloutRun } from "../run.js";
@@ -47,13 +48,18 @@ export async function runFleetBlueGreen(run: RolloutRun, hosts: HostRecord[]): P
     // The idle group never took traffic: nothing at the load balancer to undo.
     if (why) return halt(run, why, batches.slice(index + 1).flat(), async () => {});
   }
+  const analysis = spec.strategy.analysis;
+  const judged = deployed.filter((r) => r.ok).map((r) => r.host);
   try {
     for (const percent of spec.strategy.steps) {
       await run.checkpoint();
       lb = shifted(lb, groupOf, idle, firstTime ? 100 : percent);
       await run.applyLb(lb, `${firstTime ? 100 : percent}% to group ${idle}`);
       if (firstTime) break;
-      if (percent < 100) await run.pauseFor(spec.strategy.stepPauseMs);
+      // With an analysis, each step is judged on the new group's traffic; without, it is watched for step_pause.
+      const failed = analysis ? await analysisFailure(run, judged, analysis, `analysis at ${percent}%`, "resume") : undefined;
+      if (failed) return halt(run, `analysis at ${percent}% failed: ${failed}`, [], backToLive);
+      if (!analysis && percent < 100) await run.pauseFor(spec.strategy.stepPauseMs);
     }
   } catch (error) {
     return halt(run, haltReason(error), [], backToLive);

@@ -2,7 +2,7 @@ import type { LbState } from "../../store/apps.js";
 import type { HostRecord } from "../../store/hosts.js";
 import { allUp, withState } from "../lb-plan.js";
 import type { HostResult, RolloutRun } from "../run.js";
-import { finish, halt, haltReason, tooMany } from "./common.js";
+import { finish, halt, haltReason, tooMany, verifyBatch } from "./common.js";
 
 /**
  * In place, for hosts without room for a second copy (docs/architecture.md, "Fleet strategies"): per
@@ -54,7 +54,7 @@ export async function runRolling(run: RolloutRun, batches: HostRecord[][], mode:
     } catch (error) {
       return halt(run, haltReason(error), batches.slice(index + 1).flat(), undo);
     }
-    const why = tooMany(run, failures);
+    const why = tooMany(run, failures) ?? (mode === "deploy" ? await verifyBatch(run, results) : undefined);
     if (why) return halt(run, why, batches.slice(index + 1).flat(), undo);
   }
   finish(run, failures);
