@@ -15,8 +15,8 @@ export function isUnreachable(error: unknown): boolean {
 }
 
 /**
- * One call to an LB site's control server over its unix socket, on a fresh connection (a
- * reload never leaves us on a closing worker). Resolves with the answer's body.
+ * One call to an LB site's control server over its unix socket, on the socket's kept-alive
+ * connection (nginx/unix-http.ts). Resolves with the answer's body.
  */
 function call(socketPath: string, method: LbControlMethod, path: string, body = "", timeoutMs = DEFAULT_LB_CONTROL_TIMEOUT_MS): Promise<string> {
   const fail = (detail: string, cause?: unknown) =>

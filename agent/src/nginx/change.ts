@@ -1,9 +1,20 @@
-import { rm, writeFile } from "node:fs/promises";
+import { writeFileSync } from "node:fs";
+import { rm } from "node:fs/promises";
 import { performance } from "node:perf_hooks";
+import type { ProbeConnection } from "./confirm.js";
 import type { ConfigChangeError } from "./errors.js";
 import { exclusive } from "./queue.js";
 import type { Handover, NginxRunner } from "./runner.js";
-import { discardCandidate, pendingPath, promoteCandidate, restoreFile, SITE_FILE_MODE, writeCandidate } from "./site-files.js";
+import {
+  discardCandidate,
+  pendingPath,
+  promoteCandidate,
+  removeNow,
+  restoreFile,
+  SITE_FILE_MODE,
+  syncCandidate,
+  writeCandidate,
+} from "./site-files.js";
 import { TimedTransaction, type Transition } from "./timed-transaction.js";
 
 /*
@@ -134,8 +145,11 @@ export interface Plan {
   prepareReload?: () => void;
   /** Told of every handover of this change (null: it loaded nothing new). */
   onLoaded?: (handover: Handover | null) => void;
-  /** Proves the change through the proxy; rejects with the reason it does not serve. */
-  confirm(timeoutMs?: number): Promise<unknown>;
+  /**
+   * Proves the change through the proxy; rejects with the reason it does not serve. The
+   * live route asks for a "kept" connection (no worker changed); every other, "fresh".
+   */
+  confirm(timeoutMs?: number, connection?: ProbeConnection): Promise<unknown>;
   /** The error for an `nginx -t` that rejected the candidates. */
   testFailed(output: string): Error;
 }
@@ -260,8 +274,11 @@ class NginxChange<Set extends string> {
     let undo: Undo | null;
     try {
       if (deferred !== null) {
+        // A few hundred bytes into the page cache, no fsync: a synchronous write takes
+        // microseconds, where the pool's open/write/close round trips took milliseconds
+        // under load, inside the live budget.
         const pending = pendingPath(deferred.path);
-        await writeFile(pending, deferred.next ?? "", { mode: SITE_FILE_MODE });
+        writeFileSync(pending, deferred.next ?? "", { mode: SITE_FILE_MODE });
         this.undos.push(() => rm(pending, { force: true }));
       }
       undo = await live.set();
@@ -278,10 +295,10 @@ class NginxChange<Set extends string> {
         this.tx.transition("persisting");
         const written = live.fallback === null ? Promise.resolve() : this.activate(live.fallback, "write");
         this.tx.transition("confirming");
-        await Promise.all([written, this.plan.confirm()]);
+        await Promise.all([written, this.plan.confirm(undefined, "kept")]);
       } else {
         this.tx.transition("confirming");
-        await this.plan.confirm();
+        await this.plan.confirm(undefined, "kept");
       }
       this.tx.transition("done");
     } catch (error) {
@@ -291,7 +308,11 @@ class NginxChange<Set extends string> {
     return this.outcome(false, deferred === null ? NOTHING_PENDING : persistFallback(deferred));
   }
 
-  /** nginx -t with the candidates in place → rename → reload → (set the dict) → confirm. */
+  /**
+   * nginx -t with the candidates in place → rename → reload → (set the dict) → confirm. The
+   * renames are made durable while nginx reloads (it reads them from the page cache); the
+   * change is done only once they are.
+   */
   private async reload(test: boolean): Promise<ChangeOutcome<Set>> {
     const { runner, plan, tx } = this;
     if (test) {
@@ -299,7 +320,8 @@ class NginxChange<Set extends string> {
       tx.transition("activating");
     }
     try {
-      for (const file of plan.files) await this.activate(file, "promote");
+      const durable = Promise.all(plan.files.map((file) => this.activate(file, "promote")));
+      durable.catch(() => undefined); // awaited before done; a failure meanwhile is not unhandled
       plan.prepareReload?.();
       tx.transition("reloading");
       this.reloadBack = plan.files.length > 0;
@@ -313,7 +335,7 @@ class NginxChange<Set extends string> {
         this.undos.push(await plan.setAfterReload());
       }
       tx.transition("confirming");
-      await plan.confirm();
+      await Promise.all([plan.confirm(), durable]);
       tx.transition("done");
     } catch (error) {
       return this.rollBack(error);
@@ -321,14 +343,19 @@ class NginxChange<Set extends string> {
     return this.outcome(true);
   }
 
-  /** testing: every candidate beside its file, one `nginx -t` over all; a refusal touches nothing live. */
+  /**
+   * testing: every candidate beside its file, one `nginx -t` over all, while the candidates
+   * are synced (they must be durable before a rename makes them live); a refusal touches
+   * nothing live.
+   */
   private async test(): Promise<void> {
     const { files } = this.plan;
     this.tx.transition("testing");
     try {
       const candidates = new Map<string, string | null>();
-      for (const file of files) candidates.set(file.path, file.next === null ? null : await writeCandidate(file.path, file.next));
-      const verdict = await this.runner.test(candidates);
+      for (const file of files) candidates.set(file.path, file.next === null ? null : writeCandidate(file.path, file.next));
+      const synced = Promise.all(files.filter((file) => file.next !== null).map((file) => syncCandidate(file.path)));
+      const [verdict] = await Promise.all([this.runner.test(candidates), synced]);
       if (!verdict.ok) throw this.plan.testFailed(verdict.output);
     } catch (error) {
       for (const file of files) await discardCandidate(file.path);
@@ -337,13 +364,16 @@ class NginxChange<Set extends string> {
     }
   }
 
-  /** Puts one file in place (the tested candidate, or a fresh write) and records how to put it back. */
-  private async activate(file: FileChange, how: "promote" | "write"): Promise<void> {
-    const done =
-      file.next === null ? restoreFile(file.path, null) : how === "promote" ? promoteCandidate(file.path) : restoreFile(file.path, file.next);
+  /**
+   * Puts one file in place now (the tested candidate, a removal, or a fresh write) and records
+   * how to put it back. A rename or removal that fails throws at once; the promise settles
+   * once the change is durable.
+   */
+  private activate(file: FileChange, how: "promote" | "write"): Promise<void> {
+    const done = file.next === null ? removeNow(file.path) : how === "promote" ? promoteCandidate(file.path) : restoreFile(file.path, file.next);
     // Never restore under a write still in flight.
     this.undos.push(() => done.catch(() => undefined).then(() => restoreFile(file.path, file.previous)));
-    await done;
+    return done;
   }
 
   /** The one failure path after planning: every undo, last first, then a reload if files moved. */

@@ -1,4 +1,4 @@
-import { request } from "node:http";
+import { Agent, request } from "node:http";
 import { connect } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import { NginxError } from "./errors.js";
@@ -10,9 +10,26 @@ export const DEFAULT_CONFIRM_TIMEOUT_MS = 5_000;
 export const CONFIRM_RETRY_INTERVAL_MS = 2;
 const CONFIRM_REQUEST_TIMEOUT_MS = 2_000;
 
+/**
+ * How a probe reaches the proxy. "fresh" (default): a new connection per probe, since after
+ * a reload only new workers accept new connections and an old worker's kept one may still
+ * answer with the old config. "kept": one kept-alive connection per proxy address, for a
+ * live switch, where no worker changes and every worker reads the dict on every request:
+ * the probe then waits for no connect and no accept by a worker busy with traffic.
+ */
+export type ProbeConnection = "fresh" | "kept";
+
+/**
+ * The kept connections: one idle socket per proxy address (unref'd while idle, so it never
+ * keeps the process alive). One nginx closed (keepalive_timeout, a reload, a restart) is
+ * dropped; a probe that failed on it is sent again at once on a new connection.
+ */
+const keptAgent = new Agent({ keepAlive: true, maxFreeSockets: 1 });
+
 export interface ConfirmOptions {
   /** Path requested through the proxy, e.g. the app's health path. */
   path?: string;
+  connection?: ProbeConnection;
   timeoutMs?: number;
   /** Status the app must answer with; default: anything below 500 (a 502/504 is nginx's, not the app's). */
   expectStatus?: number;
@@ -28,6 +45,8 @@ interface Probe {
   status: number | null;
   upstream: string | null;
   error: string | null;
+  /** Failed on a kept connection that nginx had closed: try again at once. */
+  stale?: boolean;
 }
 
 /** `$upstream_addr` lists every peer tried ("a, b : c"); the last one answered. */
@@ -37,17 +56,15 @@ export function lastUpstream(header: string | string[] | undefined): string | nu
   return value.split(/\s*,\s*|\s+:\s+/).at(-1)?.trim() ?? null;
 }
 
-function probeHttp(site: SiteConfig, path: string): Promise<Probe> {
+function probeHttp(site: SiteConfig, path: string, connection: ProbeConnection): Promise<Probe> {
   return new Promise((resolve) => {
-    // A fresh connection each time: after a reload only new workers accept new ones.
     const req = request(
       {
         host: site.listenAddress,
         port: site.listenPort,
         path,
         method: "GET",
-        agent: false,
-        headers: { connection: "close" },
+        ...(connection === "kept" ? { agent: keptAgent } : { agent: false, headers: { connection: "close" } }),
         timeout: CONFIRM_REQUEST_TIMEOUT_MS,
       },
       (res) => {
@@ -59,7 +76,7 @@ function probeHttp(site: SiteConfig, path: string): Promise<Probe> {
       },
     );
     req.on("timeout", () => req.destroy(new Error("request timed out")));
-    req.on("error", (error) => resolve({ status: null, upstream: null, error: error.message }));
+    req.on("error", (error) => resolve({ status: null, upstream: null, error: error.message, stale: req.reusedSocket }));
     req.end();
   });
 }
@@ -97,10 +114,11 @@ export async function confirmSwitch(site: SiteConfig, options: ConfirmOptions = 
       last = await probeTcp(site);
       if (last.error === null) return { attempts, upstream: null };
     } else {
-      last = await probeHttp(site, path);
+      last = await probeHttp(site, path, options.connection ?? "fresh");
       if (last.upstream === want && statusOk(last.status)) return { attempts, upstream: last.upstream };
     }
     if (performance.now() >= deadline) break;
+    if (last.stale) continue;
     await sleep(CONFIRM_RETRY_INTERVAL_MS);
   }
   const seen = last.error ?? `status ${last.status}, ${UPSTREAM_HEADER}: ${last.upstream ?? "(none)"}`;

@@ -7,9 +7,9 @@ export const DEFAULT_CONTROL_TIMEOUT_MS = 2_000;
 export type ControlMethod = "GET" | "PUT" | "DELETE";
 
 /**
- * One call to the live-mode control server over its unix socket (no process spawned, a
- * fresh connection each time so a reload never leaves us on a closing worker). Resolves
- * with the app's port *before* the call, or null when the dict had none.
+ * One call to the live-mode control server over its unix socket (no process spawned; on
+ * the socket's kept-alive connection, see unix-http.ts). Resolves with the app's port
+ * *before* the call, or null when the dict had none.
  */
 export function controlCall(
   socketPath: string,

@@ -144,7 +144,8 @@ function planSwitch(runner: NginxRunner, next: SiteConfig, options: SwitchOption
             return () => restoreLivePort(socket, next.app, before);
           }
         : null,
-    confirm: (timeoutMs = options.confirmTimeoutMs ?? DEFAULT_CONFIRM_TIMEOUT_MS) => confirmSwitch(next, probeOptions(options, timeoutMs)),
+    confirm: (timeoutMs = options.confirmTimeoutMs ?? DEFAULT_CONFIRM_TIMEOUT_MS, connection = "fresh") =>
+      confirmSwitch(next, { ...probeOptions(options, timeoutMs), connection }),
     testFailed: (output) =>
       new NginxError(
         "ERR_NGINX_TEST_FAILED",
