@@ -24,6 +24,9 @@ readonly DEFAULT_ENROLL_TIMEOUT=60
 readonly STOP_TIMEOUT=10
 # The first line after the shebang of a bundle made by scripts/bundle-agent.mjs.
 readonly BUNDLE_MARK="cutover-agent: one-file build"
+# Node.js flags the wrapper runs the agent with (bench/footprint.mjs reads this line, so
+# the footprint measured is the installed one; docs/install.md says why each is there).
+readonly AGENT_NODE_FLAGS=""
 # What the agent logs once its session with the coordinator is up.
 readonly ONLINE_PATTERN='coordinator link .*to=online'
 
@@ -544,7 +547,7 @@ render_wrapper() {
 #!/bin/sh
 # cutover-agent: the one-file agent run with the Node.js install.sh found. Written by
 # install.sh; run it again after moving Node.js.
-exec "$NODE_BIN" "$(at "$AGENT_JS")" "\$@"
+exec "$NODE_BIN" ${AGENT_NODE_FLAGS:+$AGENT_NODE_FLAGS }"$(at "$AGENT_JS")" "\$@"
 EOF
 }
 

@@ -3,9 +3,16 @@
 // then the app processes and nginx apart; and the coordinator's idle RSS with
 // three agents connected. Heartbeats at the production interval (5 s).
 //
-//   npm run bench -- footprint [--seconds=60] [--mode=auto|reload|live]
-import { benchContext, conditions, fmt, option, table, writeResult } from "./_lib.mjs";
+// The agent runs as installed (--entry=bundle, the default): the one-file bundle
+// scripts/bundle-agent.mjs makes, built afresh from agent/dist into a temp dir, with the
+// node flags of install.sh's wrapper. --entry=dist runs agent/dist as the tests do.
+//
+//   npm run bench -- footprint [--seconds=60] [--mode=auto|reload|live] [--entry=bundle|dist]
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { benchContext, conditions, fmt, option, root, table, writeResult } from "./_lib.mjs";
 import { MiB, processTree, sampleGroups, sleep } from "./_proc.mjs";
+import { bundleAgent } from "../scripts/bundle-agent.mjs";
 
 const { startCoordinator, startAgent } = await import("../test/dist/harness/fleet.js");
 const { tempDir } = await import("../test/dist/harness/processes.js");
@@ -22,20 +29,41 @@ const OTHER_AGENTS = 2;
 const SETTLE_MS = 10_000;
 const BUDGET = { agentRssBytes: 60 * MiB, agentCpuPercent: 1 };
 
+/** The node flags install.sh's wrapper runs the agent with (its AGENT_NODE_FLAGS line), so the two cannot drift. */
+function installedNodeFlags() {
+  const line = /^readonly AGENT_NODE_FLAGS="([^"]*)"$/m.exec(readFileSync(join(root, "install.sh"), "utf8"));
+  if (!line) throw new Error('install.sh has no `readonly AGENT_NODE_FLAGS="..."` line');
+  return line[1].split(/\s+/).filter((flag) => flag !== "");
+}
+
+/** What node runs as the measured agent: the bundle as installed, or agent/dist. */
+async function agentEntry(entry, dir) {
+  if (entry === "dist") return { label: "agent/dist (agent/bin/cutover-agent.js), no node flags", options: {} };
+  if (entry !== "bundle") throw new Error(`--entry must be bundle or dist, not ${entry}`);
+  const bundle = await bundleAgent({ outfile: join(dir, "cutover-agent.mjs") });
+  const nodeFlags = installedNodeFlags();
+  const label = `one-file bundle (${(bundle.bytes / MiB).toFixed(2)} MiB, sha256 ${bundle.sha256.slice(0, 12)}), node ${nodeFlags.join(" ") || "(no flags)"}`;
+  return { label, options: { entry: bundle.outfile, nodeFlags } };
+}
+
 export async function run(args) {
   const seconds = option(args, "seconds", 60);
   const mode = args.find((a) => a.startsWith("--mode="))?.slice("--mode=".length) ?? "auto";
+  const entryName = args.find((a) => a.startsWith("--entry="))?.slice("--entry=".length) ?? "bundle";
   console.log(`\n== footprint: one agent managing ${APPS.length} apps, sampled ${seconds} s idle; coordinator with ${1 + OTHER_AGENTS} agents connected (heartbeat 5s, nginx switch ${mode})`);
   const ctx = benchContext();
   let sampled;
   let capabilities;
+  let entry;
   try {
+    entry = await agentEntry(entryName, tempDir(ctx, "cutover-bench-bundle-"));
+    console.log(`measured agent: ${entry.label}`);
     const coordinator = await startCoordinator(ctx, ["--heartbeat-interval", "5s"]);
     const base = `127.${1 + Math.floor(Math.random() * 254)}.${1 + Math.floor(Math.random() * 254)}`;
     const tokens = await Promise.all(Array.from({ length: 1 + OTHER_AGENTS }, () => coordinator.enrollmentToken()));
     const agents = [];
     for (const [i, token] of tokens.entries()) {
-      agents.push(await startAgent(ctx, coordinator, { name: `web-${i + 1}`, address: `${base}.${11 + i}`, labels: i === 0 ? "role=geoip" : "role=idle", token, switchMode: mode }));
+      agents.push(await startAgent(ctx, coordinator, { name: `web-${i + 1}`, address: `${base}.${11 + i}`, labels: i === 0 ? "role=geoip" : "role=idle", token, switchMode: mode, ...(i === 0 ? entry.options : {}) }));
     }
     await Promise.all(agents.map((a) => a.online()));
     const dir = tempDir(ctx, "cutover-bench-footprint-");
@@ -76,11 +104,12 @@ export async function run(args) {
     ),
   );
   console.log(`RSS = VmRSS sampled every second; CPU = utime+stime over the ${seconds} s window. Agent capabilities: ${capabilities.join(", ")}.`);
+  console.log(`measured agent (web-1): ${entry.label}`);
   const budgets = [
     `${sampled.agent.rssMaxBytes < BUDGET.agentRssBytes ? "ok  " : "MISS"} agent idle RSS ${fmt(sampled.agent.rssMaxBytes / MiB)} MB max (budget < 60 MB)`,
     `${sampled.agent.cpuPercentOfCore < BUDGET.agentCpuPercent ? "ok  " : "MISS"} agent idle CPU ${fmt(sampled.agent.cpuPercentOfCore, 2)}% of a core (budget < 1%)`,
   ];
   console.log(budgets.join("\n"));
-  writeResult("footprint", { conditions: conditions({ seconds, apps: APPS.length, agentsConnected: 1 + OTHER_AGENTS, heartbeatInterval: "5s", switchMode: mode, capabilities }), sampled, budgets });
+  writeResult("footprint", { conditions: conditions({ seconds, apps: APPS.length, agentsConnected: 1 + OTHER_AGENTS, heartbeatInterval: "5s", switchMode: mode, capabilities, agentEntry: entry.label }), sampled, budgets });
   return true;
 }

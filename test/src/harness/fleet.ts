@@ -65,6 +65,13 @@ export interface AgentOptions {
   extraArgs?: string[];
   /** More environment for the agent process (e.g. CUTOVER_FAULT_KILL_AT). */
   env?: NodeJS.ProcessEnv;
+  /**
+   * The file node runs as the agent: default agent/bin/cutover-agent.js (agent/dist); the
+   * footprint bench passes the one-file bundle install.sh installs (dist/cutover-agent.mjs).
+   */
+  entry?: string;
+  /** Node.js flags before the entry, as install.sh's wrapper passes them (e.g. V8 heap limits). */
+  nodeFlags?: string[];
 }
 
 /** A real `cutover-agent` process. */
@@ -86,7 +93,9 @@ export class AgentProcess {
     if (this.options.labels) args.push("--labels", this.options.labels);
     if (this.options.token) args.push("--token", this.options.token);
     if (this.options.extraArgs) args.push(...this.options.extraArgs);
-    this.process = spawnWatched(`agent ${this.options.name}`, AGENT_BIN, args, this.options.env);
+    // spawnWatched runs `node <file> <args>`: node's own flags must come before the entry file.
+    const [file, ...rest] = [...(this.options.nodeFlags ?? []), this.options.entry ?? AGENT_BIN, ...args] as [string, ...string[]];
+    this.process = spawnWatched(`agent ${this.options.name}`, file, rest, this.options.env);
     return this.process;
   }
 
