@@ -5,14 +5,13 @@
 //
 // The agent runs as installed (--entry=bundle, the default): the one-file bundle
 // scripts/bundle-agent.mjs makes, built afresh from agent/dist into a temp dir, with the
-// node flags of install.sh's wrapper. --entry=dist runs agent/dist as the tests do.
+// node flags of install.sh's wrapper. --entry=dist runs agent/dist as the tests do;
+// --node-flags=A,B measures the bundle under other flags than install.sh's.
 //
-//   npm run bench -- footprint [--seconds=60] [--mode=auto|reload|live] [--entry=bundle|dist]
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
-import { benchContext, conditions, fmt, option, root, table, writeResult } from "./_lib.mjs";
+//   npm run bench -- footprint [--seconds=60] [--mode=auto|reload|live] [--entry=bundle|dist] [--node-flags=--lite-mode,...]
+import { agentEntry, entryArgs } from "./_agent-entry.mjs";
+import { benchContext, conditions, fmt, option, table, writeResult } from "./_lib.mjs";
 import { MiB, processTree, sampleGroups, sleep } from "./_proc.mjs";
-import { bundleAgent } from "../scripts/bundle-agent.mjs";
 
 const { startCoordinator, startAgent } = await import("../test/dist/harness/fleet.js");
 const { tempDir } = await import("../test/dist/harness/processes.js");
@@ -29,34 +28,17 @@ const OTHER_AGENTS = 2;
 const SETTLE_MS = 10_000;
 const BUDGET = { agentRssBytes: 60 * MiB, agentCpuPercent: 1 };
 
-/** The node flags install.sh's wrapper runs the agent with (its AGENT_NODE_FLAGS line), so the two cannot drift. */
-function installedNodeFlags() {
-  const line = /^readonly AGENT_NODE_FLAGS="([^"]*)"$/m.exec(readFileSync(join(root, "install.sh"), "utf8"));
-  if (!line) throw new Error('install.sh has no `readonly AGENT_NODE_FLAGS="..."` line');
-  return line[1].split(/\s+/).filter((flag) => flag !== "");
-}
-
-/** What node runs as the measured agent: the bundle as installed, or agent/dist. */
-async function agentEntry(entry, dir) {
-  if (entry === "dist") return { label: "agent/dist (agent/bin/cutover-agent.js), no node flags", options: {} };
-  if (entry !== "bundle") throw new Error(`--entry must be bundle or dist, not ${entry}`);
-  const bundle = await bundleAgent({ outfile: join(dir, "cutover-agent.mjs") });
-  const nodeFlags = installedNodeFlags();
-  const label = `one-file bundle (${(bundle.bytes / MiB).toFixed(2)} MiB, sha256 ${bundle.sha256.slice(0, 12)}), node ${nodeFlags.join(" ") || "(no flags)"}`;
-  return { label, options: { entry: bundle.outfile, nodeFlags } };
-}
-
 export async function run(args) {
   const seconds = option(args, "seconds", 60);
   const mode = args.find((a) => a.startsWith("--mode="))?.slice("--mode=".length) ?? "auto";
-  const entryName = args.find((a) => a.startsWith("--entry="))?.slice("--entry=".length) ?? "bundle";
+  const { entryName, flags } = entryArgs(args, "bundle");
   console.log(`\n== footprint: one agent managing ${APPS.length} apps, sampled ${seconds} s idle; coordinator with ${1 + OTHER_AGENTS} agents connected (heartbeat 5s, nginx switch ${mode})`);
   const ctx = benchContext();
   let sampled;
   let capabilities;
   let entry;
   try {
-    entry = await agentEntry(entryName, tempDir(ctx, "cutover-bench-bundle-"));
+    entry = await agentEntry(entryName, tempDir(ctx, "cutover-bench-bundle-"), flags);
     console.log(`measured agent: ${entry.label}`);
     const coordinator = await startCoordinator(ctx, ["--heartbeat-interval", "5s"]);
     const base = `127.${1 + Math.floor(Math.random() * 254)}.${1 + Math.floor(Math.random() * 254)}`;

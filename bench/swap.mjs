@@ -3,19 +3,28 @@
 // blue/green deploys through the real CLI and coordinator while two clients
 // load the host's proxy: one retrying idempotent requests on a closed
 // keep-alive connection (RFC 9112 §9.3.1), one that never retries.
+//
+//   npm run bench -- swap [--swaps=50] [--entry=dist|bundle] [--node-flags=A,B]
+//
+// The agent runs from agent/dist by default; --entry=bundle runs the one-file bundle with
+// install.sh's node flags (or --node-flags), as installed.
+import { agentEntry, entryArgs } from "./_agent-entry.mjs";
 import { benchContext, conditions, fmt, option, table, writeResult } from "./_lib.mjs";
 
 const { startFleet } = await import("../test/dist/harness/fleet.js");
+const { tempDir } = await import("../test/dist/harness/processes.js");
 const { writeExampleSpec } = await import("../test/dist/harness/app-spec.js");
 const { startLoad, quantile, median } = await import("../packages/testkit/dist/index.js");
 
 const LISTEN = 8080;
 const CONCURRENCY = 2;
 
-async function runMode(mode, swaps) {
+async function runMode(mode, swaps, entryOptions) {
   const ctx = benchContext();
   try {
-    const fleet = await startFleet(ctx, { hosts: 1, switchMode: mode });
+    const entry = await agentEntry(entryOptions.entryName, tempDir(ctx, "cutover-bench-bundle-"), entryOptions.flags);
+    console.log(`${mode}: agent ${entry.label}`);
+    const fleet = await startFleet(ctx, { hosts: 1, switchMode: mode, agent: entry.options });
     const spec = writeExampleSpec(fleet.dir, { listen: LISTEN, blue: 7001, green: 7002 });
     const deploy = async (release) => {
       const result = await fleet.coordinator.cli(["deploy", spec, "--release", release, "--json"]);
@@ -44,6 +53,7 @@ async function runMode(mode, swaps) {
     const swapLatencies = [...retryReport.latenciesMs, ...plainReport.latenciesMs];
     return {
       mode,
+      agent: entry.label,
       swaps,
       switchMs: { median: median(switchMs), p99: quantile(switchMs, 0.99) },
       switchWithoutHandoverMs: { median: median(switchWorkMs), p99: quantile(switchWorkMs, 0.99) },
@@ -62,7 +72,8 @@ export async function run(args) {
   const swaps = option(args, "swaps", 50);
   console.log(`\n== swap: ${swaps} consecutive per-host blue/green deploys per mode, 1 host, 2+2 keep-alive clients on its proxy`);
   const results = [];
-  for (const mode of ["reload", "live"]) results.push(await runMode(mode, swaps));
+  const entryOptions = entryArgs(args, "dist");
+  for (const mode of ["reload", "live"]) results.push(await runMode(mode, swaps, entryOptions));
   console.log(
     table(
       ["mode", "swaps", "switch ms med", "switch ms p99", "w/o handover med", "p99", "agent work ms med", "p99", "boot+health ms", "requests (retry)", "failed", "sock err", "requests (no retry)", "failed", "sock err", "p99 ms steady", "p99 ms swapping"],
@@ -86,6 +97,6 @@ export async function run(args) {
     if (r.mode === "live" && r.nonRetrying.socketErrors > 0) budgets.push(`MISS live: ${r.nonRetrying.socketErrors} socket errors for the non-retrying client`);
   }
   console.log(budgets.length ? budgets.join("\n") : "within the budgets (docs/architecture.md, Budgets)");
-  writeResult("swap", { conditions: conditions({ hosts: 1, clients: "2 retrying + 2 non-retrying keep-alive", swapsPerMode: swaps }), results, budgets });
+  writeResult("swap", { conditions: conditions({ hosts: 1, clients: "2 retrying + 2 non-retrying keep-alive", swapsPerMode: swaps, agent: results[0].agent }), results, budgets });
   return true;
 }

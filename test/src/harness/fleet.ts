@@ -159,6 +159,8 @@ export async function startFleet(
     labels?: string | ((index: number) => string);
     /** Front load-balancer hosts (named lb-1.., labelled role=lb) on 127.A.B.51.. */
     lbHosts?: number;
+    /** What every agent runs (default agent/dist): e.g. the bundle install.sh installs, with its node flags. */
+    agent?: Pick<AgentOptions, "entry" | "nodeFlags">;
   },
 ): Promise<Fleet> {
   // Heartbeats every second, as a small fleet honestly runs; the ping timeout (what cuts a session) is the product default.
@@ -174,13 +176,14 @@ export async function startFleet(
         labels: labelsOf(i),
         token: await coordinator.enrollmentToken({ labels: labelsOf(i), address }),
         switchMode: options.switchMode,
+        ...options.agent,
       }),
     ),
   );
   const lbAddresses = Array.from({ length: options.lbHosts ?? 0 }, (_, i) => `${base}.${51 + i}`);
   const lbAgents = await Promise.all(
     lbAddresses.map(async (address, i) =>
-      startAgent(t, coordinator, { name: `lb-${i + 1}`, address, labels: "role=lb", token: await coordinator.enrollmentToken({ labels: "role=lb", address }), switchMode: options.switchMode }),
+      startAgent(t, coordinator, { name: `lb-${i + 1}`, address, labels: "role=lb", token: await coordinator.enrollmentToken({ labels: "role=lb", address }), switchMode: options.switchMode, ...options.agent }),
     ),
   );
   await Promise.all([...agents, ...lbAgents].map((a) => a.online()));
