@@ -11,6 +11,8 @@ import { CoordinatorLink, type LinkOptions } from "./session/coordinator-link.js
 import { AGENT_VERSION } from "./version.js";
 import { AppManager } from "./apps/app-manager.js";
 import { NginxAppProxy } from "./apps/app-proxy.js";
+import { colorOfPort } from "./apps/definition.js";
+import { RequestCounterSource } from "./requests/request-counters.js";
 import { Supervisors } from "./apps/supervisors.js";
 import { createNginxRunner, ensureSocketDir, isNginxError, type NginxRunner, type ManagedNginx, type SwitchMode } from "./nginx/index.js";
 import { ReleaseStore, type ChunkSource } from "./releases/release-store.js";
@@ -80,6 +82,7 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
     log: log.child("apps"),
   });
   await apps.recover();
+  const requestCounters = new RequestCounterSource({ nginx, colorOf: (app, port) => colorOfPort(apps.snapshot(app)?.definition, port), log: log.child("requests") });
   const metrics = new AgentMetrics({ instances: () => apps.instances(), connected: () => link?.state === "online" });
   if (config.metricsListen) {
     const { host, port } = config.metricsListen;
@@ -106,7 +109,7 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
     reconnectCapMs: config.reconnectCapMs,
     handshakeTimeoutMs: config.handshakeTimeoutMs,
     log: log.child("link"),
-    report: async () => ({ resources: await sampler.sample(), instances: apps.instances() }),
+    report: async () => ({ resources: await sampler.sample(), instances: apps.instances(), requests: () => requestCounters.read() }),
     onWelcome: welcomeHandler({ verifier, enrollmentKeyId, log, enrolled: () => markEnrolled(config.stateDir, identity) }),
     onCommand: commandHandler({ verifier, dispatcher, log, heartbeatNow: () => link.heartbeatNow() }),
     onPermanentRefusal: refuse,

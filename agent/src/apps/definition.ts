@@ -88,3 +88,10 @@ function healthGateOf(health: WireHealth | HealthGate | null | undefined): Healt
 export function portOf(definition: AppDefinition, color: Color): number {
   return color === "blue" ? definition.bluePort : definition.greenPort;
 }
+
+/** The color whose port `port` is, if the app has one. */
+export function colorOfPort(definition: AppDefinition | undefined, port: number): Color | undefined {
+  if (definition?.bluePort === port) return "blue";
+  if (definition?.greenPort === port) return "green";
+  return undefined;
+}

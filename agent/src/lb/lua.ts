@@ -265,11 +265,13 @@ function headerFunction(): string[] {
 }
 
 /** A phase that only calls into the module defined by the access block (same worker, same request). */
+/** The Lua lines that call the app's per-worker module, when this worker has defined it. */
+export function moduleCall(app: string, call: string): string[] {
+  return [`local lb = package.loaded["${moduleKey(app)}"]`, `if lb then ${call} end`];
+}
+
 export function callBlock(directive: string, app: string, call: string, depth: number): string[] {
-  return indent(
-    [`${directive} {`, `    local lb = package.loaded["${moduleKey(app)}"]`, `    if lb then ${call} end`, "}"],
-    depth,
-  );
+  return indent([`${directive} {`, ...moduleCall(app, call).map((line) => `    ${line}`), "}"], depth);
 }
 
 export function balancerBlock(app: string, depth: number): string[] {

@@ -13,7 +13,8 @@ import {
   type LbSiteConfig,
 } from "./config.js";
 import { LB_BACKEND_HEADER, LB_REVISION_HEADER, LB_UPSTREAM_KEEPALIVE } from "./headers.js";
-import { accessBlock, balancerBlock, callBlock, controlServerBlock, LB_DICT_SIZE } from "./lua.js";
+import { countingBlock } from "../nginx/request-counting.js";
+import { accessBlock, balancerBlock, callBlock, controlServerBlock, LB_DICT_SIZE, moduleCall } from "./lua.js";
 import { DEFAULT_LB_SOCKET_DIR, lbDictName, lbSocketPath, lbUpstream, lbVariable } from "./names.js";
 
 /*
@@ -212,7 +213,8 @@ function renderLive(config: LbSiteConfig, controlSocket: string): string {
     ...accessBlock(app, serializeLbState(config), 2),
     `        proxy_pass http://${upstream};`,
     ...callBlock("header_filter_by_lua_block", app, "lb.header()", 2),
-    ...callBlock("log_by_lua_block", app, "lb.release(ngx.ctx)", 2),
+    // One log block per location: the in-flight release, then the request counters (by backend).
+    ...countingBlock("lb", app, 2, moduleCall(app, "lb.release(ngx.ctx)")),
     "    }",
     "}",
     "",

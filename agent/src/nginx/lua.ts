@@ -1,4 +1,5 @@
 import { isIP } from "node:net";
+import { countersLocation } from "./request-counting.js";
 // Live switching: the Lua that nginx runs. Each live site's upstream asks a shared dict
 // for its port on every request; the agent changes the dict through a control server on
 // a unix socket. One dict lookup per request, no reload, no worker churn.
@@ -40,7 +41,8 @@ export function balancerBlock(app: string, address: string, fallbackPort: number
 /**
  * The control server: GET reads an app's port, PUT (body: the port) sets it, DELETE clears
  * it; every answer's body is the value *before* the call ("" when none), so one PUT both
- * switches and tells the agent what to restore on failure. Reachable only through the unix
+ * switches and tells the agent what to restore on failure. GET /requests dumps the request
+ * counters (request-counting.ts). Reachable only through the unix
  * socket, whose directory only the agent's user can enter.
  */
 export function controlServerBlock(socketPath: string, depth: number): string[] {
@@ -79,6 +81,8 @@ export function controlServerBlock(socketPath: string, depth: number): string[] 
       '            ngx.print(previous or "")',
       "        }",
       "    }",
+      "",
+      ...countersLocation(1),
       "",
       "    location / {",
       "        return 404;",

@@ -1,5 +1,6 @@
 import { join } from "node:path";
 import { controlServerBlock, LIVE_DICT, LIVE_DICT_SIZE } from "./lua.js";
+import { REQUESTS_DICT, REQUESTS_DICT_SIZE } from "./request-counting.js";
 
 /** Longest unix socket path Linux accepts (sun_path is 108 bytes with the NUL). */
 export const MAX_UNIX_SOCKET_PATH = 107;
@@ -93,7 +94,7 @@ export function renderManagedMain(options: ManagedMainOptions): string {
     "",
   );
   if (options.lua) {
-    lines.push(`    lua_shared_dict ${LIVE_DICT} ${LIVE_DICT_SIZE};`, "", ...controlServerBlock(paths.controlSocket, 1), "");
+    lines.push(`    lua_shared_dict ${LIVE_DICT} ${LIVE_DICT_SIZE};`, `    lua_shared_dict ${REQUESTS_DICT} ${REQUESTS_DICT_SIZE};`, "", ...controlServerBlock(paths.controlSocket, 1), "");
   }
   lines.push(...includeLines(options.includes?.http, join(paths.sitesDir, "*.conf")), "}", "");
   if (options.stream) {
@@ -105,8 +106,9 @@ export function renderManagedMain(options: ManagedMainOptions): string {
 /** System mode: the cutover-owned conf.d file that adds the live dict and the control server. */
 export function renderSystemControl(socketPath: string): string {
   return [
-    "# Written by cutover-agent: live switching (shared dict + control socket). Do not edit.",
+    "# Written by cutover-agent: live switching (shared dict + control socket) and request counters. Do not edit.",
     `lua_shared_dict ${LIVE_DICT} ${LIVE_DICT_SIZE};`,
+    `lua_shared_dict ${REQUESTS_DICT} ${REQUESTS_DICT_SIZE};`,
     "",
     ...controlServerBlock(socketPath, 0),
     "",

@@ -1,5 +1,6 @@
 import { NginxError } from "./errors.js";
 import { balancerBlock } from "./lua.js";
+import { countingBlock } from "./request-counting.js";
 import { hostPort, renderHeader, upstreamName, validateSite, type SiteConfig } from "./site.js";
 
 /** Idle connections each worker keeps to the live color, so requests skip the TCP handshake. */
@@ -55,6 +56,8 @@ function renderHttpSite(site: SiteConfig): string {
     `        proxy_pass http://${upstream};`,
     "    }",
   );
+  // Live mode has the Lua module: the requests are counted here, by the color's port that answered.
+  if (site.switchMode === "live") lines.push("", ...countingBlock("app", site.app, 1));
   const extra = directiveLines(site.extraDirectives);
   if (extra.length > 0) lines.push("", ...extra);
   lines.push("}", "");

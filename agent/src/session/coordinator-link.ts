@@ -35,7 +35,8 @@ export interface LinkOptions {
   handshakeTimeoutMs: number;
   log: Logger;
   /** Resources and instances for Hello and each Heartbeat. */
-  report(): Promise<{ resources: cutover.v1.Resources.$Properties; instances: cutover.v1.AppInstance.$Properties[] }>;
+  /** What Hello and Heartbeat report; the request counters go in heartbeats only. */
+  report(): Promise<{ resources: cutover.v1.Resources.$Properties; instances: cutover.v1.AppInstance.$Properties[]; requests?: () => Promise<cutover.v1.RequestCounters.$Properties[]> }>;
   /** False refuses the session (a key other than the pinned one, a Welcome not signed for this session). */
   onWelcome(welcome: cutover.v1.Welcome, session: { nonce: Uint8Array; agentPublicKey: Uint8Array }): Promise<boolean>;
   /** `sessionNonce`: the Challenge nonce of the session the command arrived on (commands are signed for one session). */
@@ -299,7 +300,7 @@ export class CoordinatorLink {
   }
 
   private async heartbeat(): Promise<void> {
-    const { resources, instances } = await this.options.report();
-    this.send({ heartbeat: { resources, instances } });
+    const { resources, instances, requests } = await this.options.report();
+    this.send({ heartbeat: { resources, instances, requests: (await requests?.()) ?? [] } });
   }
 }

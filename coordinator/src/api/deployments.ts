@@ -26,6 +26,9 @@ export interface DeploymentApiDeps {
 const SHA256 = /^[0-9a-f]{64}$/;
 
 /** A deployment with its per-host timeline, as the API and `--json` show it. */
+/** How many of the latest analysis events `cutover status` shows. */
+const ANALYSIS_LINES_SHOWN = 12;
+
 export function deploymentView(deployments: DeploymentStore, deployment: DeploymentRecord) {
   const hosts = deployments.hosts(deployment.id);
   return {
@@ -181,7 +184,10 @@ export function deploymentRoutes(deps: DeploymentApiDeps): Router {
           instances,
         };
       });
-    response.json({ app, deployment: active ? deploymentView(deployments, active) : null, hosts: rows });
+    // The measurements of the running deployment's analysis, else of the last one's.
+    const judged = active ?? deployments.history(app, 1)[0];
+    const analysis = judged ? deployments.events(judged.id).filter((e) => e.kind === "analysis").slice(-ANALYSIS_LINES_SHOWN).map((e) => e.message) : [];
+    response.json({ app, deployment: active ? deploymentView(deployments, active) : null, hosts: rows, analysis });
   });
 
   router.get("/v1/apps/:app/history", requireRole(tokens, "read"), (request, response) => {

@@ -9,6 +9,8 @@ interface AppStatus {
   app: string;
   deployment: DeploymentView | null;
   hosts: { name: string; state: string; liveColor: string | null; release: string | null; health: string }[];
+  /** The latest analysis events of the running (else the last) deployment: each measurement and the verdict. */
+  analysis?: string[];
 }
 
 export function renderStatus(status: AppStatus): string {
@@ -16,7 +18,8 @@ export function renderStatus(status: AppStatus): string {
     ? `${status.app}: ${status.deployment.kind} ${status.deployment.release} ${status.deployment.state} (${status.deployment.id})`
     : `${status.app}: no deployment in progress`;
   const rows = status.hosts.map((h) => [h.name, h.state, h.liveColor ?? "-", h.release ?? "-", h.health]);
-  return `${printable(head)}\n${renderTable(["HOST", "STATE", "LIVE", "RELEASE", "HEALTH"], rows)}`;
+  const analysis = status.analysis?.length ? `\nanalysis:\n${status.analysis.map((line) => `  ${printable(line)}`).join("\n")}` : "";
+  return `${printable(head)}\n${renderTable(["HOST", "STATE", "LIVE", "RELEASE", "HEALTH"], rows)}${analysis}`;
 }
 
 export function registerStatus(program: Command): void {
