@@ -83,7 +83,7 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
   });
   await apps.recover();
   const requestCounters = new RequestCounterSource({ nginx, colorOf: (app, port) => colorOfPort(apps.snapshot(app)?.definition, port), log: log.child("requests") });
-  const metrics = new AgentMetrics({ instances: () => apps.instances(), connected: () => link?.state === "online" });
+  const metrics = new AgentMetrics({ instances: () => apps.instances(), connected: () => link?.state === "online", requests: () => requestCounters.read() });
   if (config.metricsListen) {
     const { host, port } = config.metricsListen;
     await metrics.listen(host, port);

@@ -4,6 +4,7 @@ import { freePort } from "@cutover/testkit";
 import { writeExampleSpec } from "./harness/app-spec.js";
 import { startAgent, startCoordinator } from "./harness/fleet.js";
 import { tempDir } from "./harness/processes.js";
+import { getThroughProxy } from "./harness/through-proxy.js";
 
 interface Family {
   name: string;
@@ -67,7 +68,12 @@ test.serial("the coordinator's and the agent's metrics parse as Prometheus text 
   t.is(histogramCount(after, "cutover_host_step_duration_seconds", { step: "switch" }), 2);
   t.true(Number(after.get("cutover_coordinator_process_resident_memory_bytes")?.metrics[0]?.value) > 0);
 
+  for (let i = 0; i < 5; i++) t.is((await getThroughProxy(address, 8080)).status, 200);
   const agentMetrics = await scrape(`http://${address}:${metricsPort}/metrics`);
+  // The host's proxy counted them (and the switch's confirming request) under the live color.
+  t.true(value(agentMetrics, "cutover_requests_total", { app: "geoip", site: "app", group: "green", code: "2xx" }) >= 5, agentMetrics.text);
+  t.is(agentMetrics.get("cutover_request_duration_seconds")?.type, "HISTOGRAM");
+  t.true(histogramCount(agentMetrics, "cutover_request_duration_seconds", { site: "app", group: "green" }) >= 5);
   t.is(value(agentMetrics, "cutover_agent_coordinator_connected"), 1);
   t.is(value(agentMetrics, "cutover_agent_instances", { app: "geoip", color: "green", live: "1" }), 1);
   t.is(histogramCount(agentMetrics, "cutover_agent_command_duration_seconds", { operation: "deploy", status: "OK" }), 2);

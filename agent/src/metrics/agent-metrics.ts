@@ -1,12 +1,14 @@
 import { createServer, type Server } from "node:http";
 import type { Histogram, Registry } from "prom-client";
-import type { cutover } from "@cutover/protocol";
+import { requestMetricFamilies, totalsFromWire, type cutover } from "@cutover/protocol";
 
 const SECONDS_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
 
 export interface MetricSources {
   instances(): cutover.v1.AppInstance.$Properties[];
   connected(): boolean;
+  /** The request counters of this host's nginx sites (what heartbeats carry). */
+  requests(): Promise<cutover.v1.RequestCounters.$Properties[]>;
 }
 
 /** The one method of the command-duration histogram the agent calls. */
@@ -49,6 +51,8 @@ export class AgentMetrics {
         this.set(sources.connected() ? 1 : 0);
       },
     });
+    const requests = async () => (await sources.requests()).map((c) => ({ labels: { app: c.app ?? "", site: c.site ?? "", group: c.group ?? "" }, totals: totalsFromWire(c) }));
+    for (const family of requestMetricFamilies(requests)) registry.registerMetric(family as never);
     this.histogram = new Histogram({
       name: "cutover_agent_command_duration_seconds",
       help: "Time the agent spent on each command, by operation and outcome.",

@@ -30,3 +30,4 @@ export {
   totalsSince,
   type RequestTotals,
 } from "./request-metrics.js";
+export { requestMetricFamilies, type LabelledTotals, type MetricFamily } from "./request-series.js";
