@@ -26,7 +26,8 @@ readonly STOP_TIMEOUT=10
 readonly BUNDLE_MARK="cutover-agent: one-file build"
 # Node.js flags the wrapper runs the agent with (bench/footprint.mjs reads this line, so
 # the footprint measured is the installed one; docs/install.md says why each is there).
-readonly AGENT_NODE_FLAGS=""
+# --lite-mode: V8 without its optimizing compilers, 7-8 MB less RSS for an agent that waits on I/O.
+readonly AGENT_NODE_FLAGS="--lite-mode"
 # What the agent logs once its session with the coordinator is up.
 readonly ONLINE_PATTERN='coordinator link .*to=online'
 
