@@ -1,5 +1,4 @@
-import { spawn } from "node:child_process";
-import { performance } from "node:perf_hooks";
+import { execa } from "execa";
 import type { Command } from "./commands.js";
 
 /** One result shape for success and failure (execa's, narrowed to what callers read). */
@@ -17,57 +16,31 @@ export interface CommandResult {
 
 export const DEFAULT_COMMAND_TIMEOUT_MS = 30_000;
 
-/** An argument as a shell would need it written: bare when safe, else single-quoted. */
-function shellQuote(arg: string): string {
-  return /^[\w./:=@%+,-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", `'\\''`)}'`;
-}
-
-/** How a command reads in an error message: `file arg …`, quoted where needed. */
-export function shownCommand(command: Command): string {
-  return [command.file, ...command.args].map(shellQuote).join(" ");
-}
-
 /**
- * Runs a command to completion (no shell; argv as built by commands.ts) and resolves once
- * it exited and its output closed; never rejects, the caller decides what a non-zero exit
- * means. Node's own spawn, not execa: `nginx -t` sits inside every reload switch, and
- * execa's setup cost several milliseconds of it (and megabytes of the idle agent).
+ * Runs a command to completion through execa (no shell; argv as built by
+ * commands.ts); never throws, the caller decides what a non-zero exit means.
  */
-export function runCommand(command: Command, timeoutMs = DEFAULT_COMMAND_TIMEOUT_MS): Promise<CommandResult> {
-  const started = performance.now();
-  return new Promise((resolve) => {
-    const child = spawn(command.file, command.args, { cwd: command.cwd, stdio: ["ignore", "pipe", "pipe"] });
-    const stdout: string[] = [];
-    const stderr: string[] = [];
-    child.stdout.setEncoding("utf8").on("data", (chunk: string) => stdout.push(chunk));
-    child.stderr.setEncoding("utf8").on("data", (chunk: string) => stderr.push(chunk));
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill("SIGKILL");
-    }, timeoutMs);
-    let settled = false;
-    const settle = (exitCode: number | null, signal: NodeJS.Signals | null, spawnError?: Error) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      resolve({
-        command: shownCommand(command),
-        exitCode,
-        signal,
-        stdout: stdout.join(""),
-        stderr: stderr.join(""),
-        timedOut,
-        ...(spawnError !== undefined ? { spawnError } : {}),
-        durationMs: performance.now() - started,
-      });
-    };
-    // A spawn failure (ENOENT, EACCES) has no pid and no exit; any other error is followed by close.
-    child.once("error", (error) => {
-      if (child.pid === undefined) settle(null, null, error);
-    });
-    child.once("close", (code, signal) => settle(code, signal));
+export async function runCommand(command: Command, timeoutMs = DEFAULT_COMMAND_TIMEOUT_MS): Promise<CommandResult> {
+  const result = await execa(command.file, command.args, {
+    cwd: command.cwd,
+    reject: false,
+    stdin: "ignore",
+    timeout: timeoutMs,
+    killSignal: "SIGKILL",
+    stripFinalNewline: false,
   });
+  // execa reports a spawn failure (ENOENT, EACCES) as a failed result with no exit code.
+  const spawnFailed = result.failed && result.exitCode === undefined && result.signal === undefined && !result.timedOut;
+  return {
+    command: result.escapedCommand,
+    exitCode: result.exitCode ?? null,
+    signal: (result.signal as NodeJS.Signals | undefined) ?? null,
+    stdout: result.stdout,
+    stderr: result.stderr,
+    timedOut: result.timedOut,
+    ...(spawnFailed ? { spawnError: new Error(result.originalMessage || result.shortMessage) } : {}),
+    durationMs: result.durationMs,
+  };
 }
 
 /** stderr, stdout and the spawn error joined: what to show when a command failed. */
