@@ -27,8 +27,8 @@ const AGENT_CLI = join(root, "agent", "dist", "cli.js");
 const EXTERNAL = ["bufferutil", "utf-8-validate"];
 
 /**
- * The output is ESM (the agent is ESM), but ws, commander, prom-client
- * and protobufjs are CommonJS and call `require` for Node built-ins; esbuild's ESM output
+ * The output is ESM (the agent and execa are ESM), but ws, commander, systeminformation,
+ * prom-client and protobufjs are CommonJS and call `require` for Node built-ins; esbuild's ESM output
  * has no `require`, so the banner makes one. The shebang lets the file run on its own.
  */
 const BANNER = [
