@@ -110,7 +110,7 @@ test.serial("install.sh installs the one-file agent, which enrolls and shows onl
   const pid = readPidFile(root);
   t.deepEqual(agentPids(root), [pid]);
   t.deepEqual(readFileSync(join(root, PATHS.agentJs)), readFileSync(bundle));
-  t.is(readFileSync(join(root, PATHS.wrapper), "utf8").trim().split("\n").at(-1), `exec "${process.execPath}" "${join(root, PATHS.agentJs)}" "$@"`);
+  t.is(readFileSync(join(root, PATHS.wrapper), "utf8").trim().split("\n").at(-1), `exec "${process.execPath}" --lite-mode "${join(root, PATHS.agentJs)}" "$@"`, "node with install.sh's AGENT_NODE_FLAGS (docs/install.md)");
   t.is(statSync(join(root, PATHS.wrapper)).mode & 0o777, 0o755);
 
   const config = readFileSync(join(root, PATHS.config), "utf8");
