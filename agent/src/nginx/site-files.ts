@@ -1,6 +1,6 @@
 import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { open, rm } from "node:fs/promises";
-import { fsyncDirOf, writeFileAtomic } from "../state/atomic-write.js";
+import { rm } from "node:fs/promises";
+import { fsyncDirOf, fsyncPath, writeFileAtomic } from "../state/atomic-write.js";
 import type { NginxRunner } from "./runner.js";
 import type { SiteProtocol } from "./site.js";
 
@@ -46,13 +46,8 @@ export function writeCandidate(livePath: string, content: string): string {
 }
 
 /** Makes the candidate's content durable; awaited before it is promoted. */
-export async function syncCandidate(livePath: string): Promise<void> {
-  const file = await open(candidatePath(livePath), "r");
-  try {
-    await file.sync();
-  } finally {
-    await file.close();
-  }
+export function syncCandidate(livePath: string): Promise<void> {
+  return fsyncPath(candidatePath(livePath));
 }
 
 /**

@@ -20,12 +20,17 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, m
   await fsyncDirOf(path);
 }
 
-/** Makes a rename or removal in `path`'s directory durable. */
-export async function fsyncDirOf(path: string): Promise<void> {
-  const dir = await open(dirname(path), "r");
+/** Makes what was written to `path` (a file, or a directory's entries) durable. */
+export async function fsyncPath(path: string): Promise<void> {
+  const handle = await open(path, "r");
   try {
-    await dir.sync();
+    await handle.sync();
   } finally {
-    await dir.close();
+    await handle.close();
   }
+}
+
+/** Makes a rename or removal in `path`'s directory durable. */
+export function fsyncDirOf(path: string): Promise<void> {
+  return fsyncPath(dirname(path));
 }
