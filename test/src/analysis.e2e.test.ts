@@ -193,3 +193,12 @@ test.serial("the Prometheus provider passes and fails a canary on a query over t
   t.regex(failed.output, /canary analysis failed: measurement \d\/2: prometheus query = 0\.\d+, not < 0\.01/);
   t.is((await load.stop()).failed, 0);
 });
+
+test.serial("request checks on hosts whose nginx does not count requests (reload mode) are refused before anything is deployed", async (t) => {
+  const fleet = await startFleet(t, { hosts: 1, lbHosts: 1, switchMode: "reload" });
+  const spec = writeExampleSpec(fleet.dir, { ...APP_PORTS, lbListen: LB_LISTEN, strategy: { type: "canary", canary: { hosts: 1, weight: 50, analysis: { ...QUICK, max_error_rate: "1%" } } } });
+  const refused = await fleet.coordinator.cli(["deploy", spec, "--release", "v1"]);
+  t.is(refused.exitCode, 1);
+  t.regex(refused.stderr, /the spec's analysis cannot be measured; nothing was deployed: lb-1 run nginx without the Lua module \(reload mode\)/);
+  t.deepEqual((await fleet.coordinator.cli(["status", "geoip"])).exitCode, 1, "the app was never deployed");
+});

@@ -7,6 +7,7 @@ import type { DeploymentKind, DeploymentRecord, DeploymentStore } from "../store
 import type { HostRecord, HostStore } from "../store/hosts.js";
 import { appDefinition, matchesSelector, planBatches } from "./plan.js";
 import { RolloutRun, type RolloutDeps } from "./run.js";
+import { unmeasurable } from "./analysis/measurable.js";
 import { checkHost, type HostCheck } from "./preflight.js";
 import { runBlueGreen } from "./strategies/bluegreen.js";
 import { runCanary } from "./strategies/canary.js";
@@ -66,6 +67,8 @@ export class Rollouts {
     if (spec.lb && this.deps.hosts.list().every((h) => !matchesSelector(h.labels, spec.lb!.hosts))) {
       throw new ApiError(400, "ERR_NO_HOSTS", `no enrolled host matches lb.hosts: ${JSON.stringify(spec.lb.hosts)}`);
     }
+    const blind = unmeasurable(spec, selected, this.deps.hosts.list());
+    if (blind) throw new ApiError(412, "ERR_ANALYSIS_UNMEASURABLE", `the spec's analysis cannot be measured; nothing was deployed: ${blind}`);
     // Checked and about to run: this is now the app's spec (status and rollback use it).
     this.deps.apps.save(spec, request.specFile);
     const definition = appDefinition(spec);
