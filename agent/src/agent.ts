@@ -12,7 +12,7 @@ import { AGENT_VERSION } from "./version.js";
 import { AppManager } from "./apps/app-manager.js";
 import { NginxAppProxy } from "./apps/app-proxy.js";
 import { colorOfPort } from "./apps/definition.js";
-import { RequestCounterSource } from "./requests/request-counters.js";
+import { COUNTS_REQUESTS, RequestCounterSource } from "./requests/request-counters.js";
 import { Supervisors } from "./apps/supervisors.js";
 import { createNginxRunner, ensureSocketDir, isNginxError, type NginxRunner, type ManagedNginx, type SwitchMode } from "./nginx/index.js";
 import { ReleaseStore, type ChunkSource } from "./releases/release-store.js";
@@ -82,7 +82,7 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
     log: log.child("apps"),
   });
   await apps.recover();
-  const requestCounters = new RequestCounterSource({ nginx, colorOf: (app, port) => colorOfPort(apps.snapshot(app)?.definition, port), log: log.child("requests") });
+  const requestCounters = new RequestCounterSource({ nginx, switchMode, colorOf: (app, port) => colorOfPort(apps.snapshot(app)?.definition, port), log: log.child("requests") });
   const metrics = new AgentMetrics({ instances: () => apps.instances(), connected: () => link?.state === "online", requests: () => requestCounters.read() });
   if (config.metricsListen) {
     const { host, port } = config.metricsListen;
@@ -103,7 +103,7 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
     enrollmentToken: config.enrollmentToken,
     address: config.address,
     labels: config.labels,
-    capabilities: [...BASE_CAPABILITIES, `nginx.${nginx.kind}`, "nginx.reload", ...(switchMode === "live" ? ["nginx.live"] : [])],
+    capabilities: [...BASE_CAPABILITIES, `nginx.${nginx.kind}`, "nginx.reload", ...(switchMode === "live" ? ["nginx.live"] : []), ...(requestCounters.counting ? [COUNTS_REQUESTS] : [])],
     agentVersion: AGENT_VERSION,
     reconnectBaseMs: config.reconnectBaseMs,
     reconnectCapMs: config.reconnectCapMs,

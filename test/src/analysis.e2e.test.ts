@@ -2,6 +2,7 @@
 // request where it passes (the front LB per backend, each host's proxy per
 // color), agents report the counters in heartbeats, and the coordinator
 // judges canaries and verify windows by them — and by a real Prometheus.
+import { readFileSync, writeFileSync } from "node:fs";
 import test, { type ExecutionContext } from "ava";
 import { startLoad, type LoadRun } from "@cutover/testkit";
 import { writeExampleSpec } from "./harness/app-spec.js";
@@ -66,45 +67,48 @@ async function lbCounters(fleet: Fleet): Promise<Map<string, number>> {
   return counts;
 }
 
-test.serial("the per-group counters match the client's own counts within 1% over 10,000 requests", async (t) => {
-  const fleet = await startFleet(t, { hosts: 2, lbHosts: 1 });
-  const spec = writeExampleSpec(fleet.dir, { ...APP_PORTS, lbListen: LB_LISTEN });
-  t.is((await deploy(fleet, spec, "v1")).exitCode, 0);
-  const client = startLoad({
-    address: fleet.lbAddresses[0]!,
-    port: LB_LISTEN,
-    path: "/api/v1/geoip/1.2.3.4",
-    concurrency: 4,
-    ratePerSec: 400,
-    retry: false,
-    maxRequests: 10_000,
-    classify: (status, headers) => `${String(headers["x-cutover-backend"])} ${status}`,
-  });
-  await client.completed(10_000);
-  const report = await client.stop();
-  t.is(report.requests, 10_000);
-  t.is(report.socketErrors, 0);
-  const byBackend = Object.fromEntries(fleet.addresses.map((address, i) => [`web-${i + 1}`, report.answers[`${address}:${APP_PORTS.listen} 200`] ?? 0]));
-  t.is(byBackend["web-1"]! + byBackend["web-2"]!, 10_000, JSON.stringify(report.answers));
+for (const switchMode of ["live", "reload"] as const) {
+  test.serial(`${switchMode} mode: the per-group counters match the client's own counts within 1% over 10,000 requests`, async (t) => {
+    // Live mode counts in nginx's Lua; reload mode in the sites' request logs the agent reads.
+    const fleet = await startFleet(t, { hosts: 2, lbHosts: 1, switchMode });
+    const spec = writeExampleSpec(fleet.dir, { ...APP_PORTS, lbListen: LB_LISTEN });
+    t.is((await deploy(fleet, spec, "v1")).exitCode, 0);
+    const client = startLoad({
+      address: fleet.lbAddresses[0]!,
+      port: LB_LISTEN,
+      path: "/api/v1/geoip/1.2.3.4",
+      concurrency: 4,
+      ratePerSec: 400,
+      retry: false,
+      maxRequests: 10_000,
+      classify: (status, headers) => `${String(headers["x-cutover-backend"])} ${status}`,
+    });
+    await client.completed(10_000);
+    const report = await client.stop();
+    t.is(report.requests, 10_000);
+    t.is(report.socketErrors, 0);
+    const byBackend = Object.fromEntries(fleet.addresses.map((address, i) => [`web-${i + 1}`, report.answers[`${address}:${APP_PORTS.listen} 200`] ?? 0]));
+    t.is(byBackend["web-1"]! + byBackend["web-2"]!, 10_000, JSON.stringify(report.answers));
 
-  // The counters reach the coordinator with the heartbeats: wait for the last ones.
-  const expected = (counts: Map<string, number>, host: string) => counts.get(`lb lb-1 ${host} 2xx`) ?? 0;
-  let counts = await lbCounters(fleet);
-  const deadline = Date.now() + 20_000;
-  while (fleet.agents.some((_, i) => expected(counts, `web-${i + 1}`) < byBackend[`web-${i + 1}`]!) && Date.now() < deadline) {
-    await new Promise((resolve) => setTimeout(resolve, 1000)); // one heartbeat interval: the counters have no push to await
-    counts = await lbCounters(fleet);
-  }
-  for (const [i] of fleet.agents.entries()) {
-    const host = `web-${i + 1}`;
-    const client = byBackend[host]!;
-    const atLb = expected(counts, host);
-    const atHost = counts.get(`app ${host} blue 2xx`) ?? 0;
-    t.log(`${host}: client ${client}, LB counted ${atLb}, the host's proxy counted ${atHost}`);
-    t.true(Math.abs(atLb - client) <= client * 0.01, `LB's count for ${host}: ${atLb}, client's ${client}`);
-    t.true(Math.abs(atHost - client) <= client * 0.01, `${host}'s own count: ${atHost}, client's ${client}`);
-  }
-});
+    // The counters reach the coordinator with the heartbeats: wait for the last ones.
+    const expected = (counts: Map<string, number>, host: string) => counts.get(`lb lb-1 ${host} 2xx`) ?? 0;
+    let counts = await lbCounters(fleet);
+    const deadline = Date.now() + 20_000;
+    while (fleet.agents.some((_, i) => expected(counts, `web-${i + 1}`) < byBackend[`web-${i + 1}`]!) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 1000)); // one heartbeat interval: the counters have no push to await
+      counts = await lbCounters(fleet);
+    }
+    for (const [i] of fleet.agents.entries()) {
+      const host = `web-${i + 1}`;
+      const client = byBackend[host]!;
+      const atLb = expected(counts, host);
+      const atHost = counts.get(`app ${host} blue 2xx`) ?? 0;
+      t.log(`${host}: client ${client}, LB counted ${atLb}, the host's proxy counted ${atHost}`);
+      t.true(Math.abs(atLb - client) <= client * 0.01, `LB's count for ${host}: ${atLb}, client's ${client}`);
+      t.true(Math.abs(atHost - client) <= client * 0.01, `${host}'s own count: ${atHost}, client's ${client}`);
+    }
+  });
+}
 
 test.serial("canary analysis: a healthy canary is promoted by itself; 5% of 500s and 300 ms more latency are rolled back naming the value; no traffic is inconclusive and pauses", async (t) => {
   const fleet = await startFleet(t, { hosts: 2, lbHosts: 1 });
@@ -194,11 +198,13 @@ test.serial("the Prometheus provider passes and fails a canary on a query over t
   t.is((await load.stop()).failed, 0);
 });
 
-test.serial("request checks on hosts whose nginx does not count requests (reload mode) are refused before anything is deployed", async (t) => {
-  const fleet = await startFleet(t, { hosts: 1, lbHosts: 1, switchMode: "reload" });
-  const spec = writeExampleSpec(fleet.dir, { ...APP_PORTS, lbListen: LB_LISTEN, strategy: { type: "canary", canary: { hosts: 1, weight: 50, analysis: { ...QUICK, max_error_rate: "1%" } } } });
-  const refused = await fleet.coordinator.cli(["deploy", spec, "--release", "v1"]);
+test.serial("request checks on an app whose requests cannot be counted (a tcp app) are refused before anything is deployed", async (t) => {
+  const fleet = await startFleet(t, { hosts: 1 });
+  const path = writeExampleSpec(fleet.dir, { ...APP_PORTS, appArgs: ["--tcp"], strategy: { type: "bluegreen", verify: { ...QUICK, max_error_rate: "1%" } } });
+  const tcp = readFileSync(path, "utf8").replace("protocol: http", "protocol: tcp").replace(/ {2}http:\n {4}path: \/health_check\n {4}expect_status: 200\n/, "  tcp: {}\n");
+  writeFileSync(path, tcp);
+  const refused = await fleet.coordinator.cli(["deploy", path, "--release", "v1"]);
   t.is(refused.exitCode, 1);
-  t.regex(refused.stderr, /the spec's analysis cannot be measured; nothing was deployed: lb-1 run nginx without the Lua module \(reload mode\)/);
-  t.deepEqual((await fleet.coordinator.cli(["status", "geoip"])).exitCode, 1, "the app was never deployed");
+  t.regex(refused.stderr, /the spec's analysis cannot be measured; nothing was deployed: max_error_rate and max_latency_p99 judge HTTP requests; a tcp app has none/);
+  t.is((await fleet.coordinator.cli(["status", "geoip"])).exitCode, 1, "the app was never deployed");
 });

@@ -53,8 +53,12 @@ export class NginxAppProxy implements AppProxy {
   }
 
   private site(definition: AppDefinition, livePort: number): SiteConfig {
-    const { address } = this.options;
+    const { address, nginx } = this.options;
     const { protocol, listenPort, directives } = definition.proxy;
+    // nginx cannot say which port served a stream connection, so tcp sites switch by reload (confirmed by a connect).
+    const switchMode = protocol === "tcp" ? "reload" : this.options.switchMode;
+    // Without the Lua counters, an http site's requests are counted from its request log.
+    const requestLog = protocol === "http" && switchMode === "reload" ? nginx.requestLogPath?.("app", definition.name) : undefined;
     return {
       app: definition.name,
       protocol,
@@ -62,9 +66,9 @@ export class NginxAppProxy implements AppProxy {
       listenPort,
       upstreamAddress: address,
       livePort,
-      // nginx cannot say which port served a stream connection, so tcp sites switch by reload (confirmed by a connect).
-      switchMode: protocol === "tcp" ? "reload" : this.options.switchMode,
+      switchMode,
       extraDirectives: directives.length ? directives : undefined,
+      ...(requestLog && { requestLog }),
     };
   }
 }

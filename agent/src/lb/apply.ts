@@ -81,7 +81,9 @@ function planApply(runner: NginxRunner, config: LbSiteConfig, options: ApplyLbOp
   const path = lbSitePath(runner, config.app);
   const previous = readOrNull(path);
   const previousConfig = previous === null ? null : parseLbHeader(previous);
-  const rendered = renderLbSite(config, { controlSocket: socket });
+  // Without the Lua counters, the LB's requests are counted from its request log.
+  const requestLog = config.switchMode === "reload" ? runner.requestLogPath?.("lb", config.app) : undefined;
+  const rendered = renderLbSite(config, { controlSocket: socket, requestLog });
   const live = config.switchMode === "live";
   // Live when only the state differs: the file with the previous state would be the previous file.
   const liveEligible =

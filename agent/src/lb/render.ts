@@ -12,8 +12,10 @@ import {
   type LbGroup,
   type LbSiteConfig,
 } from "./config.js";
+import { LbError } from "./errors.js";
 import { LB_BACKEND_HEADER, LB_REVISION_HEADER, LB_UPSTREAM_KEEPALIVE } from "./headers.js";
-import { countingBlock } from "../nginx/request-counting.js";
+import { countingBlock, requestLogFormat, requestLogLine } from "../nginx/request-counting.js";
+import { isPlainPath } from "../nginx/site.js";
 import { accessBlock, balancerBlock, callBlock, controlServerBlock, LB_DICT_SIZE, moduleCall } from "./lua.js";
 import { DEFAULT_LB_SOCKET_DIR, lbDictName, lbSocketPath, lbUpstream, lbVariable } from "./names.js";
 
@@ -38,6 +40,8 @@ import { DEFAULT_LB_SOCKET_DIR, lbDictName, lbSocketPath, lbUpstream, lbVariable
 export interface RenderLbOptions {
   /** Live mode's control socket; the runner passes `lbControlSocket(runner, app)`. */
   controlSocket?: string;
+  /** Reload mode: the request log the agent counts (NginxRunner.requestLogPath); absent, requests are not counted. */
+  requestLog?: string;
 }
 
 /** Unused placeholder peer: nginx wants a server line in every upstream, the Lua balancer picks every real peer. */
@@ -47,7 +51,7 @@ export function renderLbSite(input: LbSiteConfig, options: RenderLbOptions = {})
   const config = normalizeLbSite(input);
   return config.switchMode === "live"
     ? renderLive(config, options.controlSocket ?? lbSocketPath(DEFAULT_LB_SOCKET_DIR, config.app))
-    : renderReload(config);
+    : renderReload(config, options.requestLog);
 }
 
 function serverHead(config: LbSiteConfig): string[] {
@@ -88,7 +92,8 @@ function exactRegex(value: string): string {
   return `"~^${value.replaceAll(".", "\\.")}$"`;
 }
 
-function renderReload(config: LbSiteConfig): string {
+function renderReload(config: LbSiteConfig, requestLog: string | undefined): string {
+  if (requestLog !== undefined && !isPlainPath(requestLog)) throw new LbError("ERR_LB_INVALID_SITE", `LB site ${config.app}: the request log path ${JSON.stringify(requestLog)} is not a plain absolute path`);
   const { app } = config;
   const pools = lbPools(config);
   const backendVar = lbVariable(app, "backend");
@@ -114,7 +119,9 @@ function renderReload(config: LbSiteConfig): string {
     '    default "";',
     "}",
     "",
+    ...(requestLog ? [...requestLogFormat("lb", app), ""] : []),
     ...serverHead(config),
+    ...(requestLog ? requestLogLine("lb", app, requestLog, 1) : []),
     `    add_header ${LB_BACKEND_HEADER} ${backendVar} always;`,
     `    add_header ${LB_REVISION_HEADER} ${lbRevision(config)} always;`,
     ...(setCookie === null ? [] : [`    add_header Set-Cookie ${setCookie} always;`]),

@@ -20,6 +20,8 @@ export interface ManagedPaths {
   sitesDir: string;
   /** tcp site files, included in the stream block. */
   streamsDir: string;
+  /** Reload-mode request logs (`<site>.<app>.log`), read by the agent (request-counting.ts). */
+  requestsDir: string;
   tempDir: string;
 }
 
@@ -34,6 +36,7 @@ export function managedPaths(stateDir: string): ManagedPaths {
     controlSocket: join(dir, "control.sock"),
     sitesDir: join(dir, "sites"),
     streamsDir: join(dir, "streams"),
+    requestsDir: join(dir, "requests"),
     tempDir: join(dir, "tmp"),
   };
 }

@@ -128,6 +128,10 @@ export class ManagedNginx implements NginxRunner {
     return join(protocol === "http" ? this.paths.sitesDir : this.paths.streamsDir, `${app}.conf`);
   }
 
+  requestLogPath(site: "app" | "lb", app: string): string {
+    return join(this.paths.requestsDir, `${site}.${app}.log`);
+  }
+
   liveSupportFiles(): readonly SupportFile[] {
     return []; // the dict and the control server are part of the managed nginx.conf
   }
@@ -254,7 +258,7 @@ export class ManagedNginx implements NginxRunner {
       if (group !== undefined) chownSync(dir, 0, group);
       chmodSync(dir, group === undefined ? 0o700 : 0o710);
     }
-    for (const dir of [this.paths.sitesDir, this.paths.streamsDir]) mkdirSync(dir, { recursive: true, mode: 0o700 });
+    for (const dir of [this.paths.sitesDir, this.paths.streamsDir, this.paths.requestsDir]) mkdirSync(dir, { recursive: true, mode: 0o700 });
   }
 
   /** Stops the master (graceful by default) and waits until it is gone. */

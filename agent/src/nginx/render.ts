@@ -1,6 +1,6 @@
 import { NginxError } from "./errors.js";
 import { balancerBlock } from "./lua.js";
-import { countingBlock } from "./request-counting.js";
+import { countingBlock, requestLogFormat, requestLogLine } from "./request-counting.js";
 import { hostPort, renderHeader, upstreamName, validateSite, type SiteConfig } from "./site.js";
 
 /** Idle connections each worker keeps to the live color, so requests skip the TCP handshake. */
@@ -42,6 +42,7 @@ function renderHttpSite(site: SiteConfig): string {
     `    keepalive ${UPSTREAM_KEEPALIVE};`,
     "}",
     "",
+    ...(site.switchMode === "reload" && site.requestLog ? [...requestLogFormat("app", site.app), ""] : []),
     "server {",
     `    listen ${hostPort(site.listenAddress, site.listenPort)};`,
     "",
@@ -56,8 +57,10 @@ function renderHttpSite(site: SiteConfig): string {
     `        proxy_pass http://${upstream};`,
     "    }",
   );
-  // Live mode has the Lua module: the requests are counted here, by the color's port that answered.
+  // Live mode has the Lua module: the requests are counted here, by the color's port that answered;
+  // in reload mode they go to a request log the agent counts (when the runner keeps one).
   if (site.switchMode === "live") lines.push("", ...countingBlock("app", site.app, 1));
+  else if (site.requestLog) lines.push("", ...requestLogLine("app", site.app, site.requestLog, 1));
   const extra = directiveLines(site.extraDirectives);
   if (extra.length > 0) lines.push("", ...extra);
   lines.push("}", "");

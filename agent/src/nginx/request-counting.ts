@@ -1,10 +1,12 @@
 import { LATENCY_BUCKETS_MS } from "@cutover/protocol";
-// Request counting where traffic passes (live mode: the Lua module is there).
-// Every http site's server counts each request in its log phase, into one
+// Request counting where traffic passes. Live mode (the Lua module is there):
+// every http site's server counts each request in its log phase, into one
 // shared dict: by site kind, app and the upstream that answered (the last of
 // $upstream_addr), the status class, upstream errors, the latency bucket and
-// the latency sum. The control server's GET /requests dumps the dict; the
-// agent turns it into RequestCounters (agent/src/requests).
+// the latency sum; the control server's GET /requests dumps the dict. Reload
+// mode (no Lua): the site writes one short line per request to a request log
+// the agent reads and counts the same way (`countRequest`). Either way the
+// agent turns them into RequestCounters (agent/src/requests).
 
 /** The `lua_shared_dict` of the counters. ~25 keys of ~50 bytes per app and upstream: 4m holds thousands. */
 export const REQUESTS_DICT = "cutover_requests";
@@ -100,7 +102,7 @@ export function parseCounters(text: string): { since: number; upstreams: Upstrea
     const key = `${site}\t${app}\t${upstream}`;
     let counts = byKey.get(key);
     if (!counts) {
-      counts = { site, app, upstream, requests: 0, byClass: { "2xx": 0, "3xx": 0, "4xx": 0, "5xx": 0 }, upstreamErrors: 0, latencySumMs: 0, buckets: Array(LATENCY_BUCKETS_MS.length + 1).fill(0) };
+      counts = emptyCounts(site, app, upstream);
       byKey.set(key, counts);
     }
     if (field === "n") counts.requests = value;
@@ -113,4 +115,57 @@ export function parseCounters(text: string): { since: number; upstreams: Upstrea
     }
   }
   return { since, upstreams: [...byKey.values()] };
+}
+
+/** A new, empty counter of one upstream. */
+export function emptyCounts(site: CountedSite, app: string, upstream: string): UpstreamCounts {
+  return { site, app, upstream, requests: 0, byClass: { "2xx": 0, "3xx": 0, "4xx": 0, "5xx": 0 }, upstreamErrors: 0, latencySumMs: 0, buckets: Array(LATENCY_BUCKETS_MS.length + 1).fill(0) };
+}
+
+/**
+ * Counts one request as the Lua block does: `upstreamHeaderTime` is nginx's
+ * $upstream_header_time ("-" at its end: the last try got no response header).
+ */
+export function countRequest(counts: UpstreamCounts, status: number, requestTimeMs: number, upstreamHeaderTime: string): void {
+  counts.requests++;
+  const cls = `${Math.floor(status / 100)}xx`;
+  if (cls in counts.byClass) counts.byClass[cls as keyof UpstreamCounts["byClass"]]++;
+  if (status >= 502 && status <= 504 && upstreamHeaderTime.endsWith("-")) counts.upstreamErrors++;
+  counts.latencySumMs += requestTimeMs;
+  const bucket = LATENCY_BUCKETS_MS.findIndex((bound) => requestTimeMs <= bound);
+  counts.buckets[bucket === -1 ? LATENCY_BUCKETS_MS.length : bucket]!++;
+}
+
+/** The log_format of a reload-mode site's request log (http level; one per site, so two site files never clash). */
+export function requestLogFormat(site: CountedSite, app: string): string[] {
+  return [`log_format ${requestLogFormatName(site, app)} '$status $request_time $upstream_header_time $upstream_addr';`];
+}
+
+function requestLogFormatName(site: CountedSite, app: string): string {
+  return `cutover_requests_${site}_${app}`;
+}
+
+/** The server-level line that writes the request log; `path` is the runner's requestLogPath. */
+export function requestLogLine(site: CountedSite, app: string, path: string, depth: number): string[] {
+  return [`${" ".repeat(depth * 4)}access_log ${path} ${requestLogFormatName(site, app)};`];
+}
+
+/**
+ * Counts the complete lines of a request log into `into` (by upstream: the
+ * last of $upstream_addr, "none" when nginx answered itself). Returns how
+ * many characters it consumed: a last line still being written is left for
+ * the next read.
+ */
+export function countLogLines(text: string, site: CountedSite, app: string, into: Map<string, UpstreamCounts>): number {
+  const end = text.lastIndexOf("\n") + 1;
+  for (const line of text.slice(0, end).split("\n")) {
+    const [status, requestTime, headerTime, ...addresses] = line.split(" ");
+    if (!status || requestTime === undefined || headerTime === undefined) continue;
+    // $upstream_addr lists every try ("a, b"; " : " between upstream groups): the last one answered; "-" is none.
+    const upstream = addresses.join(" ").split(/[\s,]+/).filter((token) => token !== "" && token !== ":" && token !== "-").at(-1) ?? "none";
+    let counts = into.get(upstream);
+    if (!counts) into.set(upstream, (counts = emptyCounts(site, app, upstream)));
+    countRequest(counts, Number(status), (Number(requestTime) || 0) * 1000, headerTime);
+  }
+  return end;
 }

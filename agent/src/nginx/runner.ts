@@ -51,6 +51,11 @@ export interface NginxRunner {
   readonly controlSocket: string;
   /** Where the site file of `app` lives; throws ERR_NGINX_STREAM_UNSUPPORTED for tcp without a stream include. */
   sitePath(app: string, protocol: SiteProtocol): string;
+  /**
+   * Where a reload-mode site writes its request log (request-counting.ts), when this nginx
+   * keeps one: the managed master does, under the agent's state dir; a system nginx does not.
+   */
+  requestLogPath?(site: "app" | "lb", app: string): string;
   /** Files live mode needs besides the site files, as they should read. */
   liveSupportFiles(): readonly SupportFile[];
   /** Cached at creation from module files and `nginx -V` (system: what the host config loads). */

@@ -20,6 +20,8 @@ export interface SiteConfig {
   switchMode: SwitchMode;
   /** Directives from the spec's proxy.directives, placed inside the server block, one per entry; `;` optional; only allowed names. */
   extraDirectives?: string[];
+  /** Reload mode, http: the request log the agent counts (NginxRunner.requestLogPath); absent, requests are not counted. */
+  requestLog?: string;
 }
 
 /** What the first lines of a rendered site file say about it. */
@@ -61,6 +63,12 @@ export function validateSite(site: SiteConfig): void {
     const checked = checkProxyDirective(directive);
     if (!checked.ok) bad(`extraDirectives[${i}]`, `an allowed nginx directive (${checked.why})`, directive);
   }
+  if (site.requestLog !== undefined && !isPlainPath(site.requestLog)) bad("requestLog", "an absolute path of letters, digits and ._/-", site.requestLog);
+}
+
+/** A path that goes into nginx config as it is: absolute, no space, quote, `;`, `$` or brace. */
+export function isPlainPath(path: string): boolean {
+  return /^\/[A-Za-z0-9._/-]+$/.test(path) && !path.includes("..");
 }
 
 /** `host:port` as nginx prints it in `$upstream_addr` (IPv6 in brackets). */

@@ -1,14 +1,21 @@
 import { LATENCY_BUCKETS_MS, MAX_REQUEST_COUNTERS, type cutover } from "@cutover/protocol";
 import type { Logger } from "@cutover/log";
 import { backendKey, readLbSite } from "../lb/index.js";
-import type { NginxRunner } from "../nginx/index.js";
+import { dirname } from "node:path";
+import type { NginxRunner, SwitchMode } from "../nginx/index.js";
 import { parseCounters, REQUESTS_PATH, type UpstreamCounts } from "../nginx/request-counting.js";
 import { unixHttp } from "../nginx/unix-http.js";
+import { RequestLogs } from "./request-log.js";
 
 const READ_TIMEOUT_MS = 2_000;
 
+/** The capability of an agent whose nginx sites count their requests (the coordinator's analysis needs it). */
+export const COUNTS_REQUESTS = "requests.counted";
+
 export interface RequestCounterOptions {
   nginx: NginxRunner;
+  /** How the agent switches its sites: live (the Lua counters) or reload (the request logs). */
+  switchMode: SwitchMode;
   /** The color of an app's port on this host (from its definition), or undefined when it is neither. */
   colorOf(app: string, port: number): string | undefined;
   log: Logger;
@@ -19,31 +26,46 @@ export interface RequestCounterOptions {
  * (RequestCounters in resources.proto): GET /requests on the control socket,
  * each upstream named by its group — an app site's by the color its port
  * belongs to, an LB site's by the backend host at that address. Live mode
- * only (the counting is Lua); without the Lua module there are none.
+ * counts in Lua; reload mode from the sites' request logs (the managed nginx
+ * keeps them; a system nginx in reload mode counts nothing).
  */
 export class RequestCounterSource {
   #warnedTooMany = false;
+  private readonly logs: RequestLogs | undefined;
 
-  constructor(private readonly options: RequestCounterOptions) {}
+  constructor(private readonly options: RequestCounterOptions) {
+    const { nginx, switchMode } = options;
+    const probe = switchMode === "reload" ? nginx.requestLogPath?.("app", "probe") : undefined;
+    this.logs = probe === undefined ? undefined : new RequestLogs(dirname(probe));
+  }
+
+  /** Whether this host's sites count their requests: live mode, or reload mode with request logs. */
+  get counting(): boolean {
+    return this.logs !== undefined || (this.options.switchMode === "live" && this.options.nginx.detectCapabilities().lua);
+  }
 
   async read(): Promise<cutover.v1.RequestCounters.$Properties[]> {
-    const { nginx, log } = this.options;
-    if (!nginx.detectCapabilities().lua || !nginx.isRunning()) return [];
-    let text: string;
-    try {
-      text = await unixHttp(nginx.controlSocket, "GET", REQUESTS_PATH, "", READ_TIMEOUT_MS, (detail, cause) => new Error(detail, { cause }));
-    } catch (error) {
-      log.debug("request counters not read", { error: (error as Error).message });
-      return [];
-    }
-    const { since, upstreams } = parseCounters(text);
+    const { since, upstreams } = await this.counted();
     const backends = await this.backendHosts(upstreams);
     const counters = upstreams.map((u) => toWire(u, this.groupOf(u, backends), since));
     if (counters.length > MAX_REQUEST_COUNTERS && !this.#warnedTooMany) {
       this.#warnedTooMany = true;
-      log.warn("more request counters than a heartbeat carries; the rest are dropped", { counters: counters.length, max: MAX_REQUEST_COUNTERS });
+      this.options.log.warn("more request counters than a heartbeat carries; the rest are dropped", { counters: counters.length, max: MAX_REQUEST_COUNTERS });
     }
     return counters.slice(0, MAX_REQUEST_COUNTERS);
+  }
+
+  /** Live mode: the Lua dict's counters; reload mode: the request logs' (when the runner keeps them). */
+  private async counted(): Promise<{ since: number; upstreams: UpstreamCounts[] }> {
+    const { nginx, log } = this.options;
+    if (this.logs) return { since: this.logs.since, upstreams: await this.logs.read() };
+    if (!this.counting || !nginx.isRunning()) return { since: 0, upstreams: [] };
+    try {
+      return parseCounters(await unixHttp(nginx.controlSocket, "GET", REQUESTS_PATH, "", READ_TIMEOUT_MS, (detail, cause) => new Error(detail, { cause })));
+    } catch (error) {
+      log.debug("request counters not read", { error: (error as Error).message });
+      return { since: 0, upstreams: [] };
+    }
   }
 
   /** The group an upstream's requests belong to; the upstream itself when it is not one cutover knows. */
