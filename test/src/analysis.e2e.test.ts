@@ -9,6 +9,7 @@ import { writeExampleSpec } from "./harness/app-spec.js";
 import { startFleet, type Fleet } from "./harness/fleet.js";
 import { CUTOVER_BIN, spawnWatched } from "./harness/processes.js";
 import { startPrometheus } from "./harness/prometheus.js";
+import { getThroughProxy } from "./harness/through-proxy.js";
 
 const APP_PORTS = { listen: 8080, blue: 7001, green: 7002 };
 const LB_LISTEN = 8090;
@@ -130,6 +131,9 @@ test.serial("canary analysis: a healthy canary is promoted by itself; 5% of 500s
   const measured = /canary analysis failed: measurement 1\/3: error rate (\d+(?:\.\d+)?)% > max_error_rate 1% \(\d+ of \d+ requests\)/.exec(errors.output);
   t.truthy(measured, errors.output);
   t.true(Number(measured?.[1]) > 1 && Number(measured?.[1]) < 10, `measured ${measured?.[1]}%`);
+  const answers = [];
+  for (let i = 0; i < 10; i++) answers.push(await getThroughProxy(fleet.lbAddresses[0]!, LB_LISTEN));
+  t.deepEqual(answers.map((a) => `${a.status} ${a.version}`), Array(10).fill("200 v2"), "the fleet serves the release before the canary again");
 
   const slow = writeExampleSpec(fleet.dir, { ...APP_PORTS, lbListen: LB_LISTEN, appArgs: ["--slow-response", "300"], strategy: canary({ max_latency_p99: "200ms" }) }, "slow.yml");
   const latency = await deploy(fleet, slow, "v4");
