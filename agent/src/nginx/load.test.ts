@@ -27,7 +27,9 @@ for (const mode of ["reload", "live"] as const) {
       rmSync(stateDir, { recursive: true, force: true });
     });
     const address = randomLoopback();
-    const [load, listenPort] = await Promise.all([startLoadChild(t, address), freePort(address)]);
+    // The load child's two app ports first: a port picked alongside could be the one the kernel hands it next.
+    const load = await startLoadChild(t, address);
+    const listenPort = await freePort(address);
     await runner.start();
     const site = (i: number): SiteConfig => ({
       app: "loaded",
