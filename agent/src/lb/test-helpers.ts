@@ -110,7 +110,9 @@ export async function lbFixture(t: ExecutionContext, options: LbFixtureOptions =
   const names = options.backends ?? ["a", "b", "c"];
   const stateDir = mkdtempSync(join(tmpdir(), "cutover-lb-"));
   const address = randomLoopback();
-  const [listenPort, ...backends] = await Promise.all([freePort(address), ...names.map((name) => startBackend(name))]);
+  // The backends' ports first: a port picked alongside could be the next one the kernel hands a backend.
+  const backends = await Promise.all(names.map((name) => startBackend(name)));
+  const listenPort = await freePort(address);
   const runner = await createManagedRunner({ stateDir, ...options.runner });
   t.teardown(async () => {
     await runner.stop({ graceful: false }).catch(() => undefined);

@@ -66,7 +66,9 @@ async function hostNginx(t: import("ava").ExecutionContext) {
 
 async function colors(t: import("ava").ExecutionContext) {
   const address = randomLoopback();
-  const [blue, green, listenPort] = await Promise.all([startColor("blue", address), startColor("green", address), freePort(address)]);
+  // The colors' ports first: a port picked alongside could be the next one the kernel hands a color.
+  const [blue, green] = await Promise.all([startColor("blue", address), startColor("green", address)]);
+  const listenPort = await freePort(address);
   t.teardown(async () => Promise.all([closeServer(blue.server), closeServer(green.server)]));
   const site = (color: "blue" | "green", switchMode: SiteConfig["switchMode"], extra: Partial<SiteConfig> = {}): SiteConfig => ({
     app: "geoip",

@@ -66,7 +66,9 @@ export async function managedFixture(
 ): Promise<Fixture> {
   const stateDir = mkdtempSync(join(tmpdir(), "cutover-nginx-"));
   const address = randomLoopback();
-  const [blue, green, listenPort] = await Promise.all([startColor("blue", address), startColor("green", address), freePort(address)]);
+  // The colors' ports first: a port picked alongside could be the next one the kernel hands a color.
+  const [blue, green] = await Promise.all([startColor("blue", address), startColor("green", address)]);
+  const listenPort = await freePort(address);
   const runner = await createManagedRunner({ stateDir, ...options });
   t.teardown(async () => {
     await runner.stop({ graceful: false }).catch(() => undefined);
