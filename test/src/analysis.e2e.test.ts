@@ -92,10 +92,13 @@ for (const switchMode of ["live", "reload"] as const) {
     t.is(byBackend["web-1"]! + byBackend["web-2"]!, 10_000, JSON.stringify(report.answers));
 
     // The counters reach the coordinator with the heartbeats: wait for the last ones.
+    // Each agent's counters come with its own heartbeat: the LB's and each host's.
     const expected = (counts: Map<string, number>, host: string) => counts.get(`lb lb-1 ${host} 2xx`) ?? 0;
+    const atHostOf = (counts: Map<string, number>, host: string) => counts.get(`app ${host} blue 2xx`) ?? 0;
+    const behind = (counts: Map<string, number>) => fleet.agents.some((_, i) => expected(counts, `web-${i + 1}`) < byBackend[`web-${i + 1}`]! || atHostOf(counts, `web-${i + 1}`) < byBackend[`web-${i + 1}`]!);
     let counts = await lbCounters(fleet);
     const deadline = Date.now() + 20_000;
-    while (fleet.agents.some((_, i) => expected(counts, `web-${i + 1}`) < byBackend[`web-${i + 1}`]!) && Date.now() < deadline) {
+    while (behind(counts) && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 1000)); // one heartbeat interval: the counters have no push to await
       counts = await lbCounters(fleet);
     }
@@ -103,7 +106,7 @@ for (const switchMode of ["live", "reload"] as const) {
       const host = `web-${i + 1}`;
       const client = byBackend[host]!;
       const atLb = expected(counts, host);
-      const atHost = counts.get(`app ${host} blue 2xx`) ?? 0;
+      const atHost = atHostOf(counts, host);
       t.log(`${host}: client ${client}, LB counted ${atLb}, the host's proxy counted ${atHost}`);
       t.true(Math.abs(atLb - client) <= client * 0.01, `LB's count for ${host}: ${atLb}, client's ${client}`);
       t.true(Math.abs(atHost - client) <= client * 0.01, `${host}'s own count: ${atHost}, client's ${client}`);
