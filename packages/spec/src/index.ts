@@ -5,6 +5,7 @@ export type { SpecIssue } from "./errors.js";
 export { parseDuration, parseSize, resolveCount } from "./units.js";
 export { SPEC_EXAMPLE } from "./example.js";
 export { ALLOWED_PROXY_DIRECTIVES, checkProxyDirective, type DirectiveCheck } from "./directives.js";
+export { isUrlPath } from "./url-path.js";
 export type {
   AppSpec,
   ArtifactSpec,

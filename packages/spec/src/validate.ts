@@ -11,6 +11,7 @@ import { resolve } from "node:path";
 import { Checker, describe, fieldPath, isMapping, openSection, Section } from "./checker.js";
 import * as D from "./defaults.js";
 import { checkProxyDirective } from "./directives.js";
+import { isUrlPath } from "./url-path.js";
 import type { SpecIssue } from "./errors.js";
 import type {
   AnalysisSpec,
@@ -72,7 +73,6 @@ const STOP_SIGNALS: readonly StopSignal[] = ["SIGTERM", "SIGINT", "SIGQUIT", "SI
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const UNIX_USER = /^[a-z_][a-z0-9_-]{0,31}$/;
 /** RFC 3986 path and query characters; no spaces or quotes, which would break the probe request. */
-const URL_PATH = /^\/[A-Za-z0-9\-._~!$&'()*+,;=:@/?%]*$/;
 /** Cookie and header names and pin values end up in nginx config: keep them to characters that need no quoting there. */
 const COOKIE_NAME = /^[A-Za-z0-9_-]{1,64}$/;
 const HEADER_NAME = /^[A-Za-z0-9-]{1,64}$/;
@@ -356,7 +356,7 @@ function readHealthCheck(health: Section): HealthCheck {
   if (!http) return { kind: "tcp" };
   return {
     kind: "http",
-    path: http.read("path", 'a URL path starting with "/", without spaces', text((v) => URL_PATH.test(v)), true) ?? "",
+    path: http.read("path", 'a URL path starting with "/", without spaces', text(isUrlPath), true) ?? "",
     expectStatus: http.read("expect_status", "an HTTP status code 100..599", integer(100, 599)) ?? D.DEFAULT_EXPECT_STATUS,
   };
 }
