@@ -189,6 +189,23 @@ test("a deploy streams the plan's steps in order, and a deploy of the live relea
   t.deepEqual(s.host.running(), ["blue=v1", "green=v2"]);
 });
 
+test("the new color is warmed once it passed its gate, just before the switch to it; a warm rollback warms its color too", async (t) => {
+  const s = await scene(t, "v1");
+  const warmedBefore = s.agent.proxy.warmed.length;
+  const switchesBefore = s.agent.proxy.switches.length;
+  await s.agent.manager.deploy("tx", deployOf("v2"));
+  t.deepEqual(s.agent.proxy.warmed.slice(warmedBefore), [{ port: s.host.definition.greenPort, gated: true, switchesBefore }]);
+  await s.agent.manager.rollback("back", "geoip");
+  t.like(s.agent.proxy.warmed.at(-1), { port: s.host.definition.bluePort, gated: true, switchesBefore: switchesBefore + 1 });
+});
+
+test("a Deploy with a health path that is not a plain URL path is refused at the edge", async (t) => {
+  const s = await scene(t, "v1");
+  const error = await t.throwsAsync(s.agent.manager.deploy("tx", { app: { ...WIRE, health: { path: "/x\r\nX-Evil: 1" } }, release: "v2" }));
+  t.is((error as { code?: string }).code, "ERR_INVALID_DEFINITION");
+  t.deepEqual(s.host.running(), ["blue=v1"]);
+});
+
 test("a Deploy without ports or run command is refused at the edge, before anything changes", async (t) => {
   const s = await scene(t, "v1");
   const error = await t.throwsAsync(s.agent.manager.deploy("tx", { app: { ...WIRE, greenPort: 0 }, release: "v2" }));

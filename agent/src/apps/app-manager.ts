@@ -336,9 +336,10 @@ export class AppManager {
     tx.progress(`${color} is healthy${ref.release === tx.record.release ? "" : ` on ${ref.release}`} after ${Math.round(tx.bootMs)} ms`);
   }
 
-  /** The switch step's work: nginx points at `port`, confirmed through the proxy. */
+  /** The switch step's work: nginx points at `port` (warmed first), confirmed through the proxy. */
   private async switchProxy(tx: LocalTransaction, definition: AppDefinition, port: number, what: string): Promise<ProxySwitch> {
     await this.options.proxy.prepare();
+    await this.options.proxy.warm(definition, port);
     const switched = await this.options.proxy.switchTo(definition, port);
     tx.progress(`${what} in ${switched.durationMs.toFixed(1)} ms (${switched.mode}${switched.reloaded ? ", reloaded" : ""})`);
     await tx.at("switched");

@@ -1,4 +1,4 @@
-import { readLivePort, switchSite, type NginxRunner, type SiteConfig, type SwitchMode, type SwitchResult } from "../nginx/index.js";
+import { readLivePort, switchSite, warmSite, type NginxRunner, type SiteConfig, type SwitchMode, type SwitchResult } from "../nginx/index.js";
 import type { AppDefinition } from "./definition.js";
 
 /** What a switch reports to the transaction. */
@@ -18,6 +18,12 @@ export interface AppProxy {
    * serve `port`.
    */
   switchTo(definition: AppDefinition, port: number, options?: { forceReload?: boolean }): Promise<ProxySwitch>;
+  /**
+   * Just before switchTo(definition, port): readies the proxy's way to `port` (a live
+   * switch's kept connections). Never rejects and changes no routing: a warm-up that did
+   * not happen costs the switch time, not correctness.
+   */
+  warm(definition: AppDefinition, port: number): Promise<void>;
   /** The port the app's proxy serves (or, not running, would serve once started); null when unknown. */
   serving(app: string): Promise<number | null>;
 }
@@ -45,6 +51,11 @@ export class NginxAppProxy implements AppProxy {
       expectStatus: check.kind === "http" ? check.expectStatus : undefined,
       forceReload: options.forceReload,
     });
+  }
+
+  async warm(definition: AppDefinition, port: number): Promise<void> {
+    const check = definition.health.check;
+    await warmSite(this.options.nginx, this.site(definition, port), { confirmPath: check.kind === "http" ? check.path : "/" }).catch(() => null);
   }
 
   async serving(app: string): Promise<number | null> {

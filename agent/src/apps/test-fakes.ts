@@ -166,6 +166,14 @@ export class FakeProxy implements AppProxy {
     return { durationMs: 1, mode: "live", reloaded: false, handoverMs: 0, persisted: Promise.resolve(notPersisted) };
   }
 
+  /** Each warm-up: its port, whether a gated process ran there, and how many switches came before it. */
+  readonly warmed: { port: number; gated: boolean; switchesBefore: number }[] = [];
+
+  async warm(definition: AppDefinition, port: number): Promise<void> {
+    const there = [...this.host.processes.values()].find((p) => p.app === definition.name && p.port === port);
+    this.warmed.push({ port, gated: there?.gated ?? false, switchesBefore: this.switches.length });
+  }
+
   async serving(app: string): Promise<number | null> {
     return this.host.serving.get(app) ?? null;
   }

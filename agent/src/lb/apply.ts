@@ -100,9 +100,8 @@ function planApply(runner: NginxRunner, config: LbSiteConfig, options: ApplyLbOp
       async set() {
         try {
           const before = await putState();
-          return async () => {
-            await restoreLbState(socket, before);
-          };
+          // Proved by confirming through the LB, after the set.
+          return { undo: async () => void (await restoreLbState(socket, before)), confirmed: false };
         } catch (error) {
           if (isUnreachable(error)) return null;
           throw error;

@@ -26,7 +26,7 @@ function call(socketPath: string, method: LbControlMethod, path: string, body = 
         "(nginx with the Lua module) and nginx is running",
       { cause },
     );
-  return unixHttp(socketPath, method, path, body, timeoutMs, fail);
+  return unixHttp(socketPath, method, path, body, timeoutMs, fail).then((answer) => answer.body);
 }
 
 const orNull = (text: string) => (text === "" ? null : text);

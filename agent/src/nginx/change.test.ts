@@ -68,7 +68,9 @@ function fakeNginx(t: ExecutionContext, fail?: "test" | "reload" | "confirm" | "
     const outcome = runChange(runner, KIND, "demo", () => plan(overrides), { onTransition: ({ from, to }) => seen.push(`${from}>${to}`) });
     return { outcome, seen };
   };
-  return { runner, path, calls, dict, change, setDict, run };
+  /** A live set: the dict write, and whether it proved itself (a probed PUT) or needs the confirming step. */
+  const liveSet = async (value: string, confirmed = false) => ({ undo: await setDict(value), confirmed });
+  return { runner, path, calls, dict, change, setDict, liveSet, run };
 }
 
 const KIND = {
@@ -128,7 +130,7 @@ test("a plan that throws fails the change from planned with the kind's error", a
 test("live route, after-done: resolves once set and confirmed; the file follows, and the next change waits for it", async (t) => {
   const n = fakeNginx(t);
   const fallback = n.change("new");
-  const { outcome, seen } = n.run({ route: "live", live: { set: () => n.setDict("new"), fallback, persist: "after-done" } });
+  const { outcome, seen } = n.run({ route: "live", live: { set: () => n.liveSet("new"), fallback, persist: "after-done" } });
   const done = await outcome;
   t.deepEqual(seen, ["planned>setting-port", "setting-port>confirming", "confirming>done"]);
   t.like(done, { reloaded: false, handoverMs: 0 });
@@ -140,9 +142,28 @@ test("live route, after-done: resolves once set and confirmed; the file follows,
   await next;
 });
 
+test("live route, after-done: a set that proved itself is done without a confirming step; the file follows", async (t) => {
+  const n = fakeNginx(t);
+  const { outcome, seen } = n.run({ route: "live", live: { set: () => n.liveSet("new", true), fallback: n.change("new"), persist: "after-done" } });
+  const done = await outcome;
+  t.deepEqual(seen, ["planned>setting-port", "setting-port>done"]);
+  t.deepEqual(n.calls, ["set new"]);
+  t.is(await done.persisted, null);
+  t.is(readFileSync(n.path, "utf8"), "new");
+});
+
+test("live route, with-confirm: a set that proved itself still writes its file before done", async (t) => {
+  const n = fakeNginx(t);
+  const { outcome, seen } = n.run({ route: "live", live: { set: () => n.liveSet("new", true), fallback: n.change("new"), persist: "with-confirm" } });
+  await outcome;
+  t.deepEqual(seen, ["planned>setting-port", "setting-port>persisting", "persisting>done"]);
+  t.deepEqual(n.calls, ["set new"]);
+  t.is(readFileSync(n.path, "utf8"), "new");
+});
+
 test("live route, after-done: a failed confirmation puts the dict back; neither the file nor a pending copy changed", async (t) => {
   const n = fakeNginx(t, "confirm");
-  const { outcome } = n.run({ route: "live", live: { set: () => n.setDict("new"), fallback: n.change("new"), persist: "after-done" } });
+  const { outcome } = n.run({ route: "live", live: { set: () => n.liveSet("new"), fallback: n.change("new"), persist: "after-done" } });
   const error = await t.throwsAsync(outcome, { instanceOf: NginxError, code: "ERR_NGINX_CONFIRM_TIMEOUT" });
   t.true(error.rolledBack);
   t.deepEqual(n.calls, ["set new", "confirm new", "unset old"]);
@@ -152,7 +173,7 @@ test("live route, after-done: a failed confirmation puts the dict back; neither 
 
 test("live route, with-confirm: the file is written in persisting and put back with the dict on failure", async (t) => {
   const n = fakeNginx(t, "confirm");
-  const { outcome, seen } = n.run({ route: "live", live: { set: () => n.setDict("new"), fallback: n.change("new"), persist: "with-confirm" } });
+  const { outcome, seen } = n.run({ route: "live", live: { set: () => n.liveSet("new"), fallback: n.change("new"), persist: "with-confirm" } });
   await t.throwsAsync(outcome, { instanceOf: NginxError, code: "ERR_NGINX_CONFIRM_TIMEOUT" });
   t.deepEqual(seen, ["planned>setting-port", "setting-port>persisting", "persisting>confirming", "confirming>rolling-back", "rolling-back>failed"]);
   t.is(readFileSync(n.path, "utf8"), "old");
@@ -168,7 +189,7 @@ test("live route with no control endpoint (set resolves null): reloads instead, 
 
 test("a failed dict write rolls back with nothing to undo", async (t) => {
   const n = fakeNginx(t, "set");
-  const error = await t.throwsAsync(n.run({ route: "live", live: { set: () => n.setDict("new"), fallback: null, persist: "after-done" } }).outcome, {
+  const error = await t.throwsAsync(n.run({ route: "live", live: { set: () => n.liveSet("new"), fallback: null, persist: "after-done" } }).outcome, {
     instanceOf: NginxError,
     code: "ERR_NGINX_CONTROL_FAILED",
   });

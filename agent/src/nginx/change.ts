@@ -24,7 +24,7 @@ import { TimedTransaction, type Transition } from "./timed-transaction.js";
  * dict is written: "setting-port" for an app site, "setting-state" for an LB site.
  *
  *  reload:    planned ─▶ testing ─▶ activating ─▶ reloading ─▶ retiring ─▶ [<set>] ─▶ confirming ─▶ done
- *  live:      planned ─▶ <set> ─▶ [persisting] ─▶ confirming ─▶ done
+ *  live:      planned ─▶ <set> ─▶ [persisting] ─▶ [confirming] ─▶ done
  *                          ├──▶ testing ─▶ …      (no control socket: the live file was never
  *                          └──▶ reloading ─▶ …     loaded; reload, testing only what changes)
  *  unchanged: planned ─▶ verifying ─▶ done       (the files are as wanted and serving)
@@ -36,6 +36,7 @@ import { TimedTransaction, type Transition } from "./timed-transaction.js";
  *  retiring: nginx keeps the replaced workers accepting for 100 ms after a reload; only once
  *  they stop does every new connection get the new config. [<set>] after a reload: the dict
  *  outlives reloads, so until it is set the new workers route by what served until now.
+ *  live, [confirming]: skipped when the dict's write proved the change itself (LiveSet.confirmed).
  *  live, the fallback file: persist "with-confirm" writes it in persisting, overlapping the
  *  confirmation, and both must succeed; "after-done" writes it once the change is confirmed
  *  and resolved (see LiveChange.persist).
@@ -62,8 +63,8 @@ function transitionTable<Set extends string>(set: Set): Record<ChangeState<Set>,
     activating: ["reloading", "rolling-back"],
     reloading: ["retiring", "rolling-back"],
     retiring: [set, "confirming", "rolling-back"],
-    [set]: ["persisting", "confirming", "testing", "reloading", "rolling-back"],
-    persisting: ["confirming", "rolling-back"],
+    [set]: ["persisting", "confirming", "done", "testing", "reloading", "rolling-back"],
+    persisting: ["confirming", "done", "rolling-back"],
     confirming: ["done", "rolling-back"],
     "rolling-back": ["failed"],
     done: [],
@@ -110,13 +111,23 @@ export interface FileChange {
 /** Puts back what one step changed. */
 export type Undo = () => Promise<void>;
 
+/** What writing the dict did: how to put it back, and whether the write proved itself. */
+export interface LiveSet {
+  undo: Undo;
+  /**
+   * The same call already proved the change through the proxy (an app site's PUT with its
+   * probe, control.ts switchLivePort): no confirming step. False: Plan.confirm proves it.
+   */
+  confirmed: boolean;
+}
+
 /** A change the shared dict alone makes live, without a reload. */
 export interface LiveChange {
   /**
    * Writes the dict; resolves with how to put it back, or null when the site's control
    * endpoint is not there (its file was never loaded): the change reloads instead.
    */
-  set(): Promise<Undo | null>;
+  set(): Promise<LiveSet | null>;
   /** The file an nginx restart (empty dict) reads; null when it is already as wanted. */
   fallback: FileChange | null;
   /**
@@ -271,7 +282,7 @@ class NginxChange<Set extends string> {
     if (live === null) throw new Error(`${this.kind.what} of ${this.plan.app}: a live route needs a live change`);
     const deferred = live.persist === "after-done" && live.fallback?.next != null ? live.fallback : null;
     this.tx.transition(this.kind.setStep);
-    let undo: Undo | null;
+    let written: LiveSet | null;
     try {
       if (deferred !== null) {
         // A few hundred bytes into the page cache, no fsync: a synchronous write takes
@@ -281,24 +292,26 @@ class NginxChange<Set extends string> {
         writeFileSync(pending, deferred.next ?? "", { mode: SITE_FILE_MODE });
         this.undos.push(() => rm(pending, { force: true }));
       }
-      undo = await live.set();
+      written = await live.set();
     } catch (error) {
       return this.rollBack(error);
     }
-    if (undo === null) {
+    if (written === null) {
       for (const pendingUndo of this.undos.splice(0)) await pendingUndo();
       return this.reload(this.plan.files.length > 0);
     }
-    this.undos.push(undo);
+    this.undos.push(written.undo);
     try {
+      // A set that proved itself needs no confirming step; "with-confirm" still writes its file.
+      const confirm = () => (written.confirmed ? undefined : this.plan.confirm(undefined, "kept"));
       if (live.persist === "with-confirm") {
         this.tx.transition("persisting");
-        const written = live.fallback === null ? Promise.resolve() : this.activate(live.fallback, "write");
+        const persisted = live.fallback === null ? Promise.resolve() : this.activate(live.fallback, "write");
+        if (!written.confirmed) this.tx.transition("confirming");
+        await Promise.all([persisted, confirm()]);
+      } else if (!written.confirmed) {
         this.tx.transition("confirming");
-        await Promise.all([written, this.plan.confirm(undefined, "kept")]);
-      } else {
-        this.tx.transition("confirming");
-        await this.plan.confirm(undefined, "kept");
+        await confirm();
       }
       this.tx.transition("done");
     } catch (error) {

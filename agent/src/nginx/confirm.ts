@@ -93,6 +93,13 @@ function probeTcp(site: SiteConfig): Promise<Probe> {
   });
 }
 
+/** What an answer says of a switch to `site`: it proves it when the live color gave it with an acceptable status. */
+export function provesSwitch(site: SiteConfig, answer: { status: number | null; upstream: string | null }, expectStatus?: number): boolean {
+  const { status } = answer;
+  const statusOk = status !== null && (expectStatus === undefined ? status < 500 : status === expectStatus);
+  return statusOk && answer.upstream === expectedUpstream(site);
+}
+
 /**
  * Asks the proxy, as a user would, until the answer comes from the site's live color.
  * http: GET through listenAddress:listenPort until `X-Cutover-Upstream` names
@@ -103,8 +110,6 @@ export async function confirmSwitch(site: SiteConfig, options: ConfirmOptions = 
   const path = options.path ?? "/";
   const timeoutMs = options.timeoutMs ?? DEFAULT_CONFIRM_TIMEOUT_MS;
   const want = expectedUpstream(site);
-  const statusOk = (status: number | null) =>
-    status !== null && (options.expectStatus === undefined ? status < 500 : status === options.expectStatus);
   const deadline = performance.now() + timeoutMs;
   let attempts = 0;
   let last: Probe = { status: null, upstream: null, error: "no attempt" };
@@ -115,7 +120,7 @@ export async function confirmSwitch(site: SiteConfig, options: ConfirmOptions = 
       if (last.error === null) return { attempts, upstream: null };
     } else {
       last = await probeHttp(site, path, options.connection ?? "fresh");
-      if (last.upstream === want && statusOk(last.status)) return { attempts, upstream: last.upstream };
+      if (provesSwitch(site, last, options.expectStatus)) return { attempts, upstream: last.upstream };
     }
     if (performance.now() >= deadline) break;
     if (last.stale) continue;

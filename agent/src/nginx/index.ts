@@ -35,6 +35,7 @@ export { readLivePort, type LivePortReading } from "./live-port.js";
 export {
   removeSite,
   switchSite,
+  warmSite,
   type SwitchOptions,
   type SwitchResult,
   type SwitchState,

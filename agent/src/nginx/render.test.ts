@@ -44,7 +44,7 @@ server {
 test("live-mode http site reads the port from the dict, falls back to the rendered one, keeps keepalive after the balancer", (t) => {
   const text = renderSite({ ...geoip, switchMode: "live", livePort: 7002 });
   const lines = text.split("\n").map((line) => line.trim());
-  t.true(lines.includes('local port = ngx.shared.cutover_live:get("geoip") or 7002'));
+  t.true(lines.includes('local port = ngx.is_subrequest and tonumber(ngx.var.cutover_probe_port) or ngx.shared.cutover_live:get("geoip") or 7002'));
   t.true(lines.includes('local ok, err = require("ngx.balancer").set_current_peer("127.0.0.11", port)'));
   t.true(lines.includes("server 127.0.0.11:7002 max_fails=0;"), "a server line is still required and is the fallback");
   const balancer = lines.indexOf("balancer_by_lua_block {");

@@ -4,11 +4,11 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { NginxError } from "./errors.js";
 import { childPids, processTitle } from "./proc.js";
-import { setLivePort } from "./control.js";
+import { getLivePort, setLivePort, switchLivePort } from "./control.js";
 import { readLivePort } from "./live-port.js";
 import { renderSite } from "./render.js";
 import { pendingPath } from "./site-files.js";
-import { removeSite, switchSite } from "./switch.js";
+import { removeSite, switchSite, WARM_CONNECTIONS, warmSite } from "./switch.js";
 import { freePort, get, managedFixture } from "./test-helpers.js";
 
 test("reload mode: blue → green; users get green and the header names green", async (t) => {
@@ -58,6 +58,41 @@ test("live mode: blue → green without a reload; master and workers unchanged; 
   t.regex(file, new RegExp(`live-port=${f.green.port}\\b`));
   t.regex(file, new RegExp(`get\\("demo"\\) or ${f.green.port}\\b`), "the Lua fallback is the new port");
   t.deepEqual(await readLivePort(f.runner, "demo"), { file: f.green.port, dict: f.green.port, serving: f.green.port, mode: "live" });
+});
+
+test("live mode: one control call sets the dict and proves it: green gets the probe with the site's Host and no body", async (t) => {
+  const f = await managedFixture(t);
+  await switchSite(f.runner, f.site("blue", "live"));
+  const seen: string[] = [];
+  await switchSite(f.runner, f.site("green", "live"), { confirmPath: "/health?from=agent", onTransition: ({ from, to }) => seen.push(`${from}>${to}`) });
+  t.deepEqual(seen, ["planned>setting-port", "setting-port>done"], "no confirming step: the set proved itself");
+  t.deepEqual(f.green.requests.at(-1), { method: "GET", url: "/health?from=agent", host: `${f.address}:${f.listenPort}`, contentLength: undefined });
+  t.like(await get(f.address, f.listenPort), { body: "green" });
+});
+
+test("live mode: warmSite leaves kept connections to green without moving users; the switch then opens none", async (t) => {
+  const f = await managedFixture(t);
+  await switchSite(f.runner, f.site("blue", "live"));
+  t.deepEqual(await warmSite(f.runner, f.site("green", "live"), { confirmPath: "/health" }), Array(WARM_CONNECTIONS).fill(200));
+  t.is(f.green.connections, WARM_CONNECTIONS);
+  t.true(f.green.requests.every((r) => r.url === "/health" && r.host === `${f.address}:${f.listenPort}`));
+  t.like(await get(f.address, f.listenPort), { body: "blue" }, "users still reach blue");
+  await switchSite(f.runner, f.site("green", "live"), { confirmPath: "/health" });
+  t.is(f.green.connections, WARM_CONNECTIONS, "the switch's probe took a warmed connection");
+  t.like(await get(f.address, f.listenPort), { body: "green" });
+  t.is(await warmSite(f.runner, f.site("blue", "reload")), null, "nothing to warm before a reload");
+});
+
+test("live mode: a probe that is not a URL path is refused by nginx before the dict changes", async (t) => {
+  const f = await managedFixture(t);
+  await switchSite(f.runner, f.site("blue", "live"));
+  const socket = f.runner.controlSocket;
+  for (const probe of [{ path: "/x\r\nX-Evil: 1", host: "h" }, { path: "no-slash", host: "h" }, { path: "/ok", host: "a b" }]) {
+    const error = await t.throwsAsync(switchLivePort(socket, "demo", f.green.port, probe), { instanceOf: NginxError, code: "ERR_NGINX_CONTROL_FAILED" });
+    t.regex(error.message, /status 400/);
+  }
+  t.is(await getLivePort(socket, "demo"), f.blue.port);
+  t.false(f.green.requests.some((r) => r.url.includes("Evil")));
 });
 
 test("live mode: the fallback port keeps the color across an nginx restart (empty dict)", async (t) => {
@@ -241,8 +276,8 @@ test("each switch reports its states in order, once each", async (t) => {
   ]);
   seen.length = 0;
   const live = await switchSite(f.runner, f.site("green", "live"), { onTransition });
-  t.deepEqual(seen, ["planned>setting-port", "setting-port>confirming", "confirming>done"], "the fallback file is written after done");
-  t.deepEqual(Object.keys(live.steps), ["planned", "setting-port", "confirming"]);
+  t.deepEqual(seen, ["planned>setting-port", "setting-port>done"], "the fallback file is written after done");
+  t.deepEqual(Object.keys(live.steps), ["planned", "setting-port"]);
   t.is(live.handoverMs, 0);
   seen.length = 0;
   await t.throwsAsync(switchSite(f.runner, f.site("blue", "reload", { extraDirectives: ["gzip maybe"] }), { onTransition }));

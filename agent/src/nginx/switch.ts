@@ -1,11 +1,11 @@
 import { type ChangeOptions, type ChangeResult, type ChangeState, type FileChange, type Plan, probeOptions, runChange } from "./change.js";
 import { removeFiles } from "./removal.js";
-import { confirmSwitch, DEFAULT_CONFIRM_TIMEOUT_MS } from "./confirm.js";
-import { clearLivePort, setLivePort } from "./control.js";
+import { confirmSwitch, DEFAULT_CONFIRM_TIMEOUT_MS, provesSwitch } from "./confirm.js";
+import { clearLivePort, setLivePort, switchLivePort, warmLivePort } from "./control.js";
 import { NginxError } from "./errors.js";
 import { renderSite } from "./render.js";
 import type { NginxRunner } from "./runner.js";
-import { parseSiteHeader, type SiteConfig, type SiteProtocol } from "./site.js";
+import { hostPort, parseSiteHeader, type SiteConfig, type SiteProtocol, validateSite } from "./site.js";
 import { pendingPath, readOrNull, sitePathOrNull } from "./site-files.js";
 import type { Transition } from "./timed-transaction.js";
 import { rmSync } from "node:fs";
@@ -127,10 +127,18 @@ function planSwitch(runner: NginxRunner, next: SiteConfig, options: SwitchOption
     route,
     files,
     live: {
+      // One call sets the dict and proves it through the app's upstream (control.ts).
       async set() {
-        const before = await setLivePort(socket, next.app, next.livePort);
-        dictBefore = before;
-        return () => restoreLivePort(socket, next.app, before);
+        const probe = { path: options.confirmPath ?? "/", host: hostPort(next.listenAddress, next.listenPort) };
+        try {
+          const { previous, probe: answer } = await switchLivePort(socket, next.app, next.livePort, probe);
+          dictBefore = previous;
+          return { undo: () => restoreLivePort(socket, next.app, previous), confirmed: provesSwitch(next, answer, options.expectStatus) };
+        } catch (error) {
+          // The answer may be lost after nginx set the dict: back to the port the file serves.
+          await restoreLivePort(socket, next.app, filePort).catch(() => undefined);
+          throw error;
+        }
       },
       fallback: files[0] ?? null,
       persist: "after-done",
@@ -159,6 +167,26 @@ function planSwitch(runner: NginxRunner, next: SiteConfig, options: SwitchOption
 async function restoreLivePort(socket: string, app: string, before: number | null): Promise<void> {
   if (before === null) await clearLivePort(socket, app);
   else await setLivePort(socket, app, before);
+}
+
+/** Connections a warm-up leaves to the new color: a few more than a host's proxy has users at the same instant in the swap bench. */
+export const WARM_CONNECTIONS = 8;
+
+/**
+ * Before a live switch of `next.app` to `next.livePort` (which passed its health gate):
+ * nginx opens WARM_CONNECTIONS kept-alive connections to it through the app's upstream, with
+ * the confirming probe as their request, so the users the switch moves there find them
+ * ready (control.ts, warmLivePort). Resolves with the probes' statuses, or null when the
+ * switch will not be live (no live file loaded, no Lua, nginx not running): there is nothing
+ * to warm, as a reload starts workers with empty pools. Users' routing is untouched.
+ */
+export async function warmSite(runner: NginxRunner, next: SiteConfig, options: Pick<SwitchOptions, "confirmPath"> = {}): Promise<number[] | null> {
+  validateSite(next);
+  if (next.switchMode !== "live" || next.protocol !== "http" || !runner.detectCapabilities().lua || !runner.isRunning()) return null;
+  const current = readOrNull(runner.sitePath(next.app, next.protocol));
+  if (current === null || parseSiteHeader(current)?.mode !== "live") return null;
+  const probe = { path: options.confirmPath ?? "/", host: hostPort(next.listenAddress, next.listenPort) };
+  return warmLivePort(runner.controlSocket, next.app, next.livePort, probe, WARM_CONNECTIONS);
 }
 
 /**

@@ -21,17 +21,20 @@ export interface ColorServer {
   server: Server;
   /** TCP connections nginx opened to this color. */
   connections: number;
+  /** Every request it answered: what nginx sent it. */
+  requests: { method: string; url: string; host: string | undefined; contentLength: string | undefined }[];
 }
 
 /** An app instance: answers every request with its color (body and X-Color header). */
 export function startColor(color: string, address: string): Promise<ColorServer> {
   return new Promise((resolve, reject) => {
     const server = createServer((req, res) => {
+      state.requests.push({ method: req.method ?? "", url: req.url ?? "", host: req.headers.host, contentLength: req.headers["content-length"] });
       req.resume();
       res.setHeader("x-color", color);
       res.end(color);
     });
-    const state: ColorServer = { color, port: 0, server, connections: 0 };
+    const state: ColorServer = { color, port: 0, server, connections: 0, requests: [] };
     server.on("connection", () => (state.connections += 1));
     server.once("error", reject);
     server.listen(0, address, () => {

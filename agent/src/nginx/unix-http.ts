@@ -1,4 +1,4 @@
-import { Agent, request } from "node:http";
+import { Agent, type IncomingHttpHeaders, request } from "node:http";
 
 /**
  * One idle connection kept per control socket: a live switch's dict write then costs no
@@ -23,8 +23,8 @@ const CLOSED_UNDER_US = new Set(["ECONNRESET", "EPIPE"]);
 
 /**
  * One HTTP call to a control server on a unix socket, on the socket's kept-alive
- * connection. Resolves with the body of a 200 answer; rejects with `failed(detail, cause)`
- * otherwise, so each caller raises its own typed error.
+ * connection. Resolves with a 200 answer (body and headers); rejects with
+ * `failed(detail, cause)` otherwise, so each caller raises its own typed error.
  *
  * A kept connection that nginx closed just as the request went out (idle close on reload,
  * restart, keepalive_timeout) fails before any answer; nginx had not read the request, so
@@ -37,7 +37,7 @@ export function unixHttp(
   body: string,
   timeoutMs: number,
   failed: (detail: string, cause?: unknown) => Error,
-): Promise<string> {
+): Promise<UnixAnswer> {
   const call = () => callOnce(socketPath, method, path, body, timeoutMs);
   const fail = (failure: CallFailure) => {
     throw failed(failure.reason.message, failure.reason);
@@ -54,7 +54,13 @@ class CallFailure {
   ) {}
 }
 
-function callOnce(socketPath: string, method: string, path: string, body: string, timeoutMs: number): Promise<string> {
+/** A control server's 200 answer. */
+export interface UnixAnswer {
+  body: string;
+  headers: IncomingHttpHeaders;
+}
+
+function callOnce(socketPath: string, method: string, path: string, body: string, timeoutMs: number): Promise<UnixAnswer> {
   return new Promise((resolve, reject) => {
     let answered = false;
     const req = request(
@@ -65,7 +71,7 @@ function callOnce(socketPath: string, method: string, path: string, body: string
         res.setEncoding("utf8");
         res.on("data", (chunk: string) => (text += chunk));
         res.on("error", (error) => reject(new CallFailure(error)));
-        res.on("end", () => (res.statusCode === 200 ? resolve(text) : reject(new CallFailure(new Error(`status ${res.statusCode}`)))));
+        res.on("end", () => (res.statusCode === 200 ? resolve({ body: text, headers: res.headers }) : reject(new CallFailure(new Error(`status ${res.statusCode}`)))));
       },
     );
     req.on("timeout", () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));

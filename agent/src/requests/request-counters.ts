@@ -61,7 +61,8 @@ export class RequestCounterSource {
     if (this.logs) return { since: this.logs.since, upstreams: await this.logs.read() };
     if (!this.counting || !nginx.isRunning()) return { since: 0, upstreams: [] };
     try {
-      return parseCounters(await unixHttp(nginx.controlSocket, "GET", REQUESTS_PATH, "", READ_TIMEOUT_MS, (detail, cause) => new Error(detail, { cause })));
+      const answer = await unixHttp(nginx.controlSocket, "GET", REQUESTS_PATH, "", READ_TIMEOUT_MS, (detail, cause) => new Error(detail, { cause }));
+      return parseCounters(answer.body);
     } catch (error) {
       log.debug("request counters not read", { error: (error as Error).message });
       return { since: 0, upstreams: [] };
