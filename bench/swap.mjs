@@ -4,7 +4,7 @@
 // load the host's proxy: one retrying idempotent requests on a closed
 // keep-alive connection (RFC 9112 §9.3.1), one that never retries.
 //
-//   npm run bench -- swap [--swaps=50] [--entry=dist|bundle] [--node-flags=A,B]
+//   npm run bench -- swap [--swaps=50] [--mode=reload|live] [--entry=dist|bundle] [--node-flags=A,B]
 //
 // The agent runs from agent/dist by default; --entry=bundle runs the one-file bundle with
 // install.sh's node flags (or --node-flags), as installed.
@@ -22,7 +22,7 @@ const CONCURRENCY = 2;
 async function runMode(mode, swaps, entryOptions) {
   const ctx = benchContext();
   try {
-    const entry = await agentEntry(entryOptions.entryName, tempDir(ctx, "cutover-bench-bundle-"), entryOptions.flags);
+    const entry = await agentEntry(entryOptions.entryName, tempDir(ctx, "cutover-bench-bundle-"), entryOptions.flags, entryOptions.niceness);
     console.log(`${mode}: agent ${entry.label}`);
     const fleet = await startFleet(ctx, { hosts: 1, switchMode: mode, agent: entry.options });
     const spec = writeExampleSpec(fleet.dir, { listen: LISTEN, blue: 7001, green: 7002 });
@@ -73,7 +73,9 @@ export async function run(args) {
   console.log(`\n== swap: ${swaps} consecutive per-host blue/green deploys per mode, 1 host, 2+2 keep-alive clients on its proxy`);
   const results = [];
   const entryOptions = entryArgs(args, "dist");
-  for (const mode of ["reload", "live"]) results.push(await runMode(mode, swaps, entryOptions));
+  const only = args.find((a) => a.startsWith("--mode="))?.slice("--mode=".length);
+  if (only !== undefined && only !== "reload" && only !== "live") throw new Error(`--mode=${only}: reload or live`);
+  for (const mode of only ? [only] : ["reload", "live"]) results.push(await runMode(mode, swaps, entryOptions));
   console.log(
     table(
       ["mode", "swaps", "switch ms med", "switch ms p99", "w/o handover med", "p99", "agent work ms med", "p99", "boot+health ms", "requests (retry)", "failed", "sock err", "requests (no retry)", "failed", "sock err", "p99 ms steady", "p99 ms swapping"],

@@ -72,6 +72,8 @@ export interface AgentOptions {
   entry?: string;
   /** Node.js flags before the entry, as install.sh's wrapper passes them (e.g. V8 heap limits). */
   nodeFlags?: string[];
+  /** The agent's niceness, as install.sh's unit sets it (Nice=); default: the test's own. */
+  niceness?: number;
 }
 
 /** A real `cutover-agent` process. */
@@ -95,7 +97,7 @@ export class AgentProcess {
     if (this.options.extraArgs) args.push(...this.options.extraArgs);
     // spawnWatched runs `node <file> <args>`: node's own flags must come before the entry file.
     const [file, ...rest] = [...(this.options.nodeFlags ?? []), this.options.entry ?? AGENT_BIN, ...args] as [string, ...string[]];
-    this.process = spawnWatched(`agent ${this.options.name}`, file, rest, this.options.env);
+    this.process = spawnWatched(`agent ${this.options.name}`, file, rest, this.options.env, this.options.niceness);
     return this.process;
   }
 
@@ -160,7 +162,7 @@ export async function startFleet(
     /** Front load-balancer hosts (named lb-1.., labelled role=lb) on 127.A.B.51.. */
     lbHosts?: number;
     /** What every agent runs (default agent/dist): e.g. the bundle install.sh installs, with its node flags. */
-    agent?: Pick<AgentOptions, "entry" | "nodeFlags">;
+    agent?: Pick<AgentOptions, "entry" | "nodeFlags" | "niceness">;
   },
 ): Promise<Fleet> {
   // Heartbeats every second, as a small fleet honestly runs; the ping timeout (what cuts a session) is the product default.

@@ -90,8 +90,11 @@ export class WatchedProcess {
   }
 }
 
-export function spawnWatched(label: string, file: string, args: string[], env: NodeJS.ProcessEnv = {}): WatchedProcess {
-  const child = spawn(process.execPath, [file, ...args], {
+/** Runs `node <file> <args>`; with `niceness`, through coreutils' nice (it execs node: same pid), as a systemd unit's Nice= would. */
+export function spawnWatched(label: string, file: string, args: string[], env: NodeJS.ProcessEnv = {}, niceness?: number): WatchedProcess {
+  const argv = [process.execPath, file, ...args];
+  const [command, ...rest] = niceness === undefined ? argv : ["nice", "-n", String(niceness), ...argv];
+  const child = spawn(command as string, rest, {
     env: { ...process.env, CUTOVER_LOG_LEVEL: "debug", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
