@@ -189,6 +189,13 @@ test("a deploy streams the plan's steps in order, and a deploy of the live relea
   t.deepEqual(s.host.running(), ["blue=v1", "green=v2"]);
 });
 
+test("a blue-green deploy tests the switch's config while the new color boots, before its gate", async (t) => {
+  const s = await scene(t, "v1");
+  const before = s.agent.proxy.pretested.length;
+  await s.agent.manager.deploy("tx", deployOf("v2"));
+  t.deepEqual(s.agent.proxy.pretested.slice(before), [{ port: s.host.definition.greenPort, started: false }]);
+});
+
 test("the new color is warmed once it passed its gate, just before the switch to it; a warm rollback warms its color too", async (t) => {
   const s = await scene(t, "v1");
   const warmedBefore = s.agent.proxy.warmed.length;

@@ -265,7 +265,10 @@ export class AppManager {
         throw new DeployError("ERR_PORT_IN_USE", `port ${port} on ${this.options.colors.address} (the ${color} color) is in use by a process cutover does not manage; stop it or change ports.${color}`);
       }
       tx.progress(`starting ${release} on ${color} (port ${port})`);
+      // The switch's config is tested while the color boots (never rejects).
+      const pretested = this.options.proxy.pretest(definition, port);
       await this.startGated(ref, color, cwd, tx);
+      await pretested;
       await tx.advance("switch");
       const switched = await this.switchProxy(tx, definition, port, `nginx switched to ${color}`);
       this.promote(snapshot, color, ref);

@@ -1,4 +1,4 @@
-import { readLivePort, switchSite, warmSite, type NginxRunner, type SiteConfig, type SwitchMode, type SwitchResult } from "../nginx/index.js";
+import { pretestSwitch, readLivePort, switchSite, warmSite, type NginxRunner, type SiteConfig, type SwitchMode, type SwitchResult } from "../nginx/index.js";
 import type { AppDefinition } from "./definition.js";
 
 /** What a switch reports to the transaction. */
@@ -18,6 +18,12 @@ export interface AppProxy {
    * serve `port`.
    */
   switchTo(definition: AppDefinition, port: number, options?: { forceReload?: boolean }): Promise<ProxySwitch>;
+  /**
+   * While `port` boots: tests the config switchTo(definition, port) would load, so the
+   * switch does not wait for the test (a reload switch's nginx -t). Never rejects and
+   * changes nothing live: a pretest that failed or did not happen leaves the switch to test.
+   */
+  pretest(definition: AppDefinition, port: number): Promise<void>;
   /**
    * Just before switchTo(definition, port): readies the proxy's way to `port` (a live
    * switch's kept connections). Never rejects and changes no routing: a warm-up that did
@@ -51,6 +57,10 @@ export class NginxAppProxy implements AppProxy {
       expectStatus: check.kind === "http" ? check.expectStatus : undefined,
       forceReload: options.forceReload,
     });
+  }
+
+  async pretest(definition: AppDefinition, port: number): Promise<void> {
+    await pretestSwitch(this.options.nginx, this.site(definition, port)).catch(() => null);
   }
 
   async warm(definition: AppDefinition, port: number): Promise<void> {

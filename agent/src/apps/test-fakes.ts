@@ -166,6 +166,14 @@ export class FakeProxy implements AppProxy {
     return { durationMs: 1, mode: "live", reloaded: false, handoverMs: 0, persisted: Promise.resolve(notPersisted) };
   }
 
+  /** Each pretest: its port, and whether a process had been started there by then. */
+  readonly pretested: { port: number; started: boolean }[] = [];
+
+  async pretest(definition: AppDefinition, port: number): Promise<void> {
+    const started = [...this.host.processes.values()].some((p) => p.app === definition.name && p.port === port);
+    this.pretested.push({ port, started });
+  }
+
   /** Each warm-up: its port, whether a gated process ran there, and how many switches came before it. */
   readonly warmed: { port: number; gated: boolean; switchesBefore: number }[] = [];
 

@@ -33,6 +33,7 @@ export { createSystemRunner, SystemNginx, type SystemRunnerOptions } from "./sys
 export { ensureSocketDir } from "./socket-dir.js";
 export { readLivePort, type LivePortReading } from "./live-port.js";
 export {
+  pretestSwitch,
   removeSite,
   switchSite,
   warmSite,

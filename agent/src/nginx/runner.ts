@@ -11,6 +11,8 @@ export type RunnerKind = "managed" | "system";
 export interface TestResult {
   ok: boolean;
   output: string;
+  /** The same bytes passed before and nginx -t did not run again (managed nginx, test-memo.ts). */
+  remembered?: boolean;
 }
 
 /**

@@ -1,6 +1,6 @@
 // Integration: real nginx (managed mode), real color servers, answers read through the proxy.
 import test, { type ExecutionContext } from "ava";
-import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { NginxError } from "./errors.js";
 import { childPids, processTitle } from "./proc.js";
@@ -8,7 +8,7 @@ import { getLivePort, setLivePort, switchLivePort } from "./control.js";
 import { readLivePort } from "./live-port.js";
 import { renderSite } from "./render.js";
 import { pendingPath } from "./site-files.js";
-import { removeSite, switchSite, WARM_CONNECTIONS, warmSite } from "./switch.js";
+import { pretestSwitch, removeSite, switchSite, WARM_CONNECTIONS, warmSite } from "./switch.js";
 import { freePort, get, managedFixture } from "./test-helpers.js";
 
 test("reload mode: blue → green; users get green and the header names green", async (t) => {
@@ -26,6 +26,33 @@ test("reload mode: blue → green; users get green and the header names green", 
     ["demo.conf"],
     "no candidate or temp file left beside the site",
   );
+});
+
+test("reload mode: a pretested switch reloads without running nginx -t again; a change in between is tested anew", async (t) => {
+  const f = await managedFixture(t);
+  await switchSite(f.runner, f.site("blue", "reload"));
+  const path = f.runner.sitePath("demo", "http");
+  const live = readFileSync(path);
+  const testRuns = () => statSync(f.runner.paths.testConf, { bigint: true }).mtimeNs;
+
+  t.true(await pretestSwitch(f.runner, f.site("green", "reload")));
+  t.deepEqual(readFileSync(path), live, "the live file is untouched");
+  t.deepEqual(readdirSync(f.runner.paths.sitesDir), ["demo.conf"], "no candidate is left");
+  t.like(await get(f.address, f.listenPort), { body: "blue" });
+  const tested = testRuns();
+  await switchSite(f.runner, f.site("green", "reload"));
+  t.is(testRuns(), tested, "nginx -t did not run again for the same bytes");
+  t.like(await get(f.address, f.listenPort), { body: "green" });
+
+  t.true(await pretestSwitch(f.runner, f.site("blue", "reload")));
+  const pretested = testRuns();
+  await switchSite(f.runner, { ...f.site("blue", "reload"), app: "other", listenPort: await freePort(f.address) });
+  await switchSite(f.runner, f.site("blue", "reload"));
+  t.true(testRuns() > pretested, "another site changed since: tested again");
+  t.like(await get(f.address, f.listenPort), { body: "blue" });
+
+  t.false(await pretestSwitch(f.runner, f.site("green", "reload", { extraDirectives: ["gzip maybe"] })), "nginx -t says no");
+  t.is(await pretestSwitch(f.runner, f.site("blue", "reload")), null, "nothing to change: nothing to test");
 });
 
 test("reload mode: switching to the color already live changes nothing and does not reload", async (t) => {

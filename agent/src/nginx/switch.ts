@@ -1,4 +1,5 @@
 import { type ChangeOptions, type ChangeResult, type ChangeState, type FileChange, type Plan, probeOptions, runChange } from "./change.js";
+import { exclusive } from "./queue.js";
 import { removeFiles } from "./removal.js";
 import { confirmSwitch, DEFAULT_CONFIRM_TIMEOUT_MS, provesSwitch } from "./confirm.js";
 import { clearLivePort, setLivePort, switchLivePort, warmLivePort } from "./control.js";
@@ -6,7 +7,7 @@ import { NginxError } from "./errors.js";
 import { renderSite } from "./render.js";
 import type { NginxRunner } from "./runner.js";
 import { hostPort, parseSiteHeader, type SiteConfig, type SiteProtocol, validateSite } from "./site.js";
-import { pendingPath, readOrNull, sitePathOrNull } from "./site-files.js";
+import { discardCandidate, pendingPath, readOrNull, sitePathOrNull, writeCandidate } from "./site-files.js";
 import type { Transition } from "./timed-transaction.js";
 import { rmSync } from "node:fs";
 import { rm } from "node:fs/promises";
@@ -74,6 +75,8 @@ export async function switchSite(runner: NginxRunner, next: SiteConfig, options:
     next.app,
     () => {
       const planned = planSwitch(runner, next, options);
+      // A copy left by a fallback write that failed is for a dict this switch replaces.
+      if (planned.plan.route !== "live") rmSync(pendingPath(runner.sitePath(next.app, next.protocol)), { force: true });
       previousPort = planned.previousPort;
       return planned.plan;
     },
@@ -82,7 +85,7 @@ export async function switchSite(runner: NginxRunner, next: SiteConfig, options:
   return { app: next.app, mode: next.switchMode, previousPort: previousPort(), ...outcome };
 }
 
-/** What the switch changes, read from the files as they are, and the port that served before it. */
+/** What the switch changes, read from the files as they are, and the port that served before it. Changes nothing. */
 function planSwitch(runner: NginxRunner, next: SiteConfig, options: SwitchOptions) {
   const rendered = renderSite(next);
   requireSupport(runner, next);
@@ -114,8 +117,6 @@ function planSwitch(runner: NginxRunner, next: SiteConfig, options: SwitchOption
       : files.length === 0 && next.protocol === "http"
         ? "verify"
         : "reload";
-  // A copy left by a fallback write that failed is for a dict this switch replaces.
-  if (route !== "live") rmSync(pendingPath(path), { force: true });
   const socket = runner.controlSocket;
   const lua = runner.detectCapabilities().lua;
   const leavesLive = next.switchMode === "reload" && previousHeader?.mode === "live";
@@ -167,6 +168,28 @@ function planSwitch(runner: NginxRunner, next: SiteConfig, options: SwitchOption
 async function restoreLivePort(socket: string, app: string, before: number | null): Promise<void> {
   if (before === null) await clearLivePort(socket, app);
   else await setLivePort(socket, app, before);
+}
+
+/**
+ * While the new color boots: tests the config a switch of `next` would load, with its
+ * candidates beside the live files (removed again), so the switch itself finds its
+ * `nginx -t` already answered for the same bytes (a managed nginx remembers passing inputs,
+ * test-memo.ts) and reloads without waiting for one. Resolves with nginx's verdict, or null
+ * when that switch would not test (live, or nothing to change). Touches no live file; the
+ * switch still tests anything that changed since.
+ */
+export function pretestSwitch(runner: NginxRunner, next: SiteConfig, options: SwitchOptions = {}): Promise<boolean | null> {
+  return exclusive(runner, async () => {
+    const { plan } = planSwitch(runner, next, options);
+    if (plan.route !== "reload" || plan.files.length === 0) return null;
+    const candidates = new Map<string, string | null>();
+    try {
+      for (const file of plan.files) candidates.set(file.path, file.next === null ? null : writeCandidate(file.path, file.next));
+      return (await runner.test(candidates)).ok;
+    } finally {
+      for (const file of plan.files) await discardCandidate(file.path);
+    }
+  });
 }
 
 /** Connections a warm-up leaves to the new color: a few more than a host's proxy has users at the same instant in the swap bench. */
