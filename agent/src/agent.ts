@@ -136,7 +136,8 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
 async function openNginx(config: AgentConfig, log: Logger): Promise<{ nginx: NginxRunner; switchMode: SwitchMode }> {
   const nginx: NginxRunner =
     config.nginxMode === "managed"
-      ? await createNginxRunner({ mode: "managed", stateDir: config.stateDir })
+      ? // --switch reload uses nothing of the Lua module: its nginx reloads without starting it.
+        await createNginxRunner({ mode: "managed", stateDir: config.stateDir, lua: config.switchMode !== "reload" })
       : await createNginxRunner({ mode: "system" });
   try {
     ensureSocketDir(dirname(nginx.controlSocket));

@@ -34,6 +34,11 @@ test("managed mode loads ndk before lua, and stream, when the files exist", (t) 
   });
 });
 
+test("managed mode with lua: false leaves the Lua module out (a reload-mode agent), stream still loads", (t) => {
+  const found = { ndk: "/m/ndk_http_module.so", lua: "/m/ngx_http_lua_module.so", stream: "/m/ngx_stream_module.so" };
+  t.deepEqual(managedCapabilities(parseBuild(""), found, { lua: false }), { capabilities: { lua: false, stream: true }, load: ["/m/ngx_stream_module.so"] });
+});
+
 test("managed mode without module files: nothing to load, no live mode", (t) => {
   t.deepEqual(managedCapabilities(parseBuild(debianV), {}), { capabilities: { lua: false, stream: false }, load: [] });
 });
