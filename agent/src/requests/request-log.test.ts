@@ -20,3 +20,12 @@ test("a request log is counted as it grows, from where it was when the agent sta
   t.like(second.find((c) => c.upstream === "127.0.0.11:8080"), { requests: 2, byClass: { "2xx": 1, "5xx": 1 } }, "the retried request counts for the upstream that answered");
   t.is(second.find((c) => c.upstream === "127.0.0.11:8080")?.upstreamErrors, 0, "a 500 from the app is not an upstream error");
 });
+
+test("a log that appears after the agent started (a site loaded later) is counted from its first line", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "cutover-requests-"));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const logs = new RequestLogs(dir);
+  t.deepEqual(await logs.read(), []);
+  writeFileSync(join(dir, "app.geoip.log"), "200 0.001 0.001 127.0.0.11:7001\n200 0.001 0.001 127.0.0.11:7001\n");
+  t.like((await logs.read()).find((c) => c.upstream === "127.0.0.11:7001"), { site: "app", app: "geoip", requests: 2 });
+});

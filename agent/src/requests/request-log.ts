@@ -1,3 +1,4 @@
+import { readdirSync, statSync } from "node:fs";
 import { readdir, open, stat, truncate } from "node:fs/promises";
 import { join } from "node:path";
 import { countLogLines, type CountedSite, type UpstreamCounts } from "../nginx/request-counting.js";
@@ -17,15 +18,32 @@ interface LogState {
 /**
  * The reload-mode request logs (`<site>.<app>.log` in one directory), counted
  * as they grow: each read takes the complete lines written since the last one.
- * A log is first read from its end (what came before this agent started is
- * not counted again); the counts are in memory, so they start from zero with
- * the agent (`since`).
+ * A log that was there when this agent started is read from where it ended
+ * then (what came before is not counted again); one that appeared since (a
+ * site loaded later) from its start. The counts are in memory, so they start
+ * from zero with the agent (`since`).
  */
 export class RequestLogs {
   readonly since = Date.now();
   readonly #logs = new Map<string, LogState>();
+  /** The size of each log there when the agent started: where its reading begins. */
+  readonly #sizesAtStart = new Map<string, number>();
 
-  constructor(private readonly dir: string) {}
+  constructor(private readonly dir: string) {
+    let names: string[] = [];
+    try {
+      names = readdirSync(dir);
+    } catch {
+      // No directory yet: every log will be new.
+    }
+    for (const name of names) {
+      try {
+        this.#sizesAtStart.set(join(dir, name), statSync(join(dir, name)).size);
+      } catch {
+        // Gone already.
+      }
+    }
+  }
 
   /** Every upstream counted so far, after reading what the logs gained. */
   async read(): Promise<UpstreamCounts[]> {
@@ -36,7 +54,7 @@ export class RequestLogs {
       const path = join(this.dir, name);
       let state = this.#logs.get(path);
       if (!state) {
-        state = { site: match[1] as CountedSite, app: match[2]!, offset: (await stat(path).catch(() => undefined))?.size ?? 0, counts: new Map() };
+        state = { site: match[1] as CountedSite, app: match[2]!, offset: this.#sizesAtStart.get(path) ?? 0, counts: new Map() };
         this.#logs.set(path, state);
       }
       await this.#readGrowth(path, state);
