@@ -169,7 +169,9 @@ function warmLocation(): string[] {
 /**
  * The probe's way to an app: its upstream (named as render.ts names it), with none of the
  * PUT's headers or body, the path and Host the PUT gave, and the peer that answered in
- * UPSTREAM_HEADER (add_header does not run for subrequests; a header filter does).
+ * UPSTREAM_HEADER (add_header does not run for subrequests; a header filter does). A
+ * warm-up's probes also carry `port`, which the balancer then takes instead of the dict's;
+ * the PUT's probe carries none, so it is routed by the dict it just set.
  */
 function probeLocation(): string[] {
   return [
