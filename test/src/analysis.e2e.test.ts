@@ -23,14 +23,8 @@ interface DeployJson {
 }
 
 async function deploy(fleet: Fleet, spec: string, release: string): Promise<{ exitCode: number | null; json: DeployJson; output: string }> {
-  const result = await fleet.coordinator.cli(["deploy", spec, "--release", release, "--json"]);
-  let json: DeployJson;
-  try {
-    json = JSON.parse(result.stdout) as DeployJson;
-  } catch {
-    throw new Error(`deploy ${release} printed no JSON (exit ${result.exitCode}):\n${result.stdout}\n${result.stderr}`);
-  }
-  return { exitCode: result.exitCode, json, output: `${result.stdout}\n${result.stderr}` };
+  const { exitCode, json, stdout, stderr } = await fleet.coordinator.cliJson<DeployJson>(["deploy", spec, "--release", release]);
+  return { exitCode, json, output: `${stdout}\n${stderr}` };
 }
 
 /** Load through the front LB at a paced rate; each answer is labelled `<backend> <status>`, so nothing counts as failed but socket errors. */

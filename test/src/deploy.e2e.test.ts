@@ -18,13 +18,8 @@ interface DeployJson {
 }
 
 async function deploy(fleet: Fleet, spec: string, release: string): Promise<{ exitCode: number | null; json: DeployJson; stderr: string }> {
-  const result = await fleet.coordinator.cli(["deploy", spec, "--release", release, "--json"]);
-  let json: DeployJson;
-  try {
-    json = JSON.parse(result.stdout) as DeployJson;
-  } catch {
-    throw new Error(`deploy printed no JSON (exit ${result.exitCode}): ${result.stdout}\n${result.stderr}`);
-  }
+  const result = await fleet.coordinator.cliJson<DeployJson>(["deploy", spec, "--release", release]);
+  const { json } = result;
   // What an operator would read when a deploy that should pass does not: the outcome and each host's error.
   const stderr = `${result.stderr}\n${JSON.stringify(json.hosts.map((h) => [h.name, h.outcome, h.error]))}`;
   return { exitCode: result.exitCode, json, stderr };

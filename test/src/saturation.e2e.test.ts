@@ -17,13 +17,8 @@ interface DeployJson {
 }
 
 async function cliJson(fleet: Fleet, args: string[]): Promise<{ exitCode: number | null; json: DeployJson; output: string }> {
-  const result = await fleet.coordinator.cli([...args, "--json"]);
-  const output = `exit ${result.exitCode}\n${result.stdout}\n${result.stderr}`;
-  try {
-    return { exitCode: result.exitCode, json: JSON.parse(result.stdout) as DeployJson, output };
-  } catch {
-    throw new Error(`${args.join(" ")} printed no JSON: ${output}`);
-  }
+  const { exitCode, json, stdout, stderr } = await fleet.coordinator.cliJson<DeployJson>(args);
+  return { exitCode, json, output: `exit ${exitCode}\n${stdout}\n${stderr}` };
 }
 
 /** Niceness of a process (field 19 of /proc/<pid>/stat). */

@@ -23,13 +23,8 @@ interface DeployJson {
 }
 
 async function deploy(fleet: Pick<Fleet, "coordinator">, spec: string, release: string): Promise<{ exitCode: number | null; json: DeployJson; output: string }> {
-  const result = await fleet.coordinator.cli(["deploy", spec, "--release", release, "--json"]);
-  const output = `exit ${result.exitCode}\n${result.stdout}\n${result.stderr}`;
-  try {
-    return { exitCode: result.exitCode, json: JSON.parse(result.stdout) as DeployJson, output };
-  } catch {
-    throw new Error(`deploy printed no JSON: ${output}`);
-  }
+  const { exitCode, json, stdout, stderr } = await fleet.coordinator.cliJson<DeployJson>(["deploy", spec, "--release", release]);
+  return { exitCode, json, output: `exit ${exitCode}\n${stdout}\n${stderr}` };
 }
 
 /** What a deploy leaves on a host; empty when the agent refused before changing anything. */

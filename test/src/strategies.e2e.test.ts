@@ -15,13 +15,8 @@ interface DeployJson {
 }
 
 async function deploy(fleet: Fleet, spec: string, release: string, extra: string[] = []): Promise<{ exitCode: number | null; json: DeployJson; why: string }> {
-  const result = await fleet.coordinator.cli(["deploy", spec, "--release", release, "--json", ...extra]);
-  let json: DeployJson;
-  try {
-    json = JSON.parse(result.stdout) as DeployJson;
-  } catch {
-    throw new Error(`deploy printed no JSON (exit ${result.exitCode}): ${result.stdout}\n${result.stderr}`);
-  }
+  const result = await fleet.coordinator.cliJson<DeployJson>(["deploy", spec, "--release", release, ...extra]);
+  const { json } = result;
   return { exitCode: result.exitCode, json, why: `${result.stderr}\n${JSON.stringify(json.hosts.map((h) => [h.name, h.outcome, h.error]))}` };
 }
 

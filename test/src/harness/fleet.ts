@@ -35,6 +35,16 @@ export class CoordinatorProcess {
     return runCli(args, { CUTOVER_URL: this.url, CUTOVER_TOKEN: token, CUTOVER_CONFIG: "/nonexistent-cutover-cli.yaml" });
   }
 
+  /** The CLI with `--json`, its stdout parsed as `T`; throws with everything it printed when that is not JSON. */
+  async cliJson<T>(args: string[]): Promise<CliResult & { json: T }> {
+    const result = await this.cli([...args, "--json"]);
+    try {
+      return { ...result, json: JSON.parse(result.stdout) as T };
+    } catch {
+      throw new Error(`${args.join(" ")} printed no JSON (exit ${result.exitCode}):\n${result.stdout}\n${result.stderr}`);
+    }
+  }
+
   /** A one-time enrollment token; `binding` fixes the labels and address the host gets (else it keeps what its agent presents). */
   async enrollmentToken(binding: { labels?: string; address?: string } = {}): Promise<string> {
     const args = ["token", "create"];
