@@ -52,6 +52,17 @@ for (const [kind, envelope] of everyMessage) {
   });
 }
 
+test("a 64-bit field beyond 2^53-1 is refused: a number would round it (the decoder fuzz's seed 0xc2f66595)", (t) => {
+  // An Event whose at_unix_ms is an overflowing 10-byte varint: 2^64-1, which a number rounds to 2^64 and re-encodes as 0.
+  const hex = "8a013b0a0b656f6e7374727563746f721080d8c1a28c341a0c7a70647062326b626376777a22012f10ffffffffffffffffff7f2a09682d692e3033333065320963386c306135683939";
+  const frame = Uint8Array.from(hex.match(/../g) ?? [], (byte) => parseInt(byte, 16));
+  const error = t.throws(() => decodeEnvelope(frame), { instanceOf: ProtocolError });
+  t.is(error?.code, ProtocolErrorCode.DecodeFailed);
+  t.regex(error?.message ?? "", /uint64 .* beyond 2\^53-1/);
+  const safe = decodeEnvelope(encodeEnvelope({ heartbeat: { resources: { memTotalBytes: Number.MAX_SAFE_INTEGER } } }));
+  t.is(safe.heartbeat!.resources!.memTotalBytes, Number.MAX_SAFE_INTEGER);
+});
+
 test("64-bit fields decode as plain numbers, absent ones as 0", (t) => {
   const decoded = decodeEnvelope(encodeEnvelope({ heartbeat: { resources: { memTotalBytes: 2 ** 40 + 3 } } }));
   t.is(decoded.heartbeat!.resources!.memTotalBytes, 2 ** 40 + 3);
