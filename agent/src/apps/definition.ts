@@ -8,7 +8,10 @@ type WireDefinition = cutover.v1.AppDefinition.$Properties;
 /** How a color's health is judged: the spec's health section with the product's defaults filled in. */
 export interface HealthGate {
   check: HealthCheck;
+  /** Time between the gate's checks of a new instance. */
   intervalMs: number;
+  /** Time between live checks once the instance is in service; DEFAULT_LIVE_CHECK_INTERVAL_MS when the wire has none. */
+  liveIntervalMs: number;
   timeoutMs: number;
   healthyThreshold: number;
   deadlineMs: number;
@@ -37,6 +40,14 @@ export interface AppDefinition {
 
 const isPort = (n: unknown): n is number => typeof n === "number" && Number.isInteger(n) && n > 0 && n < 65536;
 
+/** Live checks when the Deploy names no interval (an older coordinator sends none): the spec's default, 5 s. */
+export const DEFAULT_LIVE_CHECK_INTERVAL_MS = 5000;
+/** Live checks run for as long as an instance does: no more often than this (the spec's floor too). */
+const MIN_LIVE_INTERVAL_MS = 1000;
+/** setTimeout fires at once for longer delays. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+const isLiveInterval = (n: unknown): n is number => typeof n === "number" && Number.isInteger(n) && n >= MIN_LIVE_INTERVAL_MS && n <= MAX_TIMER_MS;
+
 /**
  * The definition a Deploy carries, checked and with defaults filled in; throws
  * ERR_INVALID_DEFINITION naming what is missing. Idempotent: a definition
@@ -52,6 +63,10 @@ export function appDefinitionOf(wire: WireDefinition | AppDefinition | null | un
   if (!isPort(listenPort)) throw invalid("has no proxy listen port");
   const command = wire.run?.command ?? [];
   if (command.length === 0 || command.some((arg) => typeof arg !== "string")) throw invalid("has no run command");
+  const health = healthGateOf(wire.health);
+  if (!isLiveInterval(health.liveIntervalMs)) {
+    throw invalid(`has a health live interval of ${health.liveIntervalMs} ms: it must be a whole number of ms from ${MIN_LIVE_INTERVAL_MS} to ${MAX_TIMER_MS}`);
+  }
   return {
     name,
     run: {
@@ -64,7 +79,7 @@ export function appDefinitionOf(wire: WireDefinition | AppDefinition | null | un
     bluePort,
     greenPort,
     proxy: { listenPort, protocol: wire.proxy?.protocol === "tcp" ? "tcp" : "http", directives: [...(wire.proxy?.directives ?? [])] },
-    health: healthGateOf(wire.health),
+    health,
     keepPreviousMs: Number(wire.keepPreviousMs ?? 0),
     limits: { memoryBytes: Number(wire.limits?.memoryBytes ?? 0) || undefined, cpuCores: Number(wire.limits?.cpuCores ?? 0) || undefined },
     needs: {
@@ -77,11 +92,21 @@ export function appDefinitionOf(wire: WireDefinition | AppDefinition | null | un
 
 type WireHealth = cutover.v1.HealthSpec.$Properties;
 
-/** The wire's health section (or a gate already filled in) with the defaults: http GET / → 200, every second, 60 s to pass. */
+/**
+ * The wire's health section (or a gate already filled in) with the defaults: http GET / → 200, gated every
+ * second, 60 s to pass, then live checks every 5 s. A gate saved by an older agent has no live interval: the default.
+ */
 function healthGateOf(health: WireHealth | HealthGate | null | undefined): HealthGate {
-  if (health && "check" in health) return { ...health };
+  if (health && "check" in health) return { ...health, liveIntervalMs: health.liveIntervalMs ?? DEFAULT_LIVE_CHECK_INTERVAL_MS };
   const check: HealthCheck = health?.kind === "tcp" ? { kind: "tcp" } : { kind: "http", path: health?.path || "/", expectStatus: health?.expectStatus || 200 };
-  return { check, intervalMs: health?.intervalMs || 1000, timeoutMs: health?.timeoutMs || 2000, healthyThreshold: health?.healthyThreshold || 1, deadlineMs: health?.deadlineMs || 60_000 };
+  return {
+    check,
+    intervalMs: health?.intervalMs || 1000,
+    liveIntervalMs: health?.liveIntervalMs || DEFAULT_LIVE_CHECK_INTERVAL_MS,
+    timeoutMs: health?.timeoutMs || 2000,
+    healthyThreshold: health?.healthyThreshold || 1,
+    deadlineMs: health?.deadlineMs || 60_000,
+  };
 }
 
 /** The port a color of the app listens on. */

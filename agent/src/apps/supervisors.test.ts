@@ -2,7 +2,7 @@
 // of process/supervisor.ts fake, here spawned, killed and adopted for real.
 import test from "ava";
 import { existsSync } from "node:fs";
-import { instanceRecordPath, readInstanceRecord, startProcess, writeInstanceRecord } from "../process/index.js";
+import { instanceRecordPath, readInstanceRecord, startProcess, writeInstanceRecord, type Schedule } from "../process/index.js";
 import { waitHealthy } from "../health/index.js";
 import { appFixture, EXAMPLE_APP, FAST_GATE, get, type AppFixture } from "../process/test-helpers.js";
 import type { ColorHandle } from "./process-control.js";
@@ -12,21 +12,43 @@ import { Supervisors } from "./supervisors.js";
 const NO_CGROUPS = { version: null, memory: false, cpu: false, why: "not in this test", root: "/nonexistent" } as const;
 const STOP = ["SIGTERM", 5000] as const;
 
-function definition(f: AppFixture, command?: string[]): AppDefinition {
+function definition(f: AppFixture, command?: string[], health: { liveIntervalMs?: number } = {}): AppDefinition {
   return appDefinitionOf({
     name: "geoip",
     bluePort: f.identity.port,
     greenPort: f.identity.port + 1,
     proxy: { listenPort: 8080 },
     run: { command: command ?? [process.execPath, EXAMPLE_APP, "--port", "${PORT}", "--host", "${ADDRESS}"] },
-    health: { kind: "http", path: "/health_check", expectStatus: 200, intervalMs: 50, timeoutMs: 1000, healthyThreshold: 2, deadlineMs: 10_000 },
+    health: { kind: "http", path: "/health_check", expectStatus: 200, intervalMs: 50, timeoutMs: 1000, healthyThreshold: 2, deadlineMs: 10_000, ...health },
   });
 }
 
-function supervisors(f: AppFixture): Supervisors {
+function supervisors(f: AppFixture, schedule?: Schedule): Supervisors {
   // These tests are about supervision, not accounts: the app runs as the (root) test runner.
-  return new Supervisors({ stateDir: f.stateDir, address: f.identity.address, log: f.log, rootApps: "allow", cgroups: NO_CGROUPS, restart: { baseMs: 50, capMs: 50, random: () => 1 } });
+  return new Supervisors({ stateDir: f.stateDir, address: f.identity.address, log: f.log, rootApps: "allow", cgroups: NO_CGROUPS, restart: { baseMs: 50, capMs: 50, random: () => 1 }, schedule });
 }
+
+test("an instance in service is live-checked at the spec's live_interval (default 5 s), not at the gate's 50 ms interval", async (t) => {
+  const f = await appFixture(t);
+  // Real timers, unref'd as the agent's are; the delays asked for are what this test reads.
+  const delays: number[] = [];
+  const schedule: Schedule = (fn, ms) => {
+    delays.push(ms);
+    const timer = setTimeout(fn, ms);
+    timer.unref();
+    return () => clearTimeout(timer);
+  };
+  const s = supervisors(f, schedule);
+  const slow = await s.start(definition(f, undefined, { liveIntervalMs: 3000 }), "blue", "v1", f.root);
+  await s.waitHealthy(slow);
+  t.deepEqual(delays, [3000], "the first live check is due a live_interval after the gate passed");
+  await s.stop("geoip", "blue", ...STOP);
+
+  const byDefault = await s.start(definition(f), "blue", "v2", f.root);
+  await s.waitHealthy(byDefault);
+  t.deepEqual(delays, [3000, 5000], "a Deploy without a live interval gets the default");
+  await s.stop("geoip", "blue", ...STOP);
+});
 
 test("a color is started and gated, restarted after a SIGKILL in service, and stopped with its record", async (t) => {
   const f = await appFixture(t);

@@ -20,6 +20,7 @@ import {
   type ExitCause,
   type RestartPolicy,
   type RootApps,
+  type Schedule,
   type SupervisedProcess,
   type SupervisorPorts,
 } from "../process/index.js";
@@ -35,6 +36,8 @@ export interface SupervisorsOptions {
   rootApps: RootApps;
   cgroups?: CgroupSupport;
   restart?: Partial<RestartPolicy>;
+  /** The supervisors' timers (live checks, restart backoff); real unref'd timers unless a test watches them. */
+  schedule?: Schedule;
 }
 
 /**
@@ -172,9 +175,11 @@ export class Supervisors implements ProcessControl {
       color,
       release,
       ports: this.#portsOf(definition, color, release, releaseDir),
-      liveCheck: definition.health,
+      // Live checks at the spec's live_interval, not the gate's interval: the gate is short, live checks run for ever.
+      liveCheck: { intervalMs: definition.health.liveIntervalMs, healthyThreshold: definition.health.healthyThreshold },
       restart: this.#options.restart,
       log: this.#options.log,
+      schedule: this.#options.schedule,
     });
     this.#ports.set(supervisor, port);
     supervisor.on("transition", ({ to }) => {

@@ -237,8 +237,18 @@ test(`health comes from the live checks: ${UNHEALTHY_AFTER_FAILURES} failures in
   t.is(f.s.state, "unhealthy", "one pass of the two needed");
   await f.clock.fireNext();
   t.is(f.s.state, "healthy");
-  t.deepEqual(new Set(intervals), new Set([MIN_LIVE_CHECK_INTERVAL_MS]), "the spec's 100 ms interval is raised to the live-check floor");
+  t.deepEqual(new Set(intervals), new Set([MIN_LIVE_CHECK_INTERVAL_MS]), "a 100 ms live interval (the spec refuses one) is raised to the live-check floor");
   t.deepEqual(f.states, ["starting", "healthy", "unhealthy", "healthy"]);
+});
+
+test("live checks run at liveCheck.intervalMs (the spec's live_interval, 5 s by default), after the gate and after each check", async (t) => {
+  const f = supervisor({ liveCheck: { intervalMs: 5000, healthyThreshold: 2 } });
+  await healthy(f);
+  f.ports.probes = [true, false, false, false];
+  const intervals: number[] = [];
+  for (let i = 0; i < 4; i++) intervals.push(await f.clock.fireNext());
+  t.deepEqual(intervals, [5000, 5000, 5000, 5000]);
+  t.is(f.s.state, "unhealthy", `${UNHEALTHY_AFTER_FAILURES} failures in a row: about 15 s at the default`);
 });
 
 test("an unhealthy color is not restarted while its process runs; a gate that runs out on start leaves it unhealthy for the caller", async (t) => {

@@ -58,7 +58,7 @@ export const DEFAULT_RESTART_POLICY: RestartPolicy = { baseMs: 1000, capMs: 30_0
 
 /** Consecutive failed live checks that make a healthy color unhealthy: one slow answer on a busy host is not an outage. */
 export const UNHEALTHY_AFTER_FAILURES = 3;
-/** Live checks run at the spec's health interval, but no more often than this: the gate is short, live checks run for ever. */
+/** Live checks run at the spec's health.live_interval (default 5 s), never more often than this: the gate is short, live checks run for ever. */
 export const MIN_LIVE_CHECK_INTERVAL_MS = 1000;
 
 /** Schedules `fn` after `ms`; returns its cancel. Injected so tests advance time by hand. */
@@ -75,7 +75,7 @@ export interface SupervisorOptions {
   color: Color;
   release: string;
   ports: SupervisorPorts;
-  /** The spec's health interval and the passes that bring an unhealthy color back to healthy. */
+  /** The spec's health.live_interval (not the gate's interval) and the passes that bring an unhealthy color back to healthy. */
   liveCheck: { intervalMs: number; healthyThreshold: number };
   restart?: Partial<RestartPolicy>;
   log?: Logger;

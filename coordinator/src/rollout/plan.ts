@@ -36,6 +36,7 @@ export function appDefinition(spec: AppSpec): cutover.v1.AppDefinition.$Properti
       path: check.kind === "http" ? check.path : "",
       expectStatus: check.kind === "http" ? check.expectStatus : 0,
       intervalMs: spec.health.intervalMs,
+      liveIntervalMs: spec.health.liveIntervalMs,
       timeoutMs: spec.health.timeoutMs,
       healthyThreshold: spec.health.healthyThreshold,
       deadlineMs: spec.health.deadlineMs,

@@ -20,7 +20,8 @@ proxy:
   directives: ["client_max_body_size 10m"]   # allowed names only: packages/spec/README.md
 health:
   http: { path: /health_check, expect_status: 200 }   # or: tcp: {}
-  interval: 1s
+  interval: 1s                    # the gate's probes of a new instance: how fast a deploy proceeds
+  live_interval: 5s               # live checks once in service, at least 1s; 3 failures in a row = unhealthy
   timeout: 2s
   healthy_threshold: 2
   deadline: 60s

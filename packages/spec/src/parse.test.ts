@@ -40,7 +40,7 @@ test("SPEC_EXAMPLE parses to the documented values", (t) => {
     },
     ports: { blue: 7001, green: 7002 },
     proxy: { listen: 80, protocol: "http", directives: ["client_max_body_size 10m"] },
-    health: { check: { kind: "http", path: "/health_check", expectStatus: 200 }, intervalMs: 1_000, timeoutMs: 2_000, healthyThreshold: 2, deadlineMs: 60_000 },
+    health: { check: { kind: "http", path: "/health_check", expectStatus: 200 }, intervalMs: 1_000, liveIntervalMs: 5_000, timeoutMs: 2_000, healthyThreshold: 2, deadlineMs: 60_000 },
     hosts: { role: "geoip" },
     lb: { hosts: { role: "lb" }, listen: 80, drainTimeoutMs: 30_000 },
     strategy: {
@@ -62,7 +62,7 @@ test("a minimal spec gets every default", (t) => {
     run: { command: ["node", "server.js", "--port", "${PORT}"], env: {}, stopSignal: "SIGTERM", stopTimeoutMs: 30_000 },
     ports: { blue: 7001, green: 7002 },
     proxy: { listen: 80, protocol: "http" },
-    health: { check: { kind: "http", path: "/health_check", expectStatus: 200 }, intervalMs: 1_000, timeoutMs: 2_000, healthyThreshold: 2, deadlineMs: 60_000 },
+    health: { check: { kind: "http", path: "/health_check", expectStatus: 200 }, intervalMs: 1_000, liveIntervalMs: 5_000, timeoutMs: 2_000, healthyThreshold: 2, deadlineMs: 60_000 },
     hosts: { role: "geoip" },
     strategy: { type: "bluegreen", batch: { kind: "count", count: 1 }, maxFailures: 0, keepPreviousMs: 600_000, progressDeadlineMs: 1_800_000 },
     resources: {},
@@ -88,6 +88,7 @@ proxy: { listen: 6379, protocol: tcp }
 health:
   tcp: {}
   interval: 250ms
+  live_interval: 30s
   timeout: 1.5s
   healthy_threshold: 5
   deadline: 2m
@@ -95,7 +96,7 @@ hosts: { "app.example.com/tier": cache, zone: "1" }
 `);
   t.deepEqual(spec.run, { command: ["/usr/bin/redis-server", "--port", "${PORT}"], env: {}, user: "_redis", stopSignal: "SIGINT", stopTimeoutMs: 90_000 });
   t.deepEqual(spec.proxy, { listen: 6379, protocol: "tcp" });
-  t.deepEqual(spec.health, { check: { kind: "tcp" }, intervalMs: 250, timeoutMs: 1_500, healthyThreshold: 5, deadlineMs: 120_000 });
+  t.deepEqual(spec.health, { check: { kind: "tcp" }, intervalMs: 250, liveIntervalMs: 30_000, timeoutMs: 1_500, healthyThreshold: 5, deadlineMs: 120_000 });
   t.deepEqual(spec.hosts, { "app.example.com/tier": "cache", zone: "1" });
 });
 

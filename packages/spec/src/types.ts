@@ -101,8 +101,14 @@ export type HealthCheck =
 
 export interface HealthSpec {
   check: HealthCheck;
-  /** Time between probes. Default 1s. */
+  /** Time between the health gate's probes of a new instance: how fast a deploy proceeds. Default 1s. */
   intervalMs: number;
+  /**
+   * Time between live checks of an instance in service, once its gate passed: steady-state
+   * monitoring, which runs for as long as the instance does. 3 failures in a row make it
+   * unhealthy, so the default notices in about 15s. Default 5s, at least 1s.
+   */
+  liveIntervalMs: number;
   /** A probe that takes longer fails. Default 2s. */
   timeoutMs: number;
   /** Consecutive successful probes that make an instance healthy. Default 2. */

@@ -161,6 +161,19 @@ test("a deadline too short for the threshold", refused, (s) => Object.assign(s.h
   { field: "health.deadline", expected: "at least healthy_threshold × interval (30000ms), or the health gate can never pass", got: '"20s"' },
 ]);
 
+test("health.live_interval: 5s by default, apart from the gate's interval; at least 1s", (t) => {
+  const parse = (health: Raw) => parseSpec(stringify({ ...BASE, health: { ...BASE.health, ...health } }), { file: FILE, exists: fakeFs }).health;
+  t.like(parse({}), { intervalMs: 1_000, liveIntervalMs: 5_000 });
+  t.like(parse({ interval: "100ms", live_interval: "30s" }), { intervalMs: 100, liveIntervalMs: 30_000 });
+  t.like(parse({ live_interval: "1s" }), { intervalMs: 1_000, liveIntervalMs: 1_000 });
+});
+test("a live_interval under 1s", refused, (s) => (s.health.live_interval = "500ms"), [
+  { field: "health.live_interval", expected: `${DURATION}, at least 1s`, got: '"500ms"' },
+]);
+test("a live_interval that is not a duration", refused, (s) => (s.health.live_interval = 5), [
+  { field: "health.live_interval", expected: `${DURATION}, at least 1s`, got: "5" },
+]);
+
 // ---- durations and sizes ----
 
 test("durations written as bare numbers, with unknown units, or out of order", refused, (s) => {

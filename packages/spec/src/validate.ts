@@ -52,7 +52,7 @@ const TOP_KEYS = ["app", "artifact", "run", "ports", "proxy", "health", "hosts",
 const RUN_KEYS = ["command", "env", "user", "stop_signal", "stop_timeout"] as const;
 const PORTS_KEYS = ["blue", "green"] as const;
 const PROXY_KEYS = ["listen", "protocol", "directives"] as const;
-const HEALTH_KEYS = ["http", "tcp", "interval", "timeout", "healthy_threshold", "deadline"] as const;
+const HEALTH_KEYS = ["http", "tcp", "interval", "live_interval", "timeout", "healthy_threshold", "deadline"] as const;
 const HTTP_CHECK_KEYS = ["path", "expect_status"] as const;
 const LB_KEYS = ["hosts", "listen", "drain_timeout"] as const;
 const STRATEGY_KEYS = ["type", "batch", "max_failures", "keep_previous", "canary", "groups", "steps", "step_pause", "analysis", "verify", "progress_deadline"] as const;
@@ -85,6 +85,8 @@ const CONTROL_CHARACTER = /[\u0000-\u0008\u000a-\u001f\u007f]/;
 
 /** Measurements closer together than this would count too few requests each to mean anything. */
 const MIN_ANALYSIS_INTERVAL_MS = 1_000;
+/** Live checks run for as long as an instance does, on every app of every host: no more often than this (the agent's floor too). */
+const MIN_LIVE_CHECK_INTERVAL_MS = 1_000;
 const MAX_PROMETHEUS_QUERY_LENGTH = 2_000;
 
 const PORT_RULE = "a port number 1..65535";
@@ -320,6 +322,7 @@ function readHealth(root: Section): HealthSpec {
   const placeholder: HealthSpec = {
     check: { kind: "tcp" },
     intervalMs: D.DEFAULT_HEALTH_INTERVAL_MS,
+    liveIntervalMs: D.DEFAULT_LIVE_CHECK_INTERVAL_MS,
     timeoutMs: D.DEFAULT_HEALTH_TIMEOUT_MS,
     healthyThreshold: D.DEFAULT_HEALTHY_THRESHOLD,
     deadlineMs: D.DEFAULT_HEALTH_DEADLINE_MS,
@@ -329,6 +332,9 @@ function readHealth(root: Section): HealthSpec {
   const check = readHealthCheck(health);
   const issuesBefore = health.c.issues.length;
   const intervalMs = health.read("interval", `${DURATION_RULE}, more than 0`, duration(1)) ?? D.DEFAULT_HEALTH_INTERVAL_MS;
+  // The gate's interval is how fast a deploy proceeds; live checks are steady-state monitoring, with their own slower cadence.
+  const liveIntervalMs =
+    health.read("live_interval", `${DURATION_RULE}, at least 1s`, duration(MIN_LIVE_CHECK_INTERVAL_MS)) ?? D.DEFAULT_LIVE_CHECK_INTERVAL_MS;
   const timeoutMs = health.read("timeout", `${DURATION_RULE}, more than 0`, duration(1)) ?? D.DEFAULT_HEALTH_TIMEOUT_MS;
   const healthyThreshold = health.read("healthy_threshold", "an integer >= 1", integer(1)) ?? D.DEFAULT_HEALTHY_THRESHOLD;
   const deadlineMs = health.read("deadline", `${DURATION_RULE}, more than 0`, duration(1)) ?? D.DEFAULT_HEALTH_DEADLINE_MS;
@@ -337,7 +343,7 @@ function readHealth(root: Section): HealthSpec {
   if (health.c.issues.length === issuesBefore && deadlineMs < minDeadlineMs) {
     health.c.fail(health.at("deadline"), `at least healthy_threshold × interval (${minDeadlineMs}ms), or the health gate can never pass`, describe(health.value("deadline") ?? `${deadlineMs}ms`));
   }
-  return { check, intervalMs, timeoutMs, healthyThreshold, deadlineMs };
+  return { check, intervalMs, liveIntervalMs, timeoutMs, healthyThreshold, deadlineMs };
 }
 
 function readHealthCheck(health: Section): HealthCheck {

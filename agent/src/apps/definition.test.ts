@@ -1,0 +1,41 @@
+// The edge where a Deploy's definition enters the agent: the health section's
+// live interval, defaulted and checked there (the gate's interval is the gate's alone).
+import test from "ava";
+import { appDefinitionOf, DEFAULT_LIVE_CHECK_INTERVAL_MS } from "./definition.js";
+
+const WIRE = {
+  name: "geoip",
+  bluePort: 7001,
+  greenPort: 7002,
+  proxy: { listenPort: 8080 },
+  run: { command: ["node", "server.mjs"] },
+};
+const withHealth = (health: Record<string, unknown>) => ({ ...WIRE, health: { kind: "http", path: "/health_check", intervalMs: 100, ...health } });
+
+test("the live interval is the wire's, apart from the gate's interval; 0 or none (an older coordinator) is the default, 5 s", (t) => {
+  t.is(DEFAULT_LIVE_CHECK_INTERVAL_MS, 5000);
+  t.like(appDefinitionOf(withHealth({ liveIntervalMs: 30_000 })).health, { intervalMs: 100, liveIntervalMs: 30_000 });
+  t.like(appDefinitionOf(withHealth({ liveIntervalMs: 0 })).health, { intervalMs: 100, liveIntervalMs: 5000 });
+  t.like(appDefinitionOf(withHealth({})).health, { intervalMs: 100, liveIntervalMs: 5000 });
+  t.like(appDefinitionOf(WIRE).health, { intervalMs: 1000, liveIntervalMs: 5000 });
+});
+
+test("a definition already checked reads back the same; one saved before live intervals existed gets the default", (t) => {
+  const checked = appDefinitionOf(withHealth({ liveIntervalMs: 2000 }));
+  t.deepEqual(appDefinitionOf(checked), checked);
+  const { liveIntervalMs: _, ...savedByAnOlderAgent } = checked.health;
+  t.is(appDefinitionOf({ ...checked, health: savedByAnOlderAgent as never }).health.liveIntervalMs, 5000);
+});
+
+for (const liveIntervalMs of [500, 999, 2 ** 31, 2 ** 32 - 1, 1500.5]) {
+  test(`a live interval of ${liveIntervalMs} ms is refused at the edge`, (t) => {
+    const error = t.throws(() => appDefinitionOf(withHealth({ liveIntervalMs })));
+    t.is((error as { code?: string }).code, "ERR_INVALID_DEFINITION");
+    t.is(error?.message, `the definition of geoip has a health live interval of ${liveIntervalMs} ms: it must be a whole number of ms from 1000 to 2147483647`);
+  });
+}
+
+test("the bounds themselves are accepted", (t) => {
+  t.is(appDefinitionOf(withHealth({ liveIntervalMs: 1000 })).health.liveIntervalMs, 1000);
+  t.is(appDefinitionOf(withHealth({ liveIntervalMs: 2 ** 31 - 1 })).health.liveIntervalMs, 2 ** 31 - 1);
+});
