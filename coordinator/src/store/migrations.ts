@@ -150,4 +150,16 @@ export const MIGRATIONS: readonly { version: number; description: string; sql: s
       );
     `,
   },
+  {
+    version: 8,
+    description: "app locks: who holds an app against deploys and rollbacks, and why",
+    sql: `
+      CREATE TABLE app_locks (
+        app          TEXT PRIMARY KEY,
+        holder       TEXT NOT NULL,
+        reason       TEXT NOT NULL,
+        acquired_at  INTEGER NOT NULL
+      );
+    `,
+  },
 ];
