@@ -20,6 +20,8 @@ import { ArtifactStore } from "./store/artifacts.js";
 import { DeploymentStore } from "./store/deployments.js";
 import { AppStore } from "./store/apps.js";
 import { Rollouts } from "./rollout/rollouts.js";
+import type { RolloutDeps } from "./rollout/run.js";
+import { LockStore } from "./store/locks.js";
 import { AuditStore } from "./store/audit.js";
 import { CoordinatorMetrics } from "./metrics/registry.js";
 import { COORDINATOR_KEY_FILE, loadOrCreateCoordinatorKey } from "./fleet/coordinator-key.js";
@@ -109,6 +111,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   const artifacts = new ArtifactStore(db, options.dataDir);
   const deployments = new DeploymentStore(db);
   const apps = new AppStore(db);
+  const locks = new LockStore(db);
   const audit = new AuditStore(db);
   const refusals = new RefusedCalls(audit);
   let fleet!: Fleet;
@@ -130,14 +133,15 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     metrics.commandDuration.observe({ operation, status }, seconds),
   );
   deployments.onFinished = (d) => metrics.deployments.inc({ strategy: d.strategy, kind: d.kind, outcome: d.state });
-  const rollouts = new Rollouts(fleet, hosts, deployments, apps, log.child("rollout"), (outcome) => {
+  const onHostDeployed: RolloutDeps["onHostDeployed"] = (outcome) => {
     if (outcome.unchanged) return;
     if (outcome.switchMs) metrics.stepDuration.observe({ step: "switch" }, outcome.switchMs / 1000);
     if (outcome.bootMs) metrics.stepDuration.observe({ step: "boot" }, outcome.bootMs / 1000);
     if (outcome.totalMs) metrics.stepDuration.observe({ step: "total" }, outcome.totalMs / 1000);
-  });
+  };
+  const rollouts = new Rollouts({ fleet, hosts, deployments, apps, log: log.child("rollout"), onHostDeployed }, locks);
   rollouts.resumeUnfinished((sha256) => artifacts.get(sha256)?.size ?? 0);
-  const api = createApi({ fleet, hosts, tokens, artifacts, deployments, apps, rollouts, audit, refusals, metrics, log: log.child("api"), version: VERSION });
+  const api = createApi({ fleet, hosts, tokens, artifacts, deployments, apps, locks, rollouts, audit, refusals, metrics, log: log.child("api"), version: VERSION });
 
   const tls = options.tls ? loadOrCreateTls(options.dataDir, options.host) : undefined;
   restrictSecretFiles(options.dataDir);

@@ -3,7 +3,7 @@ import type { AuditStore } from "../store/audit.js";
 import type { RefusalVerdict } from "./refused-calls.js";
 
 /** The body fields an audit row's detail repeats (only ever read from an authorized caller's body). */
-const DETAIL_FIELDS = ["release", "role", "name", "ttl", "expires", "labels", "address"];
+const DETAIL_FIELDS = ["release", "role", "name", "ttl", "expires", "labels", "address", "reason"];
 
 /** What an audited call acted on, read from its path and body. */
 export function auditTarget(path: string, body: Record<string, unknown>): string {

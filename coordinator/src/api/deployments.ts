@@ -60,7 +60,7 @@ export function deploymentView(deployments: DeploymentStore, deployment: Deploym
 }
 export type DeploymentView = ReturnType<typeof deploymentView>;
 
-function appParam(request: Request): string {
+export function appParam(request: Request): string {
   const app = String(request.params.app);
   if (!isValidName(app)) throw new ApiError(400, "ERR_BAD_REQUEST", `app name must be ${NAME_RULE}`);
   return app;

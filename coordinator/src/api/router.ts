@@ -6,11 +6,12 @@ import { MAX_REQUEST_BODY_BYTES, requireRole } from "./auth.js";
 import { deploymentRoutes, type DeploymentApiDeps } from "./deployments.js";
 import { ApiError, type ApiErrorBody } from "./errors.js";
 import { hostRoutes } from "./hosts.js";
+import { lockRoutes, type LockApiDeps } from "./locks.js";
 import { logRoutes } from "./logs.js";
 import type { RefusedCalls } from "./refused-calls.js";
 import { tokenRoutes } from "./tokens.js";
 
-export interface ApiDeps extends DeploymentApiDeps {
+export interface ApiDeps extends DeploymentApiDeps, LockApiDeps {
   version: string;
   audit: AuditStore;
   refusals: RefusedCalls;
@@ -36,6 +37,7 @@ export function createApi(deps: ApiDeps): express.Express {
   app.use(tokenRoutes(deps));
   app.use(hostRoutes(deps));
   app.use(deploymentRoutes(deps));
+  app.use(lockRoutes(deps));
   app.use(logRoutes(deps));
 
   // Prometheus text format; scrape with a read token (Prometheus `authorization: { credentials: ... }`).

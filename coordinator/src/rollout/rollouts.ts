@@ -5,6 +5,7 @@ import type { Fleet } from "../fleet/fleet.js";
 import type { AppStore } from "../store/apps.js";
 import type { DeploymentKind, DeploymentRecord, DeploymentStore } from "../store/deployments.js";
 import type { HostRecord, HostStore } from "../store/hosts.js";
+import { describeLock, type LockStore } from "../store/locks.js";
 import { appDefinition, matchesSelector, planBatches } from "./plan.js";
 import { RolloutRun, type RolloutDeps } from "./run.js";
 import { unmeasurable } from "./analysis/measurable.js";
@@ -40,8 +41,9 @@ export class Rollouts {
   private readonly running = new Map<string, { run: RolloutRun; done: Promise<void> }>();
   private readonly deps: RolloutDeps;
 
-  constructor(fleet: Fleet, hosts: HostStore, deployments: DeploymentStore, apps: AppStore, log: Logger, onHostDeployed?: RolloutDeps["onHostDeployed"]) {
-    this.deps = { fleet, hosts, deployments, apps, log, onHostDeployed };
+  /** `locks`: an app locked there is refused a deploy and a rollback (`cutover lock`). */
+  constructor(deps: RolloutDeps, private readonly locks: LockStore) {
+    this.deps = deps;
   }
 
   /** Selected app hosts for a spec, sorted by name. */
@@ -226,7 +228,10 @@ export class Rollouts {
     await this.running.get(id)?.done;
   }
 
+  /** A deploy or rollback waits for no one: a locked app, or one with a deployment running, is refused. */
   private refuseIfBusy(app: string): void {
+    const lock = this.locks.get(app);
+    if (lock) throw new ApiError(423, "ERR_APP_LOCKED", `${describeLock(lock)}; nothing was deployed (\`cutover lock release ${app}\` frees it; \`deploy --lock-wait\` waits for that)`);
     const active = this.deps.deployments.active(app);
     if (active) {
       throw new ApiError(409, "ERR_DEPLOYMENT_IN_PROGRESS", `${app} has a ${active.kind} in progress (${active.id}); wait for it, or \`cutover abort ${app}\``);
