@@ -20,6 +20,10 @@ export class ApiClient {
     return this.request<T>("POST", path, body);
   }
 
+  delete<T>(path: string): Promise<T> {
+    return this.request<T>("DELETE", path);
+  }
+
   /** Uploads a file as the raw request body. */
   putFile<T>(path: string, file: string, size: number): Promise<T> {
     return this.request<T>("PUT", path, undefined, {
@@ -64,7 +68,7 @@ export class ApiClient {
     } catch {
       // not JSON: fall through to the status line
     }
-    throw new ExitError(`${error?.message ?? `${method} ${path}: HTTP ${response.status}`} (${error?.code ?? response.status})`);
+    throw new ExitError(`${error?.message ?? `${method} ${path}: HTTP ${response.status}`} (${error?.code ?? response.status})`, 1, error?.code);
   }
 
   private async request<T>(method: string, path: string, body?: unknown, raw?: { body: RequestInit["body"]; headers: Record<string, string> }): Promise<T> {

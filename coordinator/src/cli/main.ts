@@ -10,6 +10,7 @@ import { registerHistory } from "./commands/history.js";
 import { registerCheck } from "./commands/check.js";
 import { registerControls } from "./commands/control.js";
 import { registerAudit } from "./commands/audit.js";
+import { registerLock } from "./commands/lock.js";
 import { registerLogs } from "./commands/logs.js";
 import { ExitError } from "./exit-error.js";
 import { printable } from "./terminal-text.js";
@@ -35,6 +36,7 @@ export function buildProgram(): Command {
   registerCheck(program);
   registerControls(program);
   registerAudit(program);
+  registerLock(program);
   registerLogs(program);
   return program;
 }

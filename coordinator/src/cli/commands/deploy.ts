@@ -3,13 +3,15 @@ import { basename } from "node:path";
 import type { Command } from "commander";
 import { parseDocument } from "yaml";
 import { isValidRelease, RELEASE_RULE } from "@cutover/protocol";
-import { parseSpec, SpecError, type AppSpec } from "@cutover/spec";
+import { parseDuration, parseSpec, SpecError, type AppSpec } from "@cutover/spec";
 import type { DeploymentView } from "../../api/deployments.js";
 import { packArtifact } from "../artifact.js";
 import { ApiClient } from "../client.js";
 import { resolveClientSettings, type GlobalOptions } from "../config.js";
 import { ExitError } from "../exit-error.js";
+import { printable } from "../terminal-text.js";
 import { deploymentJson, followDeployment, progressView, renderDeploymentSummary } from "../progress.js";
+import { isLockRefusal, waitForUnlock } from "./lock.js";
 
 export interface DeployOptions {
   release: string;
@@ -18,6 +20,7 @@ export interface DeployOptions {
   json?: boolean;
   skipFailingHosts?: boolean;
   detach?: boolean;
+  lockWait?: string;
 }
 
 /** Reads and checks the spec (with command-line overrides applied) before anything is sent. */
@@ -42,6 +45,32 @@ export function loadSpec(file: string, overrides: { strategy?: string; batch?: s
   }
 }
 
+function durationOption(flag: string, value: string): number {
+  try {
+    return parseDuration(value);
+  } catch (error) {
+    throw new ExitError(`${flag}: ${(error as Error).message}`, 64);
+  }
+}
+
+/**
+ * Creates the deployment; with `lockWaitMs`, a refusal because the app is locked waits
+ * (saying so on `notices`) for the lock's release, then asks again, until that much time
+ * has passed. Another caller may lock it again first: then it waits again.
+ */
+async function postDeployment(client: ApiClient, app: string, body: object, lockWaitMs: number | undefined, notices: NodeJS.WritableStream): Promise<DeploymentView> {
+  const deadline = Date.now() + (lockWaitMs ?? 0);
+  for (;;) {
+    try {
+      return await client.post<DeploymentView>("/v1/deployments", body);
+    } catch (error) {
+      if (lockWaitMs === undefined || !isLockRefusal(error)) throw error;
+      notices.write(`${printable(error.message)}\nwaiting up to ${Math.ceil(Math.max(0, deadline - Date.now()) / 1000)}s for ${app}'s lock to be released (--lock-wait)\n`);
+      await waitForUnlock(client, app, deadline);
+    }
+  }
+}
+
 /** Sends a deployment (already created on the coordinator) to the terminal and returns the exit code. */
 export async function reportDeployment(client: ApiClient, created: DeploymentView, json: boolean | undefined): Promise<void> {
   const final = await followDeployment(client, created.id, progressView(Boolean(json)));
@@ -59,9 +88,11 @@ export function registerDeploy(program: Command): void {
     .option("--batch <n|p%>", "override strategy.batch: hosts at once, a count or a percent")
     .option("--skip-failing-hosts", "leave out hosts that fail the resource preflight (named) instead of refusing the deploy")
     .option("--detach", "start the deployment and return; follow it with `cutover status`")
+    .option("--lock-wait <duration>", "if the app is locked, wait up to this long (e.g. 10m) for its release, then deploy")
     .option("--json", "print one JSON object at the end instead of progress")
     .action(async (file: string, options: DeployOptions, command: Command) => {
       if (!isValidRelease(options.release)) throw new ExitError(`--release must be ${RELEASE_RULE}`);
+      const lockWaitMs = options.lockWait === undefined ? undefined : durationOption("--lock-wait", options.lockWait);
       const { spec, text } = loadSpec(file, options);
       const client = new ApiClient(resolveClientSettings(command.optsWithGlobals<GlobalOptions>()));
       let artifactSha256: string | undefined;
@@ -78,13 +109,8 @@ export function registerDeploy(program: Command): void {
           packed.cleanup();
         }
       }
-      const created = await client.post<DeploymentView>("/v1/deployments", {
-        spec: text,
-        specFile: basename(file),
-        release: options.release,
-        artifactSha256,
-        skipFailingHosts: options.skipFailingHosts === true,
-      });
+      const body = { spec: text, specFile: basename(file), release: options.release, artifactSha256, skipFailingHosts: options.skipFailingHosts === true };
+      const created = await postDeployment(client, spec.app, body, lockWaitMs, options.json ? process.stderr : process.stdout);
       if (options.detach) {
         process.stdout.write(options.json ? `${JSON.stringify(created)}\n` : `deployment ${created.id} started: \`cutover status ${spec.app}\` follows it\n`);
         return;
