@@ -30,4 +30,5 @@ export {
   totalsSince,
   type RequestTotals,
 } from "./request-metrics.js";
+export { REPORTS_KEPT_RELEASES, MAX_KEPT_RELEASES } from "./kept-releases.js";
 export { requestMetricFamilies, type LabelledTotals, type MetricFamily } from "./request-series.js";
