@@ -2,7 +2,7 @@ import { chmodSync, mkdirSync } from "node:fs";
 import { cpus } from "node:os";
 import { dirname } from "node:path";
 import { createLogger, watchEventLoop, type Logger } from "@cutover/log";
-import { enrollmentTokenKeyId, type cutover } from "@cutover/protocol";
+import { enrollmentTokenKeyId, REPORTS_KEPT_RELEASES, type cutover } from "@cutover/protocol";
 import { CommandDispatcher } from "./commands/dispatcher.js";
 import { ConfigError, type AgentConfig } from "./config.js";
 import { loadOrCreateIdentity, markEnrolled } from "./identity.js";
@@ -15,7 +15,7 @@ import { colorOfPort } from "./apps/definition.js";
 import { COUNTS_REQUESTS, RequestCounterSource } from "./requests/request-counters.js";
 import { Supervisors } from "./apps/supervisors.js";
 import { createNginxRunner, ensureSocketDir, isNginxError, type NginxRunner, type ManagedNginx, type SwitchMode } from "./nginx/index.js";
-import { ReleaseStore, type ChunkSource } from "./releases/release-store.js";
+import { keptReleases, ReleaseStore, type ChunkSource } from "./releases/release-store.js";
 import { releaseDirs } from "./releases/release-dirs.js";
 import { lbHandlers } from "./commands/lb.js";
 import { LogStreams } from "./logs/streams.js";
@@ -28,7 +28,7 @@ const FETCH_ATTEMPTS = 4;
 const FETCH_RECONNECT_WAIT_MS = 30_000;
 
 /** Capabilities this agent build announces in Hello (nginx ones are added from what is installed). */
-export const BASE_CAPABILITIES = ["ping", "deploy.bluegreen", "deploy.in-place", "rollback", "lb"];
+export const BASE_CAPABILITIES = ["ping", "deploy.bluegreen", "deploy.in-place", "rollback", "lb", REPORTS_KEPT_RELEASES];
 
 export interface RunningAgent {
   link: CoordinatorLink;
@@ -109,7 +109,7 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
     reconnectCapMs: config.reconnectCapMs,
     handshakeTimeoutMs: config.handshakeTimeoutMs,
     log: log.child("link"),
-    report: async () => ({ resources: await sampler.sample(), instances: apps.instances(), requests: () => requestCounters.read() }),
+    report: async () => ({ resources: await sampler.sample(), instances: apps.instances(), requests: () => requestCounters.read(), keptReleases: () => keptReleases(config.stateDir) }),
     onWelcome: welcomeHandler({ verifier, enrollmentKeyId, log, enrolled: () => markEnrolled(config.stateDir, identity) }),
     onCommand: commandHandler({ verifier, dispatcher, log, heartbeatNow: () => link.heartbeatNow() }),
     onPermanentRefusal: refuse,

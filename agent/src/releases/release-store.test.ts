@@ -1,10 +1,10 @@
 import { createHash } from "node:crypto";
-import { chmodSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import test, { type ExecutionContext } from "ava";
 import { create } from "tar";
-import { ReleaseStore, safeEntryMode, type ChunkSource } from "./release-store.js";
+import { keptReleases, ReleaseStore, safeEntryMode, type ChunkSource } from "./release-store.js";
 
 function scratch(t: ExecutionContext, prefix: string): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
@@ -105,4 +105,34 @@ test("a release dir unpacked from the same sha256 is reused without a fetch", as
   const second = await store.ensure("geoip", "v1", artifact.sha256, fetch);
   t.is(second, first);
   t.is(fetch.fetches, 1);
+});
+
+test("keptReleases lists each app's release trees newest first with the sha256 each was unpacked from, and nothing else under releases/", async (t) => {
+  const v1 = await tarball(t, { "server.mjs": ["v1\n", 0o644] });
+  const v2 = await tarball(t, { "server.mjs": ["v2\n", 0o644] });
+  const stateDir = scratch(t, "cutover-state-");
+  const store = new ReleaseStore(stateDir);
+  const at = (dir: string, seconds: number) => utimesSync(dir, seconds, seconds);
+  at(await store.ensure("geoip", "v1", v1.sha256, source(v1)), 1_000);
+  at(await store.ensure("geoip", "v2", v2.sha256, source(v2)), 2_000);
+  at(await store.ensure("api", "1.0.0", v1.sha256, source(v1)), 1_500);
+  // Not release trees the agent made: a download in flight, a name no release has, a stray file, a tree without its record.
+  mkdirSync(join(stateDir, "releases", "geoip", ".unpack-v3"));
+  mkdirSync(join(stateDir, "releases", "geoip", "bad name"));
+  writeFileSync(join(stateDir, "releases", "geoip", "notes.txt"), "x");
+  mkdirSync(join(stateDir, "releases", "Bad App"));
+  const planted = join(stateDir, "releases", "geoip", "v0");
+  mkdirSync(planted);
+  at(planted, 500);
+
+  t.deepEqual(await keptReleases(stateDir), [
+    { app: "api", release: "1.0.0", sha256: v1.sha256, unpackedAtUnixMs: 1_500_000 },
+    { app: "geoip", release: "v2", sha256: v2.sha256, unpackedAtUnixMs: 2_000_000 },
+    { app: "geoip", release: "v1", sha256: v1.sha256, unpackedAtUnixMs: 1_000_000 },
+    { app: "geoip", release: "v0", sha256: "", unpackedAtUnixMs: 500_000 },
+  ]);
+});
+
+test("keptReleases of a host that never unpacked a release is empty", async (t) => {
+  t.deepEqual(await keptReleases(scratch(t, "cutover-state-")), []);
 });

@@ -2,8 +2,9 @@ import { createHash } from "node:crypto";
 import { createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { once } from "node:events";
+import { readdir, readFile, stat } from "node:fs/promises";
 import { extract } from "tar";
-import { isValidName, isValidRelease, MAX_ARTIFACT_CHUNK } from "@cutover/protocol";
+import { isValidName, isValidRelease, MAX_ARTIFACT_CHUNK, MAX_KEPT_RELEASES, type cutover } from "@cutover/protocol";
 
 /** Releases kept per app (the live one, the previous one for rollback, and a few more). */
 export const RELEASES_KEPT = 5;
@@ -132,6 +133,32 @@ export class ReleaseStore {
       if (!keep.includes(old.name)) rmSync(join(appDir, old.name), { recursive: true, force: true });
     }
   }
+}
+
+/**
+ * Every release tree under STATE/releases, newest first per app, apps by name
+ * (at most MAX_KEPT_RELEASES): what the heartbeat reports (Heartbeat.kept_releases). Read with async fs calls
+ * (it runs while the session is open); anything that is not a release tree the
+ * agent could have made (a dot entry, an invalid name, a file) is left out.
+ */
+export async function keptReleases(stateDir: string): Promise<cutover.v1.KeptRelease.$Properties[]> {
+  const root = join(stateDir, "releases");
+  const apps = (await readdir(root, { withFileTypes: true }).catch(() => [])).filter((e) => e.isDirectory() && isValidName(e.name)).map((e) => e.name).sort();
+  const kept: cutover.v1.KeptRelease.$Properties[] = [];
+  for (const app of apps) {
+    const entries = await readdir(join(root, app), { withFileTypes: true }).catch(() => []);
+    const trees = await Promise.all(
+      entries
+        .filter((e) => e.isDirectory() && isValidRelease(e.name))
+        .map(async (e) => {
+          const dir = join(root, app, e.name);
+          const [info, sha256] = await Promise.all([stat(dir).catch(() => undefined), readFile(join(dir, SHA_MARKER), "utf8").then((text) => text.trim(), () => "")]);
+          return info && { app, release: e.name, sha256, unpackedAtUnixMs: Math.floor(info.mtimeMs) };
+        }),
+    );
+    kept.push(...trees.filter((r) => r !== undefined).sort((a, b) => b.unpackedAtUnixMs - a.unpackedAtUnixMs || a.release.localeCompare(b.release)));
+  }
+  return kept.slice(0, MAX_KEPT_RELEASES);
 }
 
 /** The sha256 a release dir says it was unpacked from; undefined when it says nothing readable. */

@@ -34,9 +34,13 @@ export interface LinkOptions {
   /** Time allowed for the WebSocket upgrade and for the Challenge→Welcome exchange. */
   handshakeTimeoutMs: number;
   log: Logger;
-  /** Resources and instances for Hello and each Heartbeat. */
-  /** What Hello and Heartbeat report; the request counters go in heartbeats only. */
-  report(): Promise<{ resources: cutover.v1.Resources.$Properties; instances: cutover.v1.AppInstance.$Properties[]; requests?: () => Promise<cutover.v1.RequestCounters.$Properties[]> }>;
+  /** What Hello and Heartbeat report; the request counters and the kept releases go in heartbeats only. */
+  report(): Promise<{
+    resources: cutover.v1.Resources.$Properties;
+    instances: cutover.v1.AppInstance.$Properties[];
+    requests?: () => Promise<cutover.v1.RequestCounters.$Properties[]>;
+    keptReleases?: () => Promise<cutover.v1.KeptRelease.$Properties[]>;
+  }>;
   /** False refuses the session (a key other than the pinned one, a Welcome not signed for this session). */
   onWelcome(welcome: cutover.v1.Welcome, session: { nonce: Uint8Array; agentPublicKey: Uint8Array }): Promise<boolean>;
   /** `sessionNonce`: the Challenge nonce of the session the command arrived on (commands are signed for one session). */
@@ -300,7 +304,7 @@ export class CoordinatorLink {
   }
 
   private async heartbeat(): Promise<void> {
-    const { resources, instances, requests } = await this.options.report();
-    this.send({ heartbeat: { resources, instances, requests: (await requests?.()) ?? [] } });
+    const { resources, instances, requests, keptReleases } = await this.options.report();
+    this.send({ heartbeat: { resources, instances, requests: (await requests?.()) ?? [], keptReleases: (await keptReleases?.()) ?? [] } });
   }
 }
