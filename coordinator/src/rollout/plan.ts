@@ -50,3 +50,91 @@ export function appDefinition(spec: AppSpec): cutover.v1.AppDefinition.$Properti
     },
   };
 }
+
+/**
+ * How a deploy walks its hosts: the strategy's own shape, or `first-behind-lb`
+ * (the first release of an app behind a load balancer: every host, then the
+ * upstream).
+ */
+export type DeployShape = "first-behind-lb" | "bluegreen" | "rolling" | "canary" | "fleet-bluegreen";
+
+/** The hosts a deploy reaches, batch by batch: batch `i + 1` is `batches[i]` (a canary's first batch is its canaries). */
+export interface DeployOrder<T> {
+  shape: DeployShape;
+  batches: T[][];
+}
+
+/**
+ * The one order a deploy takes, the deployment record keeps and `deploy --plan`
+ * shows. `hosts`: the hosts the deploy reaches, sorted by name;
+ * `firstBehindLb`: the app has an `lb` and no upstream was applied yet;
+ * `idleHosts`: for fleet-bluegreen, the hosts of the idle group (`fleetGroups`).
+ */
+export function deployOrder<T>(spec: AppSpec, hosts: T[], context: { firstBehindLb: boolean; idleHosts?: T[] }): DeployOrder<T> {
+  const strategy = spec.strategy;
+  if (context.firstBehindLb) return { shape: "first-behind-lb", batches: planBatches(hosts, strategy.batch) };
+  if (strategy.type === "canary") {
+    const count = Math.min(hosts.length, resolveCount(strategy.canary.hosts, hosts.length));
+    return { shape: "canary", batches: [hosts.slice(0, count), ...planBatches(hosts.slice(count), strategy.batch)] };
+  }
+  if (strategy.type === "fleet-bluegreen") return { shape: "fleet-bluegreen", batches: planBatches(context.idleHosts ?? [], strategy.batch) };
+  return { shape: strategy.type, batches: planBatches(hosts, strategy.batch) };
+}
+
+/** Each host of the order with its 1-based batch number, as a deployment record lists them. */
+export function numberedHosts<T extends { name: string }>(order: DeployOrder<T>): { name: string; batch: number }[] {
+  return order.batches.flatMap((batch, i) => batch.map((h) => ({ name: h.name, batch: i + 1 })));
+}
+
+/**
+ * What a deploy does on one host: `deploy` starts the release there (beside the
+ * live color, or in place); `none`: the host already serves this release, and its
+ * agent answers "already live" and keeps the running instance as it is.
+ */
+export type HostAction = "deploy" | "none";
+
+/** One host of a plan: where it is in the order, what runs there now, what the deploy does. */
+export interface HostPlan {
+  name: string;
+  batch: number;
+  /** The color serving the app there now; null when the app does not run there. */
+  liveColor: string | null;
+  /** The live release (null: none) and the one the deploy brings. */
+  release: { from: string | null; to: string };
+  action: HostAction;
+}
+
+/** The part of a host record a plan reads: its name and the app instances it last reported. */
+export interface HostState {
+  name: string;
+  instances: { app: string; live: boolean; release: string; color: string }[];
+}
+
+/** Each host of the order, with what it runs now and what the deploy of `release` does there. */
+export function hostPlans(app: string, release: string, order: DeployOrder<HostState>): HostPlan[] {
+  return order.batches.flatMap((batch, i) =>
+    batch.map((host) => {
+      const live = host.instances.find((instance) => instance.app === app && instance.live);
+      return {
+        name: host.name,
+        batch: i + 1,
+        liveColor: live?.color ?? null,
+        release: { from: live?.release ?? null, to: release },
+        action: live?.release === release ? "none" : "deploy",
+      } satisfies HostPlan;
+    }),
+  );
+}
+
+/**
+ * What a plan concludes: `refused` when the deploy, started now, would be refused
+ * (whatever else it shows); `change` when a host would get the release or the
+ * app's spec differs from its last deployed one (`specChanged`: also true when the
+ * app was never deployed); else `no-change`.
+ */
+export type PlanOutcome = "no-change" | "change" | "refused";
+
+export function planOutcome(hosts: HostPlan[], specChanged: boolean, refused: boolean): PlanOutcome {
+  if (refused) return "refused";
+  return specChanged || hosts.some((h) => h.action !== "none") ? "change" : "no-change";
+}
