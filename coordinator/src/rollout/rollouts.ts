@@ -1,12 +1,12 @@
 import type { Logger } from "@cutover/log";
-import { resolveCount, type AppSpec } from "@cutover/spec";
+import type { AppSpec } from "@cutover/spec";
 import { ApiError } from "../api/errors.js";
 import type { Fleet } from "../fleet/fleet.js";
 import type { AppStore } from "../store/apps.js";
 import type { DeploymentKind, DeploymentRecord, DeploymentStore } from "../store/deployments.js";
 import type { HostRecord, HostStore } from "../store/hosts.js";
 import { describeLock, type LockStore } from "../store/locks.js";
-import { appDefinition, matchesSelector, planBatches } from "./plan.js";
+import { appDefinition, deployOrder, matchesSelector, numberedHosts, planBatches, type DeployOrder, type DeployShape } from "./plan.js";
 import { RolloutRun, type RolloutDeps } from "./run.js";
 import { unmeasurable } from "./analysis/measurable.js";
 import { checkHost, type HostCheck } from "./preflight.js";
@@ -30,6 +30,25 @@ export interface DeployRequest {
   skipFailingHosts?: boolean;
 }
 
+/** What `selectForDeploy` needs of a deploy: the checked spec, and what the preflight weighs. */
+export interface DeploySelectionRequest {
+  spec: AppSpec;
+  skipFailingHosts?: boolean;
+  /** The artifact's size: the disk preflight makes room for it. */
+  artifactBytes?: number;
+}
+
+/** A deploy's hosts and order before anything is saved or sent: what `startDeploy` runs and `deploy --plan` shows. */
+export interface DeploySelection {
+  /** The resource preflight of every host the spec selects. */
+  preflight: HostCheck[];
+  /** The hosts the deploy reaches (with skipFailingHosts, those failing the preflight left out), sorted by name. */
+  hosts: HostRecord[];
+  order: DeployOrder<HostRecord>;
+  /** Why a deploy started now would be refused, the one it would answer with first; empty when it would run. */
+  refusals: ApiError[];
+}
+
 /** What an operator can do to a running deployment. */
 export type RolloutControl = "pause" | "resume" | "promote" | "abort";
 
@@ -51,66 +70,70 @@ export class Rollouts {
     return this.deps.hosts.list().filter((h) => matchesSelector(h.labels, spec.hosts));
   }
 
-  startDeploy(request: DeployRequest): DeploymentRecord {
+  /**
+   * Which hosts a deploy of the spec reaches, in which order, and why it would be
+   * refused now — decided as `startDeploy` decides it, saving and sending nothing
+   * (`deploy --plan` shows it). Throws only when no host matches the spec at all.
+   */
+  selectForDeploy(request: DeploySelectionRequest): DeploySelection {
     const { spec } = request;
-    this.refuseIfBusy(spec.app);
+    const refusals: ApiError[] = [];
+    const busy = this.busyRefusal(spec.app);
+    if (busy) refusals.push(busy);
     let selected = this.select(spec);
     if (selected.length === 0) {
       throw new ApiError(400, "ERR_NO_HOSTS", `no enrolled host matches hosts: ${JSON.stringify(spec.hosts)}; check labels with \`cutover hosts\``);
     }
-    const failing = this.preflight(spec, request.artifact?.size).filter((c) => !c.ok);
+    const preflight = this.preflight(spec, request.artifactBytes);
+    const failing = preflight.filter((c) => !c.ok);
     if (failing.length > 0) {
       const lines = failing.map((c) => `${c.name}: ${c.checks.filter((k) => !k.ok).map((k) => k.reason).join("; ")}`);
       if (!request.skipFailingHosts || failing.length === selected.length) {
-        throw new ApiError(412, "ERR_PREFLIGHT_FAILED", `the resource preflight failed on ${failing.length} host(s); nothing was deployed:\n  ${lines.join("\n  ")}\n(see \`cutover check\`; --skip-failing-hosts deploys to the others)`);
+        refusals.push(new ApiError(412, "ERR_PREFLIGHT_FAILED", `the resource preflight failed on ${failing.length} host(s); nothing was deployed:\n  ${lines.join("\n  ")}\n(see \`cutover check\`; --skip-failing-hosts deploys to the others)`));
+      } else {
+        selected = selected.filter((h) => !failing.some((c) => c.name === h.name));
       }
-      selected = selected.filter((h) => !failing.some((c) => c.name === h.name));
     }
     if (spec.lb && this.deps.hosts.list().every((h) => !matchesSelector(h.labels, spec.lb!.hosts))) {
-      throw new ApiError(400, "ERR_NO_HOSTS", `no enrolled host matches lb.hosts: ${JSON.stringify(spec.lb.hosts)}`);
+      refusals.push(new ApiError(400, "ERR_NO_HOSTS", `no enrolled host matches lb.hosts: ${JSON.stringify(spec.lb.hosts)}`));
     }
     const blind = unmeasurable(spec, selected, this.deps.hosts.list());
-    if (blind) throw new ApiError(412, "ERR_ANALYSIS_UNMEASURABLE", `the spec's analysis cannot be measured; nothing was deployed: ${blind}`);
+    if (blind) refusals.push(new ApiError(412, "ERR_ANALYSIS_UNMEASURABLE", `the spec's analysis cannot be measured; nothing was deployed: ${blind}`));
+    const firstBehindLb = spec.lb !== undefined && this.deps.apps.lbState(spec.app) === null && spec.strategy.type !== "fleet-bluegreen";
+    let idleHosts: HostRecord[] | undefined;
+    if (!firstBehindLb && spec.strategy.type === "fleet-bluegreen") {
+      const probe = new RolloutRun(this.deps, { createdAt: Date.now() } as DeploymentRecord, spec, () => ({}));
+      idleHosts = fleetGroups(probe, selected).idleHosts;
+      if (idleHosts.length === 0) refusals.push(new ApiError(400, "ERR_NO_HOSTS", `no host of the idle group (label ${spec.strategy.groups.label}) is enrolled`));
+    }
+    return { preflight, hosts: selected, order: deployOrder(spec, selected, { firstBehindLb, idleHosts }), refusals };
+  }
+
+  startDeploy(request: DeployRequest): DeploymentRecord {
+    const { spec } = request;
+    this.refuseIfBusy(spec.app);
+    const { hosts: selected, order, refusals } = this.selectForDeploy({ spec, skipFailingHosts: request.skipFailingHosts, artifactBytes: request.artifact?.size });
+    if (refusals[0]) throw refusals[0];
     // Checked and about to run: this is now the app's spec (status and rollback use it).
     this.deps.apps.save(spec, request.specFile);
     const definition = appDefinition(spec);
     const artifact = request.artifact ? { sha256: request.artifact.sha256, sizeBytes: request.artifact.size } : undefined;
     const deployOperation = (_host: HostRecord, inPlace: boolean) => ({ deploy: { app: definition, release: request.release, artifact, inPlace } });
 
-    const strategy = spec.strategy;
-    let plan: { hosts: { name: string; batch: number }[]; work: (run: RolloutRun) => Promise<void> };
-    const firstBehindLb = spec.lb !== undefined && this.deps.apps.lbState(spec.app) === null && strategy.type !== "fleet-bluegreen";
-    if (firstBehindLb) {
+    const { batches } = order;
+    const work: Record<DeployShape, (run: RolloutRun) => Promise<void>> = {
       // First release behind a load balancer: nothing serves yet, so every host gets it
       // (blue/green on the host), then the load balancer is pointed at all of them.
-      const batches = planBatches(selected, strategy.batch);
-      plan = {
-        hosts: batches.flatMap((b, i) => b.map((h) => ({ name: h.name, batch: i + 1 }))),
-        work: async (run) => {
-          run.event(null, `first release of ${spec.app} behind the load balancer: deploying every host, then adding them to the upstream`);
-          await runBlueGreen(run, batches, { finishWith: async () => run.applyLb(allUp(spec, run.deps.deployments.hosts(run.id).filter((h) => h.state === "succeeded").map((h) => selected.find((s) => s.name === h.hostName)!)), "every deployed host up") });
-        },
-      };
-    } else if (strategy.type === "canary") {
-      const count = Math.min(selected.length, resolveCount(strategy.canary.hosts, selected.length));
-      const restBatches = planBatches(selected.slice(count), strategy.batch);
-      plan = {
-        hosts: [...selected.slice(0, count).map((h) => ({ name: h.name, batch: 1 })), ...restBatches.flatMap((b, i) => b.map((h) => ({ name: h.name, batch: i + 2 })))],
-        work: (run) => runCanary(run, selected),
-      };
-    } else if (strategy.type === "fleet-bluegreen") {
-      const probe = new RolloutRun(this.deps, { createdAt: Date.now() } as DeploymentRecord, spec, deployOperation);
-      const { idleHosts } = fleetGroups(probe, selected);
-      if (idleHosts.length === 0) throw new ApiError(400, "ERR_NO_HOSTS", `no host of the idle group (label ${strategy.groups.label}) is enrolled`);
-      plan = { hosts: planBatches(idleHosts, strategy.batch).flatMap((b, i) => b.map((h) => ({ name: h.name, batch: i + 1 }))), work: (run) => runFleetBlueGreen(run, selected) };
-    } else {
-      const batches = planBatches(selected, strategy.batch);
-      plan = {
-        hosts: batches.flatMap((b, i) => b.map((h) => ({ name: h.name, batch: i + 1 }))),
-        work: strategy.type === "rolling" ? (run) => runRolling(run, batches) : (run) => runBlueGreen(run, batches),
-      };
-    }
-    return this.launch("deploy", spec, request.release, request.createdBy, plan.hosts, deployOperation, plan.work, request.artifact?.sha256);
+      "first-behind-lb": async (run) => {
+        run.event(null, `first release of ${spec.app} behind the load balancer: deploying every host, then adding them to the upstream`);
+        await runBlueGreen(run, batches, { finishWith: async () => run.applyLb(allUp(spec, run.deps.deployments.hosts(run.id).filter((h) => h.state === "succeeded").map((h) => selected.find((s) => s.name === h.hostName)!)), "every deployed host up") });
+      },
+      canary: (run) => runCanary(run, selected),
+      "fleet-bluegreen": (run) => runFleetBlueGreen(run, selected),
+      rolling: (run) => runRolling(run, batches),
+      bluegreen: (run) => runBlueGreen(run, batches),
+    };
+    return this.launch("deploy", spec, request.release, request.createdBy, numberedHosts(order), deployOperation, work[order.shape], request.artifact?.sha256);
   }
 
   /** The resource preflight for every host the spec selects (`cutover check`, and before every deploy). */
@@ -230,12 +253,16 @@ export class Rollouts {
 
   /** A deploy or rollback waits for no one: a locked app, or one with a deployment running, is refused. */
   private refuseIfBusy(app: string): void {
+    const refusal = this.busyRefusal(app);
+    if (refusal) throw refusal;
+  }
+
+  private busyRefusal(app: string): ApiError | undefined {
     const lock = this.locks.get(app);
-    if (lock) throw new ApiError(423, "ERR_APP_LOCKED", `${describeLock(lock)}; nothing was deployed (\`cutover lock release ${app}\` frees it; \`deploy --lock-wait\` waits for that)`);
+    if (lock) return new ApiError(423, "ERR_APP_LOCKED", `${describeLock(lock)}; nothing was deployed (\`cutover lock release ${app}\` frees it; \`deploy --lock-wait\` waits for that)`);
     const active = this.deps.deployments.active(app);
-    if (active) {
-      throw new ApiError(409, "ERR_DEPLOYMENT_IN_PROGRESS", `${app} has a ${active.kind} in progress (${active.id}); wait for it, or \`cutover abort ${app}\``);
-    }
+    if (active) return new ApiError(409, "ERR_DEPLOYMENT_IN_PROGRESS", `${app} has a ${active.kind} in progress (${active.id}); wait for it, or \`cutover abort ${app}\``);
+    return undefined;
   }
 
   private launch(
