@@ -8,7 +8,9 @@ import { ApiError, type ApiErrorBody } from "./errors.js";
 import { hostRoutes } from "./hosts.js";
 import { lockRoutes, type LockApiDeps } from "./locks.js";
 import { logRoutes } from "./logs.js";
+import { planRoutes } from "./plan.js";
 import type { RefusedCalls } from "./refused-calls.js";
+import { releaseRoutes } from "./releases.js";
 import { tokenRoutes } from "./tokens.js";
 
 export interface ApiDeps extends DeploymentApiDeps, LockApiDeps {
@@ -36,8 +38,10 @@ export function createApi(deps: ApiDeps): express.Express {
 
   app.use(tokenRoutes(deps));
   app.use(hostRoutes(deps));
+  app.use(planRoutes(deps));
   app.use(deploymentRoutes(deps));
   app.use(lockRoutes(deps));
+  app.use(releaseRoutes(deps));
   app.use(logRoutes(deps));
 
   // Prometheus text format; scrape with a read token (Prometheus `authorization: { credentials: ... }`).
