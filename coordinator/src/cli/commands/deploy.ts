@@ -5,12 +5,14 @@ import { parseDocument } from "yaml";
 import { isValidRelease, RELEASE_RULE } from "@cutover/protocol";
 import { parseDuration, parseSpec, SpecError, type AppSpec } from "@cutover/spec";
 import type { DeploymentView } from "../../api/deployments.js";
+import type { DeployPlanView } from "../../api/plan.js";
 import { packArtifact } from "../artifact.js";
 import { ApiClient } from "../client.js";
 import { resolveClientSettings, type GlobalOptions } from "../config.js";
 import { ExitError } from "../exit-error.js";
 import { printable } from "../terminal-text.js";
 import { deploymentJson, followDeployment, progressView, renderDeploymentSummary } from "../progress.js";
+import { renderPlan } from "../plan-view.js";
 import { isLockRefusal, waitForUnlock } from "./lock.js";
 
 export interface DeployOptions {
@@ -21,6 +23,7 @@ export interface DeployOptions {
   skipFailingHosts?: boolean;
   detach?: boolean;
   lockWait?: string;
+  plan?: boolean;
 }
 
 /** Reads and checks the spec (with command-line overrides applied) before anything is sent. */
@@ -78,6 +81,29 @@ export async function reportDeployment(client: ApiClient, created: DeploymentVie
   if (final.state !== "succeeded") throw new ExitError(`${final.kind} ${final.state}${final.error ? `: ${final.error}` : ""}`, 1);
 }
 
+/** `deploy --plan`'s exit code for each outcome: 0 nothing would change, 2 something would, 1 the deploy would be refused. */
+export const PLAN_EXIT_CODES = { "no-change": 0, change: 2, refused: 1 } as const;
+
+/**
+ * `deploy --plan`: asks the coordinator what this deploy would do and prints it.
+ * The artifact is packed only to learn its sha256 and size; nothing is uploaded.
+ */
+async function planDeploy(client: ApiClient, spec: AppSpec, body: object, json: boolean | undefined): Promise<void> {
+  let artifact: { artifactSha256: string; artifactBytes: number } | undefined;
+  if (spec.artifact) {
+    const packed = await packArtifact(spec.artifact);
+    packed.cleanup();
+    artifact = { artifactSha256: packed.sha256, artifactBytes: packed.size };
+  }
+  const plan = await client.post<DeployPlanView>("/v1/deployments/plan", { ...body, ...artifact });
+  process.stdout.write(json ? `${JSON.stringify(plan, null, 2)}\n` : `${renderPlan(plan)}\n`);
+  if (plan.outcome === "refused") throw new ExitError(`plan: a deploy now would be refused: ${plan.refusals.map((r) => `${r.message} (${r.code})`).join("; ")}`, PLAN_EXIT_CODES.refused);
+  if (plan.outcome === "change") {
+    const hosts = plan.hosts.filter((h) => h.action === "deploy").length;
+    throw new ExitError(`plan: the deploy would change ${spec.app} (${hosts} of ${plan.hosts.length} host(s) get ${plan.release}); nothing was changed`, PLAN_EXIT_CODES.change);
+  }
+}
+
 export function registerDeploy(program: Command): void {
   program
     .command("deploy")
@@ -89,12 +115,17 @@ export function registerDeploy(program: Command): void {
     .option("--skip-failing-hosts", "leave out hosts that fail the resource preflight (named) instead of refusing the deploy")
     .option("--detach", "start the deployment and return; follow it with `cutover status`")
     .option("--lock-wait <duration>", "if the app is locked, wait up to this long (e.g. 10m) for its release, then deploy")
+    .option("--plan", "show what the deploy would do (hosts, batches, release and spec changes, preflight) and change nothing; exit 0: no change, 2: changes, 1: refused or an error")
     .option("--json", "print one JSON object at the end instead of progress")
     .action(async (file: string, options: DeployOptions, command: Command) => {
       if (!isValidRelease(options.release)) throw new ExitError(`--release must be ${RELEASE_RULE}`);
+      if (options.plan && (options.detach || options.lockWait !== undefined)) throw new ExitError("--plan changes nothing: it takes neither --detach nor --lock-wait", 64);
       const lockWaitMs = options.lockWait === undefined ? undefined : durationOption("--lock-wait", options.lockWait);
       const { spec, text } = loadSpec(file, options);
       const client = new ApiClient(resolveClientSettings(command.optsWithGlobals<GlobalOptions>()));
+      if (options.plan) {
+        return planDeploy(client, spec, { spec: text, specFile: basename(file), release: options.release, skipFailingHosts: options.skipFailingHosts === true }, options.json);
+      }
       let artifactSha256: string | undefined;
       if (spec.artifact) {
         const packed = await packArtifact(spec.artifact);
