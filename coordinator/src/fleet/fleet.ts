@@ -11,6 +11,7 @@ import { AgentSession, type SessionLimits } from "./agent-session.js";
 import { enrollHost } from "./enrollment.js";
 import type { AuditStore } from "../store/audit.js";
 import { checkEveryMs, DEFAULT_PING_INTERVAL_MS, DEFAULT_PING_TIMEOUT_MS, judgeLink, pingDue, type HostLiveness, type LivenessTimers } from "./liveness.js";
+import { KeptReleases } from "./kept-releases.js";
 import { RequestMetrics } from "./request-metrics.js";
 
 export type { HostLiveness } from "./liveness.js";
@@ -62,6 +63,8 @@ export class Fleet {
   readonly wss: WebSocketServer;
   /** The request counters of every host's nginx sites, from heartbeats. */
   readonly requests = new RequestMetrics();
+  /** The release trees every host keeps, from heartbeats (`cutover releases`, `rollback --to`). */
+  readonly kept = new KeptReleases();
   private readonly sessions = new Map<string, AgentSession>();
   private readonly pending = new Map<string, PendingCommand>();
   private pendingHandshakes = 0;
@@ -117,7 +120,10 @@ export class Fleet {
         this.sessions.set(s.host!.id, s);
         if (previous && previous !== s) previous.close(CloseCode.Replaced, "replaced by a newer session of the same host");
       },
-      onHeartbeat: (s, beat) => this.requests.report(s.host!.name, beat.requests),
+      onHeartbeat: (s, beat) => {
+        this.requests.report(s.host!.name, beat.requests);
+        this.kept.report(s.host!.name, beat.keptReleases);
+      },
       onCommandResult: (s, result) => this.settleCommand(s, result),
       onEvent: (s, event) => {
         const pending = event.commandId ? this.pending.get(event.commandId) : undefined;
@@ -268,6 +274,7 @@ export class Fleet {
   remove(host: HostRecord, by: string): void {
     this.hosts.remove(host.id, by);
     this.requests.forget(host.name);
+    this.kept.forget(host.name);
     this.sessions.get(host.id)?.refuse(RefusalCode.HostRemoved, `this host was removed from the fleet by ${by}; to join again, clear the agent's state dir and enroll with a new token`);
   }
 
