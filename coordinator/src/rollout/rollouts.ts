@@ -16,6 +16,7 @@ import { fleetGroups, rollbackFleetBlueGreen, runFleetBlueGreen } from "./strate
 import { runRolling } from "./strategies/rolling.js";
 import { allUp } from "./lb-plan.js";
 import { rollBackAfterRestart } from "./strategies/after-restart.js";
+import { planRollbackTo, type RollbackTo } from "./rollback-to.js";
 
 export { DEPLOY_COMMAND_MARGIN_MS } from "./run.js";
 
@@ -141,9 +142,17 @@ export class Rollouts {
     return this.select(spec).map((host) => checkHost(spec, host, this.deps.fleet.liveness(host.id), artifactBytes));
   }
 
-  /** Every host back to its previous release, by the path its strategy took. */
-  startRollback(app: string, spec: AppSpec, createdBy: string): DeploymentRecord {
+  /**
+   * Every host back to its previous release, by the path its strategy took;
+   * with `to`, every host to that kept release as a deploy of it would
+   * (rollback-to.ts), refused before anything changes when it cannot be.
+   */
+  startRollback(app: string, spec: AppSpec, createdBy: string, to?: RollbackTo): DeploymentRecord {
     this.refuseIfBusy(app);
+    if (to) {
+      const plan = planRollbackTo(this.deps, app, to);
+      return this.launch("rollback", plan.spec, plan.release, createdBy, plan.hosts, plan.deployOperation, plan.work, plan.artifactSha256);
+    }
     const selected = this.deps.hosts.list().filter((h) => h.instances.some((i) => i.app === app) || matchesSelector(h.labels, spec.hosts));
     if (selected.length === 0) throw new ApiError(404, "ERR_NO_HOSTS", `no host runs ${app}`);
     const batches = planBatches(selected, spec.strategy.batch);
