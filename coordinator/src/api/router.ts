@@ -10,6 +10,7 @@ import { lockRoutes, type LockApiDeps } from "./locks.js";
 import { logRoutes } from "./logs.js";
 import { planRoutes } from "./plan.js";
 import type { RefusedCalls } from "./refused-calls.js";
+import { releaseRoutes } from "./releases.js";
 import { tokenRoutes } from "./tokens.js";
 
 export interface ApiDeps extends DeploymentApiDeps, LockApiDeps {
@@ -40,6 +41,7 @@ export function createApi(deps: ApiDeps): express.Express {
   app.use(planRoutes(deps));
   app.use(deploymentRoutes(deps));
   app.use(lockRoutes(deps));
+  app.use(releaseRoutes(deps));
   app.use(logRoutes(deps));
 
   // Prometheus text format; scrape with a read token (Prometheus `authorization: { credentials: ... }`).
