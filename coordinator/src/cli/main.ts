@@ -6,6 +6,7 @@ import { registerToken } from "./commands/token.js";
 import { registerDeploy } from "./commands/deploy.js";
 import { registerStatus } from "./commands/status.js";
 import { registerRollback } from "./commands/rollback.js";
+import { registerReleases } from "./commands/releases.js";
 import { registerHistory } from "./commands/history.js";
 import { registerCheck } from "./commands/check.js";
 import { registerControls } from "./commands/control.js";
@@ -32,6 +33,7 @@ export function buildProgram(): Command {
   registerDeploy(program);
   registerStatus(program);
   registerRollback(program);
+  registerReleases(program);
   registerHistory(program);
   registerCheck(program);
   registerControls(program);
