@@ -32,6 +32,8 @@ import { VERSION } from "./version.js";
 const ARTIFACT_GRACE_MS = 10 * 60 * 1000;
 
 /** The path of the agent WebSocket endpoint. */
+export { StoreUnavailable } from "./store/database.js";
+
 export const AGENT_PATH = "/v1/agent";
 
 export interface CoordinatorOptions {

@@ -1,5 +1,6 @@
-import Database from "better-sqlite3";
+import type Database from "better-sqlite3";
 import { chmodSync, existsSync, mkdirSync } from "node:fs";
+import { createRequire } from "node:module";
 import { join } from "node:path";
 import { MIGRATIONS } from "./migrations.js";
 
@@ -9,6 +10,23 @@ export const DATA_DIR_MODE = 0o700;
 export const PRIVATE_FILE_MODE = 0o600;
 export const DB_FILE = "cutover.db";
 
+/** The store cannot open on this install: the message says what to install. */
+export class StoreUnavailable extends Error {}
+
+/**
+ * The SQLite addon, loaded when the store opens rather than when this module is imported:
+ * the one-file CLI (scripts/bundle-cli.mjs) carries everything but this native module,
+ * which only `cutover server` needs.
+ */
+function sqlite(): typeof Database {
+  try {
+    return createRequire(import.meta.url)("better-sqlite3") as typeof Database;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "MODULE_NOT_FOUND") throw error;
+    throw new StoreUnavailable("cutover server needs the SQLite addon better-sqlite3 (12.x), and it is not installed here: `npm install better-sqlite3@12` beside cutover.mjs, or run the server from a checkout", { cause: error });
+  }
+}
+
 /**
  * Opens (creating if needed) the coordinator's SQLite store in `dataDir` and
  * migrates it. The data dir is made 0700 and the store's files 0600 at every
@@ -16,10 +34,11 @@ export const DB_FILE = "cutover.db";
  * host keys and every spec's env.
  */
 export function openDatabase(dataDir: string): Db {
+  const Sqlite = sqlite();
   mkdirSync(dataDir, { recursive: true, mode: DATA_DIR_MODE });
   chmodSync(dataDir, DATA_DIR_MODE);
   const path = join(dataDir, DB_FILE);
-  const db = new Database(path);
+  const db = new Sqlite(path);
   // Before WAL mode: SQLite gives the -wal and -shm files it creates the main file's mode.
   for (const file of [path, `${path}-wal`, `${path}-shm`]) if (existsSync(file)) chmodSync(file, PRIVATE_FILE_MODE);
   db.pragma("journal_mode = WAL");

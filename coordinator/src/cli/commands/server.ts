@@ -1,6 +1,5 @@
 import type { Command } from "commander";
 import { parseDuration } from "@cutover/spec";
-import { PlainRefused, startCoordinator } from "../../server.js";
 import { ExitError } from "../exit-error.js";
 
 export const DEFAULT_LISTEN = "127.0.0.1:7400";
@@ -42,6 +41,9 @@ export function registerServer(program: Command): void {
       // With globals: the CLI's own --allow-plain (for its client calls) takes the flag wherever it is written.
       const options = command.optsWithGlobals<typeof own>();
       const { host, port } = parseListen(options.listen);
+      // Loaded here, not at the top: every other verb runs without the server's modules
+      // (express, the SQLite addon), so the one-file CLI needs no node_modules for them.
+      const { PlainRefused, StoreUnavailable, startCoordinator } = await import("../../server.js");
       const coordinator = await startCoordinator({
         dataDir: options.dataDir,
         host,
@@ -55,7 +57,7 @@ export function registerServer(program: Command): void {
           handshakeTimeoutMs: duration("--handshake-timeout", options.handshakeTimeout),
         },
       }).catch((error: NodeJS.ErrnoException) => {
-        if (error instanceof PlainRefused) throw new ExitError(error.message);
+        if (error instanceof PlainRefused || error instanceof StoreUnavailable) throw new ExitError(error.message);
         if (error.code === "EADDRINUSE") throw new ExitError(`cannot listen on ${options.listen}: the address is in use (another cutover server?)`);
         throw error;
       });
