@@ -107,9 +107,9 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs the real `cutover` CLI as an operator would. */
-export async function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
-  const child = spawn(process.execPath, [CUTOVER_BIN, ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+/** Runs the real `cutover` CLI as an operator would: the checkout's, or `bin` (the one-file CLI) from `cwd`. */
+export async function runCli(args: string[], env: NodeJS.ProcessEnv = {}, { bin = CUTOVER_BIN, cwd }: { bin?: string; cwd?: string } = {}): Promise<CliResult> {
+  const child = spawn(process.execPath, [bin, ...args], { cwd, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
   let stdout = "";
   let stderr = "";
   child.stdout.on("data", (d: Buffer) => (stdout += d));

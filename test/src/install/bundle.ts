@@ -4,10 +4,16 @@ import { existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { repoRoot } from "../harness/processes.js";
 
-export const BUNDLE_PATH = join(repoRoot, "dist", "cutover-agent.mjs");
-const BUNDLE_SCRIPT = join(repoRoot, "scripts", "bundle-agent.mjs");
-/** Compiled code the bundle is made from: when any of it is newer, the bundle is stale. */
-const BUNDLE_INPUTS = ["agent/dist", "packages/log/dist", "packages/protocol/dist", "packages/protocol/gen", "packages/spec/dist"];
+/** A one-file build, the script that makes it, and the compiled code it is made from: when any of that is newer, the file is stale. */
+interface OneFile {
+  path: string;
+  script: string;
+  inputs: string[];
+}
+
+const PACKAGES = ["packages/log/dist", "packages/protocol/dist", "packages/protocol/gen", "packages/spec/dist"];
+const AGENT: OneFile = { path: join(repoRoot, "dist", "cutover-agent.mjs"), script: "bundle-agent.mjs", inputs: ["agent/dist", ...PACKAGES] };
+const CLI: OneFile = { path: join(repoRoot, "dist", "cutover.mjs"), script: "bundle-cli.mjs", inputs: ["coordinator/dist", ...PACKAGES] };
 
 function newestMtimeMs(dir: string): number {
   let newest = 0;
@@ -20,26 +26,35 @@ function newestMtimeMs(dir: string): number {
   return newest;
 }
 
-function isFresh(): boolean {
-  if (!existsSync(BUNDLE_PATH)) return false;
-  const built = statSync(BUNDLE_PATH).mtimeMs;
-  return BUNDLE_INPUTS.every((dir) => newestMtimeMs(join(repoRoot, dir)) <= built);
+function isFresh(file: OneFile): boolean {
+  if (!existsSync(file.path)) return false;
+  const built = statSync(file.path).mtimeMs;
+  return file.inputs.every((dir) => newestMtimeMs(join(repoRoot, dir)) <= built);
 }
 
 /**
- * dist/cutover-agent.mjs, (re)built from the compiled agent with scripts/bundle-agent.mjs
- * when it is missing or older than that code. Throws with the script's words (e.g.
- * "esbuild is not installed ...") when it cannot be built: tests must not run a stale
- * bundle or silently skip.
+ * `file`, (re)built from the compiled code with its script when it is missing or older than
+ * that code. Throws with the script's words (e.g. "esbuild is not installed ...") when it
+ * cannot be built: tests must not run a stale bundle or silently skip.
  */
-export async function ensureAgentBundle(): Promise<string> {
-  if (isFresh()) return BUNDLE_PATH;
+async function ensureOneFile(file: OneFile): Promise<string> {
+  if (isFresh(file)) return file.path;
   // --no-build: `tsc -b test` already compiled what the bundle is made from.
-  const child = spawn(process.execPath, [BUNDLE_SCRIPT, "--no-build"], { cwd: repoRoot, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [join(repoRoot, "scripts", file.script), "--no-build"], { cwd: repoRoot, stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
   child.stdout.on("data", (d: Buffer) => (output += d));
   child.stderr.on("data", (d: Buffer) => (output += d));
   const [code] = (await once(child, "close")) as [number | null];
-  if (code !== 0) throw new Error(`building the agent bundle failed (node scripts/bundle-agent.mjs --no-build, exit ${code}):\n${output.trim()}`);
-  return BUNDLE_PATH;
+  if (code !== 0) throw new Error(`building ${file.path} failed (node scripts/${file.script} --no-build, exit ${code}):\n${output.trim()}`);
+  return file.path;
+}
+
+/** dist/cutover-agent.mjs, the agent as install.sh installs it (scripts/bundle-agent.mjs). */
+export function ensureAgentBundle(): Promise<string> {
+  return ensureOneFile(AGENT);
+}
+
+/** dist/cutover.mjs, the CLI that runs with no node_modules (scripts/bundle-cli.mjs). */
+export function ensureCliBundle(): Promise<string> {
+  return ensureOneFile(CLI);
 }

@@ -1,0 +1,50 @@
+import test from "ava";
+import { copyFileSync, existsSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { writeExampleSpec } from "./harness/app-spec.js";
+import { startFleet } from "./harness/fleet.js";
+import { runCli, tempDir } from "./harness/processes.js";
+import { getThroughProxy } from "./harness/through-proxy.js";
+import { ensureCliBundle } from "./install/bundle.js";
+
+// The one-file CLI (scripts/bundle-cli.mjs) as an operator runs it from a laptop or a CI job:
+// dist/cutover.mjs copied alone into an empty directory, nothing installed but node.
+
+const LISTEN = 8080;
+
+test.serial("the one-file CLI, alone in an empty directory, deploys to a running coordinator and reads the result back", async (t) => {
+  const bundle = await ensureCliBundle();
+  const dir = tempDir(t, "cutover-cli-alone-");
+  const cli = join(dir, "cutover.mjs");
+  copyFileSync(bundle, cli);
+  const fleet = await startFleet(t, { hosts: 1 });
+  const spec = writeExampleSpec(fleet.dir, { listen: LISTEN, blue: 7001, green: 7002 });
+  // NODE_PATH empty: nothing but the file itself to load modules from.
+  const env = { CUTOVER_URL: fleet.coordinator.url, CUTOVER_TOKEN: fleet.coordinator.adminToken, CUTOVER_CONFIG: "/nonexistent-cutover-cli.yaml", NODE_PATH: "" };
+  const alone = (args: string[]) => runCli(args, env, { bin: cli, cwd: dir });
+
+  const help = await alone(["--help"]);
+  t.is(help.exitCode, 0, help.stderr);
+  t.regex(help.stdout, /deploy \[options\] <spec>/);
+
+  // The artifact is packed (tar), uploaded, and the deploy followed to its end, all from the bundle.
+  const deploy = await alone(["deploy", spec, "--release", "v1", "--json"]);
+  t.is(deploy.exitCode, 0, `${deploy.stdout}\n${deploy.stderr}`);
+  const deployed = JSON.parse(deploy.stdout) as { status: string; hosts: { name: string; release: string | null }[] };
+  t.is(deployed.status, "succeeded");
+  t.deepEqual(deployed.hosts.map((h) => [h.name, h.release]), [["web-1", "v1"]]);
+  t.is((await getThroughProxy(fleet.addresses[0]!, LISTEN)).version, "v1");
+
+  const status = await alone(["status", "geoip", "--json"]);
+  t.is(status.exitCode, 0, status.stderr);
+  t.deepEqual((JSON.parse(status.stdout) as { hosts: { name: string; release: string }[] }).hosts.map((h) => [h.name, h.release]), [["web-1", "v1"]]);
+
+  // Only the server needs the SQLite addon: asked for by name, before anything is created.
+  const dataDir = join(dir, "data");
+  const server = await alone(["server", "--data-dir", dataDir, "--listen", "127.0.0.1:0"]);
+  t.is(server.exitCode, 1);
+  t.regex(server.stderr, /^cutover: cutover server needs the SQLite addon better-sqlite3 \(12\.x\), and it is not installed here: `npm install better-sqlite3@12` beside cutover\.mjs/);
+  t.false(existsSync(dataDir));
+
+  t.deepEqual(readdirSync(dir), ["cutover.mjs"], "the CLI left nothing in its directory");
+});
