@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import test, { type ExecutionContext } from "ava";
 import { create } from "tar";
-import { keptReleases, ReleaseStore, safeEntryMode, type ChunkSource } from "./release-store.js";
+import { keptReleases, ReleaseError, ReleaseStore, safeEntryMode, type ChunkSource } from "./release-store.js";
 
 function scratch(t: ExecutionContext, prefix: string): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
@@ -135,4 +135,17 @@ test("keptReleases lists each app's release trees newest first with the sha256 e
 
 test("keptReleases of a host that never unpacked a release is empty", async (t) => {
   t.deepEqual(await keptReleases(scratch(t, "cutover-state-")), []);
+});
+
+test("a release or app name from the network that is not one never becomes a path: ReleaseError ERR_RELEASE_NAME, nothing fetched", async (t) => {
+  const artifact = await tarball(t, { "server.mjs": ["ok\n", 0o644] });
+  const stateDir = scratch(t, "cutover-state-");
+  const store = new ReleaseStore(stateDir);
+  const fetch = source(artifact);
+  for (const [app, release] of [["geoip", "../v1"], ["geoip", "v1/../../x"], ["geoip", ""], ["../etc", "v1"]] as const) {
+    t.like(t.throws(() => store.dir(app, release), { instanceOf: ReleaseError }), { code: "ERR_RELEASE_NAME" }, `${app} ${release}`);
+    t.like(await t.throwsAsync(store.ensure(app, release, artifact.sha256, fetch), { instanceOf: ReleaseError }), { code: "ERR_RELEASE_NAME" });
+  }
+  t.is(fetch.fetches, 0);
+  t.deepEqual(await keptReleases(stateDir), []);
 });
