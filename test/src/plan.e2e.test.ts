@@ -72,6 +72,15 @@ test.serial("deploy --plan shows the hosts, batches, release and spec changes th
   const fleet = await startFleet(t, { hosts: 3 });
   const { coordinator } = fleet;
   const spec = writeExampleSpec(fleet.dir, PORTS);
+  const first = await coordinator.cliJson<PlanJson>(["deploy", spec, "--release", "v1", "--plan"]);
+  t.is(first.exitCode, 2, first.stderr);
+  t.like(first.json, { outcome: "change", specChanges: null, artifact: { uploaded: false } });
+  t.deepEqual(first.json.hosts.map((h) => [h.name, h.liveColor, h.release.from, h.action]), [
+    ["web-1", null, null, "deploy"],
+    ["web-2", null, null, "deploy"],
+    ["web-3", null, null, "deploy"],
+  ]);
+  t.deepEqual((await coordinator.cliJson<unknown[]>(["history", "geoip"])).json, []);
   const v1 = await coordinator.cli(["deploy", spec, "--release", "v1"]);
   t.is(v1.exitCode, 0, v1.stderr);
   await reported(fleet, "v1");
@@ -91,6 +100,7 @@ test.serial("deploy --plan shows the hosts, batches, release and spec changes th
 
   const table = await coordinator.cli(["deploy", spec, "--release", "v2", "--plan"]);
   t.is(table.exitCode, 2, table.stderr);
+  t.log(table.stdout);
   t.regex(table.stdout, /^plan: deploy geoip v2 \(bluegreen\) to 3 host\(s\) in 2 batch\(es\); nothing was changed$/m);
   t.regex(table.stdout, /^BATCH\s+HOST\s+LIVE\s+RELEASE\s+ACTION$/m);
   t.regex(table.stdout, /^1\s+web-1\s+blue\s+v1 → v2\s+deploy$/m);
@@ -154,8 +164,17 @@ test.serial("deploy --plan shows the hosts, batches, release and spec changes th
   t.true(changed.json.hosts.every((h) => h.action === "none"));
   const changedTable = await coordinator.cli(["deploy", longer, "--release", "v3", "--plan"]);
   t.is(changedTable.exitCode, 2);
+  t.log(changedTable.stdout);
   t.regex(changedTable.stdout, /^ {2}health\.deadlineMs: 15s → 20s$/m);
   t.regex(changedTable.stdout, /^1\s+web-1\s+green\s+v2 → v3\s+deploy$/m);
+
+  // A locked app: the plan is shown, and says the deploy would be refused now.
+  t.is((await coordinator.cli(["lock", "acquire", "geoip", "-m", "freeze"])).exitCode, 0);
+  const locked = await coordinator.cliJson<PlanJson>(["deploy", spec, "--release", "v3", "--plan"]);
+  t.is(locked.exitCode, 1);
+  t.like(locked.json, { outcome: "refused", batches: [["web-1", "web-2"], ["web-3"]] });
+  t.deepEqual(locked.json.refusals.map((r) => r.code), ["ERR_APP_LOCKED"]);
+  t.is((await coordinator.cli(["lock", "release", "geoip"])).exitCode, 0);
 
   // A failing preflight is shown, and the plan exits 1 as `cutover check` does.
   const greedy = writeExampleSpec(fleet.dir, { ...PORTS, minFreeMemory: "64T" }, "greedy.yml");
