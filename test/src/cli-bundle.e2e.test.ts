@@ -39,6 +39,24 @@ test.serial("the one-file CLI, alone in an empty directory, deploys to a running
   t.is(status.exitCode, 0, status.stderr);
   t.deepEqual((JSON.parse(status.stdout) as { hosts: { name: string; release: string }[] }).hosts.map((h) => [h.name, h.release]), [["web-1", "v1"]]);
 
+  // Started detached, then followed to its end by `status --follow`, as --detach tells the operator to.
+  const detached = await alone(["deploy", spec, "--release", "v2", "--detach", "--json"]);
+  t.is(detached.exitCode, 0, detached.stderr);
+  const started = JSON.parse(detached.stdout) as { id: string; release: string };
+  t.is(started.release, "v2");
+  const followed = await alone(["status", "geoip", "--follow", "--json"]);
+  t.is(followed.exitCode, 0, `${followed.stdout}\n${followed.stderr}`);
+  const outcome = JSON.parse(followed.stdout) as { id: string; status: string; release: string; hosts: { release: string | null }[] };
+  t.deepEqual([outcome.id, outcome.status, outcome.release, outcome.hosts.map((h) => h.release)], [started.id, "succeeded", "v2", ["v2"]]);
+  t.is((await getThroughProxy(fleet.addresses[0]!, LISTEN)).version, "v2");
+  // Once it is over, --follow shows how it ended: the same whether it was caught running or not.
+  const again = await alone(["status", "geoip", "--follow", "--json"]);
+  t.is(again.exitCode, 0, again.stderr);
+  t.like(JSON.parse(again.stdout), { id: started.id, status: "succeeded", release: "v2" });
+  const noApp = await alone(["status", "--follow"]);
+  t.is(noApp.exitCode, 64);
+  t.regex(noApp.stderr, /--follow needs an APP/);
+
   // Only the server needs the SQLite addon: asked for by name, before anything is created.
   const dataDir = join(dir, "data");
   const server = await alone(["server", "--data-dir", dataDir, "--listen", "127.0.0.1:0"]);

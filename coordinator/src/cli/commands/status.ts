@@ -4,6 +4,8 @@ import { resolveClientSettings, type GlobalOptions } from "../config.js";
 import { renderTable } from "../table.js";
 import { printable } from "../terminal-text.js";
 import type { DeploymentView } from "../../api/deployments.js";
+import { ExitError } from "../exit-error.js";
+import { reportDeployment } from "./deploy.js";
 
 interface AppStatus {
   app: string;
@@ -27,9 +29,16 @@ export function registerStatus(program: Command): void {
     .command("status")
     .description("each host's live color, release and health for APP (every app without one)")
     .argument("[app]", "app name")
+    .option("--follow", "follow APP's running deployment to its end, or show how its latest ended, as `deploy` does (exit 0 only if it succeeded)")
     .option("--json", "print JSON")
-    .action(async (app: string | undefined, options: { json?: boolean }, command: Command) => {
+    .action(async (app: string | undefined, options: { follow?: boolean; json?: boolean }, command: Command) => {
+      if (options.follow && !app) throw new ExitError("--follow needs an APP: the deployment of which app to follow", 64);
       const client = new ApiClient(resolveClientSettings(command.optsWithGlobals<GlobalOptions>()));
+      if (options.follow && app) {
+        // The running deployment, else the latest (the one a `deploy --detach` started may be done already).
+        const [latest] = await client.get<DeploymentView[]>(`/v1/apps/${encodeURIComponent(app)}/history?limit=1`);
+        if (latest) return reportDeployment(client, latest, options.json);
+      }
       const names = app ? [app] : await client.get<string[]>("/v1/apps");
       const statuses = await Promise.all(names.map((name) => client.get<AppStatus>(`/v1/apps/${encodeURIComponent(name)}/status`)));
       if (options.json) {
