@@ -130,7 +130,7 @@ test.serial("rollback --to v1 after v1, v2, v3 on three hosts: a blue/green swap
   t.deepEqual(await snapshot(fleet), before, "no deployment recorded, nothing served or started differently");
 });
 
-test.serial("rollback --to a release a host never had: refused naming the host while the coordinator has no artifact for it; with the artifact back, that host fetches it and every host serves it", async (t) => {
+test.serial("rollback --to a release a host never had: refused while the app is locked, and naming the host while the coordinator has no artifact for it; with the artifact back, that host fetches it and every host serves it", async (t) => {
   const fleet = await startFleet(t, { hosts: 2, labels: (i) => `role=geoip,zone=${i === 0 ? "a" : "b"}` });
   const { coordinator } = fleet;
   const v1 = await run(coordinator, ["deploy", writeExampleSpec(fleet.dir, { ...PORTS, selector: { role: "geoip", zone: "a" } }, "zone-a.yml"), "--release", "v1"]);
@@ -139,6 +139,13 @@ test.serial("rollback --to a release a host never had: refused naming the host w
   const v2 = await run(coordinator, ["deploy", writeExampleSpec(fleet.dir, PORTS), "--release", "v2"]);
   t.is(v2.exitCode, 0, v2.why);
   t.deepEqual(await versionsThroughProxies(fleet), ["v2", "v2"]);
+
+  // A locked app refuses it like any rollback.
+  t.is((await coordinator.cli(["lock", "acquire", "geoip", "-m", "freeze"])).exitCode, 0);
+  const locked = await coordinator.cli(["rollback", "geoip", "--to", "v1"]);
+  t.not(locked.exitCode, 0);
+  t.regex(locked.stderr, /geoip is locked by \S+ since \S+: "freeze"; nothing was deployed.*\(ERR_APP_LOCKED\)/s);
+  t.is((await coordinator.cli(["lock", "release", "geoip"])).exitCode, 0);
 
   const artifacts = join(coordinator.dataDir, "artifacts");
   const [archive] = readdirSync(artifacts).filter((f) => f.endsWith(".tar.gz"));
