@@ -2,7 +2,7 @@ import { createReadStream } from "node:fs";
 import { Readable } from "node:stream";
 import type { ClientSettings } from "./config.js";
 import { pinnedFetch } from "./pinned-fetch.js";
-import { ExitError } from "./exit-error.js";
+import { EXIT, ExitError, exitCodeForRefusal } from "./exit-error.js";
 
 /** A thin JSON client for the coordinator's /v1 API; every failure becomes an ExitError that says what to do. */
 export class ApiClient {
@@ -49,13 +49,14 @@ export class ApiClient {
       } as RequestInit);
     } catch (error) {
       const cause = (error as { cause?: { code?: string; message?: string } }).cause;
-      if (cause?.code === "ERR_CERT_PIN_MISMATCH") throw new ExitError(`${cause.message}: not talking to it (check CUTOVER_FINGERPRINT)`);
+      if (cause?.code === "ERR_CERT_PIN_MISMATCH") throw new ExitError(`${cause.message}: not talking to it (check CUTOVER_FINGERPRINT)`, EXIT.unreachable);
       if (/CERT|SELF_SIGNED/.test(cause?.code ?? "")) {
-        throw new ExitError(`the coordinator's TLS certificate is not trusted here (${cause?.code}): pin it with CUTOVER_FINGERPRINT (\`cutover server --tls\` prints it)`);
+        throw new ExitError(`the coordinator's TLS certificate is not trusted here (${cause?.code}): pin it with CUTOVER_FINGERPRINT (\`cutover server --tls\` prints it)`, EXIT.unreachable);
       }
       throw new ExitError(
         `cannot reach the coordinator at ${this.settings.url} (${cause?.code ?? cause?.message ?? (error as Error).message}); ` +
           "is `cutover server` running? Set CUTOVER_URL or --url to its address",
+        EXIT.unreachable,
       );
     }
   }
@@ -68,7 +69,7 @@ export class ApiClient {
     } catch {
       // not JSON: fall through to the status line
     }
-    throw new ExitError(`${error?.message ?? `${method} ${path}: HTTP ${response.status}`} (${error?.code ?? response.status})`, 1, error?.code);
+    throw new ExitError(`${error?.message ?? `${method} ${path}: HTTP ${response.status}`} (${error?.code ?? response.status})`, exitCodeForRefusal(response.status, error?.code), error?.code);
   }
 
   private async request<T>(method: string, path: string, body?: unknown, raw?: { body: RequestInit["body"]; headers: Record<string, string> }): Promise<T> {
@@ -84,7 +85,7 @@ export class ApiClient {
     try {
       parsed = text ? JSON.parse(text) : undefined;
     } catch {
-      throw new ExitError(`${method} ${url}: HTTP ${response.status} with a body that is not JSON`);
+      throw new ExitError(`${method} ${url}: HTTP ${response.status} with a body that is not JSON: is ${this.settings.url} a cutover coordinator?`, EXIT.unreachable);
     }
     return parsed as T;
   }

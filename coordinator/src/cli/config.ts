@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { parse } from "yaml";
-import { ExitError } from "./exit-error.js";
+import { EXIT, ExitError } from "./exit-error.js";
 import { checkTransport } from "./transport.js";
 
 export interface ClientSettings {
@@ -34,10 +34,10 @@ export function resolveClientSettings(options: GlobalOptions): ClientSettings {
     try {
       file = (parse(readFileSync(path, "utf8")) ?? {}) as typeof file;
     } catch (error) {
-      throw new ExitError(`${path}: not valid YAML: ${(error as Error).message}`);
+      throw new ExitError(`${path}: not valid YAML: ${(error as Error).message}`, EXIT.usage);
     }
   } else if (options.config) {
-    throw new ExitError(`config file ${path} does not exist`);
+    throw new ExitError(`config file ${path} does not exist`, EXIT.usage);
   }
   const url = options.url ?? process.env.CUTOVER_URL ?? (typeof file.url === "string" ? file.url : undefined) ?? "http://127.0.0.1:7400";
   const token = options.token ?? process.env.CUTOVER_TOKEN ?? (typeof file.token === "string" ? file.token : undefined);
@@ -45,6 +45,7 @@ export function resolveClientSettings(options: GlobalOptions): ClientSettings {
     throw new ExitError(
       "no API token: set CUTOVER_TOKEN, pass --token, or put `token:` in " + path + "\n" +
         "  (the first admin token is in the coordinator's data dir: <data-dir>/admin-token)",
+      EXIT.usage,
     );
   }
   const fingerprint = options.fingerprint ?? process.env.CUTOVER_FINGERPRINT ?? (typeof file.fingerprint === "string" ? file.fingerprint : undefined);

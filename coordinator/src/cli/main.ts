@@ -13,7 +13,7 @@ import { registerControls } from "./commands/control.js";
 import { registerAudit } from "./commands/audit.js";
 import { registerLock } from "./commands/lock.js";
 import { registerLogs } from "./commands/logs.js";
-import { ExitError } from "./exit-error.js";
+import { EXIT, ExitError } from "./exit-error.js";
 import { printable } from "./terminal-text.js";
 
 export function buildProgram(): Command {
@@ -43,22 +43,43 @@ export function buildProgram(): Command {
   return program;
 }
 
-/** The CLI entry point: the only place that turns errors into exit codes. */
+/** The error code a `--json` caller reads when the coordinator gave none: what kind of failure it was. */
+const LOCAL_ERROR_CODES: Record<number, string> = {
+  [EXIT.failed]: "ERR_FAILED",
+  [EXIT.changes]: "ERR_PLAN_CHANGES",
+  [EXIT.usage]: "ERR_USAGE",
+  [EXIT.refused]: "ERR_REFUSED",
+  [EXIT.unreachable]: "ERR_UNREACHABLE",
+  [EXIT.internal]: "ERR_INTERNAL",
+  [EXIT.tryLater]: "ERR_TRY_LATER",
+  [EXIT.denied]: "ERR_DENIED",
+};
+
+/**
+ * One failure on stderr: a line for people, or with `--json` one object
+ * `{"error":{"code","message"}}` (the coordinator's code when it refused the call).
+ */
+function reportFailure(argv: string[], message: string, exitCode: number, apiCode?: string): void {
+  if (argv.includes("--json")) {
+    process.stderr.write(`${JSON.stringify({ error: { code: apiCode ?? LOCAL_ERROR_CODES[exitCode] ?? "ERR_FAILED", message } })}\n`);
+  } else {
+    // The message may relay what a host said (a deploy's error): printable, line by line.
+    process.stderr.write(`cutover: ${message.split("\n").map(printable).join("\n")}\n`);
+  }
+  process.exitCode = exitCode;
+}
+
+/** The CLI entry point: the only place that turns errors into exit codes (exit-error.ts, EXIT). */
 export async function main(argv: string[]): Promise<void> {
   try {
     await buildProgram().parseAsync(argv);
   } catch (error) {
     if (error instanceof CommanderError) {
-      process.exitCode = error.exitCode;
+      // Help and --version exit 0; commander has already printed what was wrong with the command line.
+      process.exitCode = error.exitCode === 0 ? EXIT.ok : EXIT.usage;
       return;
     }
-    if (error instanceof ExitError) {
-      // The message may relay what a host said (a deploy's error): printable, line by line.
-      process.stderr.write(`cutover: ${error.message.split("\n").map(printable).join("\n")}\n`);
-      process.exitCode = error.exitCode;
-      return;
-    }
-    process.stderr.write(`cutover: unexpected error: ${(error as Error).stack ?? String(error)}\n`);
-    process.exitCode = 70;
+    if (error instanceof ExitError) return reportFailure(argv, error.message, error.exitCode, error.apiCode);
+    reportFailure(argv, `unexpected error: ${(error as Error).stack ?? String(error)}`, EXIT.internal);
   }
 }

@@ -1,6 +1,7 @@
 import test from "ava";
 import { ExitError } from "./exit-error.js";
-import { checkTransport, EXIT_USAGE } from "./transport.js";
+import { EXIT } from "./exit-error.js";
+import { checkTransport } from "./transport.js";
 
 const FINGERPRINT = `sha256:${"AB:".repeat(31)}AB`;
 
@@ -9,7 +10,7 @@ const allowed = test.macro((t, settings: { url: string; fingerprint?: string }, 
 });
 const refused = test.macro((t, settings: { url: string; fingerprint?: string }, allowPlain: boolean, message: RegExp) => {
   const error = t.throws(() => checkTransport(settings, allowPlain), { instanceOf: ExitError, message });
-  t.is(error?.exitCode, EXIT_USAGE);
+  t.is(error?.exitCode, EXIT.usage);
 });
 
 test("https with a pin", allowed, { url: "https://coordinator.example:7400", fingerprint: FINGERPRINT }, false);

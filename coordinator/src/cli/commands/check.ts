@@ -3,7 +3,7 @@ import type { Command } from "commander";
 import type { HostCheck } from "../../rollout/preflight.js";
 import { ApiClient } from "../client.js";
 import { resolveClientSettings, type GlobalOptions } from "../config.js";
-import { ExitError } from "../exit-error.js";
+import { EXIT, ExitError } from "../exit-error.js";
 import { renderTable } from "../table.js";
 import { loadSpec } from "./deploy.js";
 
@@ -24,6 +24,6 @@ export function registerCheck(program: Command): void {
       const client = new ApiClient(resolveClientSettings(command.optsWithGlobals<GlobalOptions>()));
       const result = await client.post<{ app: string; ok: boolean; hosts: HostCheck[] }>("/v1/check", { spec: text, specFile: basename(file) });
       process.stdout.write(options.json ? `${JSON.stringify(result, null, 2)}\n` : `${renderCheck(spec.app, result.hosts)}\n`);
-      if (!result.ok) throw new ExitError(`${result.hosts.filter((h) => !h.ok).map((h) => h.name).join(", ") || "no host"}: preflight failed`, 1);
+      if (!result.ok) throw new ExitError(`${result.hosts.filter((h) => !h.ok).map((h) => h.name).join(", ") || "no host"}: preflight failed`, EXIT.failed);
     });
 }

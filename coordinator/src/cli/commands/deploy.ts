@@ -9,7 +9,7 @@ import type { DeployPlanView } from "../../api/plan.js";
 import { packArtifact } from "../artifact.js";
 import { ApiClient } from "../client.js";
 import { resolveClientSettings, type GlobalOptions } from "../config.js";
-import { ExitError } from "../exit-error.js";
+import { EXIT, ExitError } from "../exit-error.js";
 import { printable } from "../terminal-text.js";
 import { deploymentJson, followDeployment, progressView, renderDeploymentSummary } from "../progress.js";
 import { renderPlan } from "../plan-view.js";
@@ -32,7 +32,7 @@ export function loadSpec(file: string, overrides: { strategy?: string; batch?: s
   try {
     text = readFileSync(file, "utf8");
   } catch (error) {
-    throw new ExitError(`cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    throw new ExitError(`cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, EXIT.usage);
   }
   if (overrides.strategy !== undefined || overrides.batch !== undefined) {
     const document = parseDocument(text);
@@ -43,7 +43,7 @@ export function loadSpec(file: string, overrides: { strategy?: string; batch?: s
   try {
     return { spec: parseSpec(text, { file }), text };
   } catch (error) {
-    if (error instanceof SpecError) throw new ExitError(`the app spec is invalid; nothing was deployed:\n${error.message}`);
+    if (error instanceof SpecError) throw new ExitError(`the app spec is invalid; nothing was deployed:\n${error.message}`, EXIT.usage);
     throw error;
   }
 }
@@ -52,7 +52,7 @@ function durationOption(flag: string, value: string): number {
   try {
     return parseDuration(value);
   } catch (error) {
-    throw new ExitError(`${flag}: ${(error as Error).message}`, 64);
+    throw new ExitError(`${flag}: ${(error as Error).message}`, EXIT.usage);
   }
 }
 
@@ -78,11 +78,11 @@ async function postDeployment(client: ApiClient, app: string, body: object, lock
 export async function reportDeployment(client: ApiClient, created: DeploymentView, json: boolean | undefined): Promise<void> {
   const final = await followDeployment(client, created.id, progressView(Boolean(json)));
   process.stdout.write(json ? `${JSON.stringify(deploymentJson(final))}\n` : `${renderDeploymentSummary(final)}\n`);
-  if (final.state !== "succeeded") throw new ExitError(`${final.kind} ${final.state}${final.error ? `: ${final.error}` : ""}`, 1);
+  if (final.state !== "succeeded") throw new ExitError(`${final.kind} ${final.state}${final.error ? `: ${final.error}` : ""}`, EXIT.failed);
 }
 
 /** `deploy --plan`'s exit code for each outcome: 0 nothing would change, 2 something would, 1 the deploy would be refused. */
-export const PLAN_EXIT_CODES = { "no-change": 0, change: 2, refused: 1 } as const;
+export const PLAN_EXIT_CODES = { "no-change": EXIT.ok, change: EXIT.changes, refused: EXIT.failed } as const;
 
 /**
  * `deploy --plan`: asks the coordinator what this deploy would do and prints it.
@@ -118,8 +118,8 @@ export function registerDeploy(program: Command): void {
     .option("--plan", "show what the deploy would do (hosts, batches, release and spec changes, preflight) and change nothing; exit 0: no change, 2: changes, 1: refused or an error")
     .option("--json", "print one JSON object at the end instead of progress")
     .action(async (file: string, options: DeployOptions, command: Command) => {
-      if (!isValidRelease(options.release)) throw new ExitError(`--release must be ${RELEASE_RULE}`);
-      if (options.plan && (options.detach || options.lockWait !== undefined)) throw new ExitError("--plan changes nothing: it takes neither --detach nor --lock-wait", 64);
+      if (!isValidRelease(options.release)) throw new ExitError(`--release must be ${RELEASE_RULE}`, EXIT.usage);
+      if (options.plan && (options.detach || options.lockWait !== undefined)) throw new ExitError("--plan changes nothing: it takes neither --detach nor --lock-wait", EXIT.usage);
       const lockWaitMs = options.lockWait === undefined ? undefined : durationOption("--lock-wait", options.lockWait);
       const { spec, text } = loadSpec(file, options);
       const client = new ApiClient(resolveClientSettings(command.optsWithGlobals<GlobalOptions>()));

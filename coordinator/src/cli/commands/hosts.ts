@@ -4,7 +4,7 @@ import type { HostView } from "../../api/hosts-view.js";
 import { ApiClient } from "../client.js";
 import { resolveClientSettings, type GlobalOptions } from "../config.js";
 import { renderTable } from "../table.js";
-import { ExitError } from "../exit-error.js";
+import { EXIT, ExitError } from "../exit-error.js";
 import { printable } from "../terminal-text.js";
 
 function ago(iso: string | null, now = Date.now()): string {
@@ -55,7 +55,7 @@ export function parseLabelEdits(edits: string[]): { set: Record<string, string>;
   for (const edit of edits) {
     if (edit.endsWith("-") && !edit.includes("=")) remove.push(edit.slice(0, -1));
     else if (edit.indexOf("=") > 0) set[edit.slice(0, edit.indexOf("="))] = edit.slice(edit.indexOf("=") + 1);
-    else throw new ExitError(`"${edit}" is neither key=value (set a label) nor key- (remove one)`, 64);
+    else throw new ExitError(`"${edit}" is neither key=value (set a label) nor key- (remove one)`, EXIT.usage);
   }
   return { set, remove };
 }

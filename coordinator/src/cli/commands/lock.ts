@@ -3,7 +3,7 @@ import type { Command } from "commander";
 import type { LockView } from "../../api/locks.js";
 import { ApiClient } from "../client.js";
 import { resolveClientSettings, type GlobalOptions } from "../config.js";
-import { ExitError } from "../exit-error.js";
+import { EXIT, ExitError } from "../exit-error.js";
 import { renderTable } from "../table.js";
 import { printable } from "../terminal-text.js";
 
@@ -37,7 +37,7 @@ export async function waitForUnlock(client: ApiClient, app: string, deadline: nu
   for (;;) {
     const lock = await client.get<LockView | null>(lockPath(app));
     if (lock === null) return;
-    if (Date.now() >= deadline) throw new ExitError(`gave up waiting for the lock: ${describe(lock)}; nothing was deployed`);
+    if (Date.now() >= deadline) throw new ExitError(`gave up waiting for the lock: ${describe(lock)}; nothing was deployed`, EXIT.tryLater, "ERR_APP_LOCKED");
     await sleep(Math.min(LOCK_POLL_MS, Math.max(0, deadline - Date.now())));
   }
 }

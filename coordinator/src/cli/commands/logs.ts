@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { ApiClient } from "../client.js";
 import { resolveClientSettings, type GlobalOptions } from "../config.js";
-import { ExitError } from "../exit-error.js";
+import { EXIT, ExitError } from "../exit-error.js";
 import { readEvents } from "../sse.js";
 import { printable } from "../terminal-text.js";
 
@@ -15,7 +15,7 @@ export function registerLogs(program: Command): void {
     .option("-n, --lines <n>", "existing lines to show first, per file", "100")
     .option("-f, --follow", "keep printing new lines until interrupted")
     .action(async (app: string | undefined, options: { host?: string; agent?: boolean; lines: string; follow?: boolean }, command: Command) => {
-      if (!app && !options.agent) throw new ExitError("name an app, or pass --agent for the agent's own log");
+      if (!app && !options.agent) throw new ExitError("name an app, or pass --agent for the agent's own log", EXIT.usage);
       const client = new ApiClient(resolveClientSettings(command.optsWithGlobals<GlobalOptions>()));
       const query = new URLSearchParams({ lines: String(Number(options.lines) || 0) });
       if (app) query.set("app", app);

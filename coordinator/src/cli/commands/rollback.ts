@@ -3,11 +3,8 @@ import { isValidRelease, RELEASE_RULE } from "@cutover/protocol";
 import type { DeploymentView } from "../../api/deployments.js";
 import { ApiClient } from "../client.js";
 import { resolveClientSettings, type GlobalOptions } from "../config.js";
-import { ExitError } from "../exit-error.js";
+import { EXIT, ExitError } from "../exit-error.js";
 import { reportDeployment } from "./deploy.js";
-
-/** Exit code of a command line that cannot be run as given (as for other bad options). */
-const EXIT_USAGE = 64;
 
 export function registerRollback(program: Command): void {
   program
@@ -17,7 +14,7 @@ export function registerRollback(program: Command): void {
     .option("--to <release>", "roll back to this release (one `cutover releases APP` lists), with the spec it was deployed with")
     .option("--json", "print one JSON object at the end instead of progress")
     .action(async (app: string, options: { to?: string; json?: boolean }, command: Command) => {
-      if (options.to !== undefined && !isValidRelease(options.to)) throw new ExitError(`--to must be ${RELEASE_RULE}`, EXIT_USAGE);
+      if (options.to !== undefined && !isValidRelease(options.to)) throw new ExitError(`--to must be ${RELEASE_RULE}`, EXIT.usage);
       const client = new ApiClient(resolveClientSettings(command.optsWithGlobals<GlobalOptions>()));
       const path = options.to === undefined ? `/v1/apps/${encodeURIComponent(app)}/rollback` : `/v1/apps/${encodeURIComponent(app)}/releases/${encodeURIComponent(options.to)}/rollback`;
       const created = await client.post<DeploymentView>(path, {});

@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { parseDuration } from "@cutover/spec";
-import { ExitError } from "../exit-error.js";
+import { EXIT, ExitError } from "../exit-error.js";
 
 export const DEFAULT_LISTEN = "127.0.0.1:7400";
 
@@ -8,7 +8,7 @@ export function parseListen(text: string): { host: string; port: number } {
   const match = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(text);
   const port = Number(match?.[3]);
   if (!match || !Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new ExitError(`--listen must be HOST:PORT (e.g. 0.0.0.0:7400), got "${text}"`);
+    throw new ExitError(`--listen must be HOST:PORT (e.g. 0.0.0.0:7400), got "${text}"`, EXIT.usage);
   }
   return { host: (match[1] ?? match[2])!, port };
 }
@@ -19,9 +19,9 @@ function duration(flag: string, text: string | undefined): number | undefined {
   try {
     ms = parseDuration(text);
   } catch (error) {
-    throw new ExitError(`${flag}: ${(error as Error).message}`);
+    throw new ExitError(`${flag}: ${(error as Error).message}`, EXIT.usage);
   }
-  if (ms <= 0) throw new ExitError(`${flag} must be more than 0, got "${text}"`);
+  if (ms <= 0) throw new ExitError(`${flag} must be more than 0, got "${text}"`, EXIT.usage);
   return ms;
 }
 
@@ -57,7 +57,8 @@ export function registerServer(program: Command): void {
           handshakeTimeoutMs: duration("--handshake-timeout", options.handshakeTimeout),
         },
       }).catch((error: NodeJS.ErrnoException) => {
-        if (error instanceof PlainRefused || error instanceof StoreUnavailable) throw new ExitError(error.message);
+        if (error instanceof PlainRefused) throw new ExitError(error.message, EXIT.usage);
+        if (error instanceof StoreUnavailable) throw new ExitError(error.message);
         if (error.code === "EADDRINUSE") throw new ExitError(`cannot listen on ${options.listen}: the address is in use (another cutover server?)`);
         throw error;
       });

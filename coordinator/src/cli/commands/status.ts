@@ -4,7 +4,7 @@ import { resolveClientSettings, type GlobalOptions } from "../config.js";
 import { renderTable } from "../table.js";
 import { printable } from "../terminal-text.js";
 import type { DeploymentView } from "../../api/deployments.js";
-import { ExitError } from "../exit-error.js";
+import { EXIT, ExitError } from "../exit-error.js";
 import { reportDeployment } from "./deploy.js";
 
 interface AppStatus {
@@ -32,7 +32,7 @@ export function registerStatus(program: Command): void {
     .option("--follow", "follow APP's running deployment to its end, or show how its latest ended, as `deploy` does (exit 0 only if it succeeded)")
     .option("--json", "print JSON")
     .action(async (app: string | undefined, options: { follow?: boolean; json?: boolean }, command: Command) => {
-      if (options.follow && !app) throw new ExitError("--follow needs an APP: the deployment of which app to follow", 64);
+      if (options.follow && !app) throw new ExitError("--follow needs an APP: the deployment of which app to follow", EXIT.usage);
       const client = new ApiClient(resolveClientSettings(command.optsWithGlobals<GlobalOptions>()));
       if (options.follow && app) {
         // The running deployment, else the latest (the one a `deploy --detach` started may be done already).

@@ -2,9 +2,8 @@ import type { Command } from "commander";
 import type { TokenJson } from "../../api/tokens.js";
 import { ApiClient } from "../client.js";
 import { resolveClientSettings, type GlobalOptions } from "../config.js";
-import { ExitError } from "../exit-error.js";
+import { EXIT, ExitError } from "../exit-error.js";
 import { renderTable } from "../table.js";
-import { EXIT_USAGE } from "../transport.js";
 
 interface CreateOptions {
   api?: boolean;
@@ -54,7 +53,7 @@ function checkCreateFlags(options: CreateOptions, api: boolean): void {
     api
       ? `${misplaced.join(", ")}: for enrollment tokens (drop --api/--role); an API token's lifetime is --expires`
       : `${misplaced.join(", ")}: for API tokens, add --api (and --role read|deploy|admin); an enrollment token's lifetime is --ttl`,
-    EXIT_USAGE,
+    EXIT.usage,
   );
 }
 
