@@ -34,3 +34,4 @@ export type {
   ResourcesSpec,
   LimitsSpec,
 } from "./types.js";
+export { starterSpec } from "./starter.js";
