@@ -1,5 +1,5 @@
 import test from "ava";
-import { copyFileSync, existsSync, readdirSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { writeExampleSpec } from "./harness/app-spec.js";
 import { startFleet } from "./harness/fleet.js";
@@ -65,4 +65,46 @@ test.serial("the one-file CLI, alone in an empty directory, deploys to a running
   t.false(existsSync(dataDir));
 
   t.deepEqual(readdirSync(dir), ["cutover.mjs"], "the CLI left nothing in its directory");
+});
+
+test.serial("offline, from the one-file CLI: init writes a commented starter spec that validate accepts once its artifact exists; invalid specs exit 64 with every issue", async (t) => {
+  const bundle = await ensureCliBundle();
+  const dir = tempDir(t, "cutover-cli-offline-");
+  const cli = join(dir, "cutover.mjs");
+  copyFileSync(bundle, cli);
+  // Nothing listens on port 9: a verb that needed the coordinator would exit 69.
+  const offline = (args: string[]) => runCli(args, { CUTOVER_URL: "http://127.0.0.1:9", CUTOVER_TOKEN: "unused", CUTOVER_CONFIG: "/nonexistent-cutover-cli.yaml", NODE_PATH: "" }, { bin: cli, cwd: dir });
+
+  const init = await offline(["init", "--app", "billing"]);
+  t.is(init.exitCode, 0, init.stderr);
+  t.regex(init.stdout, /^wrote .*cutover\.yml for app billing: /);
+  const written = readFileSync(join(dir, "cutover.yml"), "utf8");
+  t.regex(written, /^app: billing$/m);
+
+  const noArtifact = await offline(["validate", "cutover.yml"]);
+  t.is(noArtifact.exitCode, 64);
+  t.regex(noArtifact.stderr, /^cutover: cutover\.yml is invalid:\ncutover\.yml: artifact: /);
+
+  mkdirSync(join(dir, "dist"));
+  const valid = await offline(["validate", "cutover.yml"]);
+  t.is(valid.exitCode, 0, valid.stderr);
+  t.is(valid.stdout, `cutover.yml: valid: app billing, bluegreen 25% at a time, hosts role=billing, artifact ${join(dir, "dist")} (a directory, packed at deploy)\n`);
+  const validJson = await offline(["validate", "cutover.yml", "--batch", "2", "--json"]);
+  t.is(validJson.exitCode, 0, validJson.stderr);
+  t.deepEqual(JSON.parse(validJson.stdout), { valid: true, file: "cutover.yml", app: "billing", strategy: "bluegreen", batch: "2", hosts: { role: "billing" }, artifact: { path: join(dir, "dist"), kind: "dir" } });
+
+  // Never overwritten without --force.
+  writeFileSync(join(dir, "cutover.yml"), written.replace("blue: 7001", "blue: seven").replace("listen: 80 ", "listen: 0 "));
+  const again = await offline(["init", "--app", "billing"]);
+  t.is(again.exitCode, 64);
+  t.regex(again.stderr, /cutover\.yml exists; nothing was written \(--force overwrites it\)/);
+  const invalid = await offline(["validate", "cutover.yml", "--json"]);
+  t.is(invalid.exitCode, 64);
+  const issues = (JSON.parse(invalid.stdout) as { valid: boolean; issues: { field: string }[] }).issues.map((i) => i.field);
+  t.deepEqual(issues, ["ports.blue", "proxy.listen"], "every issue in one pass");
+
+  const badName = await offline(["init", "other.yml", "--app", "Bad Name"]);
+  t.is(badName.exitCode, 64);
+  t.false(existsSync(join(dir, "other.yml")));
+  t.deepEqual(readdirSync(dir).sort(), ["cutover.mjs", "cutover.yml", "dist"]);
 });

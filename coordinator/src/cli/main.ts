@@ -13,6 +13,8 @@ import { registerControls } from "./commands/control.js";
 import { registerAudit } from "./commands/audit.js";
 import { registerLock } from "./commands/lock.js";
 import { registerLogs } from "./commands/logs.js";
+import { registerInit } from "./commands/init.js";
+import { registerValidate } from "./commands/validate.js";
 import { EXIT, ExitError } from "./exit-error.js";
 import { printable } from "./terminal-text.js";
 
@@ -40,6 +42,8 @@ export function buildProgram(): Command {
   registerAudit(program);
   registerLock(program);
   registerLogs(program);
+  registerInit(program);
+  registerValidate(program);
   return program;
 }
 

@@ -28,6 +28,16 @@ export interface DeployOptions {
 
 /** Reads and checks the spec (with command-line overrides applied) before anything is sent. */
 export function loadSpec(file: string, overrides: { strategy?: string; batch?: string }): { spec: AppSpec; text: string } {
+  try {
+    return readSpec(file, overrides);
+  } catch (error) {
+    if (error instanceof SpecError) throw new ExitError(`the app spec is invalid; nothing was deployed:\n${error.message}`, EXIT.usage);
+    throw error;
+  }
+}
+
+/** The spec file with the overrides applied, parsed: an unreadable file is an ExitError, an invalid spec a SpecError with every issue. */
+export function readSpec(file: string, overrides: { strategy?: string; batch?: string }): { spec: AppSpec; text: string } {
   let text: string;
   try {
     text = readFileSync(file, "utf8");
@@ -40,12 +50,7 @@ export function loadSpec(file: string, overrides: { strategy?: string; batch?: s
     if (overrides.batch !== undefined) document.setIn(["strategy", "batch"], /^\d+$/.test(overrides.batch) ? Number(overrides.batch) : overrides.batch);
     text = document.toString();
   }
-  try {
-    return { spec: parseSpec(text, { file }), text };
-  } catch (error) {
-    if (error instanceof SpecError) throw new ExitError(`the app spec is invalid; nothing was deployed:\n${error.message}`, EXIT.usage);
-    throw error;
-  }
+  return { spec: parseSpec(text, { file }), text };
 }
 
 function durationOption(flag: string, value: string): number {
