@@ -6,10 +6,13 @@ export { parseDuration, parseSize, resolveCount } from "./units.js";
 export { SPEC_EXAMPLE } from "./example.js";
 export { ALLOWED_PROXY_DIRECTIVES, checkProxyDirective, type DirectiveCheck } from "./directives.js";
 export { isUrlPath } from "./url-path.js";
+export { isSecretRef, secretNamesOf } from "./secrets.js";
 export type {
   AppSpec,
   ArtifactSpec,
   RunSpec,
+  EnvValue,
+  SecretRef,
   StopSignal,
   PortsSpec,
   ProxySpec,

@@ -2,7 +2,7 @@ import test from "ava";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseSpec, parseSpecFile, resolveCount, SPEC_EXAMPLE, SpecError } from "./index.js";
+import { isSecretRef, parseSpec, parseSpecFile, resolveCount, secretNamesOf, SPEC_EXAMPLE, SpecError } from "./index.js";
 import type { AppSpec } from "./index.js";
 
 const FILE = "/srv/geoip/cutover.yml";
@@ -114,6 +114,24 @@ test("an env variable named __proto__ is an own entry, not the prototype", (t) =
   const spec = parse(MINIMAL.replace("run:\n", "run:\n  env: { __proto__: x }\n"));
   t.deepEqual(Object.entries(spec.run.env), [["__proto__", "x"]]);
   t.is(Object.getPrototypeOf(spec.run.env), Object.prototype);
+});
+
+test("an env value { secret: NAME } stays a reference; env_file is kept as written", (t) => {
+  const spec = parse(MINIMAL.replace("run:\n", "run:\n  env: { DATABASE_URL: { secret: DATABASE_URL }, API_KEY: { secret: GEOIP_KEY }, NODE_ENV: production }\n  env_file: /etc/geoip/env\n"));
+  t.deepEqual(spec.run.env, { DATABASE_URL: { secret: "DATABASE_URL" }, API_KEY: { secret: "GEOIP_KEY" }, NODE_ENV: "production" });
+  t.is(spec.run.envFile, "/etc/geoip/env");
+  t.deepEqual(secretNamesOf(spec), ["DATABASE_URL", "GEOIP_KEY"]);
+  t.true(isSecretRef(spec.run.env.API_KEY!));
+  t.false(isSecretRef(spec.run.env.NODE_ENV!));
+  // What the coordinator stores and every API read returns: the reference, as JSON.
+  t.deepEqual(JSON.parse(JSON.stringify(spec)).run.env.DATABASE_URL, { secret: "DATABASE_URL" });
+});
+
+test("a spec without secrets or env_file references none", (t) => {
+  const spec = parse(MINIMAL);
+  t.deepEqual(secretNamesOf(spec), []);
+  t.is(spec.run.envFile, undefined);
+  t.false("envFile" in spec.run);
 });
 
 test("artifact paths resolve against the spec file's directory, or baseDir when given", (t) => {

@@ -58,8 +58,19 @@ export interface RunSpec {
    * placeholders are left as written for the agent to fill in.
    */
   command: string[];
-  /** Extra environment variables. YAML numbers and booleans arrive as written (`1.10` stays "1.10"). Default `{}`. */
-  env: Record<string, string>;
+  /**
+   * Extra environment variables. YAML numbers and booleans arrive as written (`1.10` stays "1.10").
+   * A value `{ secret: NAME }` is a reference to the app's secret NAME (`cutover secret set APP NAME`):
+   * the spec, the coordinator's store and every API read keep the reference; only the Deploy
+   * command sent to the app's hosts carries the value. Default `{}`.
+   */
+  env: Record<string, EnvValue>;
+  /**
+   * A file on each host with more `KEY=VALUE` lines for the app's environment (values that live on
+   * the host, e.g. `/etc/geoip/env`): an absolute path, read by the agent at every start of an
+   * instance; a regular file, not world-writable. `run.env` wins over it.
+   */
+  envFile?: string;
   /**
    * Unix user to run as. Absent: the agent's own user, which is root on most hosts,
    * and an agent running as root refuses that (and any uid-0 user) unless its host
@@ -70,6 +81,15 @@ export interface RunSpec {
   stopSignal: StopSignal;
   /** How long after the stop signal before SIGKILL. Default 30s. */
   stopTimeoutMs: number;
+}
+
+/** A `run.env` value: the text itself, or a reference to one of the app's secrets. */
+export type EnvValue = string | SecretRef;
+
+/** `{ secret: NAME }`: the value of the app's secret NAME, set with `cutover secret set APP NAME`. */
+export interface SecretRef {
+  /** The secret's name: an environment variable name (A-Z, a-z, 0-9, '_', not starting with a digit). */
+  secret: string;
 }
 
 export interface PortsSpec {

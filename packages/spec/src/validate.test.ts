@@ -27,7 +27,7 @@ const SIZE = 'a size like 512 (bytes), "256K", "256M", "1G" or "1T" (binary: K =
 const PORT = "a port number 1..65535";
 const COUNT_OR_PERCENT = 'a host count (integer >= 1) or a percent "1%".."100%"';
 const LABEL_RULE = "key: a-z, 0-9, '.', '-', '_', '/' (≤ 63, alphanumeric at both ends); value: A-Z, a-z, 0-9, '.', '-', '_' (≤ 63)";
-const RUN_SHAPE = "a mapping with command (and optionally env, user, stop_signal, stop_timeout)";
+const RUN_SHAPE = "a mapping with command (and optionally env, env_file, user, stop_signal, stop_timeout)";
 
 const refused = test.macro({
   exec(t, source: string | ((spec: Raw) => void), issues: SpecIssue[]) {
@@ -220,7 +220,7 @@ test("unknown keys at every level", refused, (s) => {
   s.resources = { memory: "1G" };
   s.strategy = { type: "bluegreen", rollback: true };
 }, [
-  { field: "run.comand", expected: "one of the keys command, env, user, stop_signal, stop_timeout", got: 'unknown key "comand" (did you mean "command"?)' },
+  { field: "run.comand", expected: "one of the keys command, env, env_file, user, stop_signal, stop_timeout", got: 'unknown key "comand" (did you mean "command"?)' },
   { field: "health.http.expect", expected: "one of the keys path, expect_status", got: 'unknown key "expect"' },
   { field: "strategy.rollback", expected: "one of the keys type, batch, max_failures, keep_previous, canary, groups, steps, step_pause, analysis, verify, progress_deadline", got: 'unknown key "rollback"' },
   { field: "resources.memory", expected: "one of the keys min_free_memory, min_free_disk, max_load", got: 'unknown key "memory"' },
@@ -561,8 +561,8 @@ test("a bad user, signal and env", refused, (s) => {
   s.run.env = { "1X": "a", LIST: ["a"], NOTHING: null };
 }, [
   { field: 'run.env["1X"]', expected: "a variable name of A-Z, a-z, 0-9 and '_', not starting with a digit", got: '"1X"' },
-  { field: "run.env.LIST", expected: "a string, number or boolean", got: "a list" },
-  { field: "run.env.NOTHING", expected: "a string, number or boolean", got: "an empty value" },
+  { field: "run.env.LIST", expected: "a string, number or boolean, or { secret: NAME }", got: "a list" },
+  { field: "run.env.NOTHING", expected: "a string, number or boolean, or { secret: NAME }", got: "an empty value" },
   {
     field: "run.user",
     expected: "a unix user name: a-z, 0-9, '_', '-', starting with a letter or '_', at most 32 characters (leave it out only for hosts whose agent sets allow_root_apps: the app would run as root)",
@@ -570,6 +570,22 @@ test("a bad user, signal and env", refused, (s) => {
   },
   { field: "run.stop_signal", expected: "a signal name: SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2, SIGWINCH, SIGALRM, SIGABRT, SIGKILL", got: '"SIGFOO"' },
 ]);
+
+test("a secret reference that is not { secret: NAME } with NAME an env var name", refused, (s) => {
+  s.run.env = { A: { secret: "db-url" }, B: { secret: 3 }, C: { secret: "OK", value: "x" }, D: { name: "X" }, E: { secret: null } };
+}, [
+  { field: "run.env.A.secret", expected: "a secret name of A-Z, a-z, 0-9 and '_', not starting with a digit (cutover secret list APP shows the names set)", got: '"db-url"' },
+  { field: "run.env.B.secret", expected: "a secret name of A-Z, a-z, 0-9 and '_', not starting with a digit (cutover secret list APP shows the names set)", got: "3" },
+  { field: "run.env.C", expected: "{ secret: NAME }, naming one of the app's secrets (cutover secret set APP NAME)", got: 'unknown key "value"' },
+  { field: "run.env.D", expected: "{ secret: NAME }, naming one of the app's secrets (cutover secret set APP NAME)", got: 'unknown key "name"' },
+  { field: "run.env.E.secret", expected: "a secret name of A-Z, a-z, 0-9 and '_', not starting with a digit (cutover secret list APP shows the names set)", got: "an empty value" },
+]);
+test("an env_file that is not an absolute path", refused, (s) => {
+  s.run.env_file = "etc/geoip/env";
+}, [{ field: "run.env_file", expected: "an absolute path to a file of KEY=VALUE lines on each host, like /etc/geoip/env", got: '"etc/geoip/env"' }]);
+test("an env_file that is a list", refused, (s) => {
+  s.run.env_file = ["/etc/a"];
+}, [{ field: "run.env_file", expected: "an absolute path to a file of KEY=VALUE lines on each host, like /etc/geoip/env", got: "a list" }]);
 
 // ---- artifact ----
 

@@ -32,6 +32,8 @@ import type {
   ProxySpec,
   ResourcesSpec,
   RunSpec,
+  EnvValue,
+  SecretRef,
   StopSignal,
   StrategySpec,
   StrategyType,
@@ -49,7 +51,7 @@ export interface ValidateOptions {
 }
 
 const TOP_KEYS = ["app", "artifact", "run", "ports", "proxy", "health", "hosts", "lb", "strategy", "resources", "limits"] as const;
-const RUN_KEYS = ["command", "env", "user", "stop_signal", "stop_timeout"] as const;
+const RUN_KEYS = ["command", "env", "env_file", "user", "stop_signal", "stop_timeout"] as const;
 const PORTS_KEYS = ["blue", "green"] as const;
 const PROXY_KEYS = ["listen", "protocol", "directives"] as const;
 const HEALTH_KEYS = ["http", "tcp", "interval", "live_interval", "timeout", "healthy_threshold", "deadline"] as const;
@@ -90,6 +92,9 @@ const MIN_LIVE_CHECK_INTERVAL_MS = 1_000;
 const MAX_PROMETHEUS_QUERY_LENGTH = 2_000;
 
 const PORT_RULE = "a port number 1..65535";
+const ENV_FILE_RULE = "an absolute path to a file of KEY=VALUE lines on each host, like /etc/geoip/env";
+const SECRET_REF_RULE = "{ secret: NAME }, naming one of the app's secrets (cutover secret set APP NAME)";
+const SECRET_NAME_RULE = "a secret name of A-Z, a-z, 0-9 and '_', not starting with a digit (cutover secret list APP shows the names set)";
 const DIRECTIVE_RULE = "one allowed nginx directive with plain arguments, like \"client_max_body_size 10m\"";
 /** run.user is optional, but the host decides: an agent running as root starts an app without one only where allow_root_apps is set. */
 const RUN_USER_RULE =
@@ -219,14 +224,16 @@ function readArtifact(root: Section, options: ValidateOptions): ArtifactSpec | u
 
 function readRun(root: Section, options: ValidateOptions): RunSpec {
   const placeholder: RunSpec = { command: [], env: {}, stopSignal: D.DEFAULT_STOP_SIGNAL, stopTimeoutMs: D.DEFAULT_STOP_TIMEOUT_MS };
-  const run = root.section("run", RUN_KEYS, "a mapping with command (and optionally env, user, stop_signal, stop_timeout)", true);
+  const run = root.section("run", RUN_KEYS, "a mapping with command (and optionally env, env_file, user, stop_signal, stop_timeout)", true);
   if (!run) return placeholder;
   const command = readCommand(run);
   const env = readEnv(run, options);
+  const envFile = run.read("env_file", ENV_FILE_RULE, text((v) => v.startsWith("/") && !v.includes("\0") && !/[\r\n]/.test(v)));
   const user = run.read("user", RUN_USER_RULE, text((v) => UNIX_USER.test(v)));
   return {
     command,
     env,
+    ...(envFile !== undefined && { envFile }),
     ...(user !== undefined && { user }),
     stopSignal: run.read("stop_signal", `a signal name: ${STOP_SIGNALS.join(", ")}`, stopSignal) ?? D.DEFAULT_STOP_SIGNAL,
     stopTimeoutMs: run.read("stop_timeout", DURATION_RULE, duration(0)) ?? D.DEFAULT_STOP_TIMEOUT_MS,
@@ -255,7 +262,7 @@ function readCommand(run: Section): string[] {
   });
 }
 
-function readEnv(run: Section, options: ValidateOptions): Record<string, string> {
+function readEnv(run: Section, options: ValidateOptions): Record<string, EnvValue> {
   const value = run.value("env");
   if (value === undefined || value === null) return {};
   if (!isMapping(value)) {
@@ -263,21 +270,35 @@ function readEnv(run: Section, options: ValidateOptions): Record<string, string>
     return {};
   }
   const env = new Section(run.c, run.at("env"), value);
-  const entries: [string, string][] = [];
+  const entries: [string, EnvValue][] = [];
   for (const [name, v] of Object.entries(value)) {
     if (!ENV_NAME.test(name)) {
       run.c.fail(env.at(name), "a variable name of A-Z, a-z, 0-9 and '_', not starting with a digit", JSON.stringify(name));
+    } else if (isMapping(v)) {
+      const ref = readSecretRef(new Section(run.c, env.at(name), v));
+      if (ref) entries.push([name, ref]);
     } else if (typeof v === "string") {
       if (v.includes("\0")) run.c.wrong(env.at(name), "a value without NUL characters", v);
       else entries.push([name, v]);
     } else if (typeof v === "number" || typeof v === "boolean") {
       entries.push([name, options.scalarSource(["run", "env", name]) ?? String(v)]);
     } else {
-      run.c.wrong(env.at(name), "a string, number or boolean", v);
+      run.c.wrong(env.at(name), "a string, number or boolean, or { secret: NAME }", v);
     }
   }
   // fromEntries defines own properties, so a variable named __proto__ cannot reach the prototype.
   return Object.fromEntries(entries);
+}
+
+/** `{ secret: NAME }`: a reference to the app's secret NAME; the value never appears in the spec. */
+function readSecretRef(ref: Section): SecretRef | undefined {
+  const unknown = Object.keys(ref.raw).filter((key) => key !== "secret");
+  if (unknown.length > 0 || !("secret" in ref.raw)) {
+    ref.c.fail(ref.path, SECRET_REF_RULE, unknown.length > 0 ? `unknown key ${JSON.stringify(unknown[0])}` : "no secret key");
+    return undefined;
+  }
+  const secret = ref.read("secret", SECRET_NAME_RULE, text((v) => ENV_NAME.test(v)));
+  return secret === undefined ? undefined : { secret };
 }
 
 function readPorts(root: Section): PortsSpec {
