@@ -1,5 +1,5 @@
 import type { AppSpec, CountOrPercent } from "@cutover/spec";
-import { resolveCount } from "@cutover/spec";
+import { isSecretRef, resolveCount } from "@cutover/spec";
 import type { cutover } from "@cutover/protocol";
 
 /** True when every key of the selector is a label of the host with the same value. */
@@ -15,15 +15,27 @@ export function planBatches<T>(hosts: T[], batch: CountOrPercent): T[][] {
   return batches;
 }
 
-/** The host-side part of the spec, as the Deploy command carries it. */
+/**
+ * The host-side part of the spec, as the Deploy command carries it. `run.env`'s
+ * secret references become `secretEnv` (variable → secret name): the values go
+ * beside the definition, in `Deploy.secrets`, never into it.
+ */
 export function appDefinition(spec: AppSpec): cutover.v1.AppDefinition.$Properties {
   const check = spec.health.check;
   const keepPreviousMs = "keepPreviousMs" in spec.strategy ? spec.strategy.keepPreviousMs : 0;
+  const env: Record<string, string> = {};
+  const secretEnv: Record<string, string> = {};
+  for (const [name, value] of Object.entries(spec.run.env)) {
+    if (isSecretRef(value)) secretEnv[name] = value.secret;
+    else env[name] = value;
+  }
   return {
     name: spec.app,
     run: {
       command: spec.run.command,
-      env: spec.run.env,
+      env,
+      secretEnv,
+      envFile: spec.run.envFile ?? "",
       user: spec.run.user ?? "",
       stopSignal: spec.run.stopSignal,
       stopTimeoutMs: spec.run.stopTimeoutMs,
