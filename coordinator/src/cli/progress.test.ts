@@ -1,6 +1,7 @@
 import test from "ava";
 import type { DeploymentView } from "../api/deployments.js";
 import { deploymentJson, LiveProgress, PlainProgress, renderDeploymentSummary } from "./progress.js";
+import { stdoutTerminal } from "./terminal.js";
 
 const at = Date.UTC(2026, 10, 27, 1, 2, 3);
 
@@ -20,6 +21,46 @@ test("the live view redraws one line per host in place", (t) => {
   view.event({ id: 3, at, hostName: "web-1", kind: "step", message: "switched" });
   const last = out.split("\x1b[3A").at(-1)!;
   t.is(last, "\x1b[2K\n\x1b[2K  web-1          switched\n\x1b[2K  web-2          starting\n");
+});
+
+test("on a small terminal the live view clips each line to its width and shows the hosts that changed last, in their own order", (t) => {
+  let out = "";
+  const view = new LiveProgress((text) => (out += text), { columns: 30, rows: 5, color: false });
+  view.event({ id: 1, at, hostName: null, kind: "batch", message: "batch 1/1: web-1, web-2, web-3, web-4, web-5" });
+  for (const [i, host] of ["web-1", "web-2", "web-3", "web-4", "web-5"].entries()) {
+    view.event({ id: 2 + i, at, hostName: host, kind: "step", message: "starting v2 on green (port 7002)" });
+  }
+  view.event({ id: 9, at, hostName: "web-2", kind: "step", message: "health gate" });
+  const frame = out.slice(out.lastIndexOf("A") + 1);
+  // 5 rows: the header, a count of the hidden hosts, two hosts, and the cursor's line.
+  t.deepEqual(frame.split("\n").map((line) => line.replace("\x1b[2K", "")), [
+    "batch 1/1: web-1, web-2, web…",
+    "  … 3 more host(s), not chan…",
+    "  web-2          health gate",
+    "  web-5          starting v2…",
+    "",
+  ]);
+  t.true(frame.split("\n").every((line) => [...line.replace("\x1b[2K", "")].length <= 29), "no line wraps");
+});
+
+test("colour only where the terminal colours: failures red, what went through green, the summary by its outcome", (t) => {
+  let out = "";
+  const coloured = new LiveProgress((text) => (out += text), { columns: 80, rows: 24, color: true });
+  coloured.event({ id: 1, at, hostName: "web-1", kind: "step", message: "health failed (ERR_HEALTH_DEADLINE)" });
+  coloured.event({ id: 2, at, hostName: "web-2", kind: "step", message: "switched to green" });
+  t.true(out.includes("\x1b[31m  web-1          health failed (ERR_HEALTH_DEADLINE)\x1b[0m"));
+  t.true(out.includes("\x1b[32m  web-2          switched to green\x1b[0m"));
+  t.true(renderDeploymentSummary(view, { columns: 80, rows: 24, color: true }).startsWith("\x1b[31mdeploy geoip v2: rolled_back"));
+  t.false(renderDeploymentSummary(view).includes("\x1b["), "no colour by default");
+});
+
+test("NO_COLOR, a dumb terminal or a pipe turn colour off", (t) => {
+  const tty = { isTTY: true, columns: 100, rows: 40 } as unknown as NodeJS.WriteStream;
+  t.true(stdoutTerminal({}, tty).color);
+  t.false(stdoutTerminal({ NO_COLOR: "1" }, tty).color);
+  t.false(stdoutTerminal({ TERM: "dumb" }, tty).color);
+  t.false(stdoutTerminal({}, { isTTY: false } as unknown as NodeJS.WriteStream).color);
+  t.deepEqual([stdoutTerminal({}, tty).columns, stdoutTerminal({}, tty).rows], [100, 40]);
 });
 
 const view: DeploymentView = {

@@ -4,6 +4,7 @@ import { ApiClient } from "./client.js";
 import { readEvents } from "./sse.js";
 import { renderTable } from "./table.js";
 import { printable } from "./terminal-text.js";
+import { clip, paint, PLAIN_TERMINAL, stdoutTerminal, styleOf, type Terminal } from "./terminal.js";
 
 /** How a deploy's progress reaches the terminal. */
 export interface ProgressView {
@@ -24,21 +25,45 @@ export class PlainProgress implements ProgressView {
   end(): void {}
 }
 
-/** A live view on a TTY: one line per host with its latest step, redrawn in place. */
+/**
+ * A live view on a TTY: a header and one line per host with its latest step, redrawn in
+ * place. Every line is clipped to the terminal's width (a wrapped line would break the
+ * redraw) and the view to its height: with more hosts than rows, the hosts that changed
+ * last are shown and a line counts the rest. Steps are coloured by how they read.
+ */
 export class LiveProgress implements ProgressView {
-  private readonly hosts = new Map<string, string>();
+  /** Each host's latest step, and when it changed (a count of events): lines keep the order hosts first appeared in. */
+  private readonly hosts = new Map<string, { message: string; changed: number }>();
+  private events = 0;
   private header = "";
   private drawn = 0;
-  constructor(private readonly write: (text: string) => void) {}
+  constructor(
+    private readonly write: (text: string) => void,
+    private readonly terminal: Terminal = PLAIN_TERMINAL,
+  ) {}
 
   event(event: DeploymentEvent): void {
-    if (event.hostName) this.hosts.set(printable(event.hostName), printable(event.message));
+    this.events += 1;
+    if (event.hostName) this.hosts.set(printable(event.hostName), { message: printable(event.message), changed: this.events });
     else this.header = printable(event.message);
     this.draw();
   }
 
   private draw(): void {
-    const lines = [this.header, ...[...this.hosts].map(([host, message]) => `  ${host.padEnd(14)} ${message}`)];
+    const { columns, rows } = this.terminal;
+    const width = columns - 1;
+    // Header, hosts, and room for the cursor's own line.
+    const room = Math.max(1, rows - 2);
+    const all = [...this.hosts];
+    // Too many for the window: the hosts that changed last, still in their own order.
+    const latest = all.length > room ? new Set(all.map(([, h]) => h.changed).sort((a, b) => b - a).slice(0, room - 1)) : null;
+    const shown = latest ? all.filter(([, h]) => latest.has(h.changed)) : all;
+    const hidden = all.length - shown.length;
+    const lines = [
+      paint(this.terminal, "bold", clip(this.header, width)),
+      ...(hidden > 0 ? [paint(this.terminal, "dim", clip(`  … ${hidden} more host(s), not changed lately`, width))] : []),
+      ...shown.map(([host, { message }]) => paint(this.terminal, styleOf(message), clip(`  ${host.padEnd(14)} ${message}`, width))),
+    ];
     const up = this.drawn > 0 ? `\x1b[${this.drawn}A` : "";
     this.write(up + lines.map((l) => `\x1b[2K${l}\n`).join(""));
     this.drawn = lines.length;
@@ -50,7 +75,7 @@ export class LiveProgress implements ProgressView {
 export function progressView(json: boolean): ProgressView | undefined {
   if (json) return undefined;
   const write = (text: string) => void process.stdout.write(text);
-  return process.stdout.isTTY ? new LiveProgress(write) : new PlainProgress(write);
+  return process.stdout.isTTY ? new LiveProgress(write, stdoutTerminal()) : new PlainProgress(write);
 }
 
 /** Follows a deployment's event stream to its end and returns the final view. */
@@ -67,14 +92,15 @@ export async function followDeployment(client: ApiClient, id: string, view: Prog
   return client.get<DeploymentView>(`/v1/deployments/${id}`);
 }
 
-export function renderDeploymentSummary(d: DeploymentView): string {
+/** The end of a deploy or rollback: its outcome (coloured on a colour terminal) and a row per host. */
+export function renderDeploymentSummary(d: DeploymentView, terminal: Terminal = PLAIN_TERMINAL): string {
   const seconds = d.durationMs !== null ? ` in ${(d.durationMs / 1000).toFixed(1)}s` : "";
-  const title = `${d.kind} ${d.kind === "deploy" ? `${d.app} ${d.release}` : d.app}: ${d.state}${seconds}${d.error ? ` — ${d.error}` : ""}`;
+  const title = `${d.kind} ${d.app} ${d.release}: ${d.state}${seconds}${d.error ? ` — ${d.error}` : ""}`;
   const table = renderTable(
     ["HOST", "OUTCOME", "LIVE", "RELEASE", "SWITCH", "ERROR"],
     d.hosts.map((h) => [h.name, h.outcome, h.liveColor ?? "-", h.release ?? "-", h.switchMs !== null ? `${h.switchMs.toFixed(1)}ms` : "-", h.error ?? ""]),
   );
-  return `${printable(title)}\n${table}`;
+  return `${paint(terminal, d.state === "succeeded" ? "green" : "red", printable(title))}\n${table}`;
 }
 
 /** The one JSON object `deploy --json` and `rollback --json` end with. */

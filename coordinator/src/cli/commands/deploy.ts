@@ -11,6 +11,7 @@ import { ApiClient } from "../client.js";
 import { resolveClientSettings, type GlobalOptions } from "../config.js";
 import { EXIT, ExitError } from "../exit-error.js";
 import { printable } from "../terminal-text.js";
+import { stdoutTerminal } from "../terminal.js";
 import { deploymentJson, followDeployment, progressView, renderDeploymentSummary } from "../progress.js";
 import { renderPlan } from "../plan-view.js";
 import { isLockRefusal, waitForUnlock } from "./lock.js";
@@ -82,7 +83,7 @@ async function postDeployment(client: ApiClient, app: string, body: object, lock
 /** Sends a deployment (already created on the coordinator) to the terminal and returns the exit code. */
 export async function reportDeployment(client: ApiClient, created: DeploymentView, json: boolean | undefined): Promise<void> {
   const final = await followDeployment(client, created.id, progressView(Boolean(json)));
-  process.stdout.write(json ? `${JSON.stringify(deploymentJson(final))}\n` : `${renderDeploymentSummary(final)}\n`);
+  process.stdout.write(json ? `${JSON.stringify(deploymentJson(final))}\n` : `${renderDeploymentSummary(final, stdoutTerminal())}\n`);
   if (final.state !== "succeeded") throw new ExitError(`${final.kind} ${final.state}${final.error ? `: ${final.error}` : ""}`, EXIT.failed);
 }
 
