@@ -64,4 +64,11 @@ resources:                        # preflight from agent reports
   min_free_disk: 1G
   max_load: 0.9                   # load average per core
 limits: { memory: 512M, cpu: 1.0 }
+hooks:                            # argv, no shell; as run.user, with the app's env, killed at their timeout
+  pre_deploy:                     # once per deploy, on the first host, from the new release, before any switch
+    command: ["node", "migrate.js", "--release", "\${RELEASE}"]
+    timeout: 5m                   # 1s..1h; a failure ends the deploy before any host switches
+  post_switch:                    # on each host after its switch; a failure switches that host back
+    command: ["node", "smoke.js", "http://\${ADDRESS}:\${PORT}/health_check"]
+    timeout: 1m
 `;

@@ -36,5 +36,9 @@ export type {
   FleetGroups,
   ResourcesSpec,
   LimitsSpec,
+  HookName,
+  HooksSpec,
+  HookSpec,
 } from "./types.js";
+export { HOOK_VARIABLES, MAX_HOOK_ARGS, MAX_HOOK_TIMEOUT_MS, MIN_HOOK_TIMEOUT_MS } from "./hooks.js";
 export { starterSpec } from "./starter.js";

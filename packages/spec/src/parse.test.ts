@@ -53,6 +53,10 @@ test("SPEC_EXAMPLE parses to the documented values", (t) => {
     },
     resources: { minFreeMemoryBytes: 268_435_456, minFreeDiskBytes: 1_073_741_824, maxLoad: 0.9 },
     limits: { memoryBytes: 536_870_912, cpu: 1 },
+    hooks: {
+      preDeploy: { command: ["node", "migrate.js", "--release", "${RELEASE}"], timeoutMs: 300_000 },
+      postSwitch: { command: ["node", "smoke.js", "http://${ADDRESS}:${PORT}/health_check"], timeoutMs: 60_000 },
+    },
   });
 });
 

@@ -27,6 +27,8 @@ export interface AppSpec {
   resources: ResourcesSpec;
   /** Limits applied to each app process. Each field optional. */
   limits: LimitsSpec;
+  /** Commands a deploy runs before any host switches and after each switch. Absent: none. */
+  hooks?: HooksSpec;
 }
 
 /** Label key → required value; a host matches when it carries all of them. */
@@ -289,4 +291,29 @@ export interface LimitsSpec {
   memoryBytes?: number;
   /** CPU limit per app process in cores (> 0), e.g. 0.5 or 2. */
   cpu?: number;
+}
+
+/** The spec's names of the hooks, as the agent and the events name them too. */
+export type HookName = "pre_deploy" | "post_switch";
+
+export interface HooksSpec {
+  /**
+   * Runs once per deploy, on one host (the first of the first batch), from the new release's
+   * directory, as run.user with the app's environment, before any host switches (e.g. a database
+   * migration). A failure (non-zero exit, timeout, cannot start) ends the deploy before any switch.
+   */
+  preDeploy?: HookSpec;
+  /**
+   * Runs on each host right after it switched to the new release, from the live release's
+   * directory, as run.user with the app's environment. A failure fails that host: it is switched
+   * back to its previous release and counts against max_failures.
+   */
+  postSwitch?: HookSpec;
+}
+
+export interface HookSpec {
+  /** argv, executed without a shell; never empty. pre_deploy may use `${RELEASE}` and `${ADDRESS}`; post_switch also `${PORT}` and `${COLOR}` (the live color's). */
+  command: string[];
+  /** The hook's process group is killed (SIGKILL) at this and the hook fails. 1s..1h, less than the progress deadline. Default 5m (pre_deploy), 1m (post_switch). */
+  timeoutMs: number;
 }

@@ -12,6 +12,7 @@ import { Checker, describe, fieldPath, isMapping, openSection, Section } from ".
 import * as D from "./defaults.js";
 import { checkProxyDirective } from "./directives.js";
 import { isUrlPath } from "./url-path.js";
+import { readHooks } from "./hooks.js";
 import type { SpecIssue } from "./errors.js";
 import type {
   AnalysisSpec,
@@ -50,7 +51,7 @@ export interface ValidateOptions {
   scalarSource: (path: readonly string[]) => string | undefined;
 }
 
-const TOP_KEYS = ["app", "artifact", "run", "ports", "proxy", "health", "hosts", "lb", "strategy", "resources", "limits"] as const;
+const TOP_KEYS = ["app", "artifact", "run", "ports", "proxy", "health", "hosts", "lb", "strategy", "resources", "limits", "hooks"] as const;
 const RUN_KEYS = ["command", "env", "env_file", "user", "stop_signal", "stop_timeout"] as const;
 const PORTS_KEYS = ["blue", "green"] as const;
 const PROXY_KEYS = ["listen", "protocol", "directives"] as const;
@@ -190,6 +191,9 @@ export function validateSpec(raw: unknown, options: ValidateOptions): { spec: Ap
   }
   const resources = readResources(root);
   const limits = readLimits(root);
+  // A wrong progress_deadline is an issue already: hooks are not also measured against its placeholder.
+  const deadlineRead = !c.issues.some((issue) => issue.field === "strategy.progress_deadline");
+  const hooks = root.has("hooks") ? readHooks(root, deadlineRead ? strategy.progressDeadlineMs : undefined) : undefined;
 
   const spec: AppSpec = {
     app,
@@ -203,6 +207,7 @@ export function validateSpec(raw: unknown, options: ValidateOptions): { spec: Ap
     strategy,
     resources,
     limits,
+    ...(hooks && (hooks.preDeploy || hooks.postSwitch) && { hooks }),
   };
   return { spec, issues: c.issues };
 }
