@@ -162,4 +162,18 @@ export const MIGRATIONS: readonly { version: number; description: string; sql: s
       );
     `,
   },
+  {
+    version: 9,
+    description: "app secrets, sealed (AES-256-GCM with DATA_DIR/secrets.key, the app and name as additional data)",
+    sql: `
+      CREATE TABLE app_secrets (
+        app     TEXT NOT NULL,
+        name    TEXT NOT NULL,
+        sealed  BLOB NOT NULL,
+        set_at  INTEGER NOT NULL,
+        set_by  TEXT NOT NULL,
+        PRIMARY KEY (app, name)
+      );
+    `,
+  },
 ];
