@@ -25,7 +25,7 @@ test.serial("the one-file CLI, alone in an empty directory, deploys to a running
 
   const help = await alone(["--help"]);
   t.is(help.exitCode, 0, help.stderr);
-  t.regex(help.stdout, /deploy \[options\] <spec>/);
+  t.regex(help.stdout, /deploy \[options\] \[spec\]/);
 
   // The artifact is packed (tar), uploaded, and the deploy followed to its end, all from the bundle.
   const deploy = await alone(["deploy", spec, "--release", "v1", "--json"]);
@@ -53,6 +53,19 @@ test.serial("the one-file CLI, alone in an empty directory, deploys to a running
   const again = await alone(["status", "geoip", "--follow", "--json"]);
   t.is(again.exitCode, 0, again.stderr);
   t.like(JSON.parse(again.stdout), { id: started.id, status: "succeeded", release: "v2" });
+  // deploy --attach ID: the same, by the deployment's id.
+  const attached = await alone(["deploy", "--attach", started.id, "--json"]);
+  t.is(attached.exitCode, 0, attached.stderr);
+  t.like(JSON.parse(attached.stdout), { id: started.id, status: "succeeded", release: "v2" });
+  const unknown = await alone(["deploy", "--attach", "no-such-deployment", "--json"]);
+  t.is(unknown.exitCode, 65);
+  t.is((JSON.parse(unknown.stderr) as { error: { code: string } }).error.code, "ERR_NOT_FOUND");
+  const both = await alone(["deploy", spec, "--release", "v3", "--attach", started.id]);
+  t.is(both.exitCode, 64);
+  t.regex(both.stderr, /--attach follows a deployment already started: it takes no SPEC and no --release/);
+  const noRelease = await alone(["deploy", spec]);
+  t.is(noRelease.exitCode, 64);
+  t.regex(noRelease.stderr, /deploy needs a SPEC and --release/);
   const noApp = await alone(["status", "--follow"]);
   t.is(noApp.exitCode, 64);
   t.regex(noApp.stderr, /--follow needs an APP/);

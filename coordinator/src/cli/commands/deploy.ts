@@ -17,7 +17,8 @@ import { renderPlan } from "../plan-view.js";
 import { isLockRefusal, waitForUnlock } from "./lock.js";
 
 export interface DeployOptions {
-  release: string;
+  release?: string;
+  attach?: string;
   strategy?: string;
   batch?: string;
   json?: boolean;
@@ -114,16 +115,23 @@ export function registerDeploy(program: Command): void {
   program
     .command("deploy")
     .description("deploy a release of the app in SPEC to the hosts it selects; exit 0 only when every host succeeded")
-    .argument("<spec>", "the app spec (YAML)")
-    .requiredOption("--release <version>", "release version, e.g. v2 or 1.4.0+build7")
+    .argument("[spec]", "the app spec (YAML); required unless --attach")
+    .option("--release <version>", "release version, e.g. v2 or 1.4.0+build7; required unless --attach")
     .option("--strategy <type>", "override strategy.type: bluegreen, rolling, canary or fleet-bluegreen")
     .option("--batch <n|p%>", "override strategy.batch: hosts at once, a count or a percent")
     .option("--skip-failing-hosts", "leave out hosts that fail the resource preflight (named) instead of refusing the deploy")
     .option("--detach", "start the deployment and return; follow it with `cutover status`")
     .option("--lock-wait <duration>", "if the app is locked, wait up to this long (e.g. 10m) for its release, then deploy")
     .option("--plan", "show what the deploy would do (hosts, batches, release and spec changes, preflight) and change nothing; exit 0: no change, 2: changes, 1: refused or an error")
+    .option("--attach <id>", "follow deployment ID (one `deploy --detach` started, or one another terminal runs) to its end, as if it had been started here; exit 0 only if it succeeds")
     .option("--json", "print one JSON object at the end instead of progress")
-    .action(async (file: string, options: DeployOptions, command: Command) => {
+    .action(async (file: string | undefined, options: DeployOptions, command: Command) => {
+      if (options.attach !== undefined) {
+        if (file !== undefined || options.release !== undefined) throw new ExitError("--attach follows a deployment already started: it takes no SPEC and no --release", EXIT.usage);
+        const client = new ApiClient(resolveClientSettings(command.optsWithGlobals<GlobalOptions>()));
+        return reportDeployment(client, await client.get<DeploymentView>(`/v1/deployments/${encodeURIComponent(options.attach)}`), options.json);
+      }
+      if (file === undefined || options.release === undefined) throw new ExitError("deploy needs a SPEC and --release (or --attach ID to follow one already started)", EXIT.usage);
       if (!isValidRelease(options.release)) throw new ExitError(`--release must be ${RELEASE_RULE}`, EXIT.usage);
       if (options.plan && (options.detach || options.lockWait !== undefined)) throw new ExitError("--plan changes nothing: it takes neither --detach nor --lock-wait", EXIT.usage);
       const lockWaitMs = options.lockWait === undefined ? undefined : durationOption("--lock-wait", options.lockWait);
