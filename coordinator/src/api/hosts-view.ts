@@ -20,6 +20,8 @@ export interface HostView {
   capabilities: string[];
   resources: HostResources | null;
   instances: AppInstanceReport[];
+  /** Set while the host is cordoned (`cutover hosts cordon`): who, why, since when (ISO 8601); null otherwise. */
+  cordoned: { by: string; reason: string; at: string } | null;
 }
 
 export function hostView(host: HostRecord, state: HostLiveness, heartbeatOverdueMs = 0): HostView {
@@ -38,5 +40,6 @@ export function hostView(host: HostRecord, state: HostLiveness, heartbeatOverdue
     capabilities: host.capabilities,
     resources: host.resources,
     instances: host.instances,
+    cordoned: host.cordon && { by: host.cordon.by, reason: host.cordon.reason, at: new Date(host.cordon.at).toISOString() },
   };
 }

@@ -2,17 +2,41 @@ import express, { type Router } from "express";
 import { isValidLabel, LABEL_RULE } from "@cutover/protocol";
 import type { Logger } from "@cutover/log";
 import { CommandError, CommandStatus, type Fleet } from "../fleet/fleet.js";
+import { applyCordon, refuseIfDeploying, type LbCordonOutcome } from "../rollout/cordon.js";
+import type { AppStore } from "../store/apps.js";
+import type { DeploymentStore } from "../store/deployments.js";
 import { formatLabels, type HostRecord, type HostStore } from "../store/hosts.js";
 import type { TokenStore } from "../store/tokens.js";
 import { requireRole } from "./auth.js";
 import { ApiError } from "./errors.js";
-import { hostView } from "./hosts-view.js";
+import { hostView, type HostView } from "./hosts-view.js";
 
 export interface HostApiDeps {
   fleet: Fleet;
   hosts: HostStore;
   tokens: TokenStore;
   log: Logger;
+  /** Cordons: which apps have the host behind a load balancer, and which deployments run. */
+  apps: AppStore;
+  deployments: DeploymentStore;
+}
+
+/** The most characters a cordon's reason keeps (as a lock's). */
+export const MAX_CORDON_REASON_CHARS = 500;
+
+/** What `cordon` and `uncordon` answer: the host as listed, and what each app's load balancer did. */
+export interface CordonView {
+  host: HostView;
+  loadBalancers: LbCordonOutcome[];
+}
+
+function cordonReasonOf(body: unknown): string {
+  const reason = (body as { reason?: unknown } | undefined)?.reason ?? "";
+  if (typeof reason !== "string") throw new ApiError(400, "ERR_BAD_REQUEST", '"reason" must be a string');
+  if (reason.length > MAX_CORDON_REASON_CHARS) throw new ApiError(400, "ERR_BAD_REQUEST", `"reason" is ${reason.length} characters; at most ${MAX_CORDON_REASON_CHARS}`);
+  // Shown in every deploy that leaves the host out.
+  if (/[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/.test(reason)) throw new ApiError(400, "ERR_BAD_REQUEST", '"reason" must be one line of printable text');
+  return reason.trim();
 }
 
 const PING_TIMEOUT_MS = 10_000;
@@ -93,6 +117,31 @@ export function hostRoutes(deps: HostApiDeps): Router {
     ].filter(Boolean).join("; ");
     log.info("host change accepted", { by: request.token!.name, host: host.name, change: response.locals.auditDetail });
     response.json(hostView(hostNamed(host.name), fleet.liveness(host.id)));
+  });
+
+  // Keeps the host out of deploys and drains it at every front load balancer it is behind.
+  // Cordoning a cordoned host keeps its first cordon and applies the drain again (a retry).
+  router.post("/v1/hosts/:name/cordon", requireRole(tokens, "admin"), async (request, response) => {
+    const host = hostNamed(String(request.params.name));
+    const reason = cordonReasonOf(request.body);
+    refuseIfDeploying(deps, host, "cordon");
+    const cordon = hosts.cordon(host.id, request.token!.name, reason);
+    const loadBalancers = await applyCordon(deps, hostNamed(host.name), "drain");
+    response.locals.auditDetail = `cordoned by ${cordon.by}; load balancers: ${loadBalancers.map((o) => `${o.app}@${o.lbHost} ${o.ok ? (o.drained === false ? "drain timeout" : "drained") : "FAILED"}`).join(", ") || "none"}`;
+    log.warn("host cordoned", { by: request.token!.name, host: host.name, reason });
+    response.json({ host: hostView(hostNamed(host.name), fleet.liveness(host.id)), loadBalancers } satisfies CordonView);
+  });
+
+  // Back into deploys and load balancers; the cordon is cleared only once every load balancer took the host back.
+  router.post("/v1/hosts/:name/uncordon", requireRole(tokens, "admin"), async (request, response) => {
+    const host = hostNamed(String(request.params.name));
+    if (host.cordon === null) throw new ApiError(409, "ERR_NOT_CORDONED", `host "${host.name}" is not cordoned`);
+    refuseIfDeploying(deps, host, "uncordon");
+    const loadBalancers = await applyCordon(deps, host, "up");
+    if (loadBalancers.every((o) => o.ok)) hosts.uncordon(host.id);
+    response.locals.auditDetail = `was cordoned by ${host.cordon.by}; load balancers: ${loadBalancers.map((o) => `${o.app}@${o.lbHost} ${o.ok ? "up" : "FAILED"}`).join(", ") || "none"}`;
+    log.info("host uncordoned", { by: request.token!.name, host: host.name, complete: loadBalancers.every((o) => o.ok) });
+    response.json({ host: hostView(hostNamed(host.name), fleet.liveness(host.id)), loadBalancers } satisfies CordonView);
   });
 
   // Retires the host: its session is refused, its key refused from then on, it leaves every selector.

@@ -32,7 +32,7 @@ export interface DeployPlanView {
   batches: string[][];
   /** Every host the deploy reaches, in order. */
   hosts: HostPlan[];
-  /** Hosts the spec selects that the deploy leaves out (`--skip-failing-hosts` and a failed preflight). */
+  /** Hosts the spec selects that the deploy leaves out (cordoned, or `--skip-failing-hosts` and a failed preflight). */
   leftOut: string[];
   /** The parsed spec's fields that differ from the app's last deployed spec; null when the app was never deployed. */
   specChanges: FieldChange[] | null;
@@ -90,7 +90,7 @@ export function planRoutes(deps: PlanApiDeps): Router {
       outcome: planOutcome(hosts, specChanges === null || specChanges.length > 0, selection.refusals.length > 0),
       batches: selection.order.batches.map((batch) => batch.map((h) => h.name)),
       hosts,
-      leftOut: selection.preflight.filter((c) => !selection.hosts.some((h) => h.name === c.name)).map((c) => c.name),
+      leftOut: [...selection.preflight.filter((c) => !selection.hosts.some((h) => h.name === c.name)).map((c) => c.name), ...selection.leftOut.map((h) => h.name)].sort(),
       specChanges,
       preflight: { ok: selection.preflight.every((c) => c.ok), hosts: selection.preflight },
       artifact,

@@ -16,7 +16,7 @@ export function renderPlan(plan: DeployPlanView): string {
       plan.hosts.map((h) => [String(h.batch), h.name, h.liveColor ?? "-", `${h.release.from ?? "(none)"} → ${h.release.to}`, h.action === "deploy" ? "deploy" : "none (already live)"]),
     ),
   );
-  if (plan.leftOut.length > 0) sections.push(`left out (failed the preflight; --skip-failing-hosts): ${plan.leftOut.join(", ")}`);
+  if (plan.leftOut.length > 0) sections.push(`left out (cordoned, or failing the preflight with --skip-failing-hosts): ${plan.leftOut.join(", ")}`);
   if (plan.specChanges === null) sections.push(`spec: first deploy of ${plan.app}, no previous spec to compare`);
   else if (plan.specChanges.length === 0) sections.push("spec: unchanged from the last deployed spec");
   else {

@@ -52,3 +52,19 @@ export function shifted(lb: LbState, groupOf: (host: string) => string | undefin
     }),
   };
 }
+
+/**
+ * The upstream as it is applied while `cordoned` hosts are kept out: each of their
+ * backends drains (no new requests; in-flight ones finish), and a cordoned backend of
+ * `previous` that `next` leaves out (a deploy that skipped the host) is kept, drained,
+ * so uncordoning finds it. A backend already down stays down.
+ */
+export function withCordoned(next: LbState, previous: LbState | null, cordoned: ReadonlySet<string>): LbState {
+  if (cordoned.size === 0) return next;
+  const kept = (previous?.backends ?? []).filter((b) => cordoned.has(b.host) && !next.backends.some((n) => n.host === b.host));
+  return {
+    ...next,
+    backends: [...next.backends, ...kept]
+      .map((b) => (cordoned.has(b.host) && b.state === "up" ? { ...b, state: "drain" as const } : b)),
+  };
+}

@@ -65,7 +65,8 @@ export function planRollbackTo(deps: RolloutDeps, app: string, to: RollbackTo): 
       `${target.release} went live by fleet-bluegreen, whose releases live on host groups: \`cutover rollback ${app}\` switches the load balancer back to the previous group; nothing was changed`,
     );
   }
-  const selected = rollbackHosts(deps, app, spec);
+  // Cordoned hosts are left out, as a deploy leaves them (`cutover hosts cordon`).
+  const selected = rollbackHosts(deps, app, spec).filter((h) => h.cordon === null);
   if (selected.length === 0) throw new ApiError(404, "ERR_NO_HOSTS", `no host runs ${app} or matches hosts: ${JSON.stringify(spec.hosts)}`);
   const artifact = target.artifactSha256 ? to.artifact(target.artifactSha256) : undefined;
   const { fetching } = checkRollbackHosts({ app, target, hosts: selected.map((h) => hostReleases(deps, h, app)), artifactAvailable: artifact !== undefined });

@@ -48,6 +48,21 @@ export interface DeploySelection {
   order: DeployOrder<HostRecord>;
   /** Why a deploy started now would be refused, the one it would answer with first; empty when it would run. */
   refusals: ApiError[];
+  /** Hosts the spec selects that the deploy leaves out, and why (cordoned), sorted by name. */
+  leftOut: LeftOutHost[];
+}
+
+/** A host the spec selects that a deploy or rollback does not reach. */
+export interface LeftOutHost {
+  name: string;
+  /** What the deployment record says of it, e.g. `cordoned by admin at …: "disk swap"`. */
+  why: string;
+}
+
+/** How a cordoned host reads where a deploy leaves it out. */
+export function cordonedWhy(host: HostRecord): string {
+  const cordon = host.cordon!;
+  return `cordoned by ${cordon.by} at ${new Date(cordon.at).toISOString()}${cordon.reason ? `: ${JSON.stringify(cordon.reason)}` : ""}`;
 }
 
 /** What an operator can do to a running deployment. */
@@ -59,6 +74,8 @@ export type RolloutControl = "pause" | "resume" | "promote" | "abort";
  */
 export class Rollouts {
   private readonly running = new Map<string, { run: RolloutRun; done: Promise<void> }>();
+  /** Apps being removed (`cutover apps remove`): a deploy or rollback of one is refused meanwhile. */
+  private readonly removing = new Set<string>();
   private readonly deps: RolloutDeps;
 
   /** `locks`: an app locked there is refused a deploy and a rollback (`cutover lock`). */
@@ -66,9 +83,14 @@ export class Rollouts {
     this.deps = deps;
   }
 
-  /** Selected app hosts for a spec, sorted by name. */
+  /** Selected app hosts for a spec, sorted by name; cordoned hosts are left out (`leftOut` names them). */
   select(spec: AppSpec): HostRecord[] {
-    return this.deps.hosts.list().filter((h) => matchesSelector(h.labels, spec.hosts));
+    return this.deps.hosts.list().filter((h) => matchesSelector(h.labels, spec.hosts) && h.cordon === null);
+  }
+
+  /** The hosts the spec selects that are cordoned, with why. */
+  leftOut(spec: AppSpec): LeftOutHost[] {
+    return this.deps.hosts.list().filter((h) => matchesSelector(h.labels, spec.hosts) && h.cordon !== null).map((h) => ({ name: h.name, why: cordonedWhy(h) }));
   }
 
   /**
@@ -82,6 +104,10 @@ export class Rollouts {
     const busy = this.busyRefusal(spec.app);
     if (busy) refusals.push(busy);
     let selected = this.select(spec);
+    const leftOut = this.leftOut(spec);
+    if (selected.length === 0 && leftOut.length > 0) {
+      throw new ApiError(409, "ERR_ALL_CORDONED", `every host hosts: ${JSON.stringify(spec.hosts)} selects is cordoned (${leftOut.map((h) => h.name).join(", ")}); \`cutover hosts uncordon HOST\` puts one back`);
+    }
     if (selected.length === 0) {
       throw new ApiError(400, "ERR_NO_HOSTS", `no enrolled host matches hosts: ${JSON.stringify(spec.hosts)}; check labels with \`cutover hosts\``);
     }
@@ -107,13 +133,13 @@ export class Rollouts {
       idleHosts = fleetGroups(probe, selected).idleHosts;
       if (idleHosts.length === 0) refusals.push(new ApiError(400, "ERR_NO_HOSTS", `no host of the idle group (label ${spec.strategy.groups.label}) is enrolled`));
     }
-    return { preflight, hosts: selected, order: deployOrder(spec, selected, { firstBehindLb, idleHosts }), refusals };
+    return { preflight, hosts: selected, order: deployOrder(spec, selected, { firstBehindLb, idleHosts }), refusals, leftOut };
   }
 
   startDeploy(request: DeployRequest): DeploymentRecord {
     const { spec } = request;
     this.refuseIfBusy(spec.app);
-    const { hosts: selected, order, refusals } = this.selectForDeploy({ spec, skipFailingHosts: request.skipFailingHosts, artifactBytes: request.artifact?.size });
+    const { hosts: selected, order, refusals, leftOut } = this.selectForDeploy({ spec, skipFailingHosts: request.skipFailingHosts, artifactBytes: request.artifact?.size });
     if (refusals[0]) throw refusals[0];
     // Checked and about to run: this is now the app's spec (status and rollback use it).
     this.deps.apps.save(spec, request.specFile);
@@ -134,7 +160,7 @@ export class Rollouts {
       rolling: (run) => runRolling(run, batches),
       bluegreen: (run) => runBlueGreen(run, batches),
     };
-    return this.launch("deploy", spec, request.release, request.createdBy, numberedHosts(order), deployOperation, work[order.shape], request.artifact?.sha256);
+    return this.launch("deploy", spec, request.release, request.createdBy, numberedHosts(order), deployOperation, work[order.shape], request.artifact?.sha256, leftOut);
   }
 
   /** The resource preflight for every host the spec selects (`cutover check`, and before every deploy). */
@@ -153,19 +179,22 @@ export class Rollouts {
       const plan = planRollbackTo(this.deps, app, to);
       return this.launch("rollback", plan.spec, plan.release, createdBy, plan.hosts, plan.deployOperation, plan.work, plan.artifactSha256);
     }
-    const selected = this.deps.hosts.list().filter((h) => h.instances.some((i) => i.app === app) || matchesSelector(h.labels, spec.hosts));
+    const reached = this.deps.hosts.list().filter((h) => h.instances.some((i) => i.app === app) || matchesSelector(h.labels, spec.hosts));
+    const selected = reached.filter((h) => h.cordon === null);
+    const leftOut = reached.filter((h) => h.cordon !== null).map((h) => ({ name: h.name, why: cordonedWhy(h) }));
+    if (selected.length === 0 && leftOut.length > 0) throw new ApiError(409, "ERR_ALL_CORDONED", `every host of ${app} is cordoned (${leftOut.map((h) => h.name).join(", ")}); \`cutover hosts uncordon HOST\` puts one back`);
     if (selected.length === 0) throw new ApiError(404, "ERR_NO_HOSTS", `no host runs ${app}`);
     const batches = planBatches(selected, spec.strategy.batch);
     const hosts = batches.flatMap((b, i) => b.map((h) => ({ name: h.name, batch: i + 1 })));
     const noDeploy = () => ({});
     if (spec.strategy.type === "fleet-bluegreen") {
-      return this.launch("rollback", spec, "(previous)", createdBy, [], noDeploy, (run) => rollbackFleetBlueGreen(run, selected));
+      return this.launch("rollback", spec, "(previous)", createdBy, [], noDeploy, (run) => rollbackFleetBlueGreen(run, selected), undefined, leftOut);
     }
     if (spec.strategy.type === "rolling") {
       return this.launch("rollback", spec, "(previous)", createdBy, hosts, noDeploy, async (run) => {
         run.event(null, "rolling rollback: the same path as the deploy, batch by batch; it takes as long as the deploy did");
         await runRolling(run, batches, "rollback");
-      });
+      }, undefined, leftOut);
     }
     return this.launch("rollback", spec, "(previous)", createdBy, hosts, noDeploy, async (run) => {
       for (const [index, batch] of batches.entries()) {
@@ -173,12 +202,14 @@ export class Rollouts {
         for (const host of batch) run.deps.deployments.updateHost(run.id, host.name, { state: "running", startedAt: Date.now() });
         await run.rollBackHosts(batch.map((host) => ({ host, ok: true })));
       }
-      const failed = run.deps.deployments.hosts(run.id).filter((h) => h.state !== "rolled_back").length;
+      // Batch 0: hosts left out (cordoned), recorded as skipped.
+      const reachedRows = run.deps.deployments.hosts(run.id).filter((h) => h.batch > 0);
+      const failed = reachedRows.filter((h) => h.state !== "rolled_back").length;
       if (failed === 0) {
-        for (const h of run.deps.deployments.hosts(run.id)) run.deps.deployments.updateHost(run.id, h.hostName, { state: "succeeded" });
+        for (const h of reachedRows) run.deps.deployments.updateHost(run.id, h.hostName, { state: "succeeded" });
         run.deps.deployments.transition(run.id, "succeeded");
       } else run.deps.deployments.transition(run.id, "failed", `${failed} host(s) could not roll back`);
-    });
+    }, undefined, leftOut);
   }
 
   /** pause / resume / promote / abort the app's running deployment. */
@@ -227,7 +258,7 @@ export class Rollouts {
         const batches: HostRecord[][] = [];
         for (const row of rows) {
           const host = byName.get(row.hostName);
-          if (!host) continue;
+          if (!host || row.batch === 0) continue;
           (batches[row.batch - 1] ??= []).push(host);
         }
         const definition = appDefinition(spec);
@@ -266,7 +297,8 @@ export class Rollouts {
     if (refusal) throw refusal;
   }
 
-  private busyRefusal(app: string): ApiError | undefined {
+  busyRefusal(app: string): ApiError | undefined {
+    if (this.removing.has(app)) return new ApiError(409, "ERR_APP_REMOVING", `${app} is being removed (\`cutover apps remove\`); nothing was deployed`);
     const lock = this.locks.get(app);
     if (lock) return new ApiError(423, "ERR_APP_LOCKED", `${describeLock(lock)}; nothing was deployed (\`cutover lock release ${app}\` frees it; \`deploy --lock-wait\` waits for that)`);
     const active = this.deps.deployments.active(app);
@@ -283,10 +315,15 @@ export class Rollouts {
     deployOperation: ConstructorParameters<typeof RolloutRun>[3],
     work: (run: RolloutRun) => Promise<void>,
     artifactSha256?: string,
+    leftOut: LeftOutHost[] = [],
   ): DeploymentRecord {
-    const deployment = this.deps.deployments.create({ app: spec.app, kind, release, strategy: spec.strategy.type, spec, artifactSha256, createdBy, hosts });
+    // Hosts left out are in the record too (batch 0, skipped, why), so the deploy's output names them.
+    const rows = [...hosts, ...leftOut.map((h) => ({ name: h.name, batch: 0 }))];
+    const deployment = this.deps.deployments.create({ app: spec.app, kind, release, strategy: spec.strategy.type, spec, artifactSha256, createdBy, hosts: rows });
+    for (const h of leftOut) this.deps.deployments.updateHost(deployment.id, h.name, { state: "skipped", error: h.why });
     const run = new RolloutRun(this.deps, deployment, spec, deployOperation);
     run.event(null, `${kind === "deploy" ? `deploy ${release}` : "rollback"} of ${spec.app} (${spec.strategy.type}) to ${hosts.length} host(s)`);
+    for (const h of leftOut) run.event(h.name, `left out: ${h.why}`);
     this.track(run, work(run));
     return deployment;
   }

@@ -6,6 +6,7 @@ import { CommandError, type CommandOperation, type Fleet } from "../fleet/fleet.
 import type { AppStore, LbState } from "../store/apps.js";
 import type { DeploymentRecord, DeploymentStore } from "../store/deployments.js";
 import type { HostRecord, HostStore } from "../store/hosts.js";
+import { withCordoned } from "./lb-plan.js";
 import { matchesSelector } from "./plan.js";
 
 const Status = v1.CommandResult.Status;
@@ -15,6 +16,18 @@ export const DEPLOY_COMMAND_MARGIN_MS = 120_000;
 export const RESUME_WAIT_MS = 30_000;
 /** Time an LB agent has to apply an upstream. */
 export const LB_COMMAND_TIMEOUT_MS = 30_000;
+
+/** An app's upstream as the ApplyLb command carries it. */
+export function lbSiteOf(app: string, state: LbState): cutover.v1.LbSite.$Properties {
+  return {
+    app,
+    listenPort: state.listenPort,
+    backends: state.backends.map((b) => ({ ...b })),
+    canary: state.canary
+      ? { cookie: state.canary.cookie, weightPercent: state.canary.weightPercent, pinKind: state.canary.pin?.kind ?? "", pinName: state.canary.pin?.name ?? "", pinValue: state.canary.pin?.value ?? "" }
+      : undefined,
+  };
+}
 
 export interface HostResult {
   host: HostRecord;
@@ -218,18 +231,14 @@ export class RolloutRun {
   }
 
   /** Applies the upstream on every LB host; saves it as the app's LB state once all applied. Throws on the first failure. */
-  async applyLb(state: LbState, why: string): Promise<void> {
+  async applyLb(wanted: LbState, why: string): Promise<void> {
+    // Cordoned hosts stay drained whatever the strategy asks for (`cutover hosts cordon`).
+    const cordoned = new Set(this.deps.hosts.list().filter((h) => h.cordon !== null).map((h) => h.name));
+    const state = withCordoned(wanted, this.deps.apps.lbState(this.spec.app), cordoned);
     const lbHosts = this.lbHosts();
     if (lbHosts.length === 0) throw new Error(`no enrolled host matches lb.hosts ${JSON.stringify(this.spec.lb?.hosts)}`);
     this.event(null, `load balancer: ${why}`, "lb");
-    const site: cutover.v1.LbSite.$Properties = {
-      app: this.spec.app,
-      listenPort: state.listenPort,
-      backends: state.backends.map((b) => ({ ...b })),
-      canary: state.canary
-        ? { cookie: state.canary.cookie, weightPercent: state.canary.weightPercent, pinKind: state.canary.pin?.kind ?? "", pinName: state.canary.pin?.name ?? "", pinValue: state.canary.pin?.value ?? "" }
-        : undefined,
-    };
+    const site = lbSiteOf(this.spec.app, state);
     await Promise.all(
       lbHosts.map(async (lb) => {
         await this.deps.fleet.whenOnline(lb.id, RESUME_WAIT_MS);

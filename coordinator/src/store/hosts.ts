@@ -27,6 +27,15 @@ export interface AppInstanceReport {
   rssBytes: number;
 }
 
+/** Why a host is kept out of deploys and front load balancers (`cutover hosts cordon`). */
+export interface HostCordon {
+  /** The API token's name that cordoned it. */
+  by: string;
+  reason: string;
+  /** Milliseconds since the epoch. */
+  at: number;
+}
+
 export interface HostRecord {
   id: string;
   name: string;
@@ -45,6 +54,8 @@ export interface HostRecord {
   instances: AppInstanceReport[];
   enrolledAt: number;
   lastSeen: number | null;
+  /** Set while the host is cordoned: deploys leave it out, load balancers drain it. */
+  cordon: HostCordon | null;
 }
 
 interface HostRow {
@@ -62,6 +73,7 @@ interface HostRow {
   instances: string;
   enrolled_at: number;
   last_seen: number | null;
+  cordon: string | null;
 }
 
 function fromRow(row: HostRow): HostRecord {
@@ -80,6 +92,7 @@ function fromRow(row: HostRow): HostRecord {
     instances: JSON.parse(row.instances) as AppInstanceReport[],
     enrolledAt: row.enrolled_at,
     lastSeen: row.last_seen,
+    cordon: row.cordon ? (JSON.parse(row.cordon) as HostCordon) : null,
   };
 }
 
@@ -187,6 +200,18 @@ export class HostStore {
     statement(this.db, "UPDATE hosts SET labels = coalesce(pending_labels, labels), address = coalesce(pending_address, address), pending_labels = NULL, pending_address = NULL WHERE id = ?")
       .run(id);
     return { ...(host.pendingLabels && { labels: host.pendingLabels }), ...(host.pendingAddress !== null && { address: host.pendingAddress }) };
+  }
+
+  /** Keeps the host out of deploys and load balancers; a host already cordoned keeps its first cordon (who, why, when). */
+  cordon(id: string, by: string, reason: string): HostCordon {
+    statement(this.db, "UPDATE hosts SET cordon = coalesce(cordon, ?) WHERE id = ?").run(JSON.stringify({ by, reason, at: this.now() } satisfies HostCordon), id);
+    const host = this.byId(id);
+    if (!host?.cordon) throw new Error(`no host ${id}`);
+    return host.cordon;
+  }
+
+  uncordon(id: string): void {
+    statement(this.db, "UPDATE hosts SET cordon = NULL WHERE id = ?").run(id);
   }
 
   /**

@@ -176,4 +176,9 @@ export const MIGRATIONS: readonly { version: number; description: string; sql: s
       );
     `,
   },
+  {
+    version: 10,
+    description: "cordoned hosts: kept out of deploys and front load balancers, with who, why and when",
+    sql: `ALTER TABLE hosts ADD COLUMN cordon TEXT;`,
+  },
 ];

@@ -1,5 +1,6 @@
 import type { Command } from "commander";
 import { formatBytes } from "@cutover/log";
+import type { CordonView } from "../../api/hosts.js";
 import type { HostView } from "../../api/hosts-view.js";
 import { ApiClient } from "../client.js";
 import { resolveClientSettings, type GlobalOptions } from "../config.js";
@@ -18,7 +19,7 @@ function ago(iso: string | null, now = Date.now()): string {
 export function renderHosts(hosts: HostView[], now = Date.now()): string {
   if (hosts.length === 0) return "no hosts enrolled yet: create a token with `cutover token create` and start an agent with it";
   return renderTable(
-    ["NAME", "ADDRESS", "STATE", "LAST SEEN", "CPU", "MEM AVAIL", "DISK FREE", "LOAD", "AGENT", "LABELS", "PENDING"],
+    ["NAME", "ADDRESS", "STATE", "LAST SEEN", "CPU", "MEM AVAIL", "DISK FREE", "LOAD", "AGENT", "LABELS", "PENDING", "CORDONED"],
     hosts.map((h) => [
       h.name,
       h.address,
@@ -31,6 +32,7 @@ export function renderHosts(hosts: HostView[], now = Date.now()): string {
       h.agentVersion || "-",
       formatLabels(h.labels),
       pendingChange(h),
+      cordonedCell(h),
     ]),
   );
 }
@@ -46,6 +48,33 @@ function pendingChange(h: HostView): string {
     h.pendingAddress !== null && `address ${h.pendingAddress}`,
   ].filter(Boolean);
   return parts.length > 0 ? parts.join("; ") : "-";
+}
+
+/** Who cordoned the host and why (`-` when it is not cordoned). */
+function cordonedCell(h: HostView): string {
+  // An older coordinator sends no `cordoned`.
+  if (!h.cordoned) return "-";
+  return `by ${h.cordoned.by} ${ago(h.cordoned.at)}${h.cordoned.reason ? `: ${h.cordoned.reason}` : ""}`;
+}
+
+/** What cordon / uncordon did, one line per app load balancer; throws (exit 1) when one did not take it. */
+export function renderCordon(view: CordonView, verb: "cordon" | "uncordon"): string {
+  const lines = [
+    verb === "cordon"
+      ? `${view.host.name} cordoned${view.host.cordoned ? ` by ${view.host.cordoned.by}` : ""}: deploys leave it out, load balancers send it no new requests`
+      : view.host.cordoned
+        ? `${view.host.name} is still cordoned: not every load balancer took it back (run \`cutover hosts uncordon ${view.host.name}\` again)`
+        : `${view.host.name} uncordoned: deploys reach it again, load balancers send it requests`,
+  ];
+  for (const o of view.loadBalancers) {
+    const did = !o.ok ? `FAILED: ${o.error}` : verb === "uncordon" ? "back up" : o.drained === false ? "drained (in-flight requests still running at lb.drain_timeout)" : "drained";
+    lines.push(`  ${o.app} at ${o.lbHost}: ${did}`);
+  }
+  if (view.loadBalancers.length === 0) lines.push("  (it is behind no load balancer)");
+  if (verb === "uncordon" && !view.host.cordoned && view.host.instances.length > 0) {
+    lines.push("  it serves the release it had when cordoned: `cutover status APP` shows it; deploy again to bring it up to date");
+  }
+  return lines.map(printable).join("\n");
 }
 
 /** `k=v` sets a label, `k-` removes one (as kubectl label does). */
@@ -85,6 +114,25 @@ export function registerHosts(program: Command): void {
       const view = await clientOf(command).post<HostView>(`/v1/hosts/${encodeURIComponent(host)}/accept`, {});
       process.stdout.write(`${printable(`${view.name}: labels ${formatLabels(view.labels)}, address ${view.address}`)}\n`);
     });
+  for (const verb of ["cordon", "uncordon"] as const) {
+    const command = hosts
+      .command(`${verb} <host>`)
+      .description(
+        verb === "cordon"
+          ? "keep a host out of deploys and drain it at the front load balancers (admin; audited)"
+          : "put a cordoned host back into deploys and the front load balancers (admin; audited)",
+      )
+      .option("--json", "print {host, loadBalancers: [{app, lbHost, ok, drained, error}]}");
+    if (verb === "cordon") command.option("-m, --message <why>", "why, shown in `cutover hosts` and in every deploy that leaves it out");
+    command.action(async (host: string, options: { json?: boolean; message?: string }, cmd: Command) => {
+      const view = await clientOf(cmd).post<CordonView>(`/v1/hosts/${encodeURIComponent(host)}/${verb}`, verb === "cordon" ? { reason: options.message ?? "" } : {});
+      process.stdout.write(options.json ? `${JSON.stringify(view, null, 2)}\n` : `${renderCordon(view, verb)}\n`);
+      const incomplete = view.loadBalancers.filter((o) => !o.ok);
+      if (incomplete.length > 0) {
+        throw new ExitError(`${verb}: ${incomplete.map((o) => `${o.app} at ${o.lbHost}`).join(", ")} did not take it; run \`cutover hosts ${verb} ${host}\` again once they are reachable`, EXIT.failed);
+      }
+    });
+  }
   hosts
     .command("remove <host>")
     .description("remove a host from the fleet: its agent is refused from now on, it leaves every deploy (admin)")

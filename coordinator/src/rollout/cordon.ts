@@ -1,0 +1,82 @@
+import { v1 } from "@cutover/protocol";
+import { ApiError } from "../api/errors.js";
+import type { HostRecord } from "../store/hosts.js";
+import { withCordoned, withState } from "./lb-plan.js";
+import { matchesSelector } from "./plan.js";
+import { LB_COMMAND_TIMEOUT_MS, lbSiteOf, RESUME_WAIT_MS, type RolloutDeps } from "./run.js";
+
+const Status = v1.CommandResult.Status;
+
+/** What cordoning or uncordoning did at one app's front load balancer host. */
+export interface LbCordonOutcome {
+  app: string;
+  lbHost: string;
+  ok: boolean;
+  /** Cordon: whether the host's in-flight requests finished within the app's lb.drain_timeout. */
+  drained?: boolean;
+  error?: string;
+}
+
+/**
+ * Cordoning waits for no deployment: a host that a running deployment reaches (or whose
+ * app's upstream it is changing) is refused, naming the deployment, so the rollout and
+ * the cordon never both decide that host's upstream state. Abort or wait, then cordon.
+ */
+export function refuseIfDeploying(deps: Pick<RolloutDeps, "apps" | "deployments">, host: HostRecord, verb: "cordon" | "uncordon"): void {
+  for (const app of deps.apps.names()) {
+    const active = deps.deployments.active(app);
+    if (!active) continue;
+    const inRecord = deps.deployments.hosts(active.id).some((h) => h.hostName === host.name && h.batch > 0);
+    const behindLb = deps.apps.lbState(app)?.backends.some((b) => b.host === host.name) ?? false;
+    if (inRecord || behindLb) {
+      throw new ApiError(
+        409,
+        "ERR_DEPLOYMENT_IN_PROGRESS",
+        `${host.name} is in ${app}'s ${active.kind} ${active.id} (${active.state}); nothing was changed: wait for it to end (\`cutover status ${app} --follow\`) or \`cutover abort ${app}\`, then ${verb} again`,
+      );
+    }
+  }
+}
+
+/**
+ * Puts the upstream of every app that has `host` behind a front load balancer in line
+ * with the store's cordons: a cordoned host drains (like a rolling batch's drain, then
+ * waits for its in-flight requests up to lb.drain_timeout), an uncordoned one is back up.
+ * Each app's LB hosts are told in turn; a failure is reported, not thrown, so the caller
+ * names every app and LB host that did not take it.
+ */
+export async function applyCordon(deps: RolloutDeps, host: HostRecord, to: "drain" | "up"): Promise<LbCordonOutcome[]> {
+  const outcomes: LbCordonOutcome[] = [];
+  const cordoned = new Set(deps.hosts.list().filter((h) => h.cordon !== null && !(to === "up" && h.name === host.name)).map((h) => h.name));
+  for (const app of deps.apps.names()) {
+    const spec = deps.apps.get(app);
+    const lb = deps.apps.lbState(app);
+    const backend = lb?.backends.find((b) => b.host === host.name);
+    if (!spec?.lb || !lb || !backend) continue;
+    // Only what the cordon changed is undone: a backend a strategy had down (fleet blue/green's idle group) stays down.
+    const flipped = to === "up" ? (backend.state === "drain" ? withState(lb, [host.name], "up") : lb) : lb;
+    const next = withCordoned(flipped, lb, cordoned);
+    const lbHosts = deps.hosts.list().filter((h) => matchesSelector(h.labels, spec.lb!.hosts));
+    let allApplied = lbHosts.length > 0;
+    for (const lbHost of lbHosts) {
+      try {
+        await deps.fleet.whenOnline(lbHost.id, RESUME_WAIT_MS);
+        const applied = await deps.fleet.sendCommand(lbHost, { applyLb: { site: lbSiteOf(app, next) } }, LB_COMMAND_TIMEOUT_MS);
+        if (applied.status !== Status.OK) throw new Error(`${applied.message} (${applied.errorCode})`);
+        const outcome: LbCordonOutcome = { app, lbHost: lbHost.name, ok: true };
+        if (to === "drain") {
+          const timeoutMs = spec.lb.drainTimeoutMs;
+          const waited = await deps.fleet.sendCommand(lbHost, { waitDrained: { app, hosts: [host.name], timeoutMs } }, timeoutMs + LB_COMMAND_TIMEOUT_MS);
+          outcome.drained = waited.drained?.drained ?? false;
+        }
+        outcomes.push(outcome);
+      } catch (error) {
+        allApplied = false;
+        outcomes.push({ app, lbHost: lbHost.name, ok: false, error: (error as Error).message });
+      }
+    }
+    if (allApplied) deps.apps.saveLbState(app, next);
+    deps.log.info(to === "drain" ? "cordoned host drained at the load balancer" : "uncordoned host back in the load balancer", { host: host.name, app, applied: allApplied });
+  }
+  return outcomes;
+}
