@@ -31,4 +31,5 @@ export {
   type RequestTotals,
 } from "./request-metrics.js";
 export { REPORTS_KEPT_RELEASES, MAX_KEPT_RELEASES } from "./kept-releases.js";
+export { HOOK_NAMES, HOOK_OUTPUT_TAIL_BYTES, MAX_HOOK_ARGS, MAX_HOOK_TIMEOUT_MS, MIN_HOOK_TIMEOUT_MS, RUNS_HOOKS } from "./hooks.js";
 export { requestMetricFamilies, type LabelledTotals, type MetricFamily } from "./request-series.js";
