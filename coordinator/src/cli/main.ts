@@ -15,6 +15,7 @@ import { registerLock } from "./commands/lock.js";
 import { registerLogs } from "./commands/logs.js";
 import { registerInit } from "./commands/init.js";
 import { registerValidate } from "./commands/validate.js";
+import { registerCompletion } from "./commands/completion.js";
 import { EXIT, ExitError } from "./exit-error.js";
 import { printable } from "./terminal-text.js";
 
@@ -44,6 +45,7 @@ export function buildProgram(): Command {
   registerLogs(program);
   registerInit(program);
   registerValidate(program);
+  registerCompletion(program);
   return program;
 }
 
