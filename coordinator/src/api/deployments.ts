@@ -25,10 +25,10 @@ export interface DeploymentApiDeps {
 
 const SHA256 = /^[0-9a-f]{64}$/;
 
-/** A deployment with its per-host timeline, as the API and `--json` show it. */
 /** How many of the latest analysis events `cutover status` shows. */
 const ANALYSIS_LINES_SHOWN = 12;
 
+/** A deployment with its per-host timeline, as the API and `--json` show it. */
 export function deploymentView(deployments: DeploymentStore, deployment: DeploymentRecord) {
   const hosts = deployments.hosts(deployment.id);
   return {
