@@ -22,6 +22,8 @@ import { AppStore } from "./store/apps.js";
 import { Rollouts } from "./rollout/rollouts.js";
 import type { RolloutDeps } from "./rollout/run.js";
 import { LockStore } from "./store/locks.js";
+import { SecretStore } from "./store/secrets.js";
+import { loadOrCreateSecretsKey, SECRETS_KEY_FILE } from "./store/secret-box.js";
 import { AuditStore } from "./store/audit.js";
 import { CoordinatorMetrics } from "./metrics/registry.js";
 import { COORDINATOR_KEY_FILE, loadOrCreateCoordinatorKey } from "./fleet/coordinator-key.js";
@@ -93,7 +95,7 @@ const ADMIN_TOKEN_FILE = "admin-token";
  * whatever mode a copy, a restore or an operator's own key.pem left them with.
  */
 function restrictSecretFiles(dataDir: string): void {
-  for (const file of [ADMIN_TOKEN_FILE, COORDINATOR_KEY_FILE, join("tls", "key.pem")]) {
+  for (const file of [ADMIN_TOKEN_FILE, COORDINATOR_KEY_FILE, SECRETS_KEY_FILE, join("tls", "key.pem")]) {
     const path = join(dataDir, file);
     if (existsSync(path)) chmodSync(path, PRIVATE_FILE_MODE);
   }
@@ -114,6 +116,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   const deployments = new DeploymentStore(db);
   const apps = new AppStore(db);
   const locks = new LockStore(db);
+  const secrets = new SecretStore(db, loadOrCreateSecretsKey(options.dataDir));
   const audit = new AuditStore(db);
   const refusals = new RefusedCalls(audit);
   let fleet!: Fleet;
@@ -141,9 +144,9 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     if (outcome.bootMs) metrics.stepDuration.observe({ step: "boot" }, outcome.bootMs / 1000);
     if (outcome.totalMs) metrics.stepDuration.observe({ step: "total" }, outcome.totalMs / 1000);
   };
-  const rollouts = new Rollouts({ fleet, hosts, deployments, apps, log: log.child("rollout"), onHostDeployed }, locks);
+  const rollouts = new Rollouts({ fleet, hosts, deployments, apps, secrets, log: log.child("rollout"), onHostDeployed }, locks);
   rollouts.resumeUnfinished((sha256) => artifacts.get(sha256)?.size ?? 0);
-  const api = createApi({ fleet, hosts, tokens, artifacts, deployments, apps, locks, rollouts, audit, refusals, metrics, log: log.child("api"), version: VERSION });
+  const api = createApi({ fleet, hosts, tokens, artifacts, deployments, apps, locks, secrets, rollouts, audit, refusals, metrics, log: log.child("api"), version: VERSION });
 
   const tls = options.tls ? loadOrCreateTls(options.dataDir, options.host) : undefined;
   restrictSecretFiles(options.dataDir);

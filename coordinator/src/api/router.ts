@@ -11,9 +11,10 @@ import { logRoutes } from "./logs.js";
 import { planRoutes } from "./plan.js";
 import type { RefusedCalls } from "./refused-calls.js";
 import { releaseRoutes } from "./releases.js";
+import { secretRoutes, type SecretApiDeps } from "./secrets.js";
 import { tokenRoutes } from "./tokens.js";
 
-export interface ApiDeps extends DeploymentApiDeps, LockApiDeps {
+export interface ApiDeps extends DeploymentApiDeps, LockApiDeps, SecretApiDeps {
   version: string;
   audit: AuditStore;
   refusals: RefusedCalls;
@@ -41,6 +42,7 @@ export function createApi(deps: ApiDeps): express.Express {
   app.use(planRoutes(deps));
   app.use(deploymentRoutes(deps));
   app.use(lockRoutes(deps));
+  app.use(secretRoutes(deps));
   app.use(releaseRoutes(deps));
   app.use(logRoutes(deps));
 

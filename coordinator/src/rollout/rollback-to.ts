@@ -1,5 +1,5 @@
 import { REPORTS_KEPT_RELEASES } from "@cutover/protocol";
-import type { AppSpec } from "@cutover/spec";
+import { secretNamesOf, type AppSpec } from "@cutover/spec";
 import { ApiError } from "../api/errors.js";
 import type { CommandOperation } from "../fleet/fleet.js";
 import type { HostRecord } from "../store/hosts.js";
@@ -7,6 +7,7 @@ import { appDefinition, matchesSelector, planBatches } from "./plan.js";
 import { checkHost } from "./preflight.js";
 import { checkRollbackHosts, findRollbackTarget, type HostReleases } from "./rollback-target.js";
 import type { RolloutDeps, RolloutRun } from "./run.js";
+import { unsetSecretsRefusal, type SecretRolloutDeps } from "./secrets.js";
 import { runBlueGreen } from "./strategies/bluegreen.js";
 import { runRolling } from "./strategies/rolling.js";
 
@@ -49,7 +50,7 @@ export function hostReleases(deps: Pick<RolloutDeps, "fleet">, host: HostRecord,
  * Everything that would refuse it is checked here, before anything is saved
  * or sent (rollback-target.ts; then the resource preflight, as a deploy's).
  */
-export function planRollbackTo(deps: RolloutDeps, app: string, to: RollbackTo): RollbackToPlan {
+export function planRollbackTo(deps: SecretRolloutDeps, app: string, to: RollbackTo): RollbackToPlan {
   const deploys = deps.deployments.history(app, EVERY_DEPLOYMENT).filter((d) => d.kind === "deploy");
   const target = findRollbackTarget({
     app,
@@ -78,7 +79,10 @@ export function planRollbackTo(deps: RolloutDeps, app: string, to: RollbackTo): 
     throw new ApiError(412, "ERR_PREFLIGHT_FAILED", `the resource preflight failed on ${failing.length} host(s); nothing was changed:\n  ${lines.join("\n  ")}`);
   }
 
+  const unset = unsetSecretsRefusal(deps, spec, "nothing was changed");
+  if (unset) throw unset;
   const definition = appDefinition(spec);
+  const secrets = deps.secrets.values(app, secretNamesOf(spec));
   const sha256 = target.artifactSha256 ?? undefined;
   // Hosts that keep the tree reuse it (same sha256); the others download it, which the deployment's artifact allows.
   const wire = sha256 ? { sha256, sizeBytes: artifact?.size ?? 0 } : undefined;
@@ -88,7 +92,7 @@ export function planRollbackTo(deps: RolloutDeps, app: string, to: RollbackTo): 
     release: target.release,
     artifactSha256: sha256,
     hosts: batches.flatMap((b, i) => b.map((h) => ({ name: h.name, batch: i + 1 }))),
-    deployOperation: (_host, inPlace) => ({ deploy: { app: definition, release: target.release, artifact: wire, inPlace } }),
+    deployOperation: (_host, inPlace) => ({ deploy: { app: definition, release: target.release, artifact: wire, inPlace, secrets } }),
     work: async (run) => {
       run.event(null, `rollback to ${target.release} with the spec it went live with (deployment ${target.deploymentId}), as a deploy of it`);
       if (fetching.length > 0) run.event(null, `${fetching.join(", ")} ${fetching.length === 1 ? "does" : "do"} not keep ${target.release}: the artifact is fetched from the coordinator`);

@@ -1,5 +1,5 @@
 import type { Logger } from "@cutover/log";
-import type { AppSpec } from "@cutover/spec";
+import { secretNamesOf, type AppSpec } from "@cutover/spec";
 import { ApiError } from "../api/errors.js";
 import type { Fleet } from "../fleet/fleet.js";
 import type { AppStore } from "../store/apps.js";
@@ -17,6 +17,7 @@ import { runRolling } from "./strategies/rolling.js";
 import { allUp } from "./lb-plan.js";
 import { rollBackAfterRestart } from "./strategies/after-restart.js";
 import { planRollbackTo, type RollbackTo } from "./rollback-to.js";
+import { unsetSecretsRefusal, type SecretRolloutDeps } from "./secrets.js";
 
 export { DEPLOY_COMMAND_MARGIN_MS } from "./run.js";
 
@@ -76,10 +77,10 @@ export class Rollouts {
   private readonly running = new Map<string, { run: RolloutRun; done: Promise<void> }>();
   /** Apps being removed (`cutover apps remove`): a deploy or rollback of one is refused meanwhile. */
   private readonly removing = new Set<string>();
-  private readonly deps: RolloutDeps;
+  private readonly deps: SecretRolloutDeps;
 
   /** `locks`: an app locked there is refused a deploy and a rollback (`cutover lock`). */
-  constructor(deps: RolloutDeps, private readonly locks: LockStore) {
+  constructor(deps: SecretRolloutDeps, private readonly locks: LockStore) {
     this.deps = deps;
   }
 
@@ -103,6 +104,8 @@ export class Rollouts {
     const refusals: ApiError[] = [];
     const busy = this.busyRefusal(spec.app);
     if (busy) refusals.push(busy);
+    const unset = unsetSecretsRefusal(this.deps, spec);
+    if (unset) refusals.push(unset);
     let selected = this.select(spec);
     const leftOut = this.leftOut(spec);
     if (selected.length === 0 && leftOut.length > 0) {
@@ -145,7 +148,9 @@ export class Rollouts {
     this.deps.apps.save(spec, request.specFile);
     const definition = appDefinition(spec);
     const artifact = request.artifact ? { sha256: request.artifact.sha256, sizeBytes: request.artifact.size } : undefined;
-    const deployOperation = (_host: HostRecord, inPlace: boolean) => ({ deploy: { app: definition, release: request.release, artifact, inPlace } });
+    // The values of the secrets the spec references, opened once for this deployment: only its commands carry them.
+    const secrets = this.deps.secrets.values(spec.app, secretNamesOf(spec));
+    const deployOperation = (_host: HostRecord, inPlace: boolean) => ({ deploy: { app: definition, release: request.release, artifact, inPlace, secrets } });
 
     const { batches } = order;
     const work: Record<DeployShape, (run: RolloutRun) => Promise<void>> = {
@@ -263,7 +268,8 @@ export class Rollouts {
         }
         const definition = appDefinition(spec);
         const artifact = deployment.artifactSha256 ? { sha256: deployment.artifactSha256, sizeBytes: artifactSize(deployment.artifactSha256) } : undefined;
-        const run = new RolloutRun(this.deps, deployment, spec, (_host, inPlace) => ({ deploy: { app: definition, release: deployment.release, artifact, inPlace } }));
+        const secrets = this.deps.secrets.values(spec.app, secretNamesOf(spec));
+        const run = new RolloutRun(this.deps, deployment, spec, (_host, inPlace) => ({ deploy: { app: definition, release: deployment.release, artifact, inPlace, secrets } }));
         run.event(null, "the coordinator restarted: resuming (finished hosts keep their outcome; a host caught mid-step is asked again with the same command id)");
         this.deps.log.warn("resuming a deployment left running by a previous coordinator", { id: deployment.id, app: deployment.app });
         this.track(run, runBlueGreen(run, batches.filter(Boolean)));
@@ -272,7 +278,8 @@ export class Rollouts {
       if (deployment.kind === "deploy" && spec.lb) {
         this.deps.log.warn("rolling back a load-balancer deployment left unfinished by a previous coordinator", { id: deployment.id, app: deployment.app, strategy: deployment.strategy });
         const definition = appDefinition(spec);
-        const run = new RolloutRun(this.deps, deployment, spec, (_host, inPlace) => ({ deploy: { app: definition, release: deployment.release, inPlace } }));
+        const secrets = this.deps.secrets.values(spec.app, secretNamesOf(spec));
+        const run = new RolloutRun(this.deps, deployment, spec, (_host, inPlace) => ({ deploy: { app: definition, release: deployment.release, inPlace, secrets } }));
         this.track(run, rollBackAfterRestart(run));
         continue;
       }

@@ -6,6 +6,7 @@ import { CommandError, type CommandOperation, type Fleet } from "../fleet/fleet.
 import type { AppStore, LbState } from "../store/apps.js";
 import type { DeploymentRecord, DeploymentStore } from "../store/deployments.js";
 import type { HostRecord, HostStore } from "../store/hosts.js";
+import type { SecretStore } from "../store/secrets.js";
 import { withCordoned } from "./lb-plan.js";
 import { matchesSelector } from "./plan.js";
 
@@ -49,6 +50,11 @@ export interface RolloutDeps {
   deployments: DeploymentStore;
   apps: AppStore;
   log: Logger;
+  /**
+   * The apps' secrets: their values go only into Deploy and Rollback commands to the app's hosts.
+   * Rollouts always has them; work that sends neither (a cordon's load-balancer applies) may go without.
+   */
+  secrets?: SecretStore;
   /** Observes a host's successful deploy (metrics). */
   onHostDeployed?: (outcome: cutover.v1.DeployOutcome.$Properties) => void;
 }
@@ -206,7 +212,9 @@ export class RolloutRun {
         }
         try {
           await this.deps.fleet.whenOnline(host.id, RESUME_WAIT_MS);
-          const result = await this.deps.fleet.sendCommand(host, { rollback: { app: this.spec.app, inPlace } }, this.commandTimeoutMs, (event) =>
+          // Every secret the app has: a cold rollback starts the previous release, whose definition on the host names which it reads.
+          const secrets = this.deps.secrets?.values(this.spec.app);
+          const result = await this.deps.fleet.sendCommand(host, { rollback: { app: this.spec.app, inPlace, secrets } }, this.commandTimeoutMs, (event) =>
             this.deps.deployments.addEvent(this.id, host.name, event.kind, event.message),
           );
           if (result.status === Status.OK) {
