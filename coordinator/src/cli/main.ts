@@ -12,6 +12,7 @@ import { registerCheck } from "./commands/check.js";
 import { registerControls } from "./commands/control.js";
 import { registerAudit } from "./commands/audit.js";
 import { registerLock } from "./commands/lock.js";
+import { registerSecret } from "./commands/secret.js";
 import { registerLogs } from "./commands/logs.js";
 import { registerInit } from "./commands/init.js";
 import { registerValidate } from "./commands/validate.js";
@@ -42,6 +43,7 @@ export function buildProgram(): Command {
   registerControls(program);
   registerAudit(program);
   registerLock(program);
+  registerSecret(program);
   registerLogs(program);
   registerInit(program);
   registerValidate(program);
