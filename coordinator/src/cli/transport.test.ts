@@ -1,6 +1,5 @@
 import test from "ava";
-import { ExitError } from "./exit-error.js";
-import { EXIT } from "./exit-error.js";
+import { EXIT, ExitError } from "./exit-error.js";
 import { checkTransport } from "./transport.js";
 
 const FINGERPRINT = `sha256:${"AB:".repeat(31)}AB`;
