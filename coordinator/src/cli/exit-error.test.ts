@@ -109,6 +109,20 @@ test("an unknown verb", usage, ["deplyo", "--url", "http://127.0.0.1:9", "--toke
 test("a missing argument", usage, ["rollback", "--url", "http://127.0.0.1:9", "--token", "x"], /^error: missing required argument 'app'\n/);
 test("no token", usage, ["hosts", "--url", "http://127.0.0.1:9"], /^cutover: no API token: set CUTOVER_TOKEN, pass --token/);
 
+const usageJson = test.macro({
+  async exec(t, args: string[], message: string) {
+    const { exitCode, stdout, stderr } = await cutover([...args, "--json"]);
+    t.is(exitCode, 64, stderr);
+    t.is(stdout, "");
+    t.is(stderr, `${JSON.stringify({ error: { code: "ERR_USAGE", message } })}\n`, "one JSON line, no usage text or help around it");
+  },
+  title: (what = "", args: string[]) => `with --json, ${what} is one JSON error too: cutover ${args.join(" ")} --json`,
+});
+
+test("an unknown option", usageJson, ["hosts", "--url", "http://127.0.0.1:9", "--token", "x", "--colour", "blue"], "unknown option '--colour'");
+test("a missing argument", usageJson, ["rollback", "--url", "http://127.0.0.1:9", "--token", "x"], "missing required argument 'app'");
+test("no token", usageJson, ["hosts", "--url", "http://127.0.0.1:9"], "no API token: set CUTOVER_TOKEN, pass --token, or put `token:` in /nonexistent-cutover-cli.yaml\n  (the first admin token is in the coordinator's data dir: <data-dir>/admin-token)");
+
 test("--help exits 0 and prints the verbs on stdout", async (t) => {
   const { exitCode, stdout, stderr } = await cutover(["--help"]);
   t.is(exitCode, 0, stderr);

@@ -77,13 +77,23 @@ function reportFailure(argv: string[], message: string, exitCode: number, apiCod
   process.exitCode = exitCode;
 }
 
+/** Stops commander printing a usage error (and the help after it) on stderr, for `command` and every verb below it. */
+function silenceUsageErrors(command: Command): void {
+  command.configureOutput({ outputError: () => {}, writeErr: () => {} });
+  for (const verb of command.commands) silenceUsageErrors(verb);
+}
+
 /** The CLI entry point: the only place that turns errors into exit codes (exit-error.ts, EXIT). */
 export async function main(argv: string[]): Promise<void> {
   try {
-    await buildProgram().parseAsync(argv);
+    const program = buildProgram();
+    // With --json a usage error is reported below as the one JSON object, not as commander's text and help.
+    if (argv.includes("--json")) silenceUsageErrors(program);
+    await program.parseAsync(argv);
   } catch (error) {
     if (error instanceof CommanderError) {
-      // Help and --version exit 0; commander has already printed what was wrong with the command line.
+      // Help and --version exit 0; commander has already printed what was wrong with the command line (unless --json).
+      if (error.exitCode !== 0 && argv.includes("--json")) return reportFailure(argv, error.message.replace(/^error: /, ""), EXIT.usage);
       process.exitCode = error.exitCode === 0 ? EXIT.ok : EXIT.usage;
       return;
     }
