@@ -1,4 +1,5 @@
 import test from "ava";
+import { jsonError } from "./harness/cli-error.js";
 import { startAgent, startCoordinator } from "./harness/fleet.js";
 
 interface HostJson {
@@ -129,13 +130,25 @@ test.serial("an agent refused for good exits with code 2 and says why", async (t
 test.serial("the CLI says what to do when it has no token or cannot reach the coordinator", async (t) => {
   const coordinator = await startCoordinator(t);
   const noToken = await coordinator.cli(["hosts"], "");
-  t.is(noToken.exitCode, 1);
+  t.is(noToken.exitCode, 64, "bad input: the CLI's settings have no token");
   t.regex(noToken.stderr, /no API token: set CUTOVER_TOKEN/);
+  const noTokenJson = await coordinator.cli(["hosts", "--json"], "");
+  t.is(noTokenJson.exitCode, 64);
+  t.like(jsonError(noTokenJson), { code: "ERR_USAGE" });
+  t.regex(jsonError(noTokenJson).message, /^no API token: set CUTOVER_TOKEN/);
   const badToken = await coordinator.cli(["hosts"], "cta_wrong");
-  t.is(badToken.exitCode, 1);
+  t.is(badToken.exitCode, 77, "denied: an unknown token");
   t.regex(badToken.stderr, /unknown or revoked \(ERR_UNAUTHENTICATED\)/);
+  const badTokenJson = await coordinator.cli(["hosts", "--json"], "cta_wrong");
+  t.is(badTokenJson.exitCode, 77);
+  t.like(jsonError(badTokenJson), { code: "ERR_UNAUTHENTICATED" });
+  t.regex(jsonError(badTokenJson).message, /unknown or revoked \(ERR_UNAUTHENTICATED\)$/);
   await coordinator.process.kill("SIGKILL");
   const down = await coordinator.cli(["hosts"]);
-  t.is(down.exitCode, 1);
+  t.is(down.exitCode, 69, "unreachable");
   t.regex(down.stderr, /cannot reach the coordinator at http:\/\/127\.0\.0\.1:\d+ \(ECONNREFUSED\)/);
+  const downJson = await coordinator.cli(["hosts", "--json"]);
+  t.is(downJson.exitCode, 69);
+  t.like(jsonError(downJson), { code: "ERR_UNREACHABLE" });
+  t.regex(jsonError(downJson).message, /^cannot reach the coordinator at http:\/\/127\.0\.0\.1:\d+ \(ECONNREFUSED\)/);
 });
