@@ -31,10 +31,10 @@ test.serial("with --tls the coordinator serves https and wss; agents and the CLI
   t.deepEqual((JSON.parse(hosts.stdout) as { name: string; state: string }[]).map((h) => [h.name, h.state]), [["web-1", "online"]]);
 
   const untrusted = await cli(coordinator, ["hosts"]);
-  t.is(untrusted.exitCode, 1);
+  t.is(untrusted.exitCode, 69, "unreachable: its certificate is not trusted");
   t.regex(untrusted.stderr, /TLS certificate is not trusted here .*CUTOVER_FINGERPRINT/);
   const wrong = await cli(coordinator, ["hosts"], `sha256:${"AB:".repeat(31)}AB`);
-  t.is(wrong.exitCode, 1);
+  t.is(wrong.exitCode, 69, "unreachable: not the pinned certificate");
   t.regex(wrong.stderr, /not the pinned sha256:AB:AB/);
 });
 
@@ -55,7 +55,7 @@ test.serial("an agent pinning another fingerprint refuses the coordinator and ne
 test.serial("plain http/ws is refused off loopback unless explicitly allowed", async (t) => {
   const server = spawnWatched("coordinator", CUTOVER_BIN, ["server", "--data-dir", tempDir(t), "--listen", "0.0.0.0:0"]);
   const exit = await server.exited;
-  t.is(exit.code, 1);
+  t.is(exit.code, 64, "bad input: a setting that would serve in the clear");
   t.true(server.lines.some((l) => /refusing plain HTTP on 0\.0\.0\.0: .*add --tls/.test(l)));
 
   const agent = spawnWatched("agent", AGENT_BIN, ["--coordinator", "http://192.0.2.10:7400", "--token", "x", "--state-dir", tempDir(t), "--name", "a", "--config", "/dev/null"]);
