@@ -103,7 +103,7 @@ test.serial("a flood of bad tokens is audited up to a budget per address, summed
   t.deepEqual(statuses, [...Array(60).fill(401), ...Array(10).fill(429)]);
 
   const guessing = await coordinator.cli(["hosts"], "cta_one-more-guess");
-  t.is(guessing.exitCode, 1);
+  t.is(guessing.exitCode, 75, "try later: rate limited");
   t.regex(guessing.stderr, /too many refused calls from 127\.0\.0\.1: check the token, and try again in \d+s \(ERR_RATE_LIMITED\)/);
 
   const rows = await auditTrail(coordinator);
@@ -127,13 +127,13 @@ test.serial("a revoked API token is refused from then on, with what to do next; 
   t.is(revoked.exitCode, 0, revoked.stderr);
   t.is(revoked.stdout, `revoked api token "ci" (deploy) ${ci.id}: refused from now on\n`);
   const refused = await coordinator.cli(["hosts"], ci.token);
-  t.is(refused.exitCode, 1);
+  t.is(refused.exitCode, 77, "denied: a revoked token");
   t.regex(refused.stderr, /check CUTOVER_TOKEN or --token \(an admin's `cutover token list` shows every token\): the API token is unknown or revoked \(ERR_UNAUTHENTICATED\)/);
 
   const listed = await json<TokenRow[]>(coordinator, ["token", "list"]);
   t.like(listed.find((r) => r.id === ci.id), { kind: "api", name: "ci", role: "deploy", state: "revoked", revokedBy: "admin" });
   const again = await coordinator.cli(["token", "revoke", ci.id]);
-  t.is(again.exitCode, 1);
+  t.is(again.exitCode, 65, "refused: already revoked (ERR_ALREADY_REVOKED)");
   t.regex(again.stderr, /api token "ci" \(deploy\) .* was already revoked at .* by admin \(ERR_ALREADY_REVOKED\)/);
   const trail = await auditTrail(coordinator);
   t.true(trail.some((r) => r.actor === "admin" && r.action === `POST /v1/tokens/${ci.id}/revoke` && r.outcome === "200" && /revoked api token "ci" \(deploy\)/.test(r.detail)));
@@ -153,12 +153,12 @@ test.serial("an API token created with --expires is refused once it has expired,
   // Thirty days later.
   c.coordinator.db.prepare("UPDATE api_tokens SET expires_at = ? WHERE id = ?").run(Date.now() - 1, id);
   const refused = await cli(["hosts"], token);
-  t.is(refused.exitCode, 1);
+  t.is(refused.exitCode, 77, "denied: an expired token");
   t.regex(refused.stderr, /the API token "dashboard" expired at .*: ask an admin for a new one .*\(ERR_TOKEN_EXPIRED\)/);
   const listed = JSON.parse((await cli(["token", "list", "--json"])).stdout) as TokenRow[];
   t.like(listed.find((r) => r.id === id), { state: "expired" });
   const bad = await cli(["token", "create", "--api", "--expires", "forever"]);
-  t.is(bad.exitCode, 1);
+  t.is(bad.exitCode, 65, "refused by the coordinator, which reads the lifetime (ERR_BAD_REQUEST)");
   t.regex(bad.stderr, /expires: "forever" is not a lifetime: days like "30d" or a duration like "12h" or "90m" \(ERR_BAD_REQUEST\)/);
 });
 
@@ -181,7 +181,7 @@ test.serial("a revoked enrollment token enrolls no host; a spent one is not revo
   const used = (await json<TokenRow[]>(coordinator, ["token", "list"])).find((r) => r.state === "used")!;
   t.is(used.usedBy, "web-2");
   const pointless = await coordinator.cli(["token", "revoke", used.id]);
-  t.is(pointless.exitCode, 1);
+  t.is(pointless.exitCode, 65, "refused: a spent token (ERR_TOKEN_USED)");
   t.regex(pointless.stderr, /was spent by host web-2 at .*: revoking it changes nothing \(the host signs in with its key\); `cutover hosts remove web-2` shuts it out \(ERR_TOKEN_USED\)/);
 });
 
@@ -200,9 +200,10 @@ test.serial("token list shows both kinds and what an enrollment token binds, nev
   t.like(listed.find((r) => r.kind === "enrollment"), { labels: { role: "geoip", zone: "a" }, address: "10.0.0.5" });
 
   const badLabel = await coordinator.cli(["token", "create", "--labels", "Tier=web"]);
-  t.is(badLabel.exitCode, 1);
+  t.is(badLabel.exitCode, 65, "refused by the coordinator, which checks labels (ERR_BAD_REQUEST)");
   t.regex(badLabel.stderr, /label Tier=web is invalid: key: a-z/);
   const badAddress = await coordinator.cli(["token", "create", "--address", "10.0.0.5; rm -rf /"]);
+  t.is(badAddress.exitCode, 65);
   t.regex(badAddress.stderr, /address "10\.0\.0\.5; rm -rf \/" is neither an IPv4\/IPv6 address nor a host name \(ERR_BAD_REQUEST\)/);
   const mixed = await coordinator.cli(["token", "create", "--api", "--labels", "role=geoip"]);
   t.is(mixed.exitCode, 64);
@@ -210,10 +211,11 @@ test.serial("token list shows both kinds and what an enrollment token binds, nev
 
   const admin = listed.find((r) => r.kind === "api" && r.name === "admin")!;
   const lastAdmin = await coordinator.cli(["token", "revoke", admin.id]);
-  t.is(lastAdmin.exitCode, 1);
+  t.is(lastAdmin.exitCode, 65, "refused: the last admin token (ERR_LAST_ADMIN_TOKEN)");
   t.regex(lastAdmin.stderr, /api token "admin" \(admin\) is the last admin token that works: create another .* before revoking it \(ERR_LAST_ADMIN_TOKEN\)/);
   const reader = await createApiToken(coordinator, "read", "dashboard");
   const byReader = await coordinator.cli(["token", "list"], reader.token);
+  t.is(byReader.exitCode, 77, "denied: role too low");
   t.regex(byReader.stderr, /this needs a token with role "admin"; yours \("dashboard"\) has "read" \(ERR_FORBIDDEN\)/);
 });
 
@@ -262,10 +264,11 @@ test.serial("a read token does not stream app logs: logs need a deploy token", a
   const coordinator = await startCoordinator(t);
   const reader = await createApiToken(coordinator, "read", "dashboard");
   const refused = await coordinator.cli(["logs", "geoip"], reader.token);
-  t.is(refused.exitCode, 1);
+  t.is(refused.exitCode, 77, "denied: role too low");
   t.regex(refused.stderr, /this needs a token with role "deploy"; yours \("dashboard"\) has "read" \(ERR_FORBIDDEN\)/, "before, it passed and only found no host");
   const deployer = await createApiToken(coordinator, "deploy", "ci");
   const allowed = await coordinator.cli(["logs", "geoip"], deployer.token);
+  t.is(allowed.exitCode, 65, "past the role check: refused as no host runs it");
   t.regex(allowed.stderr, /no online host runs geoip \(ERR_NO_HOSTS\)/);
 });
 

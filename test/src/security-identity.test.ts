@@ -78,7 +78,7 @@ test("a host that relabels itself in Hello is not moved into another app: its la
   t.true(trail.some((line) => /POST \/v1\/hosts\/host-a\/accept .*labels tier=web -> tier=payments; address 127\.0\.0\.71 -> 127\.0\.0\.99/.test(line)), trail.join("\n"));
   t.true(trail.some((line) => /POST \/v1\/hosts\/host-a\/labels .*labels tier=payments -> tier=web,zone=b/.test(line)), trail.join("\n"));
   const nothing = await cli(c, ["hosts", "accept", "host-a"]);
-  t.is(nothing.exitCode, 1);
+  t.is(nothing.exitCode, 65, "refused: nothing to accept (ERR_NOTHING_PENDING)");
   t.regex(nothing.stderr, /asks for no change: its agent presents the labels and address on record \(ERR_NOTHING_PENDING\)/);
 });
 
@@ -99,7 +99,7 @@ test("a label edit that is not key=value or key- is refused before anything is s
   t.is(bad.exitCode, 64);
   t.regex(bad.stderr, /"tier" is neither key=value \(set a label\) nor key- \(remove one\)/);
   const unknown = await cli(c, ["hosts", "label", "nobody", "tier=web"]);
-  t.is(unknown.exitCode, 1);
+  t.is(unknown.exitCode, 65, "refused: an unknown host (ERR_NOT_FOUND)");
   t.regex(unknown.stderr, /no host "nobody" is enrolled/);
 });
 
