@@ -40,6 +40,6 @@ test.serial("cutover logs shows the app's output, --follow streams new lines as 
   t.regex(agentLog.stdout, /^web-2 agent \| .*agent: starting name=web-2/m);
 
   const nobody = await fleet.coordinator.cli(["logs", "nosuchapp"]);
-  t.is(nobody.exitCode, 1);
+  t.is(nobody.exitCode, 65, "refused: no host runs that app (ERR_NO_HOSTS)");
   t.regex(nobody.stderr, /no online host runs nosuchapp/);
 });
