@@ -1,6 +1,7 @@
 import test from "ava";
 import { writeExampleSpec } from "./harness/app-spec.js";
 import { startFleet, type CoordinatorProcess } from "./harness/fleet.js";
+import { jsonError } from "./harness/cli-error.js";
 import { CUTOVER_BIN, spawnWatched } from "./harness/processes.js";
 import { getThroughProxy } from "./harness/through-proxy.js";
 
@@ -38,16 +39,22 @@ test.serial("a locked app refuses deploys and rollbacks naming who and why; --lo
   t.is(taken.exitCode, 0, taken.stderr);
   t.like(JSON.parse(taken.stdout) as LockJson, { app: "geoip", holder: "ops", reason: "db migration running" });
   const again = await coordinator.cli(["lock", "acquire", "geoip", "-m", "mine"]);
-  t.not(again.exitCode, 0);
+  t.is(again.exitCode, 75, "try later: the app is locked");
   t.regex(again.stderr, /geoip is locked by ops since \S+: "db migration running".*ERR_APP_LOCKED/);
 
   for (const refused of [await coordinator.cli(["deploy", spec, "--release", "v2"]), await coordinator.cli(["rollback", "geoip"])]) {
-    t.not(refused.exitCode, 0);
+    t.is(refused.exitCode, 75, "try later: the app is locked");
     t.regex(refused.stderr, /geoip is locked by ops since \S+: "db migration running"; nothing was deployed.*\(ERR_APP_LOCKED\)/);
   }
+  // A script reads why from stderr: one JSON object with the coordinator's code.
+  const scripted = await coordinator.cli(["deploy", spec, "--release", "v2", "--json"]);
+  t.is(scripted.exitCode, 75, "try later: the app is locked");
+  const why = jsonError(scripted);
+  t.is(why.code, "ERR_APP_LOCKED");
+  t.regex(why.message, /^geoip is locked by ops since \S+: "db migration running"; nothing was deployed/);
   t.is((await getThroughProxy(fleet.addresses[0]!, PORTS.listen)).version, "v1", "nothing reached the host");
   const history = await coordinator.cliJson<unknown[]>(["history", "geoip"]);
-  t.is(history.json.length, 1, "the refused deploy and rollback left no deployment behind");
+  t.is(history.json.length, 1, "the refused deploys and rollback left no deployment behind");
 
   const status = await coordinator.cliJson<LockJson>(["lock", "status", "geoip"]);
   t.like(status.json, { holder: "ops", reason: "db migration running" });
@@ -83,8 +90,8 @@ test.serial("a lock needs a deploy token and a one-line reason; --lock-wait give
   const { coordinator } = fleet;
   const reader = await apiToken(coordinator, "read", "dashboard");
   const refused = await coordinator.cli(["lock", "acquire", "geoip", "-m", "why"], reader);
-  t.not(refused.exitCode, 0);
-  t.regex(refused.stderr, /ERR_FORBIDDEN|deploy/);
+  t.is(refused.exitCode, 77, "denied: a read token cannot lock");
+  t.regex(refused.stderr, /this needs a token with role "deploy"; yours \("dashboard"\) has "read" \(ERR_FORBIDDEN\)/);
   for (const reason of ["   ", "two\nlines", "x".repeat(501)]) {
     const bad = await fetch(`${coordinator.url}/v1/apps/geoip/lock`, {
       method: "POST",
@@ -94,14 +101,14 @@ test.serial("a lock needs a deploy token and a one-line reason; --lock-wait give
     t.is(bad.status, 400, JSON.stringify(reason));
   }
   const free = await coordinator.cli(["lock", "release", "geoip"]);
-  t.not(free.exitCode, 0);
+  t.is(free.exitCode, 65, "refused: there is no lock to release (ERR_NOT_LOCKED)");
   t.regex(free.stderr, /geoip is not locked \(ERR_NOT_LOCKED\)/);
   t.is((await coordinator.cliJson<unknown>(["lock", "status", "geoip"])).json, null);
 
   t.is((await coordinator.cli(["lock", "acquire", "geoip", "-m", "freeze"])).exitCode, 0);
   const spec = writeExampleSpec(fleet.dir, PORTS);
   const gaveUp = await coordinator.cli(["deploy", spec, "--release", "v1", "--lock-wait", "1500ms"]);
-  t.not(gaveUp.exitCode, 0);
+  t.is(gaveUp.exitCode, 75, "try later: --lock-wait gave up, the app is still locked");
   t.regex(gaveUp.stderr, /gave up waiting for the lock: geoip is locked by \S+ since \S+: freeze; nothing was deployed/);
   const badWait = await coordinator.cli(["deploy", spec, "--release", "v1", "--lock-wait", "soon"]);
   t.is(badWait.exitCode, 64);
