@@ -15,6 +15,7 @@
 //   header filter header(): X-Cutover-Backend, X-Cutover-Lb-Revision, and Set-Cookie for new users.
 //   log           release(): the request is no longer in flight on its peer.
 
+import { controlAnswerTail } from "../nginx/lua-control.js";
 import { LB_REVISION_HEADER, LB_BACKEND_HEADER } from "./headers.js";
 import { lbDictName } from "./names.js";
 
@@ -317,14 +318,7 @@ export function controlServerBlock(app: string, socketPath: string, depth: numbe
       "                    return ngx.exit(ngx.HTTP_INTERNAL_SERVER_ERROR)",
       "                end",
       '                dict:incr("version", 1, 0)',
-      '            elseif method == "DELETE" then',
-      '                dict:delete("state")',
-      '                dict:incr("version", 1, 0)',
-      '            elseif method ~= "GET" then',
-      "                return ngx.exit(ngx.HTTP_NOT_ALLOWED)",
-      "            end",
-      '            ngx.header["Content-Type"] = "text/plain"',
-      '            ngx.print(previous or "")',
+      ...controlAnswerTail(['dict:delete("state")', 'dict:incr("version", 1, 0)']),
       "        }",
       "    }",
       "",

@@ -15,6 +15,7 @@ import {
 import { LbError } from "./errors.js";
 import { LB_BACKEND_HEADER, LB_REVISION_HEADER, LB_UPSTREAM_KEEPALIVE } from "./headers.js";
 import { countingBlock, requestLogFormat, requestLogLine } from "../nginx/request-counting.js";
+import { PROXY_REQUEST_LINES } from "../nginx/render.js";
 import { isPlainPath } from "../nginx/site.js";
 import { accessBlock, balancerBlock, callBlock, controlServerBlock, LB_DICT_SIZE, moduleCall } from "./lua.js";
 import { DEFAULT_LB_SOCKET_DIR, lbDictName, lbSocketPath, lbUpstream, lbVariable } from "./names.js";
@@ -59,11 +60,7 @@ function serverHead(config: LbSiteConfig): string[] {
     "server {",
     `    listen ${backendKey({ address: config.listenAddress, port: config.listenPort })};`,
     "",
-    "    proxy_http_version 1.1;",
-    '    proxy_set_header Connection "";',
-    "    proxy_set_header Host $host;",
-    "    proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
-    "    proxy_set_header X-Forwarded-Proto $scheme;",
+    ...PROXY_REQUEST_LINES,
     "    # A backend that refuses or times out: the request (if idempotent) goes to another one.",
     "    proxy_next_upstream error timeout;",
     `    proxy_hide_header ${LB_BACKEND_HEADER};`,

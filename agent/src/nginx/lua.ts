@@ -1,4 +1,5 @@
 import { isIP } from "node:net";
+import { controlAnswerTail } from "./lua-control.js";
 import { countersLocation } from "./request-counting.js";
 import { UPSTREAM_HEADER } from "./render.js";
 import { upstreamName } from "./site.js";
@@ -106,13 +107,7 @@ export function controlServerBlock(socketPath: string, depth: number): string[] 
       `                    ngx.header["${PROBE_STATUS_HEADER}"] = res.status`,
       `                    ngx.header["${PROBE_UPSTREAM_HEADER}"] = res.header["${UPSTREAM_HEADER}"] or ""`,
       "                end",
-      '            elseif method == "DELETE" then',
-      "                live:delete(app)",
-      '            elseif method ~= "GET" then',
-      "                return ngx.exit(ngx.HTTP_NOT_ALLOWED)",
-      "            end",
-      '            ngx.header["Content-Type"] = "text/plain"',
-      '            ngx.print(previous or "")',
+      ...controlAnswerTail(["live:delete(app)"]),
       "        }",
       "    }",
       "",

@@ -8,6 +8,19 @@ export const UPSTREAM_KEEPALIVE = 32;
 /** Response header naming the upstream that served a request; the agent confirms switches with it. */
 export const UPSTREAM_HEADER = "X-Cutover-Upstream";
 
+/**
+ * How an http server block of ours passes a request on, app site or load balancer:
+ * HTTP/1.1 with the Connection header cleared (kept-alive upstream connections), and the
+ * user's Host, address and scheme.
+ */
+export const PROXY_REQUEST_LINES: readonly string[] = [
+  "    proxy_http_version 1.1;",
+  '    proxy_set_header Connection "";',
+  "    proxy_set_header Host $host;",
+  "    proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
+  "    proxy_set_header X-Forwarded-Proto $scheme;",
+];
+
 /** proxy.directives, checked by validateSite: one line each, `;` added where the spec left it out. */
 function directiveLines(directives: readonly string[] | undefined): string[] {
   return (directives ?? []).map((raw) => `    ${raw.trim().replace(/;$/, "")};`);
@@ -46,11 +59,7 @@ function renderHttpSite(site: SiteConfig): string {
     "server {",
     `    listen ${hostPort(site.listenAddress, site.listenPort)};`,
     "",
-    "    proxy_http_version 1.1;",
-    '    proxy_set_header Connection "";',
-    "    proxy_set_header Host $host;",
-    "    proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
-    "    proxy_set_header X-Forwarded-Proto $scheme;",
+    ...PROXY_REQUEST_LINES,
     `    add_header ${UPSTREAM_HEADER} $upstream_addr always;`,
     "",
     "    location / {",
