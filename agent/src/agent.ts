@@ -2,7 +2,7 @@ import { chmodSync, mkdirSync } from "node:fs";
 import { cpus } from "node:os";
 import { dirname } from "node:path";
 import { createLogger, watchEventLoop, type Logger } from "@cutover/log";
-import { enrollmentTokenKeyId, REPORTS_KEPT_RELEASES, type cutover } from "@cutover/protocol";
+import { enrollmentTokenKeyId, REPORTS_KEPT_RELEASES, RUNS_HOOKS, type cutover } from "@cutover/protocol";
 import { CommandDispatcher } from "./commands/dispatcher.js";
 import { ConfigError, type AgentConfig } from "./config.js";
 import { loadOrCreateIdentity, markEnrolled } from "./identity.js";
@@ -18,6 +18,7 @@ import { createNginxRunner, ensureSocketDir, isNginxError, type NginxRunner, typ
 import { keptReleases, ReleaseStore, type ChunkSource } from "./releases/release-store.js";
 import { releaseDirs } from "./releases/release-dirs.js";
 import { lbHandlers } from "./commands/lb.js";
+import { hookHandler } from "./hooks/handler.js";
 import { LogStreams } from "./logs/streams.js";
 import { CommandVerifier } from "./session/command-verifier.js";
 import { AgentMetrics } from "./metrics/agent-metrics.js";
@@ -28,7 +29,7 @@ const FETCH_ATTEMPTS = 4;
 const FETCH_RECONNECT_WAIT_MS = 30_000;
 
 /** Capabilities this agent build announces in Hello (nginx ones are added from what is installed). */
-export const BASE_CAPABILITIES = ["ping", "deploy.bluegreen", "deploy.in-place", "rollback", "lb", REPORTS_KEPT_RELEASES];
+export const BASE_CAPABILITIES = ["ping", "deploy.bluegreen", "deploy.in-place", "rollback", "lb", REPORTS_KEPT_RELEASES, RUNS_HOOKS];
 
 export interface RunningAgent {
   link: CoordinatorLink;
@@ -68,12 +69,13 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
   const prepareNginx = nginxPreparer(nginx, log, (message) => link?.send({ event: { atUnixMs: Date.now(), kind: "nginx", message } }));
   const verifier = new CommandVerifier(config.stateDir);
   const enrollmentKeyId = trustedKeyOfEnrollment(config, identity.enrolled, verifier.pinned, log);
+  const releases = releaseDirs(new ReleaseStore(config.stateDir), chunkFetcher(() => link, log));
   const apps = new AppManager({
     stateDir: config.stateDir,
     proxy: new NginxAppProxy({ nginx, address: config.address, switchMode, prepare: prepareNginx }),
     colors: new Supervisors({ stateDir: config.stateDir, address: config.address, log: log.child("instances"), rootApps: config.rootApps }),
     admission: { rootApps: config.rootApps },
-    releases: releaseDirs(new ReleaseStore(config.stateDir), chunkFetcher(() => link, log)),
+    releases,
     resources: async () => {
       const r = await sampler.sample();
       return { memAvailableBytes: Number(r.memAvailableBytes), diskFreeBytes: Number(r.disks?.[0]?.freeBytes ?? 0), loadPerCore: (r.load1 ?? 0) / Math.max(1, cpus().length) };
@@ -94,6 +96,10 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
   );
   const logStreams = new LogStreams(config.stateDir, (lines) => link.send({ logLines: lines }));
   registerHandlers(dispatcher, { apps, logStreams, lb: lbHandlers({ nginx, address: config.address, switchMode, prepareNginx }) });
+  dispatcher.handle(
+    "runHook",
+    hookHandler({ address: config.address, admission: { rootApps: config.rootApps }, releases, live: (app) => apps.snapshot(app)?.live, emit: (event) => link.send({ event }), log: log.child("hooks") }),
+  );
   let refuse!: (refusal: cutover.v1.Refusal) => void;
   const refused = new Promise<cutover.v1.Refusal>((resolve) => (refuse = resolve));
   link = new CoordinatorLink({
