@@ -100,7 +100,7 @@ test.serial("rollback --to v1 after v1, v2, v3 on three hosts: a blue/green swap
   t.regex(table.stdout, /^HOST\s+STATE\s+LIVE\s+KEPT$/m);
   t.regex(table.stdout, /^web-1\s+online\s+v1\s+v3, v2, v1 \(live\)$/m);
   const forbidden = await coordinator.cli(["rollback", "geoip", "--to", "v2"], reader);
-  t.not(forbidden.exitCode, 0, "a read token cannot roll back");
+  t.is(forbidden.exitCode, 77, "denied: a read token cannot roll back");
 
   const history = await coordinator.cliJson<{ kind: string; release: string; state: string }[]>(["history", "geoip"]);
   t.deepEqual(history.json.map((d) => [d.kind, d.release, d.state]), [
@@ -117,7 +117,7 @@ test.serial("rollback --to v1 after v1, v2, v3 on three hosts: a blue/green swap
   ];
   for (const [args, message] of refusals) {
     const refused = await coordinator.cli(["rollback", "geoip", ...args]);
-    t.not(refused.exitCode, 0, args.join(" "));
+    t.is(refused.exitCode, 65, `refused as invalid: ${args.join(" ")}`);
     t.regex(refused.stderr, message);
   }
   const badName = await coordinator.cli(["rollback", "geoip", "--to", "../v1"]);
@@ -143,7 +143,7 @@ test.serial("rollback --to a release a host never had: refused while the app is 
   // A locked app refuses it like any rollback.
   t.is((await coordinator.cli(["lock", "acquire", "geoip", "-m", "freeze"])).exitCode, 0);
   const locked = await coordinator.cli(["rollback", "geoip", "--to", "v1"]);
-  t.not(locked.exitCode, 0);
+  t.is(locked.exitCode, 75, "try later: the app is locked");
   t.regex(locked.stderr, /geoip is locked by \S+ since \S+: "freeze"; nothing was deployed.*\(ERR_APP_LOCKED\)/s);
   t.is((await coordinator.cli(["lock", "release", "geoip"])).exitCode, 0);
 
@@ -152,7 +152,7 @@ test.serial("rollback --to a release a host never had: refused while the app is 
   renameSync(join(artifacts, archive!), join(fleet.dir, archive!));
   const before = await snapshot(fleet);
   const refused = await coordinator.cli(["rollback", "geoip", "--to", "v1"]);
-  t.not(refused.exitCode, 0);
+  t.is(refused.exitCode, 65, "refused: the release cannot be switched to (ERR_RELEASE_NOT_KEPT)");
   t.regex(refused.stderr, /1 host\(s\) cannot switch to v1 and the coordinator no longer has its artifact \(sha256 [0-9a-f]{12}…\); nothing was changed:\n\s+web-2: does not keep v1\n.*\(ERR_RELEASE_NOT_KEPT\)/s);
   t.deepEqual(await snapshot(fleet), before, "nothing changed");
 
