@@ -1,5 +1,6 @@
 import test from "ava";
 import { writeExampleSpec } from "./harness/app-spec.js";
+import { jsonError } from "./harness/cli-error.js";
 import { startFleet, type CoordinatorProcess, type Fleet } from "./harness/fleet.js";
 import { getThroughProxy } from "./harness/through-proxy.js";
 
@@ -88,7 +89,7 @@ test.serial("deploy --plan shows the hosts, batches, release and spec changes th
   const auditBefore = await auditRows(coordinator);
   const plan = await coordinator.cliJson<PlanJson>(["deploy", spec, "--release", "v2", "--plan"]);
   t.is(plan.exitCode, 2, plan.stderr);
-  t.regex(plan.stderr, /plan: the deploy would change geoip \(3 of 3 host\(s\) get v2\); nothing was changed/);
+  t.deepEqual(jsonError(plan), { code: "ERR_PLAN_CHANGES", message: "plan: the deploy would change geoip (3 of 3 host(s) get v2); nothing was changed" });
   t.like(plan.json, { app: "geoip", release: "v2", strategy: "bluegreen", outcome: "change", leftOut: [], specChanges: [], refusals: [], preflight: { ok: true } });
   t.deepEqual(plan.json.batches, [["web-1", "web-2"], ["web-3"]]);
   t.deepEqual(plan.json.hosts.map((h) => [h.name, h.batch, h.liveColor, `${h.release.from}→${h.release.to}`, h.action]), [
@@ -183,7 +184,9 @@ test.serial("deploy --plan shows the hosts, batches, release and spec changes th
   t.like(refused.json, { outcome: "refused", preflight: { ok: false } });
   t.deepEqual(refused.json.refusals.map((r) => r.code), ["ERR_PREFLIGHT_FAILED"]);
   t.deepEqual(refused.json.batches, [["web-1", "web-2"], ["web-3"]], "the order is still shown");
-  t.regex(refused.stderr, /a deploy now would be refused: the resource preflight failed on 3 host\(s\)/);
+  const refusedError = jsonError(refused);
+  t.is(refusedError.code, "ERR_FAILED", "the refusals' own codes are in the plan on stdout");
+  t.regex(refusedError.message, /^plan: a deploy now would be refused: the resource preflight failed on 3 host\(s\)/);
   const refusedTable = await coordinator.cli(["deploy", greedy, "--release", "v3", "--plan"]);
   t.is(refusedTable.exitCode, 1);
   t.regex(refusedTable.stdout, /^preflight: FAIL$/m);
