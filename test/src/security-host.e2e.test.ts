@@ -79,10 +79,10 @@ test.serial("a spec with access_by_lua is refused by cutover check, cutover depl
   const issue = `proxy.directives[1]: expected one allowed nginx directive with plain arguments, like "client_max_body_size 10m", got ${JSON.stringify(lua)}: "access_by_lua" is not an allowed directive (the list is in packages/spec/README.md)`;
 
   const check = await fleet.coordinator.cli(["check", spec]);
-  t.is(check.exitCode, 1);
+  t.is(check.exitCode, 64, "bad input: the spec, found before anything was sent");
   t.true(check.stderr.includes(issue), check.stderr);
   const cli = await fleet.coordinator.cli(["deploy", spec, "--release", "v1"]);
-  t.is(cli.exitCode, 1);
+  t.is(cli.exitCode, 64, "bad input: the spec, found before anything was sent");
   t.regex(cli.stderr, /the app spec is invalid; nothing was deployed/);
   t.true(cli.stderr.includes(issue), cli.stderr);
 
