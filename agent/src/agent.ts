@@ -2,7 +2,7 @@ import { chmodSync, mkdirSync } from "node:fs";
 import { cpus } from "node:os";
 import { dirname } from "node:path";
 import { createLogger, watchEventLoop, type Logger } from "@cutover/log";
-import { enrollmentTokenKeyId, REPORTS_KEPT_RELEASES, RUNS_HOOKS, type cutover } from "@cutover/protocol";
+import { enrollmentTokenKeyId, REMOVES_APPS, REPORTS_KEPT_RELEASES, RUNS_HOOKS, type cutover } from "@cutover/protocol";
 import { CommandDispatcher } from "./commands/dispatcher.js";
 import { ConfigError, type AgentConfig } from "./config.js";
 import { loadOrCreateIdentity, markEnrolled } from "./identity.js";
@@ -18,6 +18,7 @@ import { createNginxRunner, ensureSocketDir, isNginxError, type NginxRunner, typ
 import { keptReleases, ReleaseStore, type ChunkSource } from "./releases/release-store.js";
 import { releaseDirs } from "./releases/release-dirs.js";
 import { lbHandlers } from "./commands/lb.js";
+import { removeAppHandler } from "./commands/remove-app.js";
 import { hookHandler } from "./hooks/handler.js";
 import { LogStreams } from "./logs/streams.js";
 import { CommandVerifier } from "./session/command-verifier.js";
@@ -29,7 +30,7 @@ const FETCH_ATTEMPTS = 4;
 const FETCH_RECONNECT_WAIT_MS = 30_000;
 
 /** Capabilities this agent build announces in Hello (nginx ones are added from what is installed). */
-export const BASE_CAPABILITIES = ["ping", "deploy.bluegreen", "deploy.in-place", "rollback", "lb", REPORTS_KEPT_RELEASES, RUNS_HOOKS];
+export const BASE_CAPABILITIES = ["ping", "deploy.bluegreen", "deploy.in-place", "rollback", "lb", REPORTS_KEPT_RELEASES, RUNS_HOOKS, REMOVES_APPS];
 
 export interface RunningAgent {
   link: CoordinatorLink;
@@ -96,6 +97,7 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
   );
   const logStreams = new LogStreams(config.stateDir, (lines) => link.send({ logLines: lines }));
   registerHandlers(dispatcher, { apps, logStreams, lb: lbHandlers({ nginx, address: config.address, switchMode, prepareNginx }) });
+  dispatcher.handle("removeApp", removeAppHandler({ apps, nginx }));
   dispatcher.handle(
     "runHook",
     hookHandler({ address: config.address, admission: { rootApps: config.rootApps }, releases, live: (app) => apps.snapshot(app)?.live, emit: (event) => link.send({ event }), log: log.child("hooks") }),

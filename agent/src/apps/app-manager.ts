@@ -1,6 +1,6 @@
 import { performance } from "node:perf_hooks";
 import type { Logger } from "@cutover/log";
-import { isValidRelease, v1, type cutover } from "@cutover/protocol";
+import { isValidName, isValidRelease, NAME_RULE, v1, type cutover } from "@cutover/protocol";
 import type { ReleaseDirs } from "../releases/release-dirs.js";
 import { admitDefinition, type AdmissionPolicy } from "./admission.js";
 import type { AppProxy, ProxySwitch } from "./app-proxy.js";
@@ -38,6 +38,16 @@ export interface CommandOutcome {
   message?: string;
   deployed: Outcome;
 }
+
+/** What removing an app from this host did (RemoveApp, AppRemoved). */
+export interface AppRemoval {
+  stoppedColors: Color[];
+  siteRemoved: boolean;
+  stateRemoved: boolean;
+}
+
+/** Stop signal and timeout for an app whose saved state is gone (its definition unknown). */
+const FALLBACK_STOP = { signal: "SIGTERM", timeoutMs: 10_000 };
 
 /** Timings a successful plan adds to its outcome. */
 type Timings = Pick<Outcome, "switchMs" | "handoverMs">;
@@ -158,6 +168,34 @@ export class AppManager {
       else result = await this.blueGreen(commandId, "rollback", snapshot, target);
       await this.remember(app, commandId, result);
       return result;
+    });
+  }
+
+  /**
+   * Removes the app from this host (`cutover apps remove`), after whatever runs for it:
+   * its nginx site first (users get no answer rather than a 502 from a site whose colors
+   * are stopping; a site that cannot be removed fails the command with everything still
+   * running), then both colors, then its saved state and unpacked releases. An app this
+   * host does not have is removed already: nothing happens, nothing fails.
+   */
+  remove(app: string): Promise<AppRemoval> {
+    if (!isValidName(app)) return Promise.reject(new DeployError("ERR_INVALID_APP", `RemoveApp names no valid app (${JSON.stringify(app)}): ${NAME_RULE}`));
+    return this.exclusive(app, async () => {
+      const snapshot = this.store.load(app);
+      clearTimeout(this.drainTimers.get(app));
+      this.drainTimers.delete(app);
+      const siteRemoved = await this.options.proxy.remove(app);
+      const stoppedColors: Color[] = [];
+      for (const color of ["blue", "green"] as const) {
+        if (!this.options.colors.report(app, color)) continue;
+        const run = snapshot?.definition.run;
+        await this.options.colors.stop(app, color, run?.stopSignal ?? FALLBACK_STOP.signal, run?.stopTimeoutMs ?? FALLBACK_STOP.timeoutMs);
+        stoppedColors.push(color);
+      }
+      const releasesRemoved = this.options.releases.removeAll(app);
+      const stateRemoved = this.store.remove(app) || releasesRemoved;
+      this.options.log.warn("app removed from this host", { app, stoppedColors: stoppedColors.join(",") || "none", siteRemoved, stateRemoved });
+      return { stoppedColors, siteRemoved, stateRemoved };
     });
   }
 

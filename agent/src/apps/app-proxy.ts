@@ -1,4 +1,4 @@
-import { pretestSwitch, readLivePort, switchSite, warmSite, type NginxRunner, type SiteConfig, type SwitchMode, type SwitchResult } from "../nginx/index.js";
+import { pretestSwitch, readLivePort, removeSite, switchSite, warmSite, type NginxRunner, type SiteConfig, type SwitchMode, type SwitchResult } from "../nginx/index.js";
 import type { AppDefinition } from "./definition.js";
 
 /** What a switch reports to the transaction. */
@@ -32,6 +32,8 @@ export interface AppProxy {
   warm(definition: AppDefinition, port: number): Promise<void>;
   /** The port the app's proxy serves (or, not running, would serve once started); null when unknown. */
   serving(app: string): Promise<number | null>;
+  /** Removes the app's site (tested without it, then reloaded); false when there was none. Throws with nothing removed on failure. */
+  remove(app: string): Promise<boolean>;
 }
 
 export interface NginxAppProxyOptions {
@@ -71,6 +73,11 @@ export class NginxAppProxy implements AppProxy {
   async serving(app: string): Promise<number | null> {
     const reading = await readLivePort(this.options.nginx, app).catch(() => undefined);
     return reading?.serving ?? null;
+  }
+
+  async remove(app: string): Promise<boolean> {
+    await this.options.prepare();
+    return removeSite(this.options.nginx, app);
   }
 
   private site(definition: AppDefinition, livePort: number): SiteConfig {

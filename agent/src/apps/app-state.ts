@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { isValidName, type cutover } from "@cutover/protocol";
 import { writeFileAtomic } from "../state/atomic-write.js";
@@ -58,6 +58,14 @@ export class AppStateStore {
     mkdirSync(join(path, ".."), { recursive: true, mode: 0o700 });
     snapshot.results = snapshot.results.slice(-RESULTS_KEPT);
     await writeFileAtomic(path, JSON.stringify(snapshot, null, 2), 0o600);
+  }
+
+  /** Deletes the app's saved state (`cutover apps remove`); true when there was some. */
+  remove(app: string): boolean {
+    const dir = join(this.path(app), "..");
+    const existed = existsSync(dir);
+    rmSync(dir, { recursive: true, force: true });
+    return existed;
   }
 
   apps(): string[] {

@@ -10,7 +10,8 @@ export class DeployError extends Error {
       | "ERR_PREVIOUS_RELEASE_GONE"
       | "ERR_AGENT_RESTARTED"
       | "ERR_PORT_IN_USE"
-      | "ERR_DIRECTIVE_REFUSED",
+      | "ERR_DIRECTIVE_REFUSED"
+      | "ERR_INVALID_APP",
     message: string,
   ) {
     super(message);

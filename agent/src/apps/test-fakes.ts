@@ -185,6 +185,11 @@ export class FakeProxy implements AppProxy {
   async serving(app: string): Promise<number | null> {
     return this.host.serving.get(app) ?? null;
   }
+
+  async remove(app: string): Promise<boolean> {
+    this.host.take("switch");
+    return this.host.serving.delete(app);
+  }
 }
 
 /** Release dirs that are there at once; `fetch` faults fail the next one. */
@@ -195,6 +200,7 @@ export function fakeReleases(host: FakeHost): ReleaseDirs {
       return `/fake/releases/${app}/${release}`;
     },
     prune: () => host.take("prune"),
+    removeAll: () => false,
   };
 }
 

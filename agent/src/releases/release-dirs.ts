@@ -12,6 +12,8 @@ export interface ReleaseDirs {
   dirOf(app: string, release: ReleaseId): Promise<string>;
   /** Deletes the app's unpacked releases except `keep`. */
   prune(app: string, keep: string[]): void;
+  /** Deletes every unpacked release of the app (`cutover apps remove`); true when there were some. */
+  removeAll(app: string): boolean;
 }
 
 /** The releases under STATE/releases, fetched chunk by chunk over the coordinator link. */
@@ -19,5 +21,6 @@ export function releaseDirs(store: ReleaseStore, fetchChunk: ChunkSource): Relea
   return {
     dirOf: (app, { release, sha256 }) => (sha256 ? store.ensure(app, release, sha256, fetchChunk) : Promise.resolve(store.scratchDir(app))),
     prune: (app, keep) => store.prune(app, keep),
+    removeAll: (app) => store.removeAll(app),
   };
 }

@@ -121,6 +121,15 @@ export class ReleaseStore {
     if (actual !== sha256) throw new ReleaseError("ERR_ARTIFACT_HASH_MISMATCH", `artifact hashes to ${actual}, not ${sha256}`);
   }
 
+  /** Removes every unpacked release of an app (its scratch dir is under its state, removed with it); true when there were any. */
+  removeAll(app: string): boolean {
+    if (!isValidName(app)) throw new ReleaseError("ERR_RELEASE_NAME", `invalid app name: ${app}`);
+    const appDir = join(this.stateDir, "releases", app);
+    const existed = existsSync(appDir);
+    rmSync(appDir, { recursive: true, force: true });
+    return existed;
+  }
+
   /** Removes all but the newest RELEASES_KEPT releases of an app, never one in `keep`. */
   prune(app: string, keep: string[]): void {
     const appDir = join(this.stateDir, "releases", app);

@@ -167,7 +167,7 @@ export function deploymentRoutes(deps: DeploymentApiDeps): Router {
   router.get("/v1/apps/:app/status", requireRole(tokens, "read"), (request, response) => {
     const app = appParam(request);
     const spec = apps.get(app);
-    if (!spec) throw new ApiError(404, "ERR_APP_UNKNOWN", `${app} has never been deployed`);
+    if (!spec) throw new ApiError(404, "ERR_APP_UNKNOWN", `${app} is unknown: never deployed, or removed (\`cutover history ${app}\` keeps its deployments)`);
     const active = deployments.active(app);
     const rows = hosts
       .list()

@@ -1,6 +1,7 @@
 import express, { type NextFunction, type Request, type Response } from "express";
 import type { CoordinatorMetrics } from "../metrics/registry.js";
 import type { AuditStore } from "../store/audit.js";
+import { appRoutes } from "./apps.js";
 import { auditTrail, remoteAddress } from "./audit-trail.js";
 import { MAX_REQUEST_BODY_BYTES, requireRole } from "./auth.js";
 import { deploymentRoutes, type DeploymentApiDeps } from "./deployments.js";
@@ -42,6 +43,7 @@ export function createApi(deps: ApiDeps): express.Express {
   app.use(planRoutes(deps));
   app.use(deploymentRoutes(deps));
   app.use(lockRoutes(deps));
+  app.use(appRoutes(deps));
   app.use(secretRoutes(deps));
   app.use(releaseRoutes(deps));
   app.use(logRoutes(deps));

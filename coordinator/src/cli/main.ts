@@ -14,6 +14,7 @@ import { registerAudit } from "./commands/audit.js";
 import { registerLock } from "./commands/lock.js";
 import { registerSecret } from "./commands/secret.js";
 import { registerLogs } from "./commands/logs.js";
+import { registerApps } from "./commands/apps.js";
 import { registerInit } from "./commands/init.js";
 import { registerValidate } from "./commands/validate.js";
 import { registerCompletion } from "./commands/completion.js";
@@ -45,6 +46,7 @@ export function buildProgram(): Command {
   registerLock(program);
   registerSecret(program);
   registerLogs(program);
+  registerApps(program);
   registerInit(program);
   registerValidate(program);
   registerCompletion(program);

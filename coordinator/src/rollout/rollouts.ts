@@ -293,6 +293,20 @@ export class Rollouts {
     }
   }
 
+  /**
+   * Runs `work` (`cutover apps remove`) unless the app is locked or a deployment of it
+   * runs; deploys and rollbacks of it are refused until it is done.
+   */
+  async whileRemoving<T>(app: string, work: () => Promise<T>): Promise<T> {
+    this.refuseIfBusy(app);
+    this.removing.add(app);
+    try {
+      return await work();
+    } finally {
+      this.removing.delete(app);
+    }
+  }
+
   /** Resolves when the deployment's background work has finished (tests, shutdown). */
   async settled(id: string): Promise<void> {
     await this.running.get(id)?.done;

@@ -38,6 +38,11 @@ export class AppStore {
     statement(this.db, "UPDATE apps SET lb_state = ?, updated_at = ? WHERE name = ?").run(JSON.stringify(state), this.now(), name);
   }
 
+  /** Forgets the app (`cutover apps remove`): its spec and upstream; its deployments and audit rows are kept. */
+  remove(name: string): boolean {
+    return statement(this.db, "DELETE FROM apps WHERE name = ?").run(name).changes === 1;
+  }
+
   names(): string[] {
     return (statement(this.db, "SELECT name FROM apps ORDER BY name").all() as { name: string }[]).map((r) => r.name);
   }

@@ -32,4 +32,5 @@ export {
 } from "./request-metrics.js";
 export { REPORTS_KEPT_RELEASES, MAX_KEPT_RELEASES } from "./kept-releases.js";
 export { HOOK_NAMES, HOOK_OUTPUT_TAIL_BYTES, MAX_HOOK_ARGS, MAX_HOOK_TIMEOUT_MS, MIN_HOOK_TIMEOUT_MS, RUNS_HOOKS } from "./hooks.js";
+export { REMOVES_APPS } from "./app-removal.js";
 export { requestMetricFamilies, type LabelledTotals, type MetricFamily } from "./request-series.js";
