@@ -14,6 +14,7 @@ import { NginxAppProxy } from "./apps/app-proxy.js";
 import { colorOfPort } from "./apps/definition.js";
 import { COUNTS_REQUESTS, RequestCounterSource } from "./requests/request-counters.js";
 import { Supervisors } from "./apps/supervisors.js";
+import { SecretVault } from "./apps/secret-vault.js";
 import { createNginxRunner, ensureSocketDir, isNginxError, type NginxRunner, type ManagedNginx, type SwitchMode } from "./nginx/index.js";
 import { keptReleases, ReleaseStore, type ChunkSource } from "./releases/release-store.js";
 import { releaseDirs } from "./releases/release-dirs.js";
@@ -71,10 +72,13 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
   const verifier = new CommandVerifier(config.stateDir);
   const enrollmentKeyId = trustedKeyOfEnrollment(config, identity.enrolled, verifier.pinned, log);
   const releases = releaseDirs(new ReleaseStore(config.stateDir), chunkFetcher(() => link, log));
+  // Secret values, in memory only (apps/secret-vault.ts): commands fill it, the supervisors start apps with it.
+  const secrets = new SecretVault();
   const apps = new AppManager({
     stateDir: config.stateDir,
+    secrets,
     proxy: new NginxAppProxy({ nginx, address: config.address, switchMode, prepare: prepareNginx }),
-    colors: new Supervisors({ stateDir: config.stateDir, address: config.address, log: log.child("instances"), rootApps: config.rootApps }),
+    colors: new Supervisors({ stateDir: config.stateDir, address: config.address, log: log.child("instances"), rootApps: config.rootApps, secrets }),
     admission: { rootApps: config.rootApps },
     releases,
     resources: async () => {
@@ -142,11 +146,13 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
 
 /** The nginx runner of the configured mode, and the switch mode it supports ("live" needs the Lua module). */
 async function openNginx(config: AgentConfig, log: Logger): Promise<{ nginx: NginxRunner; switchMode: SwitchMode }> {
+  // Kept across restarts: the site files rendered with it stay the same bytes (probe-token.ts).
+  const probeToken = loadProbeToken(join(config.stateDir, PROBE_TOKEN_FILE));
   const nginx: NginxRunner =
     config.nginxMode === "managed"
       ? // --switch reload uses nothing of the Lua module: its nginx reloads without starting it.
-        await createNginxRunner({ mode: "managed", stateDir: config.stateDir, lua: config.switchMode !== "reload" })
-      : await createNginxRunner({ mode: "system" });
+        await createNginxRunner({ mode: "managed", stateDir: config.stateDir, lua: config.switchMode !== "reload", probeToken })
+      : await createNginxRunner({ mode: "system", probeToken });
   try {
     ensureSocketDir(dirname(nginx.controlSocket));
   } catch (error) {
@@ -220,7 +226,7 @@ function registerHandlers(dispatcher: CommandDispatcher, parts: { apps: AppManag
   });
   dispatcher.handle("applyLb", (command) => lb.applyLb(command));
   dispatcher.handle("waitDrained", (command) => lb.waitDrained(command));
-  dispatcher.handle("rollback", (command) => apps.rollback(command.commandId, command.rollback?.app ?? "", command.rollback?.inPlace ?? false));
+  dispatcher.handle("rollback", (command) => apps.rollback(command.commandId, command.rollback?.app ?? "", command.rollback?.inPlace ?? false, command.rollback?.secrets));
 }
 
 /** A signed command from the link: verified (and its sequence saved) before it is dispatched; refused with a reason otherwise. */

@@ -7,6 +7,7 @@ import type { AppProxy, ProxySwitch } from "./app-proxy.js";
 import { AppStateStore, otherColor, type AppSnapshot, type Color, type ReleaseRef } from "./app-state.js";
 import { appDefinitionOf, portOf, type AppDefinition } from "./definition.js";
 import { DeployError } from "./errors.js";
+import type { SecretVault } from "./secret-vault.js";
 import type { ColorHandle, ProcessControl, ReleaseLaunch } from "./process-control.js";
 import { envFaultHook, LocalTransaction, type FaultHook, type Transaction, type TransactionStep } from "./transaction.js";
 
@@ -22,6 +23,8 @@ export interface AppManagerOptions {
   /** Root apps and proxy directives this host accepts; checked before a deploy changes anything. */
   admission: AdmissionPolicy;
   releases: ReleaseDirs;
+  /** Where the secret values Deploy and Rollback bring are kept (memory only), for the supervisors to start instances with. */
+  secrets: SecretVault;
   /** Free memory, free disk of the state dir, and load per core, for preflight. */
   resources(): Promise<{ memAvailableBytes: number; diskFreeBytes: number; loadPerCore: number }>;
   /** Streams a progress event for the command being run. */
@@ -139,6 +142,7 @@ export class AppManager {
       if (!isValidRelease(release)) throw new DeployError("ERR_INVALID_DEFINITION", `the Deploy of ${definition.name} names no valid release (${JSON.stringify(release)})`);
       admitDefinition(definition, this.options.admission);
       ref = { release, sha256: deploy.artifact?.sha256 || undefined, definition };
+      this.options.secrets.put(definition.name, deploy.secrets);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -152,7 +156,9 @@ export class AppManager {
   }
 
   /** Switches back to the previous release: one switch while it is warm, else a start of it (in place when asked). */
-  rollback(commandId: string, app: string, inPlace = false): Promise<CommandOutcome> {
+  rollback(commandId: string, app: string, inPlace = false, secrets?: Record<string, string> | null): Promise<CommandOutcome> {
+    // The app's secrets, for a cold rollback that starts the previous release again.
+    this.options.secrets.put(app, secrets);
     return this.exclusive(app, async () => {
       const snapshot = this.store.load(app);
       const target = snapshot?.rollbackTarget;

@@ -39,3 +39,26 @@ test("the bounds themselves are accepted", (t) => {
   t.is(appDefinitionOf(withHealth({ liveIntervalMs: 1000 })).health.liveIntervalMs, 1000);
   t.is(appDefinitionOf(withHealth({ liveIntervalMs: 2 ** 31 - 1 })).health.liveIntervalMs, 2 ** 31 - 1);
 });
+
+test("secret references and the env file pass the edge as references; one saved before secrets existed has none", (t) => {
+  const checked = appDefinitionOf({ ...WIRE, run: { command: ["node"], env: { A: "1" }, secretEnv: { DATABASE_URL: "DB_URL" }, envFile: "/etc/geoip/env" } });
+  t.deepEqual(checked.run.secretEnv, { DATABASE_URL: "DB_URL" });
+  t.is(checked.run.envFile, "/etc/geoip/env");
+  t.deepEqual(appDefinitionOf(checked), checked, "what a snapshot saves reads back the same");
+  const { secretEnv: _s, envFile: _f, ...savedByAnOlderAgent } = checked.run;
+  t.like(appDefinitionOf({ ...checked, run: savedByAnOlderAgent as never }).run, { secretEnv: {}, envFile: undefined });
+  t.is(appDefinitionOf(WIRE).run.envFile, undefined);
+});
+
+test("a secret reference or env file that is not one is refused at the edge", (t) => {
+  const cases: [Record<string, unknown>, string][] = [
+    [{ command: ["node"], secretEnv: { "1X": "DB" } }, "references a secret by a name that is not an environment variable name"],
+    [{ command: ["node"], secretEnv: { DB: "db-url" } }, "references a secret by a name that is not an environment variable name"],
+    [{ command: ["node"], envFile: "etc/env" }, "has an env_file that is not an absolute path"],
+  ];
+  for (const [run, what] of cases) {
+    const error = t.throws(() => appDefinitionOf({ ...WIRE, run: run as never }));
+    t.is((error as { code?: string }).code, "ERR_INVALID_DEFINITION");
+    t.is(error?.message, `the definition of geoip ${what}`);
+  }
+});

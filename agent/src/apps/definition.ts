@@ -25,7 +25,17 @@ export interface HealthGate {
  */
 export interface AppDefinition {
   name: string;
-  run: { command: string[]; env: Record<string, string>; user: string | undefined; stopSignal: string; stopTimeoutMs: number };
+  run: {
+    command: string[];
+    env: Record<string, string>;
+    /** Variable → the app secret whose value it gets: only the reference (the values are in SecretVault, never saved). */
+    secretEnv: Record<string, string>;
+    /** A KEY=VALUE file on this host read at each start; undefined: none. */
+    envFile: string | undefined;
+    user: string | undefined;
+    stopSignal: string;
+    stopTimeoutMs: number;
+  };
   bluePort: number;
   greenPort: number;
   proxy: { listenPort: number; protocol: "http" | "tcp"; directives: string[] };
@@ -38,6 +48,7 @@ export interface AppDefinition {
   needs: { minFreeMemoryBytes: number; minFreeDiskBytes: number; maxLoad: number };
 }
 
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const isPort = (n: unknown): n is number => typeof n === "number" && Number.isInteger(n) && n > 0 && n < 65536;
 
 /** Live checks when the Deploy names no interval (an older coordinator sends none): the spec's default, 5 s. */
@@ -63,6 +74,13 @@ export function appDefinitionOf(wire: WireDefinition | AppDefinition | null | un
   if (!isPort(listenPort)) throw invalid("has no proxy listen port");
   const command = wire.run?.command ?? [];
   if (command.length === 0 || command.some((arg) => typeof arg !== "string")) throw invalid("has no run command");
+  // A snapshot saved before secrets existed has none.
+  const secretEnv: Record<string, string> = { ...(wire.run?.secretEnv ?? {}) };
+  if (Object.entries(secretEnv).some(([variable, secret]) => !ENV_NAME.test(variable) || typeof secret !== "string" || !ENV_NAME.test(secret))) {
+    throw invalid("references a secret by a name that is not an environment variable name");
+  }
+  const envFile = wire.run?.envFile || undefined;
+  if (envFile !== undefined && (!envFile.startsWith("/") || envFile.includes("\0"))) throw invalid("has an env_file that is not an absolute path");
   const health = healthGateOf(wire.health);
   if (!isLiveInterval(health.liveIntervalMs)) {
     throw invalid(`has a health live interval of ${health.liveIntervalMs} ms: it must be a whole number of ms from ${MIN_LIVE_INTERVAL_MS} to ${MAX_TIMER_MS}`);
@@ -72,6 +90,8 @@ export function appDefinitionOf(wire: WireDefinition | AppDefinition | null | un
     run: {
       command: [...command],
       env: { ...(wire.run?.env ?? {}) },
+      secretEnv,
+      envFile,
       user: wire.run?.user || undefined,
       stopSignal: wire.run?.stopSignal || "SIGTERM",
       stopTimeoutMs: Number(wire.run?.stopTimeoutMs || 30_000),

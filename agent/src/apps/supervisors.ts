@@ -8,6 +8,7 @@ import {
   belowAgent,
   instanceRecordPath,
   processSpec,
+  readEnvFile,
   readInstanceRecord,
   readRssBytes,
   removeInstanceRecord,
@@ -27,6 +28,7 @@ import {
 import type { Color } from "./app-state.js";
 import { portOf, type AppDefinition } from "./definition.js";
 import { portIsFree } from "./port-check.js";
+import { SecretVault } from "./secret-vault.js";
 import type { ColorHandle, ColorReport, ProcessControl, ReleaseLaunch } from "./process-control.js";
 
 export interface SupervisorsOptions {
@@ -38,7 +40,11 @@ export interface SupervisorsOptions {
   restart?: Partial<RestartPolicy>;
   /** The supervisors' timers (live checks, restart backoff); real unref'd timers unless a test watches them. */
   schedule?: Schedule;
+  /** The secret values the apps' definitions reference (the AppManager's, filled by commands); default: none held. */
+  secrets?: SecretVault;
 }
+
+const NO_SECRETS = new SecretVault();
 
 /**
  * One Supervisor per app and color, over the process, limits and health
@@ -226,9 +232,12 @@ export class Supervisors implements ProcessControl {
     const app = definition.name;
     const port = portOf(definition, color);
     const cwd = await releaseDir();
-    // Every start checks run.user again (restarts and rollbacks too): a root app needs allow_root_apps.
-    const { command, env, user } = definition.run;
-    const spec = processSpec({ command, env, user }, { port, address, color, release, releaseDir: cwd }, { rootApps });
+    // Every start checks run.user again (restarts and rollbacks too): a root app needs allow_root_apps;
+    // and reads the env file and the secrets again: what the host and the last command hold now.
+    const { command, env, user, envFile } = definition.run;
+    const secretEnv = (this.#options.secrets ?? NO_SECRETS).environment(app, definition.run.secretEnv);
+    const fileEnv = envFile ? await readEnvFile(envFile) : undefined;
+    const spec = processSpec({ command, env, user, fileEnv, secretEnv }, { port, address, color, release, releaseDir: cwd }, { rootApps });
     const { memoryBytes, cpuCores } = definition.limits;
     // ERR_LIMITS_UNSUPPORTED ("limits unsupported here: ...") on a host without cgroups: nothing is started.
     const limits = memoryBytes || cpuCores ? await applyLimits(this.#cgroups, { app, color, memoryBytes, cpuCores }) : undefined;

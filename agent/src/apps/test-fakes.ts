@@ -15,6 +15,7 @@ import { portOf, type AppDefinition } from "./definition.js";
 import type { ColorHandle, ColorReport, ProcessControl, ReleaseLaunch } from "./process-control.js";
 import type { ReleaseDirs } from "../releases/release-dirs.js";
 import type { FaultPoint } from "./transaction.js";
+import { SecretVault } from "./secret-vault.js";
 
 /** What the next call of each kind does wrong; "persist": the switch's fallback file is not written. */
 export type FaultKind = "start" | "gate" | "switch" | "persist" | "fetch" | "resources" | "prune";
@@ -224,6 +225,7 @@ export function fakeAgent(host: FakeHost, stateDir: string, options: AgentOption
   const proxy = new FakeProxy(host);
   const manager = new AppManager({
     stateDir,
+    secrets: new SecretVault(),
     proxy,
     colors: new FakeProcesses(host),
     admission: { rootApps: "allow" },

@@ -14,6 +14,10 @@ export const PROCESS_ERROR_CODES = [
   "ERR_UNKNOWN_VARIABLE",
   /** The run section cannot be turned into a command (empty argv, `${` without `}`). */
   "ERR_INVALID_RUN_SPEC",
+  /** `run.env_file` is missing, not a regular file, world-writable or not KEY=VALUE lines. */
+  "ERR_ENV_FILE",
+  /** `run.env` references a secret whose value this agent does not hold (not sent, or the agent restarted since). */
+  "ERR_SECRET_UNAVAILABLE",
   /** An app name, color or release that is not safe to use in a path. */
   "ERR_INVALID_NAME",
   /** An instance record on disk that does not parse or does not match what it is used for. */

@@ -2,6 +2,7 @@ export { processSpec, substitute, SAFE_INHERITED_ENV, type ProcessSpec, type Pro
 export { findUser, lookupUserInPasswd, PASSWD_PATH, type UserIds, type UserLookup } from "./users.js";
 export { resolveRunAs, ROOT_APPS_SETTING, type RootApps, type RunAsOptions } from "./run-as.js";
 export { startProcess, type StartProcessOptions } from "./start.js";
+export { readEnvFile, parseEnvFile } from "./env-file.js";
 export { adoptProcess, identify, AppProcess, DEFAULT_EXIT_POLL_MS, type AdoptResult, type ExitStatus, type Identification } from "./app-process.js";
 export { stopProcess, DEFAULT_STOP_POLL_MS, KILL_WAIT_MS, type StopOptions, type StopResult } from "./stop.js";
 export {

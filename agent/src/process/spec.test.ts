@@ -153,3 +153,24 @@ test("an unknown variable in argv names its position", (t) => {
   t.true(isProcessError(error, "ERR_UNKNOWN_VARIABLE"));
   t.true(error.message.startsWith("run.command[2] uses ${DATA_DIR},"), error.message);
 });
+
+test("env_file's variables, then run.env, then secrets as given (never substituted); PORT and friends win over all", (t) => {
+  const run: RunSection = {
+    command: ["node", "server.js"],
+    env: { MODE: "${COLOR}", FROM_FILE: "overridden" },
+    fileEnv: { FROM_FILE: "file", ONLY_FILE: "f", PORT: "1" },
+    secretEnv: { DATABASE_URL: "postgres://u:p${PORT}$$@db/x", MODE: "secret wins" },
+  };
+  const { env } = processSpec(run, CTX, AGENT);
+  t.is(env.ONLY_FILE, "f");
+  t.is(env.FROM_FILE, "overridden");
+  t.is(env.DATABASE_URL, "postgres://u:p${PORT}$$@db/x", "a secret's ${...} is not substituted");
+  t.is(env.MODE, "secret wins");
+  t.is(env.PORT, "7001");
+});
+
+test("a secret with a bad variable name is refused without its value in the message", (t) => {
+  const error = t.throws(() => processSpec({ command: ["x"], env: {}, secretEnv: { "1BAD": "hunter2" } }, CTX, AGENT));
+  t.true(isProcessError(error, "ERR_INVALID_RUN_SPEC"));
+  t.false(error!.message.includes("hunter2"));
+});

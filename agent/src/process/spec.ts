@@ -11,6 +11,10 @@ export interface RunSection {
   env: Readonly<Record<string, string>>;
   /** Account to run as; absent or empty for the agent's own user (refused when that is root, unless root apps are allowed). */
   user?: string;
+  /** Variables read from run.env_file on this host (readEnvFile); `env` wins over them. Not substituted. */
+  fileEnv?: Readonly<Record<string, string>>;
+  /** Variables whose values are the app's secrets, already resolved; set as given, never substituted, and win over `env`. */
+  secretEnv?: Readonly<Record<string, string>>;
 }
 
 /** Where and as what one instance runs. */
@@ -57,8 +61,9 @@ const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/b
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /**
- * Builds the command for one instance from the spec's run section: substitutes
- * the variables in argv and env values, sets PORT, HOST, COLOR and RELEASE
+ * Builds the command for one instance from the spec's run section: the env
+ * file's variables, then run.env with the variables substituted in its values,
+ * then the secrets as given; sets PORT, HOST, COLOR and RELEASE
  * (they win over run.env: the agent health-checks that port), and resolves
  * run.user, refusing uid 0 unless root apps are allowed. Pure apart from the
  * user lookup and the agent's uid, which are injectable.
@@ -91,11 +96,19 @@ export function processSpec(run: RunSection, ctx: SpecContext, options: ProcessS
     Object.assign(env, { HOME: user.home, USER: run.user, LOGNAME: run.user });
   }
 
+  Object.assign(env, run.fileEnv);
   for (const [name, value] of Object.entries(run.env)) {
     if (!ENV_NAME.test(name)) {
       throw new ProcessError("ERR_INVALID_RUN_SPEC", `run.env has the name ${JSON.stringify(name)}; names are letters, digits and _, not starting with a digit`);
     }
     env[name] = substitute(value, vars, `run.env.${name}`);
+  }
+  // A secret is set as it is: substituting would change it, and an error about it would quote it.
+  for (const [name, value] of Object.entries(run.secretEnv ?? {})) {
+    if (!ENV_NAME.test(name)) {
+      throw new ProcessError("ERR_INVALID_RUN_SPEC", `run.env has the name ${JSON.stringify(name)}; names are letters, digits and _, not starting with a digit`);
+    }
+    env[name] = value;
   }
   Object.assign(env, { PORT: vars.PORT, HOST: vars.ADDRESS, COLOR: vars.COLOR, RELEASE: vars.RELEASE });
 
