@@ -3,6 +3,7 @@
 // --tcp) with switches that make it misbehave on purpose, so deploys and health
 // gates can be tested against every way a real release goes wrong.
 // Plain ESM, no dependencies, no build step. See README.md.
+import { createHash } from "node:crypto";
 import { createServer } from "node:http";
 import { createServer as createTcpServer } from "node:net";
 import { isIP } from "node:net";
@@ -10,7 +11,7 @@ import { isIP } from "node:net";
 const USAGE = `usage: node server.mjs [--port N] [--host ADDR] [--version V] [--tcp]
   [--fail-health] [--crash-at-start] [--never-listen] [--ignore-sigterm]
   [--slow-start MS] [--slow-response MS] [--hog-memory MB]
-  [--error-rate PERCENT] [--fail-after MS]`;
+  [--error-rate PERCENT] [--fail-after MS] [--env-hash NAME[,NAME...]]`;
 
 // Boolean switches and valued options, each with the env variable that also sets it.
 const FLAGS = {
@@ -29,6 +30,7 @@ const VALUES = {
   "hog-memory": "HOG_MEMORY_MB",
   "error-rate": "ERROR_RATE_PERCENT",
   "fail-after": "FAIL_AFTER_MS",
+  "env-hash": "ENV_HASH",
 };
 
 function parseArgs(argv, env) {
@@ -68,6 +70,7 @@ function parseArgs(argv, env) {
     hogMemoryMb: toInt("hog-memory", opts["hog-memory"] ?? "0"),
     errorRatePercent: toInt("error-rate", opts["error-rate"] ?? "0"),
     failAfterMs: toInt("fail-after", opts["fail-after"] ?? "0"),
+    envHash: (opts["env-hash"] ?? "").split(",").filter(Boolean),
   };
 }
 
@@ -129,6 +132,11 @@ function httpServer() {
       return send(res, 200, { status: "ok", version: opts.version, color: opts.color });
     }
     if (req.method === "GET" && url === "/metrics") return sendMetrics(res);
+    // The sha256 of each variable --env-hash names (null when unset): proves what the app got, never shows it.
+    if (req.method === "GET" && url === "/env-sha256") {
+      const hashes = Object.fromEntries(opts.envHash.map((name) => [name, process.env[name] === undefined ? null : createHash("sha256").update(process.env[name]).digest("hex")]));
+      return send(res, 200, hashes);
+    }
     const match = /^\/api\/v1\/geoip\/([^/?]+)$/.exec(url);
     if (req.method === "GET" && match) {
       res.on("finish", () => countApi(res.statusCode));
