@@ -17,6 +17,7 @@ import { runRolling } from "./strategies/rolling.js";
 import { allUp } from "./lb-plan.js";
 import { rollBackAfterRestart } from "./strategies/after-restart.js";
 import { planRollbackTo, type RollbackTo } from "./rollback-to.js";
+import { afterPreDeploy, hooksUnsupported } from "./hooks.js";
 import { unsetSecretsRefusal, type SecretRolloutDeps } from "./secrets.js";
 
 export { DEPLOY_COMMAND_MARGIN_MS } from "./run.js";
@@ -129,6 +130,8 @@ export class Rollouts {
     }
     const blind = unmeasurable(spec, selected, this.deps.hosts.list());
     if (blind) refusals.push(new ApiError(412, "ERR_ANALYSIS_UNMEASURABLE", `the spec's analysis cannot be measured; nothing was deployed: ${blind}`));
+    const noHooks = hooksUnsupported(spec, selected);
+    if (noHooks) refusals.push(new ApiError(412, "ERR_AGENT_UNSUPPORTED", `${noHooks}; nothing was deployed`));
     const firstBehindLb = spec.lb !== undefined && this.deps.apps.lbState(spec.app) === null && spec.strategy.type !== "fleet-bluegreen";
     let idleHosts: HostRecord[] | undefined;
     if (!firstBehindLb && spec.strategy.type === "fleet-bluegreen") {
@@ -165,7 +168,7 @@ export class Rollouts {
       rolling: (run) => runRolling(run, batches),
       bluegreen: (run) => runBlueGreen(run, batches),
     };
-    return this.launch("deploy", spec, request.release, request.createdBy, numberedHosts(order), deployOperation, work[order.shape], request.artifact?.sha256, leftOut);
+    return this.launch("deploy", spec, request.release, request.createdBy, numberedHosts(order), deployOperation, afterPreDeploy(order.batches.flat(), work[order.shape]), request.artifact?.sha256, leftOut);
   }
 
   /** The resource preflight for every host the spec selects (`cutover check`, and before every deploy). */
@@ -272,7 +275,9 @@ export class Rollouts {
         const run = new RolloutRun(this.deps, deployment, spec, (_host, inPlace) => ({ deploy: { app: definition, release: deployment.release, artifact, inPlace, secrets } }));
         run.event(null, "the coordinator restarted: resuming (finished hosts keep their outcome; a host caught mid-step is asked again with the same command id)");
         this.deps.log.warn("resuming a deployment left running by a previous coordinator", { id: deployment.id, app: deployment.app });
-        this.track(run, runBlueGreen(run, batches.filter(Boolean)));
+        const order = batches.filter(Boolean);
+        // A pre_deploy hook that passed before the restart is not run again (hooks.ts reads its event).
+        this.track(run, afterPreDeploy(order.flat(), (r) => runBlueGreen(r, order))(run));
         continue;
       }
       if (deployment.kind === "deploy" && spec.lb) {

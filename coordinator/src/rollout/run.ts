@@ -9,6 +9,7 @@ import type { HostRecord, HostStore } from "../store/hosts.js";
 import type { SecretStore } from "../store/secrets.js";
 import { withCordoned } from "./lb-plan.js";
 import { matchesSelector } from "./plan.js";
+import { postSwitch } from "./hooks.js";
 
 const Status = v1.CommandResult.Status;
 /** Time allowed on top of the health deadline for an agent's whole Deploy (fetch, start, switch, confirm). */
@@ -175,6 +176,13 @@ export class RolloutRun {
       }
       const outcome = result.deployed ?? undefined;
       if (result.status === Status.OK && outcome) {
+        // The host switched: its post_switch hook decides whether it counts as deployed (a failure switched it back).
+        const hookFailure = await postSwitch(this, host, outcome, commandId, inPlace);
+        if (hookFailure) {
+          deployments.updateHost(id, host.name, { state: "failed", error: hookFailure, finishedAt: Date.now() });
+          this.event(host.name, `failed: ${hookFailure}`);
+          return { host, ok: false, error: hookFailure };
+        }
         deployments.updateHost(id, host.name, {
           state: "succeeded",
           liveColor: outcome.liveColor,
