@@ -115,7 +115,7 @@ for (const [what, appArgs, error, deadline] of badReleases) {
 
     const bad = writeExampleSpec(fleet.dir, { ...PORTS, deadline, appArgs }, "bad.yml");
     const result = await deploy(fleet, bad, "v2");
-    t.is(result.exitCode, 1);
+    t.is(result.exitCode, 1, "failed: the deploy ran and was rolled back");
     t.is(result.json.status, "rolled_back");
     const [first, second] = result.json.hosts;
     t.is(first!.outcome, "failed");
@@ -146,7 +146,7 @@ test.serial("a config that nginx -t rejects leaves the previous one in place, an
   // An allowed directive (the coordinator checks names) with a value only nginx -t knows is wrong.
   const rejected = writeExampleSpec(fleet.dir, { ...PORTS, directives: ["gzip maybe"] }, "rejected.yml");
   const result = await deploy(fleet, rejected, "v2");
-  t.is(result.exitCode, 1);
+  t.is(result.exitCode, 1, "failed: the deploy ran and did not succeed");
   t.is(result.json.hosts[0]!.outcome, "failed");
   t.regex(result.json.hosts[0]!.error ?? "", /invalid value "maybe" in "gzip" directive/);
   t.regex(result.json.hosts[0]!.error ?? "", /ERR_NGINX_TEST_FAILED/);
@@ -172,7 +172,7 @@ test.serial("an agent SIGKILLed in the middle of a swap comes back pointing at a
   await agent.online();
   // The rollout waited for the host and got the step's outcome from the restarted agent.
   const interrupted = await pending;
-  t.is(interrupted.exitCode, 1);
+  t.is(interrupted.exitCode, 1, "failed: the deploy ran and did not succeed");
   t.is(interrupted.json.hosts[0]!.outcome, "failed");
   t.regex(interrupted.json.hosts[0]!.error ?? "", /the agent restarted during health; reverted \(ERR_AGENT_RESTARTED\)/);
   t.deepEqual(await versionsThroughProxies(fleet), ["v1"]);
@@ -190,14 +190,14 @@ test.serial("a bad spec is refused before anything reaches a host", async (t) =>
   const fleet = await startFleet(t, { hosts: 1 });
   const spec = writeExampleSpec(fleet.dir, { ...PORTS, blue: 7001, green: 7001 }, "same-ports.yml");
   const result = await fleet.coordinator.cli(["deploy", spec, "--release", "v1"]);
-  t.is(result.exitCode, 1);
+  t.is(result.exitCode, 64, "bad input: the spec, found before anything was sent");
   t.regex(result.stderr, /the app spec is invalid; nothing was deployed/);
   t.regex(result.stderr, /same-ports\.yml: ports\.green: expected a port different from ports\.blue \(7001\)/);
   const missing = await fleet.coordinator.cli(["deploy", join(fleet.dir, "nope.yml"), "--release", "v1"]);
-  t.is(missing.exitCode, 1);
+  t.is(missing.exitCode, 64, "bad input: a spec file that cannot be read");
   t.regex(missing.stderr, /nope\.yml/);
   const badRelease = await fleet.coordinator.cli(["deploy", writeExampleSpec(fleet.dir, PORTS), "--release", "../v1"]);
-  t.is(badRelease.exitCode, 1);
+  t.is(badRelease.exitCode, 64, "bad input: the --release flag");
   t.regex(badRelease.stderr, /--release must be/);
   const history = await fleet.coordinator.cli(["history", "geoip", "--json"]);
   t.deepEqual(JSON.parse(history.stdout), [], "no deployment was recorded");
@@ -212,7 +212,7 @@ test.serial("an idle-color port held by a process cutover does not manage fails 
   await new Promise<void>((resolve) => squatter.listen(PORTS.green, fleet.addresses[0], resolve));
   t.teardown(() => squatter.close());
   const result = await deploy(fleet, writeExampleSpec(fleet.dir, PORTS), "v2");
-  t.is(result.exitCode, 1);
+  t.is(result.exitCode, 1, "failed: the deploy ran and did not succeed");
   t.regex(result.json.hosts[0]!.error ?? "", new RegExp(`port ${PORTS.green} on ${fleet.addresses[0]!.replaceAll(".", "\\.")} .* in use .*ERR_PORT_IN_USE`));
   t.deepEqual(await versionsThroughProxies(fleet), ["v1"]);
 });
