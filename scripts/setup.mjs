@@ -26,6 +26,8 @@ export function ensureInstalled() {
 export function build() {
   run(process.execPath, [join(root, "packages", "protocol", "scripts", "generate.mjs")]);
   run(process.execPath, [join(root, "node_modules", "typescript", "bin", "tsc"), "-b"]);
+  // The dashboard the coordinator serves at /ui/: browser code, bundled into coordinator/dist/ui.
+  run(process.execPath, [join(root, "coordinator", "src", "ui", "build.mjs")]);
 }
 
 function nginxModules() {
@@ -36,8 +38,11 @@ function nginxModules() {
   return { lua: has("ngx_http_lua_module.so"), stream: has("ngx_stream_module.so") || /--with-stream(\s|$)/.test(nginx.stderr) };
 }
 
-/** Debian packages only the tests need, each with the program it provides: a real Prometheus for the analysis tests. */
-export const TEST_PACKAGES = [{ name: "prometheus", program: "prometheus" }];
+/** Debian packages only the tests need, each with the program it provides: a real Prometheus for the analysis tests, a headless Chromium for the dashboard's. */
+export const TEST_PACKAGES = [
+  { name: "prometheus", program: "prometheus" },
+  { name: "chromium", program: "chromium" },
+];
 
 /** Installs Debian packages where we are root on Debian/Ubuntu; false elsewhere (the caller says what to install). */
 function aptInstall(packages) {

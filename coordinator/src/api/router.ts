@@ -14,6 +14,8 @@ import type { RefusedCalls } from "./refused-calls.js";
 import { releaseRoutes } from "./releases.js";
 import { secretRoutes, type SecretApiDeps } from "./secrets.js";
 import { tokenRoutes } from "./tokens.js";
+import { uiRoutes } from "./ui.js";
+import { whoamiRoutes } from "./whoami.js";
 
 export interface ApiDeps extends DeploymentApiDeps, LockApiDeps, SecretApiDeps {
   version: string;
@@ -38,6 +40,8 @@ export function createApi(deps: ApiDeps): express.Express {
     response.json({ ok: true, version: deps.version, agentsOnline: fleet.onlineCount() });
   });
 
+  app.use(uiRoutes());
+  app.use(whoamiRoutes(deps));
   app.use(tokenRoutes(deps));
   app.use(hostRoutes(deps));
   app.use(planRoutes(deps));

@@ -52,7 +52,19 @@ export class RawAgent {
   }
 
   /** Answers the Challenge with a Hello; `signWith` lets a test sign with a key other than the one presented. */
-  async hello(options: { name: string; key: TestKey; token?: string; signWith?: TestKey; labels?: Record<string, string>; address?: string; agentVersion?: string }): Promise<void> {
+  async hello(options: {
+    name: string;
+    key: TestKey;
+    token?: string;
+    signWith?: TestKey;
+    labels?: Record<string, string>;
+    address?: string;
+    agentVersion?: string;
+    /** What the agent says it can do (default: nothing, like an agent from before capabilities). */
+    capabilities?: string[];
+    /** What it reports of its host (default: 1 byte of memory and disk). */
+    resources?: cutover.v1.Resources.$Properties;
+  }): Promise<void> {
     const challenge = (await this.next("challenge")).challenge as cutover.v1.Challenge;
     const signer = options.signWith ?? options.key;
     const signature = sign(null, helloProofBytes(challenge.nonce, options.name, options.key.publicKey), signer.privateKey);
@@ -66,7 +78,8 @@ export class RawAgent {
         address: options.address ?? "127.0.0.1",
         agentVersion: options.agentVersion ?? "test",
         labels: options.labels ?? {},
-        resources: { memTotalBytes: 1, memAvailableBytes: 1, disks: [{ path: "/", freeBytes: 1, totalBytes: 1 }] },
+        capabilities: options.capabilities ?? [],
+        resources: options.resources ?? { memTotalBytes: 1, memAvailableBytes: 1, disks: [{ path: "/", freeBytes: 1, totalBytes: 1 }] },
       },
     });
   }
