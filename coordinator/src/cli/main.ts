@@ -18,6 +18,7 @@ import { registerApps } from "./commands/apps.js";
 import { registerInit } from "./commands/init.js";
 import { registerValidate } from "./commands/validate.js";
 import { registerCompletion } from "./commands/completion.js";
+import { registerUi } from "./commands/ui.js";
 import { EXIT, ExitError } from "./exit-error.js";
 import { printable } from "./terminal-text.js";
 
@@ -49,6 +50,7 @@ export function buildProgram(): Command {
   registerApps(program);
   registerInit(program);
   registerValidate(program);
+  registerUi(program);
   registerCompletion(program);
   return program;
 }
