@@ -1,12 +1,14 @@
 import express, { type NextFunction, type Request, type Response } from "express";
 import type { CoordinatorMetrics } from "../metrics/registry.js";
 import type { AuditStore } from "../store/audit.js";
+import type { InstallerSource } from "../installer/agent-bundle.js";
 import { appRoutes } from "./apps.js";
 import { auditTrail, remoteAddress } from "./audit-trail.js";
 import { MAX_REQUEST_BODY_BYTES, requireRole } from "./auth.js";
 import { deploymentRoutes, type DeploymentApiDeps } from "./deployments.js";
 import { ApiError, type ApiErrorBody } from "./errors.js";
 import { hostRoutes } from "./hosts.js";
+import { installerRoutes } from "./installer.js";
 import { lockRoutes, type LockApiDeps } from "./locks.js";
 import { logRoutes } from "./logs.js";
 import { planRoutes } from "./plan.js";
@@ -22,6 +24,8 @@ export interface ApiDeps extends DeploymentApiDeps, LockApiDeps, SecretApiDeps {
   audit: AuditStore;
   refusals: RefusedCalls;
   metrics: CoordinatorMetrics;
+  /** install.sh and the agent bundle, served without a token (public code only). */
+  installer: InstallerSource;
 }
 
 /**
@@ -42,6 +46,7 @@ export function createApi(deps: ApiDeps): express.Express {
 
   app.use(uiRoutes());
   app.use(whoamiRoutes(deps));
+  app.use(installerRoutes(deps));
   app.use(tokenRoutes(deps));
   app.use(hostRoutes(deps));
   app.use(planRoutes(deps));

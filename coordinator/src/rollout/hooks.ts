@@ -106,7 +106,7 @@ async function preDeploy(run: RolloutRun, host: HostRecord | undefined): Promise
   // The host's Deploy command id, recorded now: it lets the host download the artifact for the hook, and its Deploy goes out with it later.
   const commandId = deployments.host(run.id, host.name)?.commandId ?? randomUUID();
   deployments.updateHost(run.id, host.name, { commandId });
-  run.event(host.name, `pre_deploy hook: ${JSON.stringify(hook.command)} (timeout ${hook.timeoutMs / 1000}s), before any host switches`, "hook");
+  run.event(host.name, `pre_deploy hook on ${host.name}, before any host switches`, "hook");
   let failure: string;
   try {
     const result = await sendHook(run, host, "pre_deploy", hook, `${commandId}.pre_deploy`, hook.timeoutMs + DEPLOY_COMMAND_MARGIN_MS);
@@ -118,8 +118,8 @@ async function preDeploy(run: RolloutRun, host: HostRecord | undefined): Promise
   } catch (error) {
     failure = error instanceof CommandError ? `${error.message} (${error.code})` : (error as Error).message;
   }
+  // The transition's event says why; the agent's own events had the output line by line.
   const why = `pre_deploy hook failed on ${host.name}: ${failure}; no host was switched`;
-  run.event(host.name, why, "hook");
   for (const h of deployments.hosts(run.id)) if (h.state === "pending") deployments.updateHost(run.id, h.hostName, { state: "skipped" });
   deployments.transition(run.id, "failed", why);
   return false;
@@ -142,7 +142,6 @@ export async function postSwitch(run: RolloutRun, host: HostRecord, outcome: cut
   } catch (error) {
     failure = error instanceof CommandError ? `${error.message} (${error.code})` : (error as Error).message;
   }
-  run.event(host.name, `post_switch hook failed: ${failure}`, "hook");
   if (!outcome.previousRelease) return `post_switch hook failed: ${failure}; first release on this host, so it keeps serving ${outcome.release}`;
   const back = await switchBack(run, host, outcome, inPlace);
   return `post_switch hook failed: ${failure}; ${back}`;
