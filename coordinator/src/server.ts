@@ -28,6 +28,7 @@ import { AuditStore } from "./store/audit.js";
 import { CoordinatorMetrics } from "./metrics/registry.js";
 import { COORDINATOR_KEY_FILE, loadOrCreateCoordinatorKey } from "./fleet/coordinator-key.js";
 import { RefusedCalls } from "./api/refused-calls.js";
+import { checkInstallerPaths, InstallerSource } from "./installer/agent-bundle.js";
 import { VERSION } from "./version.js";
 
 /** After its deployment ends, a host may still be finishing the download of its artifact for this long. */
@@ -35,6 +36,7 @@ const ARTIFACT_GRACE_MS = 10 * 60 * 1000;
 
 /** The path of the agent WebSocket endpoint. */
 export { StoreUnavailable } from "./store/database.js";
+export { InstallerFileMissing } from "./installer/agent-bundle.js";
 
 export const AGENT_PATH = "/v1/agent";
 
@@ -49,6 +51,10 @@ export interface CoordinatorOptions {
   tls?: boolean;
   /** Allow plain http/ws on an address other than loopback (not recommended). */
   allowPlain?: boolean;
+  /** The agent bundle served to hosts (GET /v1/agent/bundle); default: see defaultBundleCandidates. */
+  agentBundle?: string;
+  /** install.sh served to hosts (GET /install.sh); default: beside the bundle, else one up. */
+  installer?: string;
 }
 
 /** The defaults, overridden by what is set (an undefined field keeps its default); every timer must be a positive number. */
@@ -107,6 +113,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   if (!options.tls && !options.allowPlain && !isLoopbackHost(options.host)) {
     throw new PlainRefused(`refusing plain HTTP on ${options.host}: agents' tokens and the API would cross the network unencrypted; add --tls (a self-signed certificate is made on first start) or, on a trusted network, --allow-plain`);
   }
+  checkInstallerPaths({ bundlePath: options.agentBundle, installerPath: options.installer });
   const db = openDatabase(options.dataDir);
   const key = loadOrCreateCoordinatorKey(options.dataDir);
   const hosts = new HostStore(db);
@@ -146,9 +153,10 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   };
   const rollouts = new Rollouts({ fleet, hosts, deployments, apps, secrets, log: log.child("rollout"), onHostDeployed }, locks);
   rollouts.resumeUnfinished((sha256) => artifacts.get(sha256)?.size ?? 0);
-  const api = createApi({ fleet, hosts, tokens, artifacts, deployments, apps, locks, secrets, rollouts, audit, refusals, metrics, log: log.child("api"), version: VERSION });
-
   const tls = options.tls ? loadOrCreateTls(options.dataDir, options.host) : undefined;
+  const installer = new InstallerSource({ key, bundlePath: options.agentBundle, installerPath: options.installer, tlsCert: tls?.cert });
+  const api = createApi({ fleet, hosts, tokens, artifacts, deployments, apps, locks, secrets, rollouts, audit, refusals, metrics, installer, log: log.child("api"), version: VERSION });
+
   restrictSecretFiles(options.dataDir);
   const server: Server = tls ? createHttpsServer({ cert: tls.cert, key: tls.key }, api) : createServer(api);
   server.on("upgrade", (request, socket, head) => {

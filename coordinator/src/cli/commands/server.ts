@@ -37,19 +37,23 @@ export function registerServer(program: Command): void {
     .option("--handshake-timeout <duration>", "time an agent has to say Hello", "10s")
     .option("--tls", "serve https/wss (certificate in DATA_DIR/tls, self-signed on first start; agents pin its fingerprint)")
     .option("--allow-plain", "allow plain http/ws on an address other than loopback")
-    .action(async (own: { dataDir: string; listen: string; heartbeatInterval: string; pingInterval: string; pingTimeout: string; handshakeTimeout: string; tls?: boolean; allowPlain?: boolean }, command: Command) => {
+    .option("--agent-bundle <file>", "the one-file agent served to hosts at /v1/agent/bundle, signed (default: dist/cutover-agent.mjs of the checkout, or cutover-agent.mjs beside the one-file CLI)")
+    .option("--installer <file>", "the install.sh served at /install.sh (default: beside the agent bundle, else one directory up)")
+    .action(async (own: { dataDir: string; listen: string; heartbeatInterval: string; pingInterval: string; pingTimeout: string; handshakeTimeout: string; tls?: boolean; allowPlain?: boolean; agentBundle?: string; installer?: string }, command: Command) => {
       // With globals: the CLI's own --allow-plain (for its client calls) takes the flag wherever it is written.
       const options = command.optsWithGlobals<typeof own>();
       const { host, port } = parseListen(options.listen);
       // Loaded here, not at the top: every other verb runs without the server's modules
       // (express, the SQLite addon), so the one-file CLI needs no node_modules for them.
-      const { PlainRefused, StoreUnavailable, startCoordinator } = await import("../../server.js");
+      const { InstallerFileMissing, PlainRefused, StoreUnavailable, startCoordinator } = await import("../../server.js");
       const coordinator = await startCoordinator({
         dataDir: options.dataDir,
         host,
         port,
         tls: options.tls,
         allowPlain: options.allowPlain,
+        agentBundle: options.agentBundle,
+        installer: options.installer,
         fleet: {
           heartbeatIntervalMs: duration("--heartbeat-interval", options.heartbeatInterval),
           pingIntervalMs: duration("--ping-interval", options.pingInterval),
@@ -57,7 +61,7 @@ export function registerServer(program: Command): void {
           handshakeTimeoutMs: duration("--handshake-timeout", options.handshakeTimeout),
         },
       }).catch((error: NodeJS.ErrnoException) => {
-        if (error instanceof PlainRefused) throw new ExitError(error.message, EXIT.usage);
+        if (error instanceof PlainRefused || error instanceof InstallerFileMissing) throw new ExitError(error.message, EXIT.usage);
         if (error instanceof StoreUnavailable) throw new ExitError(error.message);
         if (error.code === "EADDRINUSE") throw new ExitError(`cannot listen on ${options.listen}: the address is in use (another cutover server?)`);
         throw error;
