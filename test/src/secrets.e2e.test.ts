@@ -250,3 +250,38 @@ test.serial("an env_file that is missing or world-writable fails the host's depl
   t.true(hostError(v3).includes(`run.env_file ${missing} does not exist on this host: create it (KEY=VALUE lines, not world-writable) or take env_file out of the spec`), v3.stdout);
   t.is((await getThroughProxy(address, PORTS.listen)).version, "v1", "v1 keeps serving");
 });
+
+test.serial("a restarted agent keeps the app running with its secret, cannot restart it without one and says so, and the next deploy brings it again", async (t) => {
+  const fleet = await startFleet(t, { hosts: 1 });
+  const { coordinator } = fleet;
+  const [agent] = fleet.agents as [(typeof fleet.agents)[0]];
+  const address = fleet.addresses[0]!;
+  const secret = `k-${randomBytes(12).toString("hex")}`;
+  const envFile = join(fleet.dir, "geoip.env");
+  writeFileSync(envFile, "GEOIP_DB=/var/lib/geoip.mmdb\n", { mode: 0o600 });
+  t.is((await cliWithStdin(coordinator, ["secret", "set", "geoip", "DATABASE_URL"], secret)).exitCode, 0);
+  const spec = writeSecretSpec(fleet.dir, envFile);
+  const v1 = await coordinator.cli(["deploy", spec, "--release", "v1"]);
+  t.is(v1.exitCode, 0, v1.stderr);
+  const recordPath = join(agent.options.stateDir, "instances", "geoip", "blue.json");
+  const { pid } = JSON.parse(readFileSync(recordPath, "utf8")) as { pid: number };
+
+  // The agent dies and comes back: it adopts the process, which kept its environment.
+  await agent.process.kill("SIGKILL");
+  agent.start();
+  await agent.online();
+  t.is((JSON.parse(readFileSync(recordPath, "utf8")) as { pid: number }).pid, pid, "the same process serves");
+  t.is((await envHashes(address)).DATABASE_URL, sha256(secret));
+
+  // The app crashes: the restarted agent holds no secret values (none were ever on its disk), so it says what brings them.
+  const mark = agent.process.mark();
+  process.kill(pid, "SIGKILL");
+  const refused = await agent.process.waitForLine(/restart failed.*geoip needs the secret DATABASE_URL, which this agent does not hold/, mark);
+  t.regex(refused, /`cutover deploy` \(or `cutover rollback`\) geoip sends them again/);
+  t.false(refused.includes(secret));
+
+  const v2 = await coordinator.cli(["deploy", spec, "--release", "v2"]);
+  t.is(v2.exitCode, 0, v2.stderr);
+  t.is((await envHashes(address)).DATABASE_URL, sha256(secret), "the deploy brought the value again");
+  t.is((await getThroughProxy(address, PORTS.listen)).version, "v2");
+});
