@@ -212,14 +212,14 @@ test.serial("cutover check fails a host that reports too little free memory, wit
   const fleet = await startFleet(t, { hosts: 2 });
   const spec = writeExampleSpec(fleet.dir, { ...APP_PORTS, minFreeMemory: "64T" });
   const check = await fleet.coordinator.cli(["check", spec]);
-  t.is(check.exitCode, 1);
+  t.is(check.exitCode, 1, "failed: the preflight ran and failed");
   t.regex(check.stdout, /web-1\s+reachable\s+pass/);
   t.regex(check.stdout, /memory\s+FAIL\s+64 TiB \(resources\.min_free_memory\)\s+[\d.]+ GiB available\s+only [\d.]+ GiB of memory available, 64 TiB needed/);
   const json = JSON.parse((await fleet.coordinator.cli(["check", spec, "--json"])).stdout) as { ok: boolean; hosts: { name: string; ok: boolean }[] };
   t.false(json.ok);
   t.deepEqual(json.hosts.map((h) => [h.name, h.ok]), [["web-1", false], ["web-2", false]]);
   const refused = await fleet.coordinator.cli(["deploy", spec, "--release", "v1"]);
-  t.is(refused.exitCode, 1);
+  t.is(refused.exitCode, 65, "refused by the coordinator (ERR_PREFLIGHT_FAILED)");
   t.regex(refused.stderr, /the resource preflight failed on 2 host\(s\); nothing was deployed/);
   t.regex(refused.stderr, /web-1: only [\d.]+ GiB of memory available, 64 TiB needed/);
   const ok = writeExampleSpec(fleet.dir, { ...APP_PORTS, minFreeMemory: "1M" }, "ok.yml");
