@@ -20,6 +20,11 @@ readonly MIN_NODE_MAJOR=20
 readonly NGINX_PACKAGES="nginx-light libnginx-mod-http-lua libnginx-mod-stream"
 readonly NGINX_MODULE_DIRS="/usr/share/nginx/modules /usr/lib/nginx/modules"
 readonly HEALTH_TIMEOUT_MS=5000
+# --fetch-agent: how long the bundle's download may take, and the most it may weigh.
+readonly FETCH_TIMEOUT_MS=120000
+readonly MAX_BUNDLE_BYTES=$((64 * 1024 * 1024))
+# What the coordinator signs for a bundle, before its sha256 (coordinator/src/installer/agent-bundle.ts).
+readonly BUNDLE_SIGNATURE_CONTEXT="cutover.v1.agent-bundle"
 readonly DEFAULT_ENROLL_TIMEOUT=60
 readonly STOP_TIMEOUT=10
 # The first line after the shebang of a bundle made by scripts/bundle-agent.mjs.
@@ -74,6 +79,12 @@ Settings (written to /etc/cutover/agent.yaml; on a re-run, omitted ones keep the
 Options:
   --agent-file FILE     the bundled agent (default: cutover-agent.mjs beside this
                         script, else dist/cutover-agent.mjs beside it)
+  --fetch-agent         download the agent from the coordinator (GET /v1/agent/bundle,
+                        over the --pin'ed certificate) instead; needs --coordinator-key
+  --coordinator-key KEY the coordinator's Ed25519 public key (from `cutover hosts
+                        join-command`): the agent must carry its signature, checked
+                        with its sha256 before anything is installed
+  --agent-signature SIG with --agent-file and --coordinator-key: the file's signature
   --node FILE           Node.js (>= 20) to run the agent with (default: node on PATH)
   --timeout SECONDS     how long to wait for the agent to come online (default 60)
   --uninstall           stop and remove the agent; keeps /var/lib/cutover (app data,
@@ -110,6 +121,8 @@ SYSTEMD=1
 ROOT=""
 AGENT_FILE=""
 NODE_BIN=""
+FETCH_AGENT=0
+COORDINATOR_KEY="" AGENT_SIGNATURE=""
 TIMEOUT=$DEFAULT_ENROLL_TIMEOUT
 COORDINATOR="" TOKEN="" NAME="" LABELS="" ADDRESS="" NGINX_MODE="" SWITCH_MODE="" PIN="" ROOT_APPS=""
 # Which settings came from flags: the rest may come from an existing config.
@@ -131,6 +144,9 @@ while [ $# -gt 0 ]; do
     --pin | --ca-fingerprint) need_value "$1" $#; PIN=$2; GIVEN+="pin "; shift 2 ;;
     --root-apps) need_value "$1" $#; ROOT_APPS=$2; GIVEN+="root-apps "; shift 2 ;;
     --agent-file) need_value "$1" $#; AGENT_FILE=$2; shift 2 ;;
+    --fetch-agent) FETCH_AGENT=1; shift ;;
+    --coordinator-key) need_value "$1" $#; COORDINATOR_KEY=$2; shift 2 ;;
+    --agent-signature) need_value "$1" $#; AGENT_SIGNATURE=$2; shift 2 ;;
     --node) need_value "$1" $#; NODE_BIN=$2; shift 2 ;;
     --timeout) need_value "$1" $#; TIMEOUT=$2; shift 2 ;;
     --root) need_value "$1" $#; ROOT=$2; shift 2 ;;
@@ -148,6 +164,12 @@ given() { case $GIVEN in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
 if [ "$PURGE" = 1 ] && [ "$ACTION" != uninstall ]; then usage_error "--purge only goes with --uninstall"; fi
 if [ "$ACTION" = uninstall ] && [ "$GIVEN" != " " ]; then usage_error "--uninstall takes no settings (--coordinator, --token, ...)"; fi
+if [ "$ACTION" = uninstall ] && { [ "$FETCH_AGENT" = 1 ] || [ -n "$COORDINATOR_KEY" ]; }; then usage_error "--uninstall takes no agent (--fetch-agent, --coordinator-key)"; fi
+if [ "$FETCH_AGENT" = 1 ] && [ -n "$AGENT_FILE" ]; then usage_error "--fetch-agent downloads the agent: it does not go with --agent-file"; fi
+if [ "$FETCH_AGENT" = 1 ] && [ -z "$COORDINATOR_KEY" ]; then usage_error "--fetch-agent needs --coordinator-key (the line \`cutover hosts join-command\` prints has both)"; fi
+if [ -n "$AGENT_SIGNATURE" ] && [ -z "$COORDINATOR_KEY" ]; then usage_error "--agent-signature is checked with --coordinator-key: pass both"; fi
+if [ -n "$COORDINATOR_KEY" ] && [ "$FETCH_AGENT" = 0 ] && [ -z "$AGENT_SIGNATURE" ]; then usage_error "--coordinator-key needs the agent's signature: --fetch-agent, or --agent-file FILE --agent-signature SIG"; fi
+if [ -n "$COORDINATOR_KEY" ] && ! [[ $COORDINATOR_KEY =~ ^[A-Za-z0-9_-]{43}$ ]]; then usage_error "--coordinator-key \"$COORDINATOR_KEY\" is not an Ed25519 public key (43 base64url characters, as \`cutover hosts join-command\` prints it)"; fi
 case $TIMEOUT in '' | *[!0-9]*) usage_error "--timeout must be a whole number of seconds, got \"$TIMEOUT\"" ;; esac
 if [ -n "$ROOT" ]; then
   case $ROOT in /*) ;; *) ROOT=$(pwd)/$ROOT ;; esac
@@ -324,13 +346,93 @@ check_node() {
   NODE_VERSION=$version
 }
 
-check_agent_file() {
-  if [ -z "$AGENT_FILE" ]; then
-    local here
-    here=$(cd "$(dirname "$0")" && pwd)
-    AGENT_FILE=$here/cutover-agent.mjs
-    [ -f "$AGENT_FILE" ] || [ ! -f "$here/dist/cutover-agent.mjs" ] || AGENT_FILE=$here/dist/cutover-agent.mjs
+# With --coordinator-key: the agent file, fetched from the coordinator (--fetch-agent) or given
+# with --agent-signature, is the one the coordinator signed. Checked before the file is run
+# (check_agent_file runs it) and before anything is written: only $WORK holds a download.
+verify_agent() {
+  [ -n "$COORDINATOR_KEY" ] || return 0
+  local source=$AGENT_FILE mode=file out=""
+  if [ "$FETCH_AGENT" = 1 ]; then
+    mode=fetch
+    source=$(printf '%s' "$COORDINATOR" | sed -E 's#^ws(s?)://#http\1://#; s#/+$##')/v1/agent/bundle
+    out=$WORK/cutover-agent.mjs
+    say "fetching the agent from $source"
+  else
+    default_agent_file
+    [ -f "$AGENT_FILE" ] || die "no agent file at $AGENT_FILE: pass --agent-file FILE"
   fi
+  local result
+  if ! result=$("$NODE_BIN" --input-type=module - "$mode" "$source" "$PIN" "$COORDINATOR_KEY" "$AGENT_SIGNATURE" "$TOKEN" "$out" "$FETCH_TIMEOUT_MS" "$MAX_BUNDLE_BYTES" "$BUNDLE_SIGNATURE_CONTEXT" 2>&1 <<'EOF'
+import { createHash, createPublicKey, verify } from "node:crypto";
+import { readFileSync, writeFileSync } from "node:fs";
+const [mode, source, pin, keyText, givenSignature, token, out, timeoutMs, maxBytes, context] = process.argv.slice(2);
+const fail = (why) => { console.log(why); process.exit(1); };
+const raw = Buffer.from(keyText, "base64url");
+if (raw.length !== 32) fail(`--coordinator-key is not an Ed25519 public key (${raw.length} bytes, not 32)`);
+const keyId = createHash("sha256").update(raw).digest("base64url");
+// The token names the coordinator's key too (cte_<secret>.<key id>): both must be of one coordinator.
+const tokenKeyId = token.includes(".") ? token.slice(token.lastIndexOf(".") + 1) : "";
+if (tokenKeyId && tokenKeyId !== keyId) fail(`the enrollment token names coordinator key ${tokenKeyId}, but --coordinator-key is ${keyId}: take both from one \`cutover hosts join-command\``);
+const key = createPublicKey({ key: { kty: "OKP", crv: "Ed25519", x: raw.toString("base64url") }, format: "jwk" });
+const check = (bytes, announced, signature) => {
+  const sha256 = createHash("sha256").update(bytes).digest("hex");
+  if (announced !== undefined && announced !== sha256) fail(`the agent bundle's sha256 is ${sha256}, not the ${announced} the coordinator announced (a truncated or altered download): refusing it`);
+  if (!/^[A-Za-z0-9_-]{86}$/.test(signature ?? "") || !verify(null, Buffer.from(`${context}:${sha256}`), key, Buffer.from(signature, "base64url"))) {
+    fail(`the agent bundle (sha256 ${sha256}) is not signed by the coordinator key ${keyId}: refusing to install it`);
+  }
+  return sha256;
+};
+if (mode === "file") {
+  console.log(check(readFileSync(source), undefined, givenSignature));
+} else {
+  const target = new URL(source);
+  const secure = target.protocol === "https:";
+  const { get } = await import(secure ? "node:https" : "node:http");
+  const request = get(target, { timeout: Number(timeoutMs), rejectUnauthorized: !(secure && pin) }, (response) => {
+    if (secure && pin) {
+      const seen = response.socket.getPeerCertificate?.()?.fingerprint256?.replaceAll(":", "").toLowerCase();
+      if (seen !== pin) fail(`its certificate's SHA-256 fingerprint is ${seen}, not the pinned ${pin}`);
+    }
+    let size = 0;
+    const chunks = [];
+    response.on("data", (chunk) => {
+      size += chunk.length;
+      if (size > Number(maxBytes)) fail(`${source} sent more than ${maxBytes} bytes: not an agent bundle`);
+      chunks.push(chunk);
+    });
+    response.on("end", () => {
+      const bytes = Buffer.concat(chunks);
+      if (response.statusCode !== 200) {
+        let message;
+        try { message = JSON.parse(bytes.toString("utf8"))?.error?.message; } catch { message = undefined; }
+        fail(`${source} answered HTTP ${response.statusCode}${message ? `: ${message}` : ""}`);
+      }
+      const sha256 = check(bytes, response.headers["x-cutover-sha256"] ?? "(none)", response.headers["x-cutover-signature"]);
+      writeFileSync(out, bytes, { mode: 0o600 });
+      console.log(sha256);
+    });
+  });
+  request.on("timeout", () => request.destroy(Object.assign(new Error(`no answer within ${timeoutMs} ms`), { code: "ETIMEDOUT" })));
+  request.on("error", (error) => fail(`cannot fetch ${source} (${error.code ?? "error"}: ${error.message})`));
+}
+EOF
+  ); then
+    die "$result"
+  fi
+  [ "$FETCH_AGENT" = 0 ] || AGENT_FILE=$out
+  say "verified: the agent (sha256 $result) is signed by the coordinator's key"
+}
+
+default_agent_file() {
+  [ -z "$AGENT_FILE" ] || return 0
+  local here
+  here=$(cd "$(dirname "$0")" && pwd)
+  AGENT_FILE=$here/cutover-agent.mjs
+  [ -f "$AGENT_FILE" ] || [ ! -f "$here/dist/cutover-agent.mjs" ] || AGENT_FILE=$here/dist/cutover-agent.mjs
+}
+
+check_agent_file() {
+  default_agent_file
   [ -f "$AGENT_FILE" ] || die "no agent file at $AGENT_FILE: pass --agent-file FILE (build it with \`node scripts/bundle-agent.mjs\`, which writes dist/cutover-agent.mjs)"
   AGENT_FILE=$(readlink -f "$AGENT_FILE")
   sed -n 2p "$AGENT_FILE" | grep -q "$BUNDLE_MARK" || die "$AGENT_FILE is not a cutover-agent bundle (made by scripts/bundle-agent.mjs)"
@@ -388,14 +490,15 @@ const secure = target.protocol === "https:";
 const { get } = await import(secure ? "node:https" : "node:http");
 const fail = (why) => { console.log(why); process.exit(1); };
 const request = get(target, { timeout: Number(timeoutMs), rejectUnauthorized: !(secure && pin) }, (response) => {
+  // Read before the body: once the response has ended, its socket may be detached (null).
+  if (secure && pin) {
+    const seen = response.socket.getPeerCertificate?.()?.fingerprint256?.replaceAll(":", "").toLowerCase();
+    if (seen !== pin) fail(`its certificate's SHA-256 fingerprint is ${seen}, not the pinned ${pin}`);
+  }
   let body = "";
   response.setEncoding("utf8");
   response.on("data", (chunk) => (body += chunk));
   response.on("end", () => {
-    if (secure && pin) {
-      const seen = response.socket.getPeerCertificate?.()?.fingerprint256?.replaceAll(":", "").toLowerCase();
-      if (seen !== pin) fail(`its certificate's SHA-256 fingerprint is ${seen}, not the pinned ${pin}`);
-    }
     let health;
     try { health = JSON.parse(body); } catch { health = null; }
     if (response.statusCode !== 200 || health?.ok !== true) fail(`${target.href} answered HTTP ${response.statusCode}, not a cutover coordinator's health`);
@@ -707,6 +810,7 @@ install_agent() {
   resolve_settings
   check_systemd
   check_node
+  verify_agent
   check_agent_file
   check_coordinator
   say "checked: Node.js $NODE_VERSION ($NODE_BIN), agent $AGENT_VERSION ($AGENT_FILE), coordinator $COORDINATOR (version $COORDINATOR_VERSION)"
