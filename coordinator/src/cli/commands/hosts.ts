@@ -7,6 +7,7 @@ import { resolveClientSettings, type GlobalOptions } from "../config.js";
 import { renderTable } from "../table.js";
 import { EXIT, ExitError } from "../exit-error.js";
 import { printable } from "../terminal-text.js";
+import { registerHostsJoin } from "./hosts-join.js";
 
 function ago(iso: string | null, now = Date.now()): string {
   if (!iso) return "never";
@@ -140,4 +141,5 @@ export function registerHosts(program: Command): void {
       const result = await clientOf(command).post<{ removed: string }>(`/v1/hosts/${encodeURIComponent(host)}/remove`, {});
       process.stdout.write(`removed ${result.removed}: its key is refused from now on; to bring the machine back, clear the agent's state dir and enroll it with a new token\n`);
     });
+  registerHostsJoin(hosts);
 }
