@@ -18,8 +18,9 @@ const NOBODY_UID = Number(/^nobody:[^:]*:(\d+):/m.exec(readFileSync("/etc/passwd
 /**
  * The hook shipped in the release: appends one line per run to the log the test
  * owns — hook, release, host address, COLOR, PORT, uid, whether it ran in its
- * release's directory, ok/fail — prints a marker, and fails (exit 3, a message
- * on stderr) with --fail, or --fail-on ADDRESS on that host.
+ * release's directory, ok/fail — prints a marker, sleeps with --sleep-on ADDRESS
+ * SECONDS on that host, and fails (exit 3, a message on stderr) with --fail, or
+ * --fail-on ADDRESS on that host.
  */
 const HOOK_SCRIPT = `import { appendFileSync } from "node:fs";
 import { basename } from "node:path";
@@ -29,6 +30,8 @@ const fail = rest.includes("--fail") || (failOn >= 0 && rest[failOn + 1] === add
 const inRelease = basename(process.cwd()) === release ? "release-dir" : process.cwd();
 appendFileSync(log, [hook, release, address, process.env.COLOR ?? "-", process.env.PORT ?? "-", process.getuid(), inRelease, fail ? "fail" : "ok"].join(" ") + "\\n");
 console.log("hook-marker " + hook + " " + release + " on " + address);
+const sleepOn = rest.indexOf("--sleep-on");
+if (sleepOn >= 0 && rest[sleepOn + 1] === address) await new Promise((resolve) => setTimeout(resolve, Number(rest[sleepOn + 2]) * 1000));
 if (fail) {
   console.error('migration 0042 failed: relation "users" is locked');
   process.exit(3);
@@ -194,4 +197,32 @@ test.serial("a passing pre_deploy runs exactly once per deploy across 3 hosts, b
   t.deepEqual(history.json.map((d) => d.release), ["v3", "v2", "v1"], "nothing was recorded");
   const operations = old.received.filter((e) => e.body === "command").map((e) => openSignedCommand(e.command as cutover.v1.Command).operation);
   t.true(operations.every((operation) => operation === "ping"), `nothing but pings reached the old agent: ${operations.join(", ")}`);
+});
+
+test.serial("a coordinator restarted mid-deploy resumes it without running a passed pre_deploy again, nor a post_switch that was running", async (t) => {
+  const { fleet, log, spec } = await setup(t);
+  const [web1] = fleet.addresses as [string, string, string];
+  t.is((await fleet.coordinator.cli(["deploy", spec("v1.yml", {}), "--release", "v1"])).exitCode, 0);
+  const hooked = spec("hooked.yml", {
+    pre_deploy: { args: ["pre_deploy", "${RELEASE}", "${ADDRESS}"] },
+    // web-1's post_switch takes 6 s: the coordinator is killed while it runs.
+    post_switch: { args: ["post_switch", "${RELEASE}", "${ADDRESS}", "--sleep-on", web1, "6"], timeout: "30s" },
+  });
+  const started = await fleet.coordinator.cliJson<{ id: string }>(["deploy", hooked, "--release", "v2", "--detach"]);
+  t.is(started.exitCode, 0, started.stderr);
+  const deadline = Date.now() + 30_000;
+  while (!hookRuns(log).some((line) => line.startsWith(`post_switch v2 ${web1}`))) {
+    if (Date.now() > deadline) return t.fail(`web-1's post_switch never started: ${hookRuns(log).join("; ")}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  await fleet.coordinator.restart("SIGKILL");
+
+  const followed = await fleet.coordinator.cliJson<DeployJson>(["status", "geoip", "--follow"]);
+  t.is(followed.json.status, "succeeded", `${followed.stderr}\n${JSON.stringify(followed.json.hosts)}`);
+  t.deepEqual(await versionsThroughProxies(fleet), ["v2", "v2", "v2"]);
+  const runs = hookRuns(log);
+  t.is(runs.filter((line) => line.startsWith("pre_deploy v2")).length, 1, runs.join("\n"));
+  t.deepEqual(runs.filter((line) => line.startsWith("post_switch v2")).map((line) => line.split(" ")[2]), fleet.addresses, "post_switch once per host, web-1's not again");
+  const events = await eventsOf(fleet, started.json.id);
+  t.true(events.some((e) => e.message === "pre_deploy hook passed before the coordinator restarted: not run again"));
 });
