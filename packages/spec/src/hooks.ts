@@ -2,6 +2,7 @@
  * The spec's `hooks` section: commands a deploy runs around its switches,
  * argv only (no shell), each with a bounded timeout.
  */
+import { MAX_HOOK_ARGS, MAX_HOOK_TIMEOUT_MS, MIN_HOOK_TIMEOUT_MS } from "@cutover/protocol";
 import { describe, type Section } from "./checker.js";
 import * as D from "./defaults.js";
 import type { HookName, HookSpec, HooksSpec } from "./types.js";
@@ -10,12 +11,8 @@ import { DURATION_RULE, durationMs } from "./units.js";
 const HOOKS_KEYS = ["pre_deploy", "post_switch"] as const;
 const HOOK_KEYS = ["command", "timeout"] as const;
 
-/** Shortest hook timeout: less is no time to start a process. */
-export const MIN_HOOK_TIMEOUT_MS = 1_000;
-/** Longest hook timeout: a deploy holds the app (and its lock on the fleet) while a hook runs. */
-export const MAX_HOOK_TIMEOUT_MS = 60 * 60_000;
-/** Most argv entries a hook may have; the agent checks the same. */
-export const MAX_HOOK_ARGS = 256;
+// The bounds are the wire's (@cutover/protocol), so the spec and the agent check the same: 1s..1h (a deploy holds the app while a hook runs), 256 argv strings.
+export { MAX_HOOK_ARGS, MAX_HOOK_TIMEOUT_MS, MIN_HOOK_TIMEOUT_MS };
 
 /**
  * The `${NAME}`s each hook's command may use. pre_deploy runs before the release
