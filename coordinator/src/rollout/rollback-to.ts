@@ -1,5 +1,5 @@
 import { REPORTS_KEPT_RELEASES } from "@cutover/protocol";
-import { secretNamesOf, type AppSpec } from "@cutover/spec";
+import type { AppSpec } from "@cutover/spec";
 import { ApiError } from "../api/errors.js";
 import type { CommandOperation } from "../fleet/fleet.js";
 import type { HostRecord } from "../store/hosts.js";
@@ -7,7 +7,7 @@ import { appDefinition, matchesSelector, planBatches } from "./plan.js";
 import { checkHost } from "./preflight.js";
 import { checkRollbackHosts, findRollbackTarget, type HostReleases } from "./rollback-target.js";
 import type { RolloutDeps, RolloutRun } from "./run.js";
-import { unsetSecretsRefusal, type SecretRolloutDeps } from "./secrets.js";
+import { secretValues, unsetSecretsRefusal, type SecretRolloutDeps } from "./secrets.js";
 import { runBlueGreen } from "./strategies/bluegreen.js";
 import { runRolling } from "./strategies/rolling.js";
 
@@ -82,7 +82,7 @@ export function planRollbackTo(deps: SecretRolloutDeps, app: string, to: Rollbac
   const unset = unsetSecretsRefusal(deps, spec, "nothing was changed");
   if (unset) throw unset;
   const definition = appDefinition(spec);
-  const secrets = deps.secrets.values(app, secretNamesOf(spec));
+  const secrets = secretValues(deps, spec);
   const sha256 = target.artifactSha256 ?? undefined;
   // Hosts that keep the tree reuse it (same sha256); the others download it, which the deployment's artifact allows.
   const wire = sha256 ? { sha256, sizeBytes: artifact?.size ?? 0 } : undefined;

@@ -18,7 +18,7 @@ import { allUp } from "./lb-plan.js";
 import { rollBackAfterRestart } from "./strategies/after-restart.js";
 import { planRollbackTo, type RollbackTo } from "./rollback-to.js";
 import { afterPreDeploy, hooksUnsupported } from "./hooks.js";
-import { unsetSecretsRefusal, type SecretRolloutDeps } from "./secrets.js";
+import { secretValues, unsetSecretsRefusal, type SecretRolloutDeps } from "./secrets.js";
 
 export { DEPLOY_COMMAND_MARGIN_MS } from "./run.js";
 
@@ -147,12 +147,13 @@ export class Rollouts {
     this.refuseIfBusy(spec.app);
     const { hosts: selected, order, refusals, leftOut } = this.selectForDeploy({ spec, skipFailingHosts: request.skipFailingHosts, artifactBytes: request.artifact?.size });
     if (refusals[0]) throw refusals[0];
+    // The values of the secrets the spec references, opened once for this deployment (before anything
+    // is saved: a secret that does not open refuses the deploy): only its commands carry them.
+    const secrets = secretValues(this.deps, spec);
     // Checked and about to run: this is now the app's spec (status and rollback use it).
     this.deps.apps.save(spec, request.specFile);
     const definition = appDefinition(spec);
     const artifact = request.artifact ? { sha256: request.artifact.sha256, sizeBytes: request.artifact.size } : undefined;
-    // The values of the secrets the spec references, opened once for this deployment: only its commands carry them.
-    const secrets = this.deps.secrets.values(spec.app, secretNamesOf(spec));
     const deployOperation = (_host: HostRecord, inPlace: boolean) => ({ deploy: { app: definition, release: request.release, artifact, inPlace, secrets } });
 
     const { batches } = order;
