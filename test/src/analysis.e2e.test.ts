@@ -205,7 +205,7 @@ test.serial("request checks on an app whose requests cannot be counted (a tcp ap
   const tcp = readFileSync(path, "utf8").replace("protocol: http", "protocol: tcp").replace(/ {2}http:\n {4}path: \/health_check\n {4}expect_status: 200\n/, "  tcp: {}\n");
   writeFileSync(path, tcp);
   const refused = await fleet.coordinator.cli(["deploy", path, "--release", "v1"]);
-  t.is(refused.exitCode, 1);
+  t.is(refused.exitCode, 65, "refused by the coordinator (ERR_ANALYSIS_UNMEASURABLE)");
   t.regex(refused.stderr, /the spec's analysis cannot be measured; nothing was deployed: max_error_rate and max_latency_p99 judge HTTP requests; a tcp app has none/);
-  t.is((await fleet.coordinator.cli(["status", "geoip"])).exitCode, 1, "the app was never deployed");
+  t.is((await fleet.coordinator.cli(["status", "geoip"])).exitCode, 65, "the app was never deployed: refused as unknown (ERR_APP_UNKNOWN)");
 });
