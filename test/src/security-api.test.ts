@@ -221,10 +221,10 @@ test.serial("token list shows both kinds and what an enrollment token binds, nev
 
 // ── Finding 8: smaller ones ───────────────────────────────────────────────────
 
-test.serial("the data dir is 0700 and the store, admin token and key 0600 at every start, even when left open", async (t) => {
+test.serial("the data dir is 0700 and the store, admin token, signing key and secrets key 0600 at every start, even when left open", async (t) => {
   const coordinator = await startCoordinator(t);
   const dir = coordinator.dataDir;
-  const files = ["cutover.db", "cutover.db-wal", "admin-token", "coordinator-key.pem"];
+  const files = ["cutover.db", "cutover.db-wal", "admin-token", "coordinator-key.pem", "secrets.key"];
   await coordinator.process.kill("SIGKILL");
   chmodSync(dir, 0o755);
   for (const file of files) chmodSync(join(dir, file), 0o644);
