@@ -2,7 +2,7 @@
 import test from "ava";
 import { createLogger } from "@cutover/log";
 import { v1, type cutover } from "@cutover/protocol";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { isProcessError } from "../process/index.js";
@@ -30,7 +30,7 @@ test("pre_deploy: the argv with ${RELEASE} and ${ADDRESS}, the app's env as the 
 
 test("post_switch: ${PORT} and ${COLOR} are the live color's; the app's secrets are in its environment", (t) => {
   const request = hookRequestOf({ hook: "post_switch", command: ["./smoke", "http://${ADDRESS}:${PORT}/health_check", "${COLOR}"], timeoutMs: 60_000 });
-  const spec = hookCommand(request, RUN, CTX, { lookupUser: () => NOBODY, baseEnv: {}, secretEnv: { DATABASE_URL: "DB" }, secrets: { DB: "postgres://u:p@db/geoip" } });
+  const spec = hookCommand(request, { ...RUN, secretEnv: { DATABASE_URL: "postgres://u:p@db/geoip" } }, CTX, { lookupUser: () => NOBODY, baseEnv: {} });
   t.deepEqual(spec.args, ["http://10.0.0.5:7002/health_check", "green"]);
   t.like(spec.env, { PORT: "7002", COLOR: "green", DATABASE_URL: "postgres://u:p@db/geoip", CUTOVER_HOOK: "post_switch" });
 });
@@ -72,7 +72,7 @@ test("a timeout over an hour", badRequest, { hook: "pre_deploy", command: ["x"],
 
 const APP: cutover.v1.AppDefinition.$Properties = {
   name: "geoip",
-  run: { command: ["node", "server.js"], env: { NODE_ENV: "test" }, user: "nobody" },
+  run: { command: ["node", "server.js"], env: { NODE_ENV: "test" }, user: "nobody", secretEnv: { DATABASE_URL: "DB" } },
   bluePort: 7001,
   greenPort: 7002,
   proxy: { listenPort: 8080 },
@@ -109,8 +109,9 @@ test("RunHook pre_deploy: fetches the release, runs the hook as run.user in it, 
     options.onLine?.("applied 3 migrations");
     return { exitCode: 0, signal: null, timedOut: false, outputTail: "applied 3 migrations", durationMs: 42 };
   });
-  const result = await handle(command({ app: APP, release: "v2", artifact: { sha256: "ab".repeat(32) }, hook: "pre_deploy", command: ["node", "migrate.js"], timeoutMs: 60_000 }));
+  const result = await handle(command({ app: APP, release: "v2", artifact: { sha256: "ab".repeat(32) }, hook: "pre_deploy", command: ["node", "migrate.js"], timeoutMs: 60_000, secrets: { DB: "postgres://u:p@db/geoip" } }));
   t.is(result.status, Status.OK);
+  t.is(ran?.env.DATABASE_URL, "postgres://u:p@db/geoip", "the app's secret, from the command");
   t.deepEqual(result.hookRan, { exitCode: 0, signal: "", timedOut: false, outputTail: "applied 3 migrations", durationMs: 42, cwd: dir });
   t.deepEqual(fetched, [`v2:${"ab".repeat(32)}`]);
   t.like(ran, { file: "node", args: ["migrate.js"], cwd: dir, uid: 65534, gid: 65534 });
@@ -124,7 +125,7 @@ test("RunHook pre_deploy: fetches the release, runs the hook as run.user in it, 
 
 test("RunHook: a hook that exits non-zero is FAILED with ERR_HOOK_FAILED and its output tail", async (t) => {
   const { handle } = handler(t, null, async () => ({ exitCode: 2, signal: null, timedOut: false, outputTail: "no such table", durationMs: 7 }));
-  const result = await handle(command({ app: APP, release: "v2", hook: "pre_deploy", command: ["node", "migrate.js"], timeoutMs: 60_000 }));
+  const result = await handle(command({ app: APP, release: "v2", hook: "pre_deploy", command: ["node", "migrate.js"], timeoutMs: 60_000, secrets: { DB: "x" } }));
   t.is(result.status, Status.FAILED);
   t.is(result.errorCode, "ERR_HOOK_FAILED");
   t.is(result.message, "the pre_deploy hook exited with code 2 after 7 ms");
@@ -133,13 +134,13 @@ test("RunHook: a hook that exits non-zero is FAILED with ERR_HOOK_FAILED and its
 
 test("RunHook: a timed-out hook is ERR_HOOK_TIMEOUT, one that cannot start ERR_HOOK_SPAWN_FAILED", async (t) => {
   const timedOut = await handler(t, null, async () => ({ exitCode: null, signal: "SIGKILL", timedOut: true, outputTail: "", durationMs: 5000 })).handle(
-    command({ app: APP, release: "v2", hook: "pre_deploy", command: ["x"], timeoutMs: 5_000 }),
+    command({ app: APP, release: "v2", hook: "pre_deploy", command: ["x"], timeoutMs: 5_000, secrets: { DB: "x" } }),
   );
   t.is(timedOut.errorCode, "ERR_HOOK_TIMEOUT");
   t.is(timedOut.message, "the pre_deploy hook was still running after 5s: its process group was killed");
   t.is(timedOut.hookRan?.exitCode, -1);
   const spawn = await handler(t, null, async () => ({ exitCode: null, signal: null, timedOut: false, spawnError: "spawn x ENOENT", outputTail: "", durationMs: 1 })).handle(
-    command({ app: APP, release: "v2", hook: "pre_deploy", command: ["x"], timeoutMs: 5_000 }),
+    command({ app: APP, release: "v2", hook: "pre_deploy", command: ["x"], timeoutMs: 5_000, secrets: { DB: "x" } }),
   );
   t.is(spawn.errorCode, "ERR_HOOK_SPAWN_FAILED");
   t.is(spawn.message, "the pre_deploy hook could not start: spawn x ENOENT");
@@ -164,9 +165,30 @@ test("RunHook for an app that would run as root is REJECTED with ERR_ROOT_APP_RE
   } else t.pass();
 });
 
+test("RunHook without a secret the app's environment references is REJECTED with ERR_SECRET_UNAVAILABLE, nothing run", async (t) => {
+  const { handle } = handler(t, null, async () => t.fail("ran") as never);
+  const result = await handle(command({ app: APP, release: "v2", hook: "pre_deploy", command: ["x"], timeoutMs: 5_000 }));
+  t.is(result.status, Status.REJECTED);
+  t.is(result.errorCode, "ERR_SECRET_UNAVAILABLE");
+  t.false(result.message?.includes("postgres"));
+});
+
 test("RunHook with a release that is not a release name is REJECTED", async (t) => {
   const { handle } = handler(t, null);
   const result = await handle(command({ app: APP, release: "../etc", hook: "pre_deploy", command: ["x"], timeoutMs: 5_000 }));
   t.is(result.status, Status.REJECTED);
   t.is(result.errorCode, "ERR_INVALID_HOOK");
+});
+
+test("RunHook reads the app's run.env_file on this host, as an instance's start does", async (t) => {
+  let ran: Parameters<typeof runHook>[0] | undefined;
+  const { handle, dir } = handler(t, null, async (spec) => {
+    ran = spec;
+    return { exitCode: 0, signal: null, timedOut: false, outputTail: "", durationMs: 1 };
+  });
+  const envFile = join(dir, "geoip.env");
+  writeFileSync(envFile, "REGION=eu-west\nNODE_ENV=overridden-by-run-env\n", { mode: 0o644 });
+  const result = await handle(command({ app: { ...APP, run: { ...APP.run, envFile } }, release: "v2", hook: "pre_deploy", command: ["x"], timeoutMs: 5_000, secrets: { DB: "x" } }));
+  t.is(result.status, Status.OK, result.message ?? "");
+  t.like(ran?.env, { REGION: "eu-west", NODE_ENV: "test" });
 });

@@ -44,29 +44,19 @@ export function hookRequestOf(wire: { hook?: string | null; command?: string[] |
   return { hook, command: [...command], timeoutMs };
 }
 
-export interface HookCommandOptions extends ProcessSpecOptions {
-  /** Environment variable → secret name (RunSpec.secret_env) and the secrets' values (RunHook.secrets). */
-  secretEnv?: Readonly<Record<string, string>>;
-  secrets?: Readonly<Record<string, string>>;
-}
-
 /**
  * The hook as a process: its argv (only the hook's own `${NAME}`s, checked
- * here too), the app's environment as `processSpec` builds it for `ctx` (the
- * color the release runs or will run as on this host) with the app's secrets,
- * CUTOVER_HOOK set, and run.user resolved exactly as for the app — uid 0
+ * here too), the app's environment as `processSpec` builds it for an instance
+ * on `ctx` (the color the release runs or will run as on this host) — its env
+ * file's and secrets' values already in `run` —, CUTOVER_HOOK set, and run.user resolved exactly as for the app — uid 0
  * refused unless the host allows root apps. Pure apart from the user lookup.
  */
-export function hookCommand(request: HookRequest, run: RunSection, ctx: SpecContext, options: HookCommandOptions = {}): ProcessSpec {
+export function hookCommand(request: HookRequest, run: RunSection, ctx: SpecContext, options: ProcessSpecOptions = {}): ProcessSpec {
   const all: Vars = { PORT: String(ctx.port), ADDRESS: ctx.address, COLOR: ctx.color, RELEASE: ctx.release };
   const allowed = Object.fromEntries(HOOK_VARIABLES[request.hook].map((name) => [name, all[name]]));
   const command = request.command.map((arg, i) => substitute(arg, allowed, `hooks.${request.hook}.command[${i}]`));
   // The argv is final: `$$` is left as `$$` by substitute, and a second pass would leave it again.
-  const spec = processSpec({ command, env: run.env, user: run.user }, ctx, options);
-  for (const [variable, secret] of Object.entries(options.secretEnv ?? {})) {
-    const value = options.secrets?.[secret];
-    if (value !== undefined) spec.env[variable] = value;
-  }
+  const spec = processSpec({ ...run, command }, ctx, options);
   if (request.hook === "pre_deploy") {
     // No instance of the release listens anywhere yet: a port or color would mislead.
     delete spec.env.PORT;

@@ -3,6 +3,8 @@ import { isValidRelease, v1, type cutover } from "@cutover/protocol";
 import { admitDefinition, type AdmissionPolicy } from "../apps/admission.js";
 import { otherColor, type Color } from "../apps/app-state.js";
 import { appDefinitionOf, portOf } from "../apps/definition.js";
+import { SecretVault } from "../apps/secret-vault.js";
+import { readEnvFile } from "../process/index.js";
 import type { OperationResult } from "../commands/dispatcher.js";
 import type { ReleaseDirs } from "../releases/release-dirs.js";
 import { hookCommand, hookRequestOf, type HookRequest } from "./command.js";
@@ -51,11 +53,13 @@ export function hookHandler(options: HookHandlerOptions): (command: cutover.v1.C
     const cwd = await options.releases.dirOf(app, { release, sha256: wire.artifact?.sha256 || undefined });
     let spec;
     try {
-      spec = hookCommand(request, definition.run, { port: portOf(definition, color), address: options.address, color, release, releaseDir: cwd }, {
-        ...options.admission,
-        secretEnv: wire.app?.run?.secretEnv ?? {},
-        secrets: wire.secrets ?? {},
-      });
+      // The app's environment as its instances get it: the env file read now, the secrets this command brought.
+      const { env, user, envFile } = definition.run;
+      const vault = new SecretVault();
+      vault.put(app, wire.secrets);
+      const secretEnv = vault.environment(app, definition.run.secretEnv);
+      const fileEnv = envFile ? await readEnvFile(envFile) : undefined;
+      spec = hookCommand(request, { command: [], env, user, fileEnv, secretEnv }, { port: portOf(definition, color), address: options.address, color, release, releaseDir: cwd }, options.admission);
     } catch (error) {
       return refused(error);
     }
