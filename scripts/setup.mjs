@@ -38,10 +38,14 @@ function nginxModules() {
   return { lua: has("ngx_http_lua_module.so"), stream: has("ngx_stream_module.so") || /--with-stream(\s|$)/.test(nginx.stderr) };
 }
 
-/** Debian packages only the tests need, each with the program it provides: a real Prometheus for the analysis tests, a headless Chromium for the dashboard's. */
+/**
+ * Debian packages only the tests need, each with the program it provides: a real Prometheus for the analysis tests, a headless Chromium for the dashboard's,
+ * sshd for `hosts bootstrap` (each test starts one per host on loopback; by its full path, as /usr/sbin is not on every PATH).
+ */
 export const TEST_PACKAGES = [
   { name: "prometheus", program: "prometheus" },
   { name: "chromium", program: "chromium" },
+  { name: "openssh-server", program: "/usr/sbin/sshd" },
 ];
 
 /** Installs Debian packages where we are root on Debian/Ubuntu; false elsewhere (the caller says what to install). */

@@ -4,6 +4,7 @@ import type { InstallerManifest } from "../../installer/agent-bundle.js";
 import { ApiClient } from "../client.js";
 import { resolveClientSettings, type ClientSettings, type GlobalOptions } from "../config.js";
 import { EXIT, ExitError } from "../exit-error.js";
+import { registerHostsBootstrap } from "./hosts-bootstrap.js";
 
 /** One word for a POSIX shell, whatever it holds. */
 export function shellQuote(word: string): string {
@@ -107,4 +108,5 @@ export function registerHostsJoin(hosts: Command): void {
       if (!options.json && !manifest.tls) process.stderr.write("cutover: warning: unpinned: install.sh is fetched over plain http (--allow-unpinned)\n");
       if (!options.json) process.stderr.write(`cutover: paste it on the host as root before ${created.expiresAt} (one host, once)\n`);
     });
+  registerHostsBootstrap(hosts);
 }
