@@ -1,5 +1,6 @@
 // Spec hooks with a real coordinator, real agents and nginx, driven by the real CLI: what an operator sees.
 import test from "ava";
+import { createHash } from "node:crypto";
 import { chmodSync, copyFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { openSignedCommand, type cutover } from "@cutover/protocol";
@@ -18,17 +19,19 @@ const NOBODY_UID = Number(/^nobody:[^:]*:(\d+):/m.exec(readFileSync("/etc/passwd
 /**
  * The hook shipped in the release: appends one line per run to the log the test
  * owns — hook, release, host address, COLOR, PORT, uid, whether it ran in its
- * release's directory, ok/fail — prints a marker, sleeps with --sleep-on ADDRESS
+ * release's directory, ok/fail, the start of DB_PASSWORD's sha256 — prints a marker, sleeps with --sleep-on ADDRESS
  * SECONDS on that host, and fails (exit 3, a message on stderr) with --fail, or
  * --fail-on ADDRESS on that host.
  */
-const HOOK_SCRIPT = `import { appendFileSync } from "node:fs";
+const HOOK_SCRIPT = `import { createHash } from "node:crypto";
+import { appendFileSync } from "node:fs";
 import { basename } from "node:path";
 const [log, hook, release, address, ...rest] = process.argv.slice(2);
 const failOn = rest.indexOf("--fail-on");
 const fail = rest.includes("--fail") || (failOn >= 0 && rest[failOn + 1] === address);
 const inRelease = basename(process.cwd()) === release ? "release-dir" : process.cwd();
-appendFileSync(log, [hook, release, address, process.env.COLOR ?? "-", process.env.PORT ?? "-", process.getuid(), inRelease, fail ? "fail" : "ok"].join(" ") + "\\n");
+const secret = process.env.DB_PASSWORD ? createHash("sha256").update(process.env.DB_PASSWORD).digest("hex").slice(0, 12) : "-";
+appendFileSync(log, [hook, release, address, process.env.COLOR ?? "-", process.env.PORT ?? "-", process.getuid(), inRelease, fail ? "fail" : "ok", secret].join(" ") + "\\n");
 console.log("hook-marker " + hook + " " + release + " on " + address);
 const sleepOn = rest.indexOf("--sleep-on");
 if (sleepOn >= 0 && rest[sleepOn + 1] === address) await new Promise((resolve) => setTimeout(resolve, Number(rest[sleepOn + 2]) * 1000));
@@ -50,7 +53,7 @@ interface Setup {
   /** The hooks' log, in a directory the app user may write. */
   log: string;
   /** Writes a spec of the sample app shipped with hook.mjs, with these hooks (argv after `node hook.mjs LOG`). */
-  spec(file: string, hooks: Record<string, { args: string[]; timeout?: string }>, strategy?: Record<string, unknown>): string;
+  spec(file: string, hooks: Record<string, { args: string[]; timeout?: string }>, options?: { strategy?: Record<string, unknown>; env?: Record<string, unknown> }): string;
 }
 
 async function setup(t: Parameters<typeof startFleet>[0]): Promise<Setup> {
@@ -65,10 +68,11 @@ async function setup(t: Parameters<typeof startFleet>[0]): Promise<Setup> {
   return {
     fleet,
     log,
-    spec(file, hooks, strategy) {
-      const path = writeExampleSpec(fleet.dir, { ...PORTS, ...(strategy && { strategy }) }, file);
-      const spec = parse(readFileSync(path, "utf8")) as Record<string, unknown>;
+    spec(file, hooks, options = {}) {
+      const path = writeExampleSpec(fleet.dir, { ...PORTS, ...(options.strategy && { strategy: options.strategy }) }, file);
+      const spec = parse(readFileSync(path, "utf8")) as { artifact: string; hooks: unknown; run: Record<string, unknown> };
       spec.artifact = artifact;
+      if (options.env) spec.run.env = options.env;
       spec.hooks = Object.fromEntries(Object.entries(hooks).map(([name, hook]) => [name, { command: ["node", "hook.mjs", log, ...hook.args], ...(hook.timeout && { timeout: hook.timeout }) }]));
       writeFileSync(path, stringify(spec));
       return path;
@@ -106,7 +110,7 @@ test.serial("a failing pre_deploy hook aborts before any switch, its output show
   t.regex(deploy.stderr, /pre_deploy hook failed on web-1: the pre_deploy hook exited with code 3 .*\(ERR_HOOK_FAILED\); its last output: .*migration 0042 failed: relation "users" is locked.*; no host was switched/);
 
   t.deepEqual(await versionsThroughProxies(fleet), ["v1", "v1", "v1"], "no host switched");
-  t.deepEqual(hookRuns(log), [`pre_deploy v2 ${web1} - - ${NOBODY_UID} release-dir fail`], "ran once, on web-1, as nobody, in the new release's directory");
+  t.deepEqual(hookRuns(log), [`pre_deploy v2 ${web1} - - ${NOBODY_UID} release-dir fail -`], "ran once, on web-1, as nobody, in the new release's directory");
   const history = await fleet.coordinator.cliJson<{ id: string; release: string; state: string }[]>(["history", "geoip"]);
   t.deepEqual(history.json.map((d) => [d.release, d.state]), [
     ["v2", "failed"],
@@ -128,10 +132,20 @@ test.serial("a passing pre_deploy runs exactly once per deploy across 3 hosts, b
   const [web1, web2, web3] = fleet.addresses as [string, string, string];
   t.is((await fleet.coordinator.cli(["deploy", spec("v1.yml", {}), "--release", "v1"])).exitCode, 0);
 
-  const hooked = spec("hooked.yml", {
-    pre_deploy: { args: ["pre_deploy", "${RELEASE}", "${ADDRESS}"] },
-    post_switch: { args: ["post_switch", "${RELEASE}", "${ADDRESS}"], timeout: "20s" },
-  });
+  // The hooks get the app's environment, its secrets included.
+  const secretFile = join(fleet.dir, "db-password");
+  writeFileSync(secretFile, "correct horse battery staple");
+  const set = await fleet.coordinator.cli(["secret", "set", "geoip", "DB_PASSWORD", "--file", secretFile]);
+  t.is(set.exitCode, 0, set.stderr);
+  const secretSha = createHash("sha256").update("correct horse battery staple").digest("hex").slice(0, 12);
+  const hooked = spec(
+    "hooked.yml",
+    {
+      pre_deploy: { args: ["pre_deploy", "${RELEASE}", "${ADDRESS}"] },
+      post_switch: { args: ["post_switch", "${RELEASE}", "${ADDRESS}"], timeout: "20s" },
+    },
+    { env: { DB_PASSWORD: { secret: "DB_PASSWORD" } } },
+  );
   const v2 = await fleet.coordinator.cliJson<DeployJson>(["deploy", hooked, "--release", "v2"]);
   t.is(v2.exitCode, 0, `${v2.stderr}\n${JSON.stringify(v2.json.hosts)}`);
   t.deepEqual(v2.json.hosts.map((h) => [h.name, h.outcome, h.liveColor, h.release]), [
@@ -141,10 +155,10 @@ test.serial("a passing pre_deploy runs exactly once per deploy across 3 hosts, b
   ]);
   t.deepEqual(await versionsThroughProxies(fleet), ["v2", "v2", "v2"]);
   t.deepEqual(hookRuns(log), [
-    `pre_deploy v2 ${web1} - - ${NOBODY_UID} release-dir ok`,
-    `post_switch v2 ${web1} green 7002 ${NOBODY_UID} release-dir ok`,
-    `post_switch v2 ${web2} green 7002 ${NOBODY_UID} release-dir ok`,
-    `post_switch v2 ${web3} green 7002 ${NOBODY_UID} release-dir ok`,
+    `pre_deploy v2 ${web1} - - ${NOBODY_UID} release-dir ok ${secretSha}`,
+    `post_switch v2 ${web1} green 7002 ${NOBODY_UID} release-dir ok ${secretSha}`,
+    `post_switch v2 ${web2} green 7002 ${NOBODY_UID} release-dir ok ${secretSha}`,
+    `post_switch v2 ${web3} green 7002 ${NOBODY_UID} release-dir ok ${secretSha}`,
   ]);
   const events = await eventsOf(fleet, v2.json.id);
   const markers = events.filter((e) => e.kind === "hook.output").map((e) => [e.hostName, e.message]);
@@ -160,7 +174,7 @@ test.serial("a passing pre_deploy runs exactly once per deploy across 3 hosts, b
   t.true(passed!.id < firstSwitch!.id, "pre_deploy passed before any host switched");
 
   // v3 with a post_switch that fails on web-2 only; one failure allowed: web-2 is switched back, the others keep v3.
-  const flaky = spec("flaky.yml", { post_switch: { args: ["post_switch", "${RELEASE}", "${ADDRESS}", "--fail-on", web2] } }, { max_failures: 1 });
+  const flaky = spec("flaky.yml", { post_switch: { args: ["post_switch", "${RELEASE}", "${ADDRESS}", "--fail-on", web2] } }, { strategy: { max_failures: 1 } });
   const v3 = await fleet.coordinator.cliJson<DeployJson>(["deploy", flaky, "--release", "v3"]);
   t.is(v3.exitCode, 1);
   t.is(v3.json.status, "failed");
