@@ -1,7 +1,8 @@
 import { v1 } from "@cutover/protocol";
 import { ApiError } from "../api/errors.js";
+import type { LbState } from "../store/apps.js";
 import type { HostRecord } from "../store/hosts.js";
-import { withCordoned, withState } from "./lb-plan.js";
+import { backendFor, FULL_WEIGHT, withCordoned, withState } from "./lb-plan.js";
 import { matchesSelector } from "./plan.js";
 import { LB_COMMAND_TIMEOUT_MS, lbSiteOf, RESUME_WAIT_MS, type RolloutDeps } from "./run.js";
 
@@ -21,8 +22,17 @@ export interface LbCordonOutcome {
  * Cordoning waits for no deployment: a host that a running deployment reaches (or whose
  * app's upstream it is changing) is refused, naming the deployment, so the rollout and
  * the cordon never both decide that host's upstream state. Abort or wait, then cordon.
+ * Nor does it take an app's last serving host away from its load balancer.
  */
 export function refuseIfDeploying(deps: Pick<RolloutDeps, "apps" | "deployments">, host: HostRecord, verb: "cordon" | "uncordon"): void {
+  if (verb === "cordon") {
+    const upstreams = deps.apps.names().flatMap((app) => {
+      const lb = deps.apps.lbState(app);
+      return lb ? [{ app, lb }] : [];
+    });
+    const refusal = lastBackendRefusal(host.name, upstreams);
+    if (refusal) throw refusal;
+  }
   for (const app of deps.apps.names()) {
     const active = deps.deployments.active(app);
     if (!active) continue;
@@ -39,6 +49,17 @@ export function refuseIfDeploying(deps: Pick<RolloutDeps, "apps" | "deployments"
 }
 
 /**
+ * Cordoning the last host an app's load balancer sends users to would leave them nothing
+ * (nginx has no upstream server to pick): refused, naming the app. Uncordon another host,
+ * or deploy to more, first.
+ */
+export function lastBackendRefusal(host: string, upstreams: { app: string; lb: LbState }[]): ApiError | undefined {
+  const alone = upstreams.filter(({ lb }) => lb.backends.some((b) => b.host === host && b.state === "up") && !lb.backends.some((b) => b.host !== host && b.state === "up")).map((u) => u.app);
+  if (alone.length === 0) return undefined;
+  return new ApiError(409, "ERR_LAST_BACKEND", `${host} is the last host ${alone.join(", ")}'s load balancer sends users to; cordoning it would leave them none. Nothing was changed: uncordon or add another host first`);
+}
+
+/**
  * Puts the upstream of every app that has `host` behind a front load balancer in line
  * with the store's cordons: a cordoned host drains (like a rolling batch's drain, then
  * waits for its in-flight requests up to lb.drain_timeout), an uncordoned one is back up.
@@ -50,9 +71,13 @@ export async function applyCordon(deps: RolloutDeps, host: HostRecord, to: "drai
   const cordoned = new Set(deps.hosts.list().filter((h) => h.cordon !== null && !(to === "up" && h.name === host.name)).map((h) => h.name));
   for (const app of deps.apps.names()) {
     const spec = deps.apps.get(app);
-    const lb = deps.apps.lbState(app);
-    const backend = lb?.backends.find((b) => b.host === host.name);
-    if (!spec?.lb || !lb || !backend) continue;
+    const recorded = deps.apps.lbState(app);
+    if (!spec?.lb || !recorded) continue;
+    // Cordoned before the app's first upstream took it, it joins it on uncordon if it serves the app (fleet blue/green's groups are its strategy's).
+    const joins = to === "up" && !recorded.backends.some((b) => b.host === host.name) && spec.strategy.type !== "fleet-bluegreen" && matchesSelector(host.labels, spec.hosts) && host.instances.some((i) => i.app === app && i.live);
+    const lb = joins ? { ...recorded, backends: [...recorded.backends, backendFor(spec, host, "drain", FULL_WEIGHT)] } : recorded;
+    const backend = lb.backends.find((b) => b.host === host.name);
+    if (!backend) continue;
     // Only what the cordon changed is undone: a backend a strategy had down (fleet blue/green's idle group) stays down.
     const flipped = to === "up" ? (backend.state === "drain" ? withState(lb, [host.name], "up") : lb) : lb;
     const next = withCordoned(flipped, lb, cordoned);

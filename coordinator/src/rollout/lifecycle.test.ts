@@ -9,6 +9,7 @@ import { parseSpec } from "@cutover/spec";
 import type { LbState } from "../store/apps.js";
 import { openDatabase } from "../store/database.js";
 import { HostStore, type HostRecord } from "../store/hosts.js";
+import { lastBackendRefusal } from "./cordon.js";
 import { withCordoned } from "./lb-plan.js";
 import { removalRefusal, removalTargets } from "./remove-app.js";
 
@@ -26,6 +27,16 @@ test("withCordoned: a cordoned backend a deploy left out of the upstream is kept
   const next = upstream(backend("web-1"));
   t.deepEqual(withCordoned(next, previous, new Set(["web-2", "web-3"])).backends.map((b) => [b.host, b.state]), [["web-1", "up"], ["web-2", "drain"], ["web-3", "down"]]);
   t.deepEqual(withCordoned(next, previous, new Set(["web-1"])).backends.map((b) => [b.host, b.state]), [["web-1", "drain"]], "an uncordoned host left out stays out");
+});
+
+test("lastBackendRefusal: cordoning the only host a load balancer still sends users to is refused naming the app; with another up, not", (t) => {
+  const geoip = { app: "geoip", lb: upstream(backend("web-1"), backend("web-2", "drain")) };
+  const api = { app: "api", lb: upstream(backend("web-1"), backend("web-3")) };
+  const refusal = lastBackendRefusal("web-1", [geoip, api]);
+  t.like(refusal, { status: 409, code: "ERR_LAST_BACKEND" });
+  t.regex(refusal!.message, /web-1 is the last host geoip's load balancer sends users to/);
+  t.is(lastBackendRefusal("web-3", [geoip, api]), undefined);
+  t.is(lastBackendRefusal("web-2", [geoip]), undefined, "a host already drained takes nobody away");
 });
 
 test("HostStore: cordon keeps the first who/why/when until uncordon; a fresh store has no cordon", (t) => {

@@ -186,7 +186,7 @@ export class Rollouts {
     this.refuseIfBusy(app);
     if (to) {
       const plan = planRollbackTo(this.deps, app, to);
-      return this.launch("rollback", plan.spec, plan.release, createdBy, plan.hosts, plan.deployOperation, plan.work, plan.artifactSha256);
+      return this.launch("rollback", plan.spec, plan.release, createdBy, plan.hosts, plan.deployOperation, plan.work, plan.artifactSha256, this.leftOut(plan.spec));
     }
     const reached = this.deps.hosts.list().filter((h) => h.instances.some((i) => i.app === app) || matchesSelector(h.labels, spec.hosts));
     const selected = reached.filter((h) => h.cordon === null);
