@@ -211,7 +211,7 @@ test("a misspelled top-level key", refused, (s) => {
   s.helth = s.health;
   delete s.health;
 }, [
-  { field: "helth", expected: "one of the keys app, artifact, run, ports, proxy, health, hosts, lb, strategy, resources, limits", got: 'unknown key "helth" (did you mean "health"?)' },
+  { field: "helth", expected: "one of the keys app, artifact, run, ports, proxy, health, hosts, lb, strategy, resources, limits, hooks", got: 'unknown key "helth" (did you mean "health"?)' },
   { field: "health", expected: "a mapping with one check, http: { path } or tcp: {}", got: "nothing" },
 ]);
 test("unknown keys at every level", refused, (s) => {
