@@ -33,7 +33,7 @@ export function renderHosts(hosts: HostView[], now = Date.now()): string {
       h.agentVersion || "-",
       formatLabels(h.labels),
       pendingChange(h),
-      cordonedCell(h),
+      cordonedCell(h, now),
     ]),
   );
 }
@@ -52,10 +52,10 @@ function pendingChange(h: HostView): string {
 }
 
 /** Who cordoned the host and why (`-` when it is not cordoned). */
-function cordonedCell(h: HostView): string {
+function cordonedCell(h: HostView, now: number): string {
   // An older coordinator sends no `cordoned`.
   if (!h.cordoned) return "-";
-  return `by ${h.cordoned.by} ${ago(h.cordoned.at)}${h.cordoned.reason ? `: ${h.cordoned.reason}` : ""}`;
+  return `by ${h.cordoned.by} ${ago(h.cordoned.at, now)}${h.cordoned.reason ? `: ${h.cordoned.reason}` : ""}`;
 }
 
 /** What cordon / uncordon did, one line per app load balancer; throws (exit 1) when one did not take it. */
