@@ -172,7 +172,7 @@ export function DeploymentPage({ id, role, go }: { id: string; role: Role; go(pa
         <tbody>
           {d.hosts.map((h) => (
             <tr data-host={h.name} data-outcome={h.outcome} key={h.name}>
-              <td>{h.batch + 1}</td>
+              <td>{h.batch === 0 ? "left out" : h.batch}</td>
               <td>{h.name}</td>
               <td>
                 <span class={`badge outcome-${h.outcome}`}>{h.outcome}</span>
@@ -254,6 +254,7 @@ function Timeline({ deployment: d, events }: { deployment: Deployment; events: D
   const end = d.finishedAt ? Date.parse(d.finishedAt) : Math.max(Date.now(), ...events.map((e) => e.at));
   const span = Math.max(1, end - start);
   const at = (t: number) => `${(100 * Math.max(0, t - start)) / span}%`;
+  // Batches count from 1; 0 holds the hosts the deployment left out (cordoned, failing preflight).
   const batches = [...new Set(d.hosts.map((h) => h.batch))].sort((a, b) => a - b);
   return (
     <div class="timeline" data-span-ms={span}>
@@ -263,8 +264,8 @@ function Timeline({ deployment: d, events }: { deployment: Deployment; events: D
         <span>{clock(end).slice(11)}</span>
       </div>
       {batches.map((batch) => (
-        <div class="batch" data-batch={batch + 1}>
-          <div class="batch-name">batch {batch + 1}</div>
+        <div class="batch" data-batch={batch}>
+          <div class="batch-name">{batch === 0 ? "left out" : `batch ${batch}/${batches.filter((b) => b > 0).length}`}</div>
           {d.hosts
             .filter((h) => h.batch === batch)
             .map((h) => {
@@ -286,7 +287,10 @@ function Timeline({ deployment: d, events }: { deployment: Deployment; events: D
       ))}
       <div class="legend">
         {["preflight", "fetch", "start", "health", "switch", "done", "failed"].map((s) => (
-          <span class={`key step-${s}`}>{s}</span>
+          <span class="key">
+            <span class={`swatch step-${s}`} />
+            {s}
+          </span>
         ))}
       </div>
     </div>
