@@ -17,7 +17,7 @@ export const EXIT = {
   unreachable: 69,
   /** A bug: in the CLI, or an internal error of the coordinator. */
   internal: 70,
-  /** Refused for now, the same call may pass later: the app is locked, a deployment is running, too many refused calls. */
+  /** Refused for now, the same call may pass later: the app is locked, a deployment is running, too many refused calls, a host to clean is unreachable, the app is being removed. */
   tryLater: 75,
   /** Refused for who is asking: the token is unknown, expired or revoked, or its role is too low. */
   denied: 77,
@@ -34,7 +34,7 @@ export class ExitError extends Error {
 }
 
 /** Refusals that say "not now": the same call may pass once someone else is done. */
-const TRY_LATER_CODES: ReadonlySet<string> = new Set(["ERR_APP_LOCKED", "ERR_DEPLOYMENT_IN_PROGRESS", "ERR_RATE_LIMITED"]);
+const TRY_LATER_CODES: ReadonlySet<string> = new Set(["ERR_APP_LOCKED", "ERR_DEPLOYMENT_IN_PROGRESS", "ERR_RATE_LIMITED", "ERR_APP_REMOVING", "ERR_HOSTS_UNREACHABLE"]);
 
 /** The exit code for a coordinator's error answer: by its error code where that says "not now", else by its HTTP status. */
 export function exitCodeForRefusal(status: number, apiCode: string | undefined): ExitCode {

@@ -1,5 +1,6 @@
 import test from "ava";
 import type { HostView } from "../../api/hosts-view.js";
+import { EXIT, exitCodeForRefusal } from "../exit-error.js";
 import { renderCordon, renderHosts } from "./hosts.js";
 
 const NOW = Date.parse("2026-12-02T12:00:00Z");
@@ -33,4 +34,13 @@ test("cordon / uncordon output: one line per app load balancer, what it did; an 
     ["web-2 is still cordoned: not every load balancer took it back (run `cutover hosts uncordon web-2` again)", "  geoip at lb-1: FAILED: host lb-1 is unreachable"].join("\n"),
   );
   t.is(renderCordon({ host: view("web-2", null), loadBalancers: [] }, "uncordon"), ["web-2 uncordoned: deploys reach it again, load balancers send it requests", "  (it is behind no load balancer)"].join("\n"));
+});
+
+test("lifecycle refusals exit by kind: a host to clean unreachable or an app being removed is 75 (try later), the last backend or nothing to uncordon 65", (t) => {
+  t.is(exitCodeForRefusal(409, "ERR_HOSTS_UNREACHABLE"), EXIT.tryLater);
+  t.is(exitCodeForRefusal(409, "ERR_APP_REMOVING"), EXIT.tryLater);
+  t.is(exitCodeForRefusal(409, "ERR_DEPLOYMENT_IN_PROGRESS"), EXIT.tryLater);
+  t.is(exitCodeForRefusal(409, "ERR_LAST_BACKEND"), EXIT.refused);
+  t.is(exitCodeForRefusal(409, "ERR_NOT_CORDONED"), EXIT.refused);
+  t.is(exitCodeForRefusal(412, "ERR_AGENT_UNSUPPORTED"), EXIT.refused);
 });
