@@ -114,7 +114,7 @@ test("RunHook pre_deploy: fetches the release, runs the hook as run.user in it, 
   t.is(ran?.env.DATABASE_URL, "postgres://u:p@db/geoip", "the app's secret, from the command");
   t.deepEqual(result.hookRan, { exitCode: 0, signal: "", timedOut: false, outputTail: "applied 3 migrations", durationMs: 42, cwd: dir });
   t.deepEqual(fetched, [`v2:${"ab".repeat(32)}`]);
-  t.like(ran, { file: "node", args: ["migrate.js"], cwd: dir, uid: 65534, gid: 65534 });
+  t.like(ran, { file: "/usr/bin/nice", args: ["-n", "5", "node", "migrate.js"], cwd: dir, uid: 65534, gid: 65534 });
   t.deepEqual(events.map((e) => [e.commandId, e.kind, e.app]), [
     ["c-1", "hook", "geoip"],
     ["c-1", "hook.output", "geoip"],

@@ -4,7 +4,7 @@ import { admitDefinition, type AdmissionPolicy } from "../apps/admission.js";
 import { otherColor, type Color } from "../apps/app-state.js";
 import { appDefinitionOf, portOf } from "../apps/definition.js";
 import { SecretVault } from "../apps/secret-vault.js";
-import { readEnvFile } from "../process/index.js";
+import { belowAgent, readEnvFile, unprotectFromOom } from "../process/index.js";
 import type { OperationResult } from "../commands/dispatcher.js";
 import type { ReleaseDirs } from "../releases/release-dirs.js";
 import { hookCommand, hookRequestOf, type HookRequest } from "./command.js";
@@ -67,7 +67,18 @@ export function hookHandler(options: HookHandlerOptions): (command: cutover.v1.C
     const who = definition.run.user ?? "the agent's user";
     options.log.info("running a hook", { app, hook: request.hook, release, user: who, cwd });
     emit(`${request.hook} hook of ${release}: ${JSON.stringify(request.command)} as ${who} in ${cwd} (timeout ${request.timeoutMs / 1000}s)`);
-    const result = await run(spec, { timeoutMs: request.timeoutMs, onLine: (line) => emit(line, "hook.output") });
+    // Below the agent, as apps run (process/priority.ts): a migration saturating the host must not starve the agent's session.
+    const result = await run(belowAgent(spec), {
+      timeoutMs: request.timeoutMs,
+      onLine: (line) => emit(line, "hook.output"),
+      onSpawn: (pid) => {
+        try {
+          unprotectFromOom(pid);
+        } catch (error) {
+          options.log.warn("cannot reset a hook's OOM score; it keeps the agent's", { app, hook: request.hook, error: (error as Error).message });
+        }
+      },
+    });
     const outcome: cutover.v1.HookOutcome.$Properties = {
       exitCode: result.exitCode ?? -1,
       signal: result.signal ?? "",

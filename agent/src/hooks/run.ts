@@ -25,6 +25,8 @@ export interface RunHookOptions {
   onLine?: (line: string) => void;
   streamLines?: number;
   tailBytes?: number;
+  /** Called with the hook's pid right after the spawn (the OOM score, as for an app). */
+  onSpawn?: (pid: number) => void;
 }
 
 /** Lines of a hook streamed as events before the rest is only kept in its tail: a chatty hook must not flood the deploy's events. */
@@ -58,6 +60,7 @@ export async function runHook(spec: ProcessSpec, options: RunHookOptions): Promi
     detached: true,
     cleanup: false,
   });
+  if (child.pid !== undefined) options.onSpawn?.(child.pid);
   let timedOut = false;
   const killGroup = () => {
     if (child.pid === undefined) return;
