@@ -58,6 +58,10 @@ async function throughLb(fleet: Fleet, count = REQUESTS): Promise<{ hosts: Recor
   return { hosts, versions };
 }
 
+async function hostsState(fleet: Fleet, name: string): Promise<string | undefined> {
+  return (await fleet.coordinator.cliJson<{ name: string; state: string }[]>(["hosts"])).json.find((h) => h.name === name)?.state;
+}
+
 async function hostsJson(fleet: Fleet): Promise<HostJson[]> {
   const listed = await fleet.coordinator.cliJson<HostJson[]>(["hosts"]);
   return listed.json;
@@ -141,7 +145,7 @@ function siteFilesOf(stateDir: string, app: string): string[] {
   return (readdirSync(root, { recursive: true }) as string[]).filter((f) => f.endsWith(".conf") && f.includes(app));
 }
 
-test.serial("apps remove: refused while locked and without --yes off a terminal; then no process, site or port is left on any host, status says unknown, history stays", async (t) => {
+test.serial("apps remove: refused while locked, without --yes off a terminal, and with a host unreachable; then no process, site or port is left on any host, status says unknown, history stays", async (t) => {
   const fleet = await startFleet(t, { hosts: 2, lbHosts: 1 });
   const spec = writeExampleSpec(fleet.dir, { ...APP_PORTS, lbListen: LB_LISTEN });
   for (const release of ["v1", "v2"]) {
@@ -163,6 +167,21 @@ test.serial("apps remove: refused while locked and without --yes off a terminal;
   t.is(unasked.exitCode, 64, unasked.stderr);
   t.regex(unasked.stderr, /pass --yes/);
   t.is((await getThroughProxy(fleet.addresses[0]!, APP_PORTS.listen)).version, "v2", "still serving");
+
+  // A host that cannot be cleaned now: the removal is refused naming it, and nothing is removed anywhere.
+  const web2 = fleet.agents[1]!;
+  await web2.process.kill("SIGKILL");
+  for (let i = 0; (await hostsState(fleet, "web-2")) !== "unreachable"; i++) {
+    if (i > 50) t.fail("web-2 never showed unreachable");
+    await sleep(200);
+  }
+  const offline = await fleet.coordinator.cli(["apps", "remove", "geoip", "--yes"]);
+  t.is(offline.exitCode, 75, offline.stderr);
+  t.regex(offline.stderr, /cannot remove geoip: web-2 is unreachable and would keep running it; nothing was removed/);
+  t.deepEqual(running(), [["geoip/blue", "geoip/green"], ["geoip/blue", "geoip/green"]], "nothing was removed, on web-1 either");
+  t.is((await getThroughProxy(fleet.lbAddresses[0]!, LB_LISTEN)).version, "v2", "the load balancer still serves it");
+  web2.start();
+  await web2.online();
 
   const removed = await fleet.coordinator.cliJson<{ app: string; removed: boolean; hosts: { name: string; role: string; ok: boolean; stoppedColors: string[]; siteRemoved: boolean; lbSiteRemoved: boolean }[] }>(["apps", "remove", "geoip", "--yes"]);
   t.is(removed.exitCode, 0, removed.stderr);
