@@ -1,6 +1,6 @@
 import { chmodSync, mkdirSync } from "node:fs";
 import { cpus } from "node:os";
-import { dirname } from "node:path";
+import { dirname, join } from "node:path";
 import { createLogger, watchEventLoop, type Logger } from "@cutover/log";
 import { enrollmentTokenKeyId, REMOVES_APPS, REPORTS_KEPT_RELEASES, RUNS_HOOKS, type cutover } from "@cutover/protocol";
 import { CommandDispatcher } from "./commands/dispatcher.js";
@@ -15,7 +15,7 @@ import { colorOfPort } from "./apps/definition.js";
 import { COUNTS_REQUESTS, RequestCounterSource } from "./requests/request-counters.js";
 import { Supervisors } from "./apps/supervisors.js";
 import { SecretVault } from "./apps/secret-vault.js";
-import { createNginxRunner, ensureSocketDir, isNginxError, type NginxRunner, type ManagedNginx, type SwitchMode } from "./nginx/index.js";
+import { createNginxRunner, ensureSocketDir, isNginxError, loadProbeToken, PROBE_TOKEN_FILE, type NginxRunner, type ManagedNginx, type SwitchMode } from "./nginx/index.js";
 import { keptReleases, ReleaseStore, type ChunkSource } from "./releases/release-store.js";
 import { releaseDirs } from "./releases/release-dirs.js";
 import { lbHandlers } from "./commands/lb.js";
@@ -146,13 +146,11 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
 
 /** The nginx runner of the configured mode, and the switch mode it supports ("live" needs the Lua module). */
 async function openNginx(config: AgentConfig, log: Logger): Promise<{ nginx: NginxRunner; switchMode: SwitchMode }> {
-  // Kept across restarts: the site files rendered with it stay the same bytes (probe-token.ts).
-  const probeToken = loadProbeToken(join(config.stateDir, PROBE_TOKEN_FILE));
   const nginx: NginxRunner =
     config.nginxMode === "managed"
       ? // --switch reload uses nothing of the Lua module: its nginx reloads without starting it.
-        await createNginxRunner({ mode: "managed", stateDir: config.stateDir, lua: config.switchMode !== "reload", probeToken })
-      : await createNginxRunner({ mode: "system", probeToken });
+        await createNginxRunner({ mode: "managed", stateDir: config.stateDir, lua: config.switchMode !== "reload" })
+      : await createNginxRunner({ mode: "system", probeToken: loadProbeToken(join(config.stateDir, PROBE_TOKEN_FILE)) });
   try {
     ensureSocketDir(dirname(nginx.controlSocket));
   } catch (error) {

@@ -2,6 +2,7 @@
 // every answer read through the LB as a user would.
 import test from "ava";
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { PROBE_TOKEN_HEADER } from "../nginx/probe-token.js";
 import { childPids } from "../nginx/proc.js";
 import { applyLbSite, removeLbSite } from "./apply.js";
 import { lbRevision } from "./config.js";
@@ -125,7 +126,7 @@ test("live mode: the state survives an nginx restart (the file's copy serves an 
 test("live mode: a site file written but never loaded (agent died before the reload) is loaded by the next apply", async (t) => {
   const f = await lbFixture(t);
   const site = f.site("live");
-  writeFileSync(lbSitePath(f.runner, "demo"), renderLbSite(site, { controlSocket: lbControlSocket(f.runner, "demo") }));
+  writeFileSync(lbSitePath(f.runner, "demo"), renderLbSite(site, { controlSocket: lbControlSocket(f.runner, "demo"), probeToken: f.runner.probeToken }));
   t.like(await f.get(), { error: `connect ECONNREFUSED ${f.address}:${f.listenPort}` });
   const result = await applyLbSite(f.runner, site);
   t.true(result.reloaded, "the control socket was not there, so the apply reloaded");
@@ -226,6 +227,22 @@ for (const mode of ["reload", "live"] as const) {
       backends: [{ host: "v6", address: "::1", port: v6.port, weight: 1, state: "up", group: "stable" }],
     });
     await applyLbSite(f.runner, site);
-    t.like(await probeLb("::1", listenPort), { status: 200, body: "v6", backend: `[::1]:${v6.port}` });
+    t.like(await probeLb("::1", listenPort, "/", { [PROBE_TOKEN_HEADER]: f.runner.probeToken }), { status: 200, body: "v6", backend: `[::1]:${v6.port}` });
   });
 }
+
+for (const mode of ["reload", "live"] as const) {
+  test(`${mode} mode: an ordinary user is told neither the backend nor the revision; the agent's probes are, and no backend sees their token`, async (t) => {
+    const f = await lbFixture(t);
+    const site = f.site(mode);
+    await applyLbSite(f.runner, site);
+    const user = await f.getAsUser();
+    t.is(user.status, 200);
+    t.like(user, { backend: null, revision: null }, "no X-Cutover-* header for a user");
+    const probe = await f.get();
+    t.is(probe.revision, lbRevision(site));
+    t.not(f.servedBy(probe), null);
+    t.false(f.backends.some((b) => b.sawProbeToken), "the LB passes the probe token to no backend");
+  });
+}
+

@@ -83,13 +83,13 @@ function planApply(runner: NginxRunner, config: LbSiteConfig, options: ApplyLbOp
   const previousConfig = previous === null ? null : parseLbHeader(previous);
   // Without the Lua counters, the LB's requests are counted from its request log.
   const requestLog = config.switchMode === "reload" ? runner.requestLogPath?.("lb", config.app) : undefined;
-  const rendered = renderLbSite(config, { controlSocket: socket, requestLog });
+  const rendered = renderLbSite(config, { controlSocket: socket, requestLog, probeToken: runner.probeToken });
   const live = config.switchMode === "live";
   // Live when only the state differs: the file with the previous state would be the previous file.
   const liveEligible =
     live &&
     previousConfig?.switchMode === "live" &&
-    previous === renderLbSite({ ...config, backends: previousConfig.backends, canary: previousConfig.canary }, { controlSocket: socket });
+    previous === renderLbSite({ ...config, backends: previousConfig.backends, canary: previousConfig.canary }, { controlSocket: socket, probeToken: runner.probeToken });
   const files = previous === rendered ? [] : [{ path, next: rendered, previous }];
   const putState = () => putLbState(socket, serializeLbState(config));
   return {
@@ -123,7 +123,7 @@ function planApply(runner: NginxRunner, config: LbSiteConfig, options: ApplyLbOp
       if (live) mkdirSync(dirname(socket), { recursive: true, mode: 0o700 });
     },
     onLoaded: (handover) => recordGenerations(runner, config.app, handover),
-    confirm: (timeoutMs = options.confirmTimeoutMs ?? DEFAULT_LB_CONFIRM_TIMEOUT_MS) => confirmLbSite(config, probeOptions(options, timeoutMs)),
+    confirm: (timeoutMs = options.confirmTimeoutMs ?? DEFAULT_LB_CONFIRM_TIMEOUT_MS) => confirmLbSite(config, { ...probeOptions(options, timeoutMs), probeToken: runner.probeToken }),
     testFailed: (output) =>
       new LbError(
         "ERR_LB_TEST_FAILED",

@@ -1,4 +1,5 @@
 import test from "ava";
+import { TEST_PROBE_TOKEN } from "../nginx/test-probe-token.js";
 import {
   effectiveCanaryPercent,
   lbRevision,
@@ -26,7 +27,7 @@ const site: LbSiteConfig = {
 
 const invalid = test.macro({
   exec(t, change: (config: LbSiteConfig) => LbSiteConfig, field: string) {
-    const error = t.throws(() => renderLbSite(change(structuredClone(site))), { instanceOf: LbError });
+    const error = t.throws(() => renderLbSite(change(structuredClone(site)), { probeToken: TEST_PROBE_TOKEN }), { instanceOf: LbError });
     t.is(error.code, "ERR_LB_INVALID_SITE");
     t.true(error.message.includes(field), error.message);
   },
@@ -73,8 +74,8 @@ test("the state text reads back as written, and the header reads back the whole 
       "backend app-1 10.0.0.1 7001 1 up stable\nbackend app-2 10.0.0.2 7001 1 up canary\n",
   );
   t.deepEqual(parseLbState(text), { revision: lbRevision(site), backends: site.backends, canary: site.canary });
-  t.deepEqual(parseLbHeader(renderLbSite(site)), site);
-  t.deepEqual(parseLbHeader(renderLbSite({ ...site, switchMode: "live" })), { ...site, switchMode: "live" });
+  t.deepEqual(parseLbHeader(renderLbSite(site, { probeToken: TEST_PROBE_TOKEN })), site);
+  t.deepEqual(parseLbHeader(renderLbSite({ ...site, switchMode: "live" }, { probeToken: TEST_PROBE_TOKEN })), { ...site, switchMode: "live" });
   t.is(parseLbHeader("server { listen 80; }\n"), null);
   t.is(parseLbState("nonsense here\n"), null);
 });

@@ -2,6 +2,7 @@ import { request, type OutgoingHttpHeaders } from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
 import { backendKey, lbPools, lbRevision, pinnedTargets, type LbGroup, type LbSiteConfig } from "./config.js";
 import { LbError } from "./errors.js";
+import { PROBE_TOKEN_HEADER } from "../nginx/probe-token.js";
 import { LB_BACKEND_HEADER, LB_REVISION_HEADER } from "./headers.js";
 
 export const DEFAULT_LB_CONFIRM_TIMEOUT_MS = 5_000;
@@ -15,6 +16,8 @@ export interface LbConfirmOptions {
   timeoutMs?: number;
   /** Status the app must answer with; default: anything below 500 (a 502/504 is nginx's, not the app's). */
   expectStatus?: number;
+  /** The host's probe token (NginxRunner.probeToken): without it the LB names no backend and no revision. */
+  probeToken: string;
 }
 
 /** One answer through the LB, as a user (or the confirm step) sees it. */
@@ -96,7 +99,7 @@ interface Check {
  * canary, the sticky cookie names the group of the backend that served); a pinned request
  * reaches a canary backend (or the stable group when no canary backend takes requests).
  */
-export async function confirmLbSite(config: LbSiteConfig, options: LbConfirmOptions = {}): Promise<LbConfirmResult> {
+export async function confirmLbSite(config: LbSiteConfig, options: LbConfirmOptions): Promise<LbConfirmResult> {
   const path = options.path ?? "/";
   const timeoutMs = options.timeoutMs ?? DEFAULT_LB_CONFIRM_TIMEOUT_MS;
   const revision = lbRevision(config);
@@ -142,7 +145,9 @@ export async function confirmLbSite(config: LbSiteConfig, options: LbConfirmOpti
   let backend: string | null = null;
   for (;;) {
     attempts += 1;
-    const answers = await Promise.all(checks.map((check) => probeLb(config.listenAddress, config.listenPort, path, check.headers)));
+    const answers = await Promise.all(
+      checks.map((check) => probeLb(config.listenAddress, config.listenPort, path, { ...check.headers, [PROBE_TOKEN_HEADER]: options.probeToken })),
+    );
     failures = [];
     checks.forEach((check, i) => {
       const why = check.verdict(answers[i]!);

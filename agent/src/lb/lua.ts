@@ -12,12 +12,13 @@
 //   balancer      balance(): smooth weighted round robin within the group (nginx's own
 //                 algorithm), skipping peers this request already tried; counts the request
 //                 as in flight on the chosen peer (`inflight <addr:port>` in the dict).
-//   header filter header(): X-Cutover-Backend, X-Cutover-Lb-Revision, and Set-Cookie for new users.
+//   header filter header(): X-Cutover-Backend and X-Cutover-Lb-Revision for the agent's probes,
+//                 and Set-Cookie for new users.
 //   log           release(): the request is no longer in flight on its peer.
 
 import { controlAnswerTail } from "../nginx/lua-control.js";
 import { LB_REVISION_HEADER, LB_BACKEND_HEADER } from "./headers.js";
-import { lbDictName } from "./names.js";
+import { LB_PROBE_SUFFIX, lbDictName, lbVariable } from "./names.js";
 
 /** Per app; a few hundred bytes of state plus one counter per backend. */
 export const LB_DICT_SIZE = "1m";
@@ -45,7 +46,7 @@ function moduleKey(app: string): string {
  */
 export function accessBlock(app: string, fileState: string, depth: number): string[] {
   const key = moduleKey(app);
-  const functions = [parseFunction(), stateFunction(app), routeFunction(), pickFunction(), balanceFunction(app), releaseFunction(), headerFunction()];
+  const functions = [parseFunction(), stateFunction(app), routeFunction(), pickFunction(), balanceFunction(app), releaseFunction(), headerFunction(app)];
   return indent(
     [
       "access_by_lua_block {",
@@ -243,13 +244,20 @@ function releaseFunction(): string[] {
   ];
 }
 
-/** lb.header(): the backend and revision headers, and the new user's cookie beside any the app set. */
-function headerFunction(): string[] {
+/**
+ * lb.header(): the backend and revision headers for the agent's probes (the site's probe
+ * map, LB_PROBE_SUFFIX, says whether this request carries the host's token), and the new
+ * user's cookie beside any the app set.
+ */
+function headerFunction(app: string): string[] {
+  const probe = lbVariable(app, LB_PROBE_SUFFIX).slice(1);
   return [
     "function lb.header()",
     "    local ctx = ngx.ctx",
-    `    if ctx.cutover_peer then ngx.header["${LB_BACKEND_HEADER}"] = ctx.cutover_peer end`,
-    `    if ctx.cutover_state then ngx.header["${LB_REVISION_HEADER}"] = ctx.cutover_state.revision end`,
+    `    if ngx.var.${probe} == "1" then`,
+    `        if ctx.cutover_peer then ngx.header["${LB_BACKEND_HEADER}"] = ctx.cutover_peer end`,
+    `        if ctx.cutover_state then ngx.header["${LB_REVISION_HEADER}"] = ctx.cutover_state.revision end`,
+    "    end",
     "    local cookie = ctx.cutover_cookie",
     "    if cookie then",
     '        local existing = ngx.header["Set-Cookie"]',

@@ -36,8 +36,11 @@ export function lbUpstream(app: string, group: LbGroup | "pool" | "live"): strin
   return `cutover-lb.${lbIdent(app)}.${group}`;
 }
 
+/** lbVariable(app, LB_PROBE_SUFFIX): "1" when the request carries the host's probe token (probe-token.ts), else "". */
+export const LB_PROBE_SUFFIX = "probe";
+
 /** An http-level variable of the site. Suffixes have no '_', so `<ident>_<suffix>` stays unique across apps. */
-export function lbVariable(app: string, suffix: "pin" | "sticky" | "new" | "route" | "upstream" | "setcookie" | "backend"): string {
+export function lbVariable(app: string, suffix: "pin" | "sticky" | "new" | "route" | "upstream" | "setcookie" | "backend" | "backend_shown" | "revision_shown" | typeof LB_PROBE_SUFFIX): string {
   return `$cutover_lb_${lbIdent(app)}_${suffix}`;
 }
 

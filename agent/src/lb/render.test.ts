@@ -1,4 +1,5 @@
 import test from "ava";
+import { TEST_PROBE_TOKEN } from "../nginx/test-probe-token.js";
 import { lbRevision, type LbSiteConfig } from "./config.js";
 import { renderLbSite } from "./render.js";
 
@@ -22,21 +23,34 @@ const SERVER_HEAD = `server {
     proxy_set_header Host $host;
     proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
     proxy_set_header X-Forwarded-Proto $scheme;
+    proxy_set_header X-Cutover-Probe "";
     # A backend that refuses or times out: the request (if idempotent) goes to another one.
     proxy_next_upstream error timeout;
     proxy_hide_header X-Cutover-Backend;
     proxy_hide_header X-Cutover-Lb-Revision;`;
 
-const BACKEND_MAP = `# The peer that answered: the last of $upstream_addr's list when a failed try moved the request.
+/** The backend map, and what the agent's probes (only they) are told: the backend and the config's revision. */
+const backendMaps = (config: LbSiteConfig) => `# The peer that answered: the last of $upstream_addr's list when a failed try moved the request.
 map $upstream_addr $cutover_lb_geoip_backend {
     volatile;
     "~([^\\s,]+)$" $1;
     default "";
+}
+map $http_x_cutover_probe $cutover_lb_geoip_backend_shown {
+    default "";
+    "${TEST_PROBE_TOKEN}" $cutover_lb_geoip_backend;
+}
+map $http_x_cutover_probe $cutover_lb_geoip_revision_shown {
+    default "";
+    "${TEST_PROBE_TOKEN}" "${lbRevision(config)}";
 }`;
+
+const PROBE_ONLY_HEADERS = `    add_header X-Cutover-Backend $cutover_lb_geoip_backend_shown always;
+    add_header X-Cutover-Lb-Revision $cutover_lb_geoip_revision_shown always;`;
 
 test("reload mode, one pool: every up backend with its weight, group ignored, keepalive, exactly", (t) => {
   t.is(
-    renderLbSite(geoip),
+    renderLbSite(geoip, { probeToken: TEST_PROBE_TOKEN }),
     `${header(geoip)}
 upstream cutover-lb.geoip.pool {
     server 10.0.0.1:7001 weight=1;  # app-1
@@ -45,11 +59,10 @@ upstream cutover-lb.geoip.pool {
     keepalive 32;
 }
 
-${BACKEND_MAP}
+${backendMaps(geoip)}
 
 ${SERVER_HEAD}
-    add_header X-Cutover-Backend $cutover_lb_geoip_backend always;
-    add_header X-Cutover-Lb-Revision ${lbRevision(geoip)} always;
+${PROBE_ONLY_HEADERS}
 
     location / {
         proxy_pass http://cutover-lb.geoip.pool;
@@ -69,7 +82,7 @@ test("reload mode: drain, down and weight-0 backends are left out of the upstrea
       { host: "app-4", address: "10.0.0.4", port: 7001, weight: 2, state: "up", group: "stable" },
     ],
   };
-  const text = renderLbSite(config);
+  const text = renderLbSite(config, { probeToken: TEST_PROBE_TOKEN });
   t.true(
     text.includes(`# No new requests: app-1 10.0.0.1:7001 (drain), app-2 10.0.0.2:7001 (weight 0), app-3 10.0.0.3:7001 (down)
 upstream cutover-lb.geoip.pool {
@@ -89,7 +102,7 @@ const withHeaderPin: LbSiteConfig = {
 
 test("reload mode, canary with a header pin: group upstreams, pin/sticky/split maps, upstream and Set-Cookie by route, exactly", (t) => {
   t.is(
-    renderLbSite(withHeaderPin),
+    renderLbSite(withHeaderPin, { probeToken: TEST_PROBE_TOKEN }),
     `${header(withHeaderPin)}
 upstream cutover-lb.geoip.stable {
     server 10.0.0.1:7001 weight=1;  # app-1
@@ -141,11 +154,10 @@ map $cutover_lb_geoip_route $cutover_lb_geoip_setcookie {
     default "";
 }
 
-${BACKEND_MAP}
+${backendMaps(withHeaderPin)}
 
 ${SERVER_HEAD}
-    add_header X-Cutover-Backend $cutover_lb_geoip_backend always;
-    add_header X-Cutover-Lb-Revision ${lbRevision(withHeaderPin)} always;
+${PROBE_ONLY_HEADERS}
     add_header Set-Cookie $cutover_lb_geoip_setcookie always;
 
     location / {
@@ -158,16 +170,16 @@ ${SERVER_HEAD}
 
 test("reload mode, canary with a cookie pin: only the pin map's source and comment differ from the header pin", (t) => {
   const config: LbSiteConfig = { ...geoip, canary: { ...withHeaderPin.canary!, pin: { kind: "cookie", name: "beta_user", value: "yes" } } };
-  const cookie = renderLbSite(config).split("\n");
-  const headerPin = renderLbSite(withHeaderPin).split("\n");
+  const cookie = renderLbSite(config, { probeToken: TEST_PROBE_TOKEN }).split("\n");
+  const headerPin = renderLbSite(withHeaderPin, { probeToken: TEST_PROBE_TOKEN }).split("\n");
   t.deepEqual(
-    cookie.filter((line) => !headerPin.includes(line)).filter((line) => !line.startsWith("# cutover-lb-site ") && !line.includes("Revision")),
+    cookie.filter((line) => !headerPin.includes(line)).filter((line) => !line.startsWith("# cutover-lb-site ") && !line.includes(TEST_PROBE_TOKEN)),
     ["# Pinned users (cookie beta_user) always reach the canary.", "map $cookie_beta_user $cutover_lb_geoip_pin {", '    "~^yes$" pin;'],
   );
 });
 
 test("reload mode, canary without a pin: the route map reads only the sticky cookie and the split, exactly", (t) => {
-  const text = renderLbSite({ ...geoip, canary: { cookie: "cutover_canary", weightPercent: 12.5 } });
+  const text = renderLbSite({ ...geoip, canary: { cookie: "cutover_canary", weightPercent: 12.5 } }, { probeToken: TEST_PROBE_TOKEN });
   t.false(text.includes("_pin"));
   t.true(text.includes(`split_clients "\${request_id}" $cutover_lb_geoip_new {\n    12.5% canary;\n    * stable;\n}`));
   t.true(
@@ -181,7 +193,7 @@ test("reload mode, canary without a pin: the route map reads only the sticky coo
 });
 
 test("reload mode, canary group with no up backend: everyone goes to stable, no canary upstream, new users get 'stable'", (t) => {
-  const text = renderLbSite({ ...withHeaderPin, backends: [backends[0]!, { ...backends[2]!, state: "drain" }] });
+  const text = renderLbSite({ ...withHeaderPin, backends: [backends[0]!, { ...backends[2]!, state: "drain" }] }, { probeToken: TEST_PROBE_TOKEN });
   t.false(text.includes("upstream cutover-lb.geoip.canary"));
   t.true(text.includes("# New users: 0% to the canary (configured 10%, but a group has no backend).\n"));
   t.true(text.includes(`split_clients "\${request_id}" $cutover_lb_geoip_new {\n    * stable;\n}`));
@@ -195,20 +207,20 @@ test("reload mode, canary group with no up backend: everyone goes to stable, no 
 });
 
 test("reload mode, stable group with no up backend: everyone goes to the canary", (t) => {
-  const text = renderLbSite({ ...withHeaderPin, backends: [{ ...backends[0]!, state: "down" }, backends[2]!] });
+  const text = renderLbSite({ ...withHeaderPin, backends: [{ ...backends[0]!, state: "down" }, backends[2]!] }, { probeToken: TEST_PROBE_TOKEN });
   t.false(text.includes("upstream cutover-lb.geoip.stable"));
   t.true(text.includes(`split_clients "\${request_id}" $cutover_lb_geoip_new {\n    100% canary;\n}`));
   t.true(text.includes("    default cutover-lb.geoip.canary;\n"));
 });
 
 test("IPv6 addresses are bracketed in listen and server lines", (t) => {
-  const text = renderLbSite({ ...geoip, listenAddress: "::1", backends: [{ ...backends[0]!, address: "fd00::11" }] });
+  const text = renderLbSite({ ...geoip, listenAddress: "::1", backends: [{ ...backends[0]!, address: "fd00::11" }] }, { probeToken: TEST_PROBE_TOKEN });
   t.regex(text, /^ {4}listen \[::1\]:80;$/m);
   t.regex(text, /^ {4}server \[fd00::11\]:7001 weight=1; {2}# app-1$/m);
 });
 
 test("names of an app with '-' or capitals cannot meet another app's in nginx's case-insensitive namespaces", (t) => {
-  const names = (app: string) => renderLbSite({ ...geoip, app, canary: { cookie: "c", weightPercent: 5 } }).match(/\$cutover_lb_\w+|cutover-lb\.[\w.]+/g)!;
+  const names = (app: string) => renderLbSite({ ...geoip, app, canary: { cookie: "c", weightPercent: 5 } }, { probeToken: TEST_PROBE_TOKEN }).match(/\$cutover_lb_\w+|cutover-lb\.[\w.]+/g)!;
   const a = new Set(names("my-app").map((n) => n.toLowerCase()));
   for (const other of ["my_app", "My-app", "myapp", "my-App"]) {
     t.false(names(other).some((n) => a.has(n.toLowerCase())), other);
@@ -219,7 +231,7 @@ test("names of an app with '-' or capitals cannot meet another app's in nginx's 
 const live: LbSiteConfig = { ...withHeaderPin, switchMode: "live" };
 
 test("live mode: one Lua-balanced upstream, its own dict and control socket, keepalive after the balancer, the state embedded", (t) => {
-  const text = renderLbSite(live, { controlSocket: "/var/lib/cutover/nginx/lb-geoip.sock" });
+  const text = renderLbSite(live, { controlSocket: "/var/lib/cutover/nginx/lb-geoip.sock", probeToken: TEST_PROBE_TOKEN });
   const lines = text.split("\n").map((line) => line.trim());
   t.true(lines.includes("lua_shared_dict cutover_lb.geoip 1m;"));
   t.true(lines.includes("upstream cutover-lb.geoip.live {"));
@@ -241,13 +253,13 @@ test("live mode: one Lua-balanced upstream, its own dict and control socket, kee
 });
 
 test("live mode: a weight/state/canary change alters only the header, the comment and the embedded state, not the structure", (t) => {
-  const before = renderLbSite(live).split("\n");
+  const before = renderLbSite(live, { probeToken: TEST_PROBE_TOKEN }).split("\n");
   const changedConfig: LbSiteConfig = {
     ...live,
     backends: [{ ...backends[0]!, state: "drain" }, { ...backends[1]!, weight: 7 }, backends[2]!],
     canary: { cookie: "cutover_canary", weightPercent: 50 },
   };
-  const after = renderLbSite(changedConfig).split("\n");
+  const after = renderLbSite(changedConfig, { probeToken: TEST_PROBE_TOKEN }).split("\n");
   const changed = after.filter((line) => !before.includes(line)).map((line) => line.trim());
   t.deepEqual(changed.map((line) => line.split(" ")[0] + " " + (line.split(" ")[1] ?? "")), [
     "# cutover-lb-site",
@@ -260,5 +272,5 @@ test("live mode: a weight/state/canary change alters only the header, the commen
 });
 
 test("the default control socket is under /run/cutover, beside system mode's", (t) => {
-  t.true(renderLbSite(live).includes("    listen unix:/run/cutover/lb-geoip.sock;\n"));
+  t.true(renderLbSite(live, { probeToken: TEST_PROBE_TOKEN }).includes("    listen unix:/run/cutover/lb-geoip.sock;\n"));
 });

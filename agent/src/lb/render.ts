@@ -15,10 +15,11 @@ import {
 import { LbError } from "./errors.js";
 import { LB_BACKEND_HEADER, LB_REVISION_HEADER, LB_UPSTREAM_KEEPALIVE } from "./headers.js";
 import { countingBlock, requestLogFormat, requestLogLine } from "../nginx/request-counting.js";
+import { DROP_PROBE_HEADER, probeOnlyMap } from "../nginx/probe-token.js";
 import { PROXY_REQUEST_LINES } from "../nginx/render.js";
 import { isPlainPath } from "../nginx/site.js";
 import { accessBlock, balancerBlock, callBlock, controlServerBlock, LB_DICT_SIZE, moduleCall } from "./lua.js";
-import { DEFAULT_LB_SOCKET_DIR, lbDictName, lbSocketPath, lbUpstream, lbVariable } from "./names.js";
+import { DEFAULT_LB_SOCKET_DIR, LB_PROBE_SUFFIX, lbDictName, lbSocketPath, lbUpstream, lbVariable } from "./names.js";
 
 /*
  * One app's front LB site, in one file included in the http block.
@@ -39,6 +40,8 @@ import { DEFAULT_LB_SOCKET_DIR, lbDictName, lbSocketPath, lbUpstream, lbVariable
  */
 
 export interface RenderLbOptions {
+  /** The host's probe token (NginxRunner.probeToken): only requests carrying it are told the backend and revision (probe-token.ts). */
+  probeToken: string;
   /** Live mode's control socket; the runner passes `lbControlSocket(runner, app)`. */
   controlSocket?: string;
   /** Reload mode: the request log the agent counts (NginxRunner.requestLogPath); absent, requests are not counted. */
@@ -48,11 +51,11 @@ export interface RenderLbOptions {
 /** Unused placeholder peer: nginx wants a server line in every upstream, the Lua balancer picks every real peer. */
 const LIVE_PLACEHOLDER_PEER = "127.0.0.1:1";
 
-export function renderLbSite(input: LbSiteConfig, options: RenderLbOptions = {}): string {
+export function renderLbSite(input: LbSiteConfig, options: RenderLbOptions): string {
   const config = normalizeLbSite(input);
   return config.switchMode === "live"
-    ? renderLive(config, options.controlSocket ?? lbSocketPath(DEFAULT_LB_SOCKET_DIR, config.app))
-    : renderReload(config, options.requestLog);
+    ? renderLive(config, options.controlSocket ?? lbSocketPath(DEFAULT_LB_SOCKET_DIR, config.app), options.probeToken)
+    : renderReload(config, options.requestLog, options.probeToken);
 }
 
 function serverHead(config: LbSiteConfig): string[] {
@@ -61,6 +64,7 @@ function serverHead(config: LbSiteConfig): string[] {
     `    listen ${backendKey({ address: config.listenAddress, port: config.listenPort })};`,
     "",
     ...PROXY_REQUEST_LINES,
+    DROP_PROBE_HEADER,
     "    # A backend that refuses or times out: the request (if idempotent) goes to another one.",
     "    proxy_next_upstream error timeout;",
     `    proxy_hide_header ${LB_BACKEND_HEADER};`,
@@ -89,11 +93,13 @@ function exactRegex(value: string): string {
   return `"~^${value.replaceAll(".", "\\.")}$"`;
 }
 
-function renderReload(config: LbSiteConfig, requestLog: string | undefined): string {
+function renderReload(config: LbSiteConfig, requestLog: string | undefined, probeToken: string): string {
   if (requestLog !== undefined && !isPlainPath(requestLog)) throw new LbError("ERR_LB_INVALID_SITE", `LB site ${config.app}: the request log path ${JSON.stringify(requestLog)} is not a plain absolute path`);
   const { app } = config;
   const pools = lbPools(config);
   const backendVar = lbVariable(app, "backend");
+  const shownBackend = lbVariable(app, "backend_shown");
+  const shownRevision = lbVariable(app, "revision_shown");
   const lines = [renderLbHeader(config), ...idleComment(config)];
   let target: string;
   let setCookie: string | null = null;
@@ -115,12 +121,14 @@ function renderReload(config: LbSiteConfig, requestLog: string | undefined): str
     '    "~([^\\s,]+)$" $1;',
     '    default "";',
     "}",
+    ...probeOnlyMap(shownBackend, backendVar, probeToken),
+    ...probeOnlyMap(shownRevision, `"${lbRevision(config)}"`, probeToken),
     "",
     ...(requestLog ? [...requestLogFormat("lb", app), ""] : []),
     ...serverHead(config),
     ...(requestLog ? requestLogLine("lb", app, requestLog, 1) : []),
-    `    add_header ${LB_BACKEND_HEADER} ${backendVar} always;`,
-    `    add_header ${LB_REVISION_HEADER} ${lbRevision(config)} always;`,
+    `    add_header ${LB_BACKEND_HEADER} ${shownBackend} always;`,
+    `    add_header ${LB_REVISION_HEADER} ${shownRevision} always;`,
     ...(setCookie === null ? [] : [`    add_header Set-Cookie ${setCookie} always;`]),
     "",
     "    location / {",
@@ -195,13 +203,15 @@ function canaryMaps(config: LbSiteConfig, canary: LbCanary): string[] {
   return lines;
 }
 
-function renderLive(config: LbSiteConfig, controlSocket: string): string {
+function renderLive(config: LbSiteConfig, controlSocket: string, probeToken: string): string {
   const { app } = config;
   const upstream = lbUpstream(app, "live");
   return [
     renderLbHeader(config),
     ...idleComment(config),
     `lua_shared_dict ${lbDictName(app)} ${LB_DICT_SIZE};`,
+    // lb.header() names the backend and revision only where this is "1" (lua.ts).
+    ...probeOnlyMap(lbVariable(app, LB_PROBE_SUFFIX), "1", probeToken),
     "",
     `upstream ${upstream} {`,
     "    # nginx wants a server line; the balancer below picks every peer, so this one is never used.",

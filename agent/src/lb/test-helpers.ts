@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { createManagedRunner, type ManagedNginx, type ManagedRunnerOptions } from "../nginx/index.js";
 import { freePort, randomLoopback } from "@cutover/testkit";
 import { backendKey, type LbBackend, type LbSiteConfig } from "./config.js";
+import { PROBE_TOKEN_HEADER } from "../nginx/probe-token.js";
 import { probeLb, type LbAnswer } from "./confirm.js";
 
 export { freePort, randomLoopback };
@@ -30,6 +31,8 @@ export interface TestBackend {
   server: Server;
   /** Requests that arrived (any path). */
   requests: number;
+  /** Whether any request arrived with the agent's probe header (the LB must never pass it on). */
+  sawProbeToken: boolean;
   /** "held" (url) when a /hold request arrives, "released" (url) when its answer is sent. */
   events: EventEmitter;
   /** Answers every held request. */
@@ -42,12 +45,13 @@ export function startBackend(name: string, address = randomLoopback()): Promise<
   return new Promise((resolve, reject) => {
     const events = new EventEmitter();
     const held: (() => void)[] = [];
-    const state = { name, address, port: 0, requests: 0, events, key: "" } as TestBackend;
+    const state = { name, address, port: 0, requests: 0, sawProbeToken: false, events, key: "" } as TestBackend;
     state.release = () => {
       for (const answer of held.splice(0)) answer();
     };
     const server = createServer((req, res) => {
       state.requests += 1;
+      if (req.headers[PROBE_TOKEN_HEADER.toLowerCase()] !== undefined) state.sawProbeToken = true;
       req.resume();
       const answer = () => {
         res.setHeader("x-backend", name);
@@ -92,8 +96,10 @@ export interface LbFixture {
   entry(name: string, extra?: Partial<LbBackend>): LbBackend;
   /** A site over every test backend (up, weight 1, stable), with overrides. */
   site(switchMode: LbSiteConfig["switchMode"], extra?: Partial<LbSiteConfig>): LbSiteConfig;
-  /** One GET through the LB on a fresh connection, as a new user. */
+  /** One GET through the LB on a fresh connection, as a new user who is also the agent's probe: told the backend and revision. */
   get(path?: string, headers?: Record<string, string>): Promise<LbAnswer>;
+  /** The same as an ordinary user, without the host's probe token: told neither. */
+  getAsUser(path?: string, headers?: Record<string, string>): Promise<LbAnswer>;
   /** The name of the backend that served an answer (null when none did). */
   servedBy(answer: LbAnswer): string | null;
 }
@@ -146,7 +152,8 @@ export async function lbFixture(t: ExecutionContext, options: LbFixtureOptions =
       backends: names.map((name) => entry(name)),
       ...extra,
     }),
-    get: (path = "/", headers = {}) => probeLb(address, listenPort, path, headers, TEST_REQUEST_TIMEOUT_MS),
+    get: (path = "/", headers = {}) => probeLb(address, listenPort, path, { [PROBE_TOKEN_HEADER]: runner.probeToken, ...headers }, TEST_REQUEST_TIMEOUT_MS),
+    getAsUser: (path = "/", headers = {}) => probeLb(address, listenPort, path, headers, TEST_REQUEST_TIMEOUT_MS),
     servedBy: (answer) => backends.find((b) => b.key === answer.backend)?.name ?? null,
   };
 }

@@ -3,6 +3,7 @@
 import test, { type ExecutionContext } from "ava";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { TEST_PROBE_TOKEN } from "./test-probe-token.js";
 import { join } from "node:path";
 import { type FileChange, type Plan, runChange } from "./change.js";
 import { NginxError } from "./errors.js";
@@ -18,6 +19,7 @@ function fakeNginx(t: ExecutionContext, fail?: "test" | "reload" | "confirm" | "
   const calls: string[] = [];
   const dict: { value: string | null } = { value: "old" };
   const runner: NginxRunner = {
+    probeToken: TEST_PROBE_TOKEN,
     kind: "managed",
     controlSocket: join(dir, "control.sock"),
     sitePath: (app) => join(dir, `${app}.conf`),

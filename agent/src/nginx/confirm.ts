@@ -2,6 +2,7 @@ import { Agent, request } from "node:http";
 import { connect } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import { NginxError } from "./errors.js";
+import { PROBE_TOKEN_HEADER } from "./probe-token.js";
 import { UPSTREAM_HEADER } from "./render.js";
 import { expectedUpstream, hostPort, type SiteConfig } from "./site.js";
 
@@ -33,6 +34,8 @@ export interface ConfirmOptions {
   timeoutMs?: number;
   /** Status the app must answer with; default: anything below 500 (a 502/504 is nginx's, not the app's). */
   expectStatus?: number;
+  /** The host's probe token (NginxRunner.probeToken): without it nginx does not say which upstream served. */
+  probeToken: string;
 }
 
 export interface ConfirmResult {
@@ -56,7 +59,7 @@ export function lastUpstream(header: string | string[] | undefined): string | nu
   return value.split(/\s*,\s*|\s+:\s+/).at(-1)?.trim() ?? null;
 }
 
-function probeHttp(site: SiteConfig, path: string, connection: ProbeConnection): Promise<Probe> {
+function probeHttp(site: SiteConfig, path: string, connection: ProbeConnection, probeToken: string): Promise<Probe> {
   return new Promise((resolve) => {
     const req = request(
       {
@@ -64,7 +67,7 @@ function probeHttp(site: SiteConfig, path: string, connection: ProbeConnection):
         port: site.listenPort,
         path,
         method: "GET",
-        ...(connection === "kept" ? { agent: keptAgent } : { agent: false, headers: { connection: "close" } }),
+        ...(connection === "kept" ? { agent: keptAgent, headers: { [PROBE_TOKEN_HEADER]: probeToken } } : { agent: false, headers: { connection: "close", [PROBE_TOKEN_HEADER]: probeToken } }),
         timeout: CONFIRM_REQUEST_TIMEOUT_MS,
       },
       (res) => {
@@ -106,7 +109,7 @@ export function provesSwitch(site: SiteConfig, answer: { status: number | null; 
  * upstreamAddress:livePort with an acceptable status. tcp: nginx cannot tell which
  * peer served, so a successful connect through the listen address is all we check.
  */
-export async function confirmSwitch(site: SiteConfig, options: ConfirmOptions = {}): Promise<ConfirmResult> {
+export async function confirmSwitch(site: SiteConfig, options: ConfirmOptions): Promise<ConfirmResult> {
   const path = options.path ?? "/";
   const timeoutMs = options.timeoutMs ?? DEFAULT_CONFIRM_TIMEOUT_MS;
   const want = expectedUpstream(site);
@@ -119,7 +122,7 @@ export async function confirmSwitch(site: SiteConfig, options: ConfirmOptions = 
       last = await probeTcp(site);
       if (last.error === null) return { attempts, upstream: null };
     } else {
-      last = await probeHttp(site, path, options.connection ?? "fresh");
+      last = await probeHttp(site, path, options.connection ?? "fresh", options.probeToken);
       if (provesSwitch(site, last, options.expectStatus)) return { attempts, upstream: last.upstream };
     }
     if (performance.now() >= deadline) break;

@@ -12,6 +12,7 @@ export {
   type SwitchMode,
 } from "./site.js";
 export { renderSite, UPSTREAM_HEADER } from "./render.js";
+export { loadProbeToken, PROBE_TOKEN_FILE, PROBE_TOKEN_HEADER } from "./probe-token.js";
 export {
   managedPaths,
   renderManagedMain,

@@ -14,6 +14,7 @@ import { NginxError } from "./errors.js";
 import { commandOutput, runCommand } from "./exec.js";
 import { MAX_UNIX_SOCKET_PATH, managedPaths, renderManagedMain, type ManagedMainOptions, type ManagedPaths } from "./main-conf.js";
 import { isNginxMaster, pollUntil, readPidFile } from "./proc.js";
+import { loadProbeToken, PROBE_TOKEN_FILE } from "./probe-token.js";
 import { TestMemo } from "./test-memo.js";
 import {
   DEFAULT_RELOAD_TIMEOUT_MS,
@@ -39,6 +40,8 @@ const PID_POLL_INTERVAL_MS = 5;
 export interface ManagedRunnerOptions {
   /** The agent's state dir; everything lives in `<stateDir>/nginx/`. */
   stateDir: string;
+  /** The host's probe token (probe-token.ts); default: the one kept in the state dir (made there the first time). */
+  probeToken?: string;
   binary?: string;
   workerProcesses?: number | "auto";
   workerConnections?: number;
@@ -81,6 +84,7 @@ const TRANSITIONS: Record<ManagedRunnerState, readonly ManagedRunnerState[]> = {
 
 /** The agent's own nginx master, prefix `<stateDir>/nginx/`, daemonized so it outlives the agent. */
 export class ManagedNginx implements NginxRunner {
+  readonly probeToken: string;
   readonly kind = "managed";
   readonly paths: ManagedPaths;
   readonly binary: string;
@@ -98,6 +102,7 @@ export class ManagedNginx implements NginxRunner {
     this.binary = options.binary ?? DEFAULT_NGINX_BINARY;
     this.build = build;
     this.paths = managedPaths(options.stateDir);
+    this.probeToken = options.probeToken ?? loadProbeToken(join(options.stateDir, PROBE_TOKEN_FILE));
     if (this.paths.controlSocket.length > MAX_UNIX_SOCKET_PATH) {
       throw new NginxError(
         "ERR_NGINX_START_FAILED",

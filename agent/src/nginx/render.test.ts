@@ -1,4 +1,5 @@
 import test from "ava";
+import { TEST_PROBE_TOKEN } from "./test-probe-token.js";
 import { NginxError } from "./errors.js";
 import { renderSite } from "./render.js";
 import { parseSiteHeader, type SiteConfig } from "./site.js";
@@ -15,9 +16,14 @@ const geoip: SiteConfig = {
 
 test("reload-mode http site, exactly", (t) => {
   t.is(
-    renderSite(geoip),
+    renderSite(geoip, TEST_PROBE_TOKEN),
     `# Written by cutover-agent; edits are overwritten on the next switch.
 # cutover-site app=geoip protocol=http mode=reload live-port=7001
+map $http_x_cutover_probe $cutover_upstream_67656f6970 {
+    default "";
+    "0123456789abcdef0123456789abcdef" $upstream_addr;
+}
+
 upstream cutover_geoip {
     server 127.0.0.11:7001 max_fails=0;
     keepalive 32;
@@ -31,7 +37,8 @@ server {
     proxy_set_header Host $host;
     proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
     proxy_set_header X-Forwarded-Proto $scheme;
-    add_header X-Cutover-Upstream $upstream_addr always;
+    proxy_set_header X-Cutover-Probe "";
+    add_header X-Cutover-Upstream $cutover_upstream_67656f6970 always;
 
     location / {
         proxy_pass http://cutover_geoip;
@@ -42,7 +49,7 @@ server {
 });
 
 test("live-mode http site reads the port from the dict, falls back to the rendered one, keeps keepalive after the balancer", (t) => {
-  const text = renderSite({ ...geoip, switchMode: "live", livePort: 7002 });
+  const text = renderSite({ ...geoip, switchMode: "live", livePort: 7002 }, TEST_PROBE_TOKEN);
   const lines = text.split("\n").map((line) => line.trim());
   t.true(lines.includes('local port = ngx.is_subrequest and tonumber(ngx.var.cutover_probe_port) or ngx.shared.cutover_live:get("geoip") or 7002'));
   t.true(lines.includes('local ok, err = require("ngx.balancer").set_current_peer("127.0.0.11", port)'));
@@ -50,13 +57,14 @@ test("live-mode http site reads the port from the dict, falls back to the render
   const balancer = lines.indexOf("balancer_by_lua_block {");
   const keepalive = lines.indexOf("keepalive 32;");
   t.true(balancer > 0 && keepalive > balancer, "keepalive must follow balancer_by_lua to wrap its peer");
-  t.true(lines.includes("add_header X-Cutover-Upstream $upstream_addr always;"));
+  t.true(lines.includes("add_header X-Cutover-Upstream $cutover_upstream_67656f6970 always;"), "named for the agent's probes only");
+  t.true(lines.includes('proxy_set_header X-Cutover-Probe "";'), "the probe token never reaches the app");
   t.true(lines.includes('proxy_set_header Connection "";'));
 });
 
 test("live and reload renders differ only by the balancer and the header mode", (t) => {
-  const reload = renderSite(geoip).split("\n");
-  const live = renderSite({ ...geoip, switchMode: "live" }).split("\n");
+  const reload = renderSite(geoip, TEST_PROBE_TOKEN).split("\n");
+  const live = renderSite({ ...geoip, switchMode: "live" }, TEST_PROBE_TOKEN).split("\n");
   t.deepEqual(
     reload.filter((line) => !live.includes(line)),
     ["# cutover-site app=geoip protocol=http mode=reload live-port=7001"],
@@ -65,7 +73,7 @@ test("live and reload renders differ only by the balancer and the header mode", 
 
 test("tcp site renders a stream server, exactly", (t) => {
   t.is(
-    renderSite({ ...geoip, protocol: "tcp", listenPort: 5432, extraDirectives: ["proxy_timeout 10m"] }),
+    renderSite({ ...geoip, protocol: "tcp", listenPort: 5432, extraDirectives: ["proxy_timeout 10m"] }, TEST_PROBE_TOKEN),
     `# Written by cutover-agent; edits are overwritten on the next switch.
 # cutover-site app=geoip protocol=tcp mode=reload live-port=7001
 upstream cutover_geoip {
@@ -83,7 +91,7 @@ server {
 });
 
 test("tcp in live mode is refused: the Lua balancer is http-only", (t) => {
-  const error = t.throws(() => renderSite({ ...geoip, protocol: "tcp", switchMode: "live" }), { instanceOf: NginxError });
+  const error = t.throws(() => renderSite({ ...geoip, protocol: "tcp", switchMode: "live" }, TEST_PROBE_TOKEN), { instanceOf: NginxError });
   t.is(error.code, "ERR_NGINX_LIVE_UNSUPPORTED");
 });
 
@@ -91,18 +99,18 @@ test("extra directives go inside the server block, each ending in one semicolon"
   const text = renderSite({
     ...geoip,
     extraDirectives: ["client_max_body_size 10m", "proxy_read_timeout 30s;"],
-  });
+  }, TEST_PROBE_TOKEN);
   t.true(text.endsWith("    }\n\n    client_max_body_size 10m;\n    proxy_read_timeout 30s;\n}\n"), text);
 });
 
 test("IPv6 addresses are bracketed in listen and server lines", (t) => {
-  const text = renderSite({ ...geoip, listenAddress: "::1", upstreamAddress: "fd00::11" });
+  const text = renderSite({ ...geoip, listenAddress: "::1", upstreamAddress: "fd00::11" }, TEST_PROBE_TOKEN);
   t.regex(text, /^ {4}listen \[::1\]:80;$/m);
   t.regex(text, /^ {4}server \[fd00::11\]:7001 max_fails=0;$/m);
 });
 
 const invalid = test.macro((t, change: Partial<SiteConfig>, field: string) => {
-  const error = t.throws(() => renderSite({ ...geoip, ...change }), { instanceOf: NginxError });
+  const error = t.throws(() => renderSite({ ...geoip, ...change }, TEST_PROBE_TOKEN), { instanceOf: NginxError });
   t.is(error.code, "ERR_NGINX_INVALID_SITE");
   t.true(error.message.includes(field), error.message);
 });
@@ -121,7 +129,7 @@ test("a location block", invalid, { extraDirectives: ["location /static { root /
 test("an allowed directive that smuggles in another", invalid, { extraDirectives: ["client_max_body_size 10m; include /etc/shadow"] }, "extraDirectives[0]");
 
 test("the header reads back what was rendered", (t) => {
-  t.deepEqual(parseSiteHeader(renderSite({ ...geoip, switchMode: "live", livePort: 7002 })), {
+  t.deepEqual(parseSiteHeader(renderSite({ ...geoip, switchMode: "live", livePort: 7002 }, TEST_PROBE_TOKEN)), {
     app: "geoip",
     protocol: "http",
     mode: "live",

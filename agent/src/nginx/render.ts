@@ -1,12 +1,18 @@
 import { NginxError } from "./errors.js";
+import { DROP_PROBE_HEADER, probeOnlyMap } from "./probe-token.js";
 import { balancerBlock } from "./lua.js";
 import { countingBlock, requestLogFormat, requestLogLine } from "./request-counting.js";
 import { hostPort, renderHeader, upstreamName, validateSite, type SiteConfig } from "./site.js";
 
 /** Idle connections each worker keeps to the live color, so requests skip the TCP handshake. */
 export const UPSTREAM_KEEPALIVE = 32;
-/** Response header naming the upstream that served a request; the agent confirms switches with it. */
+/** Response header naming the upstream that served a request; the agent confirms switches with it. Sent to the agent's probes only (probe-token.ts). */
 export const UPSTREAM_HEADER = "X-Cutover-Upstream";
+
+/** The variable holding an app's UPSTREAM_HEADER value: unique per app (its name in hex, as nginx variable names allow no '-'). */
+function upstreamShownVariable(app: string): string {
+  return `$cutover_upstream_${Buffer.from(app).toString("hex")}`;
+}
 
 /**
  * How an http server block of ours passes a request on, app site or load balancer:
@@ -31,15 +37,17 @@ function directiveLines(directives: readonly string[] | undefined): string[] {
  * context). The first two lines are a header that `parseSiteHeader` reads back, so the
  * file alone says which color a restarted nginx would serve.
  */
-export function renderSite(site: SiteConfig): string {
+export function renderSite(site: SiteConfig, probeToken: string): string {
   validateSite(site);
-  return site.protocol === "http" ? renderHttpSite(site) : renderTcpSite(site);
+  return site.protocol === "http" ? renderHttpSite(site, probeToken) : renderTcpSite(site);
 }
 
-function renderHttpSite(site: SiteConfig): string {
+/** `probeToken`: the host's; only requests carrying it are told which upstream served (probe-token.ts). */
+function renderHttpSite(site: SiteConfig, probeToken: string): string {
   const upstream = upstreamName(site.app);
   const peer = hostPort(site.upstreamAddress, site.livePort);
-  const lines = [renderHeader(site), `upstream ${upstream} {`];
+  const shown = upstreamShownVariable(site.app);
+  const lines = [renderHeader(site), ...probeOnlyMap(shown, "$upstream_addr", probeToken), "", `upstream ${upstream} {`];
   if (site.switchMode === "live") {
     lines.push(
       "    # Fallback peer. The balancer below takes the port from the live dict per request",
@@ -60,7 +68,8 @@ function renderHttpSite(site: SiteConfig): string {
     `    listen ${hostPort(site.listenAddress, site.listenPort)};`,
     "",
     ...PROXY_REQUEST_LINES,
-    `    add_header ${UPSTREAM_HEADER} $upstream_addr always;`,
+    DROP_PROBE_HEADER,
+    `    add_header ${UPSTREAM_HEADER} ${shown} always;`,
     "",
     "    location / {",
     `        proxy_pass http://${upstream};`,

@@ -51,6 +51,8 @@ export interface NginxRunner {
   readonly kind: RunnerKind;
   /** Unix socket of the live-mode control server. */
   readonly controlSocket: string;
+  /** The host's probe token: only requests carrying it are told which upstream or backend served (probe-token.ts). */
+  readonly probeToken: string;
   /** Where the site file of `app` lives; throws ERR_NGINX_STREAM_UNSUPPORTED for tcp without a stream include. */
   sitePath(app: string, protocol: SiteProtocol): string;
   /**

@@ -9,18 +9,37 @@ import { readLivePort } from "./live-port.js";
 import { renderSite } from "./render.js";
 import { pendingPath } from "./site-files.js";
 import { pretestSwitch, removeSite, switchSite, WARM_CONNECTIONS, warmSite } from "./switch.js";
-import { freePort, get, managedFixture } from "./test-helpers.js";
+import { PROBE_TOKEN_HEADER } from "./probe-token.js";
+import { freePort, get, getWithHeaders, managedFixture } from "./test-helpers.js";
+
+for (const mode of ["reload", "live"] as const) {
+  test(`${mode} mode: an ordinary client is told nothing of the upstream; the agent's probes are, and the app never sees their token`, async (t) => {
+    const f = await managedFixture(t);
+    await switchSite(f.runner, f.site("blue", mode));
+    const switched = await switchSite(f.runner, f.site("green", mode));
+    t.is(switched.mode, mode);
+    const user = await getWithHeaders(f.address, f.listenPort);
+    t.is(user.body, "green");
+    t.deepEqual(Object.keys(user.headers).filter((name) => name.startsWith("x-cutover")), [], "no X-Cutover-* header for a user");
+    const wrongToken = await getWithHeaders(f.address, f.listenPort, { [PROBE_TOKEN_HEADER]: "f".repeat(32) });
+    t.is(wrongToken.headers["x-cutover-upstream"], undefined, "a guessed token is told nothing either");
+    t.like(await get(f.address, f.listenPort, "/", f.runner.probeToken), { body: "green", upstream: `${f.address}:${f.green.port}` });
+    const seen = [...f.blue.requests, ...f.green.requests];
+    t.true(seen.length > 0);
+    t.false(seen.some((request) => request.probe), "nginx passes the probe token to no app");
+  });
+}
 
 test("reload mode: blue → green; users get green and the header names green", async (t) => {
   const f = await managedFixture(t);
   const first = await switchSite(f.runner, f.site("blue", "reload"));
   t.true(first.reloaded);
-  t.like(await get(f.address, f.listenPort), { status: 200, body: "blue", upstream: `${f.address}:${f.blue.port}` });
+  t.like(await get(f.address, f.listenPort, "/", f.runner.probeToken), { status: 200, body: "blue", upstream: `${f.address}:${f.blue.port}` });
 
   const second = await switchSite(f.runner, f.site("green", "reload"));
   t.like(second, { app: "demo", mode: "reload", reloaded: true, previousPort: f.blue.port });
   t.true(second.durationMs > 0);
-  t.like(await get(f.address, f.listenPort), { status: 200, body: "green", upstream: `${f.address}:${f.green.port}` });
+  t.like(await get(f.address, f.listenPort, "/", f.runner.probeToken), { status: 200, body: "green", upstream: `${f.address}:${f.green.port}` });
   t.deepEqual(
     readdirSync(f.runner.paths.sitesDir),
     ["demo.conf"],
@@ -69,13 +88,13 @@ test("live mode: blue → green without a reload; master and workers unchanged; 
   const f = await managedFixture(t);
   const first = await switchSite(f.runner, f.site("blue", "live"));
   t.true(first.reloaded, "the first deploy writes the upstream, so it reloads");
-  t.like(await get(f.address, f.listenPort), { body: "blue", upstream: `${f.address}:${f.blue.port}` });
+  t.like(await get(f.address, f.listenPort, "/", f.runner.probeToken), { body: "blue", upstream: `${f.address}:${f.blue.port}` });
 
   const pid = f.runner.masterPid()!;
   const workers = childPids(pid);
   const second = await switchSite(f.runner, f.site("green", "live"));
   t.like(second, { mode: "live", reloaded: false, previousPort: f.blue.port });
-  t.like(await get(f.address, f.listenPort), { status: 200, body: "green", upstream: `${f.address}:${f.green.port}` });
+  t.like(await get(f.address, f.listenPort, "/", f.runner.probeToken), { status: 200, body: "green", upstream: `${f.address}:${f.green.port}` });
   t.is(f.runner.masterPid(), pid);
   t.deepEqual(childPids(pid), workers, "no worker churn");
 
@@ -93,7 +112,7 @@ test("live mode: one control call sets the dict and proves it: green gets the pr
   const seen: string[] = [];
   await switchSite(f.runner, f.site("green", "live"), { confirmPath: "/health?from=agent", onTransition: ({ from, to }) => seen.push(`${from}>${to}`) });
   t.deepEqual(seen, ["planned>setting-port", "setting-port>done"], "no confirming step: the set proved itself");
-  t.deepEqual(f.green.requests.at(-1), { method: "GET", url: "/health?from=agent", host: `${f.address}:${f.listenPort}`, contentLength: undefined });
+  t.deepEqual(f.green.requests.at(-1), { method: "GET", url: "/health?from=agent", host: `${f.address}:${f.listenPort}`, contentLength: undefined, probe: false });
   t.like(await get(f.address, f.listenPort), { body: "green" });
 });
 
@@ -131,7 +150,7 @@ test("live mode: the fallback port keeps the color across an nginx restart (empt
   t.false(f.runner.isRunning());
   await f.runner.start();
   t.like(await readLivePort(f.runner, "demo"), { file: f.green.port, dict: null, serving: f.green.port });
-  t.like(await get(f.address, f.listenPort), { body: "green", upstream: `${f.address}:${f.green.port}` });
+  t.like(await get(f.address, f.listenPort, "/", f.runner.probeToken), { body: "green", upstream: `${f.address}:${f.green.port}` });
 });
 
 test("live mode: two workers share the dict, every answer after the switch is green", async (t) => {
@@ -167,7 +186,7 @@ test("a candidate that fails nginx -t: live file byte-identical, old color servi
   t.regex(error.output, /invalid value "maybe" in "gzip" directive/);
   t.deepEqual(readFileSync(path), before);
   t.false(existsSync(`${path}.candidate`));
-  t.like(await get(f.address, f.listenPort), { body: "blue", upstream: `${f.address}:${f.blue.port}` });
+  t.like(await get(f.address, f.listenPort, "/", f.runner.probeToken), { body: "blue", upstream: `${f.address}:${f.blue.port}` });
 });
 
 test("live mode: a bad extra directive on a later switch is tested too and leaves blue serving", async (t) => {
@@ -197,7 +216,7 @@ for (const mode of ["reload", "live"] as const) {
     t.regex(error.message, new RegExp(`${f.address}:${deadPort}`));
     t.deepEqual(readFileSync(path), before);
     t.false(existsSync(pendingPath(path)), "no pending fallback copy is left");
-    t.like(await get(f.address, f.listenPort), { body: "blue", upstream: `${f.address}:${f.blue.port}` });
+    t.like(await get(f.address, f.listenPort, "/", f.runner.probeToken), { body: "blue", upstream: `${f.address}:${f.blue.port}` });
     t.like(await readLivePort(f.runner, "demo"), { serving: f.blue.port });
   });
 }
@@ -327,7 +346,7 @@ async function diedBeforeTheFallbackWrite(t: ExecutionContext) {
   const f = await managedFixture(t);
   await switchSite(f.runner, f.site("blue", "live"));
   const path = f.runner.sitePath("demo", "http");
-  writeFileSync(pendingPath(path), renderSite(f.site("green", "live")));
+  writeFileSync(pendingPath(path), renderSite(f.site("green", "live"), f.runner.probeToken));
   await setLivePort(f.runner.controlSocket, "demo", f.green.port);
   const { createManagedRunner } = await import("./managed.js");
   const restarted = await createManagedRunner({ stateDir: f.stateDir });
@@ -341,7 +360,7 @@ test("an agent that died before a live switch's fallback write: the next reading
   t.false(existsSync(pendingPath(path)));
   await f.runner.stop();
   await f.runner.start();
-  t.like(await get(f.address, f.listenPort), { body: "green", upstream: `${f.address}:${f.green.port}` });
+  t.like(await get(f.address, f.listenPort, "/", f.runner.probeToken), { body: "green", upstream: `${f.address}:${f.green.port}` });
 });
 
 test("a pending fallback copy the dict does not name (the switch did not take) is dropped and the file kept", async (t) => {

@@ -87,7 +87,7 @@ export async function switchSite(runner: NginxRunner, next: SiteConfig, options:
 
 /** What the switch changes, read from the files as they are, and the port that served before it. Changes nothing. */
 function planSwitch(runner: NginxRunner, next: SiteConfig, options: SwitchOptions) {
-  const rendered = renderSite(next);
+  const rendered = renderSite(next, runner.probeToken);
   requireSupport(runner, next);
   const path = runner.sitePath(next.app, next.protocol);
   const previous = readOrNull(path);
@@ -109,7 +109,7 @@ function planSwitch(runner: NginxRunner, next: SiteConfig, options: SwitchOption
     next.switchMode === "live" &&
     previousHeader?.mode === "live" &&
     files.every((file) => file.path === path) &&
-    previous === renderSite({ ...next, livePort: previousHeader.livePort });
+    previous === renderSite({ ...next, livePort: previousHeader.livePort }, runner.probeToken);
   const route: Plan["route"] = options.forceReload
     ? "reload"
     : liveEligible
@@ -154,7 +154,7 @@ function planSwitch(runner: NginxRunner, next: SiteConfig, options: SwitchOption
           }
         : null,
     confirm: (timeoutMs = options.confirmTimeoutMs ?? DEFAULT_CONFIRM_TIMEOUT_MS, connection = "fresh") =>
-      confirmSwitch(next, { ...probeOptions(options, timeoutMs), connection }),
+      confirmSwitch(next, { ...probeOptions(options, timeoutMs), connection, probeToken: runner.probeToken }),
     testFailed: (output) =>
       new NginxError(
         "ERR_NGINX_TEST_FAILED",

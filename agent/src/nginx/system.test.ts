@@ -98,7 +98,7 @@ test("system mode: reload switch writes conf.d/cutover-<app>.conf and serves gre
   await switchSite(runner, c.site("blue", "reload"));
   const result = await switchSite(runner, c.site("green", "reload"));
   t.true(result.reloaded);
-  t.like(await get(c.address, c.listenPort), { body: "green", upstream: `${c.address}:${c.green.port}` });
+  t.like(await get(c.address, c.listenPort, "/", runner.probeToken), { body: "green", upstream: `${c.address}:${c.green.port}` });
   t.true(existsSync(join(confDir, "cutover-geoip.conf")));
   t.false(existsSync(join(confDir, CONTROL_CONF_NAME)), "reload mode needs no live-dict file");
 });

@@ -5,6 +5,7 @@ import { DEFAULT_NGINX_BINARY, dumpCommand, testCommand, versionCommand } from "
 import { NginxError } from "./errors.js";
 import { commandOutput, runCommand } from "./exec.js";
 import { replaceIncludeGlob, renderSystemControl } from "./main-conf.js";
+import { newProbeToken } from "./probe-token.js";
 import { isNginxMaster, readPidFile } from "./proc.js";
 import {
   DEFAULT_RELOAD_TIMEOUT_MS,
@@ -33,6 +34,8 @@ const TEST_CONF_NAME = ".cutover-test.conf";
 
 export interface SystemRunnerOptions {
   binary?: string;
+  /** The host's probe token (probe-token.ts; the agent keeps it in its state dir); default: a new one for this process. */
+  probeToken?: string;
   /** The host's main config; default: the binary's --conf-path, else /etc/nginx/nginx.conf. */
   mainConf?: string;
   /** Directory included in the http block; site files are `<confDir>/cutover-<app>.conf`. */
@@ -62,6 +65,7 @@ export class SystemNginx implements NginxRunner {
   readonly pidFile: string;
   readonly errorLog: string;
   readonly controlSocket: string;
+  readonly probeToken: string;
   private readonly capabilities: NginxCapabilities;
   private readonly reloadTimeoutMs: number;
 
@@ -77,6 +81,7 @@ export class SystemNginx implements NginxRunner {
     this.pidFile = options.pidFile ?? pidFromConfig(mainText) ?? build.pidPath ?? DEFAULT_PID_FILE;
     this.errorLog = options.errorLog ?? DEFAULT_ERROR_LOG;
     this.controlSocket = options.controlSocket ?? DEFAULT_SYSTEM_CONTROL_SOCKET;
+    this.probeToken = options.probeToken ?? newProbeToken();
     this.capabilities = { lua: capabilities.lua, stream: capabilities.stream && this.streamConfDir !== null };
     this.reloadTimeoutMs = options.reloadTimeoutMs ?? DEFAULT_RELOAD_TIMEOUT_MS;
   }

@@ -4,11 +4,13 @@
 import type { ExecutionContext } from "ava";
 import { fork, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer, request, type Server } from "node:http";
+import { createServer, request, type IncomingHttpHeaders, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createManagedRunner, type ManagedNginx, type ManagedRunnerOptions } from "./managed.js";
+import { PROBE_TOKEN_HEADER } from "./probe-token.js";
+import { UPSTREAM_HEADER } from "./render.js";
 import { childPids, pollUntil, processTitle } from "./proc.js";
 import type { SiteConfig, SwitchMode } from "./site.js";
 
@@ -22,14 +24,21 @@ export interface ColorServer {
   /** TCP connections nginx opened to this color. */
   connections: number;
   /** Every request it answered: what nginx sent it. */
-  requests: { method: string; url: string; host: string | undefined; contentLength: string | undefined }[];
+  /** Every request it got; `probe`: whether it carried the agent's probe header (nginx must never pass it on). */
+  requests: { method: string; url: string; host: string | undefined; contentLength: string | undefined; probe: boolean }[];
 }
 
 /** An app instance: answers every request with its color (body and X-Color header). */
 export function startColor(color: string, address: string): Promise<ColorServer> {
   return new Promise((resolve, reject) => {
     const server = createServer((req, res) => {
-      state.requests.push({ method: req.method ?? "", url: req.url ?? "", host: req.headers.host, contentLength: req.headers["content-length"] });
+      state.requests.push({
+        method: req.method ?? "",
+        url: req.url ?? "",
+        host: req.headers.host,
+        contentLength: req.headers["content-length"],
+        probe: req.headers[PROBE_TOKEN_HEADER.toLowerCase()] !== undefined,
+      });
       req.resume();
       res.setHeader("x-color", color);
       res.end(color);
@@ -105,20 +114,27 @@ export interface ProxyAnswer {
   upstream: string | undefined;
 }
 
-/** One GET through the proxy on a fresh connection: what a new user sees. */
-export function get(address: string, port: number, path = "/"): Promise<ProxyAnswer> {
+/** One GET through the proxy on a fresh connection with `headers`: the body and every answer header (lower-cased names). */
+export function getWithHeaders(address: string, port: number, headers: Record<string, string> = {}, path = "/"): Promise<{ status: number; body: string; headers: IncomingHttpHeaders }> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: address, port, path, agent: false }, (res) => {
+    const req = request({ host: address, port, path, agent: false, headers }, (res) => {
       let body = "";
       res.setEncoding("utf8");
       res.on("data", (chunk: string) => (body += chunk));
-      res.on("end", () =>
-        resolve({ status: res.statusCode ?? 0, body, upstream: res.headers["x-cutover-upstream"] as string | undefined }),
-      );
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
     });
     req.on("error", reject);
     req.end();
   });
+}
+
+/**
+ * One GET through the proxy on a fresh connection: what a new user sees, or with the
+ * runner's `probeToken`, what the agent's probes see (the upstream that served).
+ */
+export async function get(address: string, port: number, path = "/", probeToken?: string): Promise<ProxyAnswer> {
+  const answer = await getWithHeaders(address, port, probeToken === undefined ? {} : { [PROBE_TOKEN_HEADER]: probeToken }, path);
+  return { status: answer.status, body: answer.body, upstream: answer.headers[UPSTREAM_HEADER.toLowerCase()] as string | undefined };
 }
 
 export type { LoadReport };
