@@ -3,6 +3,7 @@
 // color), agents report the counters in heartbeats, and the coordinator
 // judges canaries and verify windows by them — and by a real Prometheus.
 import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import test, { type ExecutionContext } from "ava";
 import { startLoad, type LoadRun } from "@cutover/testkit";
 import { writeExampleSpec } from "./harness/app-spec.js";
@@ -27,12 +28,22 @@ async function deploy(fleet: Fleet, spec: string, release: string): Promise<{ ex
   return { exitCode, json, output: `${stdout}\n${stderr}` };
 }
 
+/**
+ * The LB names the backend that served only to its agent's probes (agent/src/nginx/probe-token.ts):
+ * the load carries that agent's token, read from its state dir, to count answers by backend.
+ */
+function asLbProbe(fleet: Fleet): Record<string, string> {
+  const token = readFileSync(join(fleet.lbAgents[0]!.options.stateDir, "probe-token"), "utf8").trim();
+  return { "x-cutover-probe": token };
+}
+
 /** Load through the front LB at a paced rate; each answer is labelled `<backend> <status>`, so nothing counts as failed but socket errors. */
 function lbLoad(t: ExecutionContext, fleet: Fleet, concurrency = 8): LoadRun {
   const run = startLoad({
     address: fleet.lbAddresses[0]!,
     port: LB_LISTEN,
     path: "/api/v1/geoip/1.2.3.4",
+    headers: asLbProbe(fleet),
     concurrency,
     ratePerSec: 100,
     retry: true,
@@ -76,6 +87,7 @@ for (const switchMode of ["live", "reload"] as const) {
       ratePerSec: 400,
       retry: false,
       maxRequests: 10_000,
+      headers: asLbProbe(fleet),
       classify: (status, headers) => `${String(headers["x-cutover-backend"])} ${status}`,
     });
     await client.completed(10_000);

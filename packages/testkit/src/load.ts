@@ -1,4 +1,4 @@
-import { Agent, request, type IncomingHttpHeaders } from "node:http";
+import { Agent, request, type IncomingHttpHeaders, type OutgoingHttpHeaders } from "node:http";
 import type { Socket } from "node:net";
 import { performance } from "node:perf_hooks";
 
@@ -38,6 +38,8 @@ export interface LoadOptions {
   classify?: (status: number, headers: IncomingHttpHeaders, body: string) => string | null;
   /** Per-request timeout, ms. */
   timeoutMs?: number;
+  /** Request headers every request carries. */
+  headers?: OutgoingHttpHeaders;
 }
 
 const MAX_FAILURES_KEPT = 50;
@@ -86,7 +88,7 @@ export function startLoad(options: LoadOptions): LoadRun {
     new Promise((resolve) => {
       let reused = false;
       const req = request(
-        { host: options.address, port: options.port, path: options.path ?? "/", timeout: options.timeoutMs ?? 10_000, ...(fresh ? { agent: false } : { agent }) },
+        { host: options.address, port: options.port, path: options.path ?? "/", headers: options.headers, timeout: options.timeoutMs ?? 10_000, ...(fresh ? { agent: false } : { agent }) },
         (res) => {
           let body = "";
           res.setEncoding("utf8");
