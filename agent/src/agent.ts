@@ -21,6 +21,7 @@ import { releaseDirs } from "./releases/release-dirs.js";
 import { lbHandlers } from "./commands/lb.js";
 import { removeAppHandler } from "./commands/remove-app.js";
 import { hookHandler } from "./hooks/handler.js";
+import { HookJournal } from "./hooks/journal.js";
 import { LogStreams } from "./logs/streams.js";
 import { CommandVerifier } from "./session/command-verifier.js";
 import { AgentMetrics } from "./metrics/agent-metrics.js";
@@ -104,7 +105,15 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
   dispatcher.handle("removeApp", removeAppHandler({ apps, nginx }));
   dispatcher.handle(
     "runHook",
-    hookHandler({ address: config.address, admission: { rootApps: config.rootApps }, releases, live: (app) => apps.snapshot(app)?.live, emit: (event) => link.send({ event }), log: log.child("hooks") }),
+    hookHandler({
+      address: config.address,
+      admission: { rootApps: config.rootApps },
+      releases,
+      live: (app) => apps.snapshot(app)?.live,
+      emit: (event) => link.send({ event }),
+      journal: new HookJournal(config.stateDir),
+      log: log.child("hooks"),
+    }),
   );
   let refuse!: (refusal: cutover.v1.Refusal) => void;
   const refused = new Promise<cutover.v1.Refusal>((resolve) => (refuse = resolve));

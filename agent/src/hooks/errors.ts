@@ -7,7 +7,9 @@ export type HookErrorCode =
   /** The hook was still running at its timeout: its process group was killed. */
   | "ERR_HOOK_TIMEOUT"
   /** The hook could not be started (program not found, not executable, cannot switch user). */
-  | "ERR_HOOK_SPAWN_FAILED";
+  | "ERR_HOOK_SPAWN_FAILED"
+  /** The agent restarted while this command's hook ran: how it ended is unknown, and it is not run a second time. */
+  | "ERR_HOOK_INTERRUPTED";
 
 export class HookError extends Error {
   override readonly name = "HookError";

@@ -9,6 +9,7 @@ import type { OperationResult } from "../commands/dispatcher.js";
 import type { ReleaseDirs } from "../releases/release-dirs.js";
 import { hookCommand, hookRequestOf, type HookRequest } from "./command.js";
 import { HookError } from "./errors.js";
+import type { HookJournal } from "./journal.js";
 import { runHook, type HookResult } from "./run.js";
 
 const Status = v1.CommandResult.Status;
@@ -25,6 +26,8 @@ export interface HookHandlerOptions {
   /** Streams an event of the command (the hook's output, line by line). */
   emit(event: cutover.v1.Event.$Properties): void;
   log: Logger;
+  /** Each command's hook run, saved, so a restarted agent asked the same command id never runs it again (absent: memory only). */
+  journal?: HookJournal;
   /** Runs the hook's process; tests replace it. */
   run?: typeof runHook;
 }
@@ -39,6 +42,13 @@ export interface HookHandlerOptions {
 export function hookHandler(options: HookHandlerOptions): (command: cutover.v1.Command) => Promise<OperationResult> {
   const run = options.run ?? runHook;
   return async (command) => {
+    const recorded = options.journal?.read(command.commandId);
+    if (recorded?.state === "done") return recorded.result;
+    if (recorded?.state === "running") {
+      const hook = command.runHook?.hook || "the";
+      const message = `the agent restarted while this ${hook} hook ran (started ${new Date(recorded.startedAt).toISOString()}); how it ended is unknown and it is not run a second time: check what it did, then deploy again`;
+      return { status: Status.FAILED, errorCode: "ERR_HOOK_INTERRUPTED", message };
+    }
     const wire = command.runHook ?? {};
     let request: HookRequest;
     let prepared: ReturnType<typeof prepare>;
@@ -67,6 +77,8 @@ export function hookHandler(options: HookHandlerOptions): (command: cutover.v1.C
     const who = definition.run.user ?? "the agent's user";
     options.log.info("running a hook", { app, hook: request.hook, release, user: who, cwd });
     emit(`${request.hook} hook of ${release}: ${JSON.stringify(request.command)} as ${who} in ${cwd} (timeout ${request.timeoutMs / 1000}s)`);
+    // Saved before the spawn: from here on, a restarted agent answers this command id instead of running the hook again.
+    await options.journal?.write(command.commandId, { state: "running", startedAt: Date.now() });
     // Below the agent, as apps run (process/priority.ts): a migration saturating the host must not starve the agent's session.
     const result = await run(belowAgent(spec), {
       timeoutMs: request.timeoutMs,
@@ -89,12 +101,10 @@ export function hookHandler(options: HookHandlerOptions): (command: cutover.v1.C
     };
     const failure = failureOf(request, result);
     options.log.info(failure ? "a hook failed" : "a hook passed", { app, hook: request.hook, exitCode: result.exitCode ?? -1, signal: result.signal ?? "", timedOut: result.timedOut, ms: result.durationMs });
-    if (!failure) {
-      emit(`${request.hook} hook passed in ${result.durationMs} ms`);
-      return { status: Status.OK, hookRan: outcome };
-    }
-    emit(`${request.hook} hook failed: ${failure.message}`);
-    return { status: Status.FAILED, errorCode: failure.code, message: failure.message, hookRan: outcome };
+    emit(failure ? `${request.hook} hook failed: ${failure.message}` : `${request.hook} hook passed in ${result.durationMs} ms`);
+    const answer: OperationResult = failure ? { status: Status.FAILED, errorCode: failure.code, message: failure.message, hookRan: outcome } : { status: Status.OK, hookRan: outcome };
+    await options.journal?.write(command.commandId, { state: "done", result: answer });
+    return answer;
   };
 }
 
