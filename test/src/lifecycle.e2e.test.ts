@@ -8,7 +8,7 @@ import { writeExampleSpec } from "./harness/app-spec.js";
 import { startFleet, type Fleet } from "./harness/fleet.js";
 import { appProcessesUnder, hostProcesses } from "./harness/host-processes.js";
 import { CUTOVER_BIN, spawnWatched } from "./harness/processes.js";
-import { getThroughProxy } from "./harness/through-proxy.js";
+import { getThroughProxy, loadThroughProxies } from "./harness/through-proxy.js";
 
 const APP_PORTS = { listen: 8080, blue: 7001, green: 7002 };
 const LB_LISTEN = 8090;
@@ -67,9 +67,10 @@ async function hostsJson(fleet: Fleet): Promise<HostJson[]> {
   return listed.json;
 }
 
-test.serial("cordon: a deploy of v2 leaves the cordoned host on v1 and names it, the load balancer sends it nobody; uncordon puts it back in", async (t) => {
+test.serial("cordon: a rolling deploy of v2 leaves the cordoned host on v1 and names it, the load balancer sends it nobody throughout; uncordon puts it back in", async (t) => {
   const fleet = await startFleet(t, { hosts: 3, lbHosts: 1 });
-  const spec = writeExampleSpec(fleet.dir, { ...APP_PORTS, lbListen: LB_LISTEN });
+  // Rolling: every batch applies the upstream again, with "every host up"; the cordoned one must stay out all the same.
+  const spec = writeExampleSpec(fleet.dir, { ...APP_PORTS, lbListen: LB_LISTEN, strategy: { type: "rolling" } });
   const v1 = await fleet.coordinator.cli(["deploy", spec, "--release", "v1"]);
   t.is(v1.exitCode, 0, v1.stderr);
   const before = await throughLb(fleet);
@@ -92,8 +93,19 @@ test.serial("cordon: a deploy of v2 leaves the cordoned host on v1 and names it,
   t.is(cordoned.hosts["web-2"], undefined, "the load balancer sends web-2 no request");
   t.is((cordoned.hosts["web-1"] ?? 0) + (cordoned.hosts["web-3"] ?? 0), REQUESTS);
 
+  // Users through the load balancer all along the deploy: none fails, none reaches web-2.
+  const loggedBefore = apiRequestsLogged(fleet);
+  const load = loadThroughProxies(t, fleet.lbAddresses, LB_LISTEN, { retry: true, concurrency: 2 });
+  await load.completed(20);
   const v2 = await fleet.coordinator.cliJson<DeployJson>(["deploy", spec, "--release", "v2"]);
   t.is(v2.exitCode, 0, v2.stderr);
+  await load.completed(20);
+  for (const report of await Promise.all(load.runs.map((r) => r.stop()))) {
+    t.log(`through the load balancer during the deploy: ${report.requests} requests, ${report.failed} failed, answers ${JSON.stringify(report.answers)}`);
+    t.deepEqual(report.failures, [], "no failed request through the load balancer");
+  }
+  await sleep(LOG_SETTLE_MS);
+  t.is(apiRequestsLogged(fleet)[1], loggedBefore[1], "web-2 got no request during the deploy");
   t.is(v2.json.status, "succeeded");
   t.deepEqual(v2.json.hosts.map((h) => [h.name, h.outcome, h.release]), [
     ["web-2", "skipped", null],
@@ -109,7 +121,7 @@ test.serial("cordon: a deploy of v2 leaves the cordoned host on v1 and names it,
 
   // Mid-deploy: refused, naming the deployment, with nothing changed.
   // v3 boots in 3 s on each host: its deployment is still in progress when the pause below reaches it.
-  const slow = writeExampleSpec(fleet.dir, { ...APP_PORTS, lbListen: LB_LISTEN, appArgs: ["--slow-start", "3000"] }, "slow.yml");
+  const slow = writeExampleSpec(fleet.dir, { ...APP_PORTS, lbListen: LB_LISTEN, appArgs: ["--slow-start", "3000"], strategy: { type: "rolling" } }, "slow.yml");
   const deploying = spawnWatched("deploy v3", CUTOVER_BIN, ["deploy", slow, "--release", "v3"], { CUTOVER_URL: fleet.coordinator.url, CUTOVER_TOKEN: fleet.coordinator.adminToken, CUTOVER_CONFIG: "/nonexistent" });
   await deploying.waitForLine(/batch 1\/2: web-1/);
   // Paused, it stays in progress for as long as the checks below take.

@@ -25,14 +25,6 @@ export interface LbCordonOutcome {
  * Nor does it take an app's last serving host away from its load balancer.
  */
 export function refuseIfDeploying(deps: Pick<RolloutDeps, "apps" | "deployments">, host: HostRecord, verb: "cordon" | "uncordon"): void {
-  if (verb === "cordon") {
-    const upstreams = deps.apps.names().flatMap((app) => {
-      const lb = deps.apps.lbState(app);
-      return lb ? [{ app, lb }] : [];
-    });
-    const refusal = lastBackendRefusal(host.name, upstreams);
-    if (refusal) throw refusal;
-  }
   for (const app of deps.apps.names()) {
     const active = deps.deployments.active(app);
     if (!active) continue;
@@ -45,6 +37,15 @@ export function refuseIfDeploying(deps: Pick<RolloutDeps, "apps" | "deployments"
         `${host.name} is in ${app}'s ${active.kind} ${active.id} (${active.state}); nothing was changed: wait for it to end (\`cutover status ${app} --follow\`) or \`cutover abort ${app}\`, then ${verb} again`,
       );
     }
+  }
+  // Checked once no deployment moves backends: a rolling batch's drain is not the steady state.
+  if (verb === "cordon") {
+    const upstreams = deps.apps.names().flatMap((app) => {
+      const lb = deps.apps.lbState(app);
+      return lb ? [{ app, lb }] : [];
+    });
+    const refusal = lastBackendRefusal(host.name, upstreams);
+    if (refusal) throw refusal;
   }
 }
 
