@@ -5,6 +5,7 @@ import puppeteer, { type Browser, type Page } from "puppeteer-core";
 import { writeExampleSpec } from "./harness/app-spec.js";
 import { startFleet, type CoordinatorProcess, type Fleet } from "./harness/fleet.js";
 import { repoRoot } from "./harness/processes.js";
+import { openSignedCommand, type cutover } from "@cutover/protocol";
 import { newKey, RawAgent } from "./harness/raw-agent.js";
 import { getThroughProxy } from "./harness/through-proxy.js";
 
@@ -333,4 +334,45 @@ test.serial("canary: promote and abort from the dashboard, each confirmed in a d
   t.true(audit.some((e) => e.actor === "deployer" && e.action === "POST /v1/apps/geoip/promote" && e.outcome === "200"), "the promote is audited as the dashboard's token");
   t.true(audit.some((e) => e.actor === "deployer" && e.action === "POST /v1/apps/geoip/abort" && e.outcome === "200"));
   t.deepEqual(errors, []);
+});
+
+const GIB = 1024 ** 3;
+
+test.serial("an event line and an error message a host sends with HTML in them are shown as text on the deployment page", async (t) => {
+  const fleet = await startFleet(t, { hosts: 1 });
+  // A host that answers every deploy with a progress line and a failure carrying markup.
+  const HTML_EVENT = `<b>preflight</b> <img src="x" onerror="window.__injected = true">`;
+  const HTML_ERROR = `<b>disk</b> <script>window.__injected = true</script>`;
+  const rogue = await RawAgent.connect(fleet.coordinator.url);
+  t.teardown(() => rogue.close());
+  rogue.answerPings();
+  rogue.socket.on("message", () => {
+    const outer = rogue.received.at(-1)?.command;
+    if (!outer) return;
+    const command = outer.signed?.length ? openSignedCommand(outer as cutover.v1.Command) : outer;
+    if (!command.deploy) return;
+    rogue.sendEnvelope({ event: { commandId: command.commandId, atUnixMs: Date.now(), kind: "step", app: "rogue", color: "blue", message: HTML_EVENT } });
+    rogue.sendEnvelope({ commandResult: { commandId: command.commandId, status: 2, errorCode: "ERR_PREFLIGHT", message: HTML_ERROR } });
+  });
+  await rogue.handshake({
+    name: "rogue-1",
+    key: newKey(),
+    token: await fleet.coordinator.enrollmentToken({ labels: "role=rogue", address: "127.0.0.1" }),
+    resources: { cpuLoadPercent: 1, memTotalBytes: 16 * GIB, memAvailableBytes: 8 * GIB, disks: [{ path: "/", freeBytes: 50 * GIB, totalBytes: 100 * GIB }], load1: 0.1, load5: 0.1, load15: 0.1, cpuCount: 4, sampledAtUnixMs: Date.now() },
+  });
+  const spec = writeExampleSpec(fleet.dir, { ...PORTS, app: "rogue", selector: { role: "rogue" } });
+  const id = await deployDetached(fleet, spec, "v1");
+
+  const { page } = await newPage(t);
+  await page.goto(await dashboardLink(fleet.coordinator, fleet.coordinator.adminToken));
+  await page.waitForSelector("[data-page=fleet]");
+  await page.goto(`${fleet.coordinator.url}/ui/#/deployments/${id}`);
+  // One host failed, more than max_failures=0: the deployment rolls back what it changed (nothing).
+  await page.waitForSelector("[data-page=deployment][data-state=rolled_back] tr[data-host=rogue-1][data-outcome=failed]", { timeout: DEPLOYED_WITHIN_MS });
+  const lines = await page.$$eval("[data-page=deployment] ol.events li .event-message", (items) => items.map((i) => i.textContent ?? ""));
+  t.true(lines.includes(HTML_EVENT), `the event line as sent: ${JSON.stringify(lines)}`);
+  t.true(lines.some((l) => l.includes(HTML_ERROR)), "the failure as sent");
+  t.true((await page.$eval("tr[data-host=rogue-1] td.error-text", (cell) => cell.textContent ?? "")).includes(HTML_ERROR), "the host's error as text");
+  t.is(await page.$$eval("[data-page=deployment] b, [data-page=deployment] img, [data-page=deployment] script", (found) => found.length), 0, "no element was created from it");
+  t.is(await page.evaluate(() => window.__injected), undefined);
 });
