@@ -184,6 +184,11 @@ test.serial("signed in with a token, the fleet page lists a 3-host fleet with st
     { timeout: DEPLOYED_WITHIN_MS },
   );
   await screenshot(page, "deployment");
+  // Pause stops it before its next step; resume carries on. Each asks first.
+  await confirmAction(page, "pause", /Pause the bluegreen deployment of geoip v1 before its next step/);
+  await page.waitForSelector("[data-page=deployment][data-state=paused] button[data-action=resume]", { timeout: SHOWN_WITHIN_MS });
+  t.is(await page.$("button[data-action=promote]"), null, "no promote on a deployment that is not a canary");
+  await confirmAction(page, "resume", /Resume the deployment of geoip v1/);
   const runningEvents = await page.$eval("ol.events", (list) => Number(list.getAttribute("data-count")));
   t.true(runningEvents > 0, "events arrived while it ran");
   await page.waitForSelector("[data-page=deployment][data-state=succeeded]", { timeout: DEPLOYED_WITHIN_MS });
@@ -314,6 +319,7 @@ test.serial("canary: promote and abort from the dashboard, each confirmed in a d
   const v2 = await deployDetached(fleet, spec, "v2");
   await page.goto(`${fleet.coordinator.url}/ui/#/deployments/${v2}`);
   await page.waitForSelector("[data-page=deployment][data-state=paused] button[data-action=promote]", { timeout: DEPLOYED_WITHIN_MS });
+  t.is(await page.$("button[data-action=resume]"), null, "a canary waiting for promotion is promoted, not resumed (the API would refuse)");
   await page.click("button[data-action=promote]");
   await page.waitForSelector("dialog.confirm[open] button.cancel");
   await page.click("dialog.confirm button.cancel");

@@ -209,9 +209,11 @@ function Actions({ deployment: d, ask, go }: { deployment: Deployment; ask(c: Co
   });
   const buttons: Confirmation[] = [];
   if (d.state === "running") buttons.push(control("pause", `Pause the ${d.strategy} deployment of ${d.app} ${d.release} before its next step; hosts already switched keep serving ${d.release}.`));
-  if (d.state === "paused") buttons.push(control("resume", `Resume the deployment of ${d.app} ${d.release} from where it stopped.`));
+  // As the coordinator decides (Rollouts.control): a canary waiting for promotion is promoted, not resumed.
+  const awaitingPromotion = d.strategy === "canary" && d.state === "paused" && !d.hosts.some((h) => h.batch > 1 && h.outcome !== "pending");
+  if (d.state === "paused" && !awaitingPromotion) buttons.push(control("resume", `Resume the deployment of ${d.app} ${d.release} from where it stopped.`));
+  if (awaitingPromotion) buttons.push(control("promote", `Promote the canary: deploy ${d.app} ${d.release} to the rest of the fleet (${d.hosts.length} host(s) in this deployment).`));
   if (d.state === "running" || d.state === "paused") {
-    if (d.strategy === "canary") buttons.push(control("promote", `Promote the canary: deploy ${d.app} ${d.release} to the rest of the fleet (${d.hosts.length} host(s) in this deployment).`));
     buttons.push(control("abort", `Abort the deployment of ${d.app} ${d.release} and roll back every host it changed to its previous release.`));
   }
   if (FINISHED.includes(d.state)) {
