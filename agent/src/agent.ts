@@ -75,20 +75,7 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
   const releases = releaseDirs(new ReleaseStore(config.stateDir), chunkFetcher(() => link, log));
   // Secret values, in memory only (apps/secret-vault.ts): commands fill it, the supervisors start apps with it.
   const secrets = new SecretVault();
-  const apps = new AppManager({
-    stateDir: config.stateDir,
-    secrets,
-    proxy: new NginxAppProxy({ nginx, address: config.address, switchMode, prepare: prepareNginx }),
-    colors: new Supervisors({ stateDir: config.stateDir, address: config.address, log: log.child("instances"), rootApps: config.rootApps, secrets }),
-    admission: { rootApps: config.rootApps },
-    releases,
-    resources: async () => {
-      const r = await sampler.sample();
-      return { memAvailableBytes: Number(r.memAvailableBytes), diskFreeBytes: Number(r.disks?.[0]?.freeBytes ?? 0), loadPerCore: (r.load1 ?? 0) / Math.max(1, cpus().length) };
-    },
-    emit: (event) => link.send({ event }),
-    log: log.child("apps"),
-  });
+  const apps = appManager(config, { nginx, switchMode, prepareNginx, releases, secrets, sampler, emit: (event) => link.send({ event }), log });
   await apps.recover();
   const requestCounters = new RequestCounterSource({ nginx, switchMode, colorOf: (app, port) => colorOfPort(apps.snapshot(app)?.definition, port), log: log.child("requests") });
   const metrics = new AgentMetrics({ instances: () => apps.instances(), connected: () => link?.state === "online", requests: () => requestCounters.read() });
@@ -101,11 +88,12 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
     metrics.commandDuration.observe({ operation, status }, seconds),
   );
   const logStreams = new LogStreams(config.stateDir, (lines) => link.send({ logLines: lines }));
-  registerHandlers(dispatcher, { apps, logStreams, lb: lbHandlers({ nginx, address: config.address, switchMode, prepareNginx }) });
-  dispatcher.handle("removeApp", removeAppHandler({ apps, nginx }));
-  dispatcher.handle(
-    "runHook",
-    hookHandler({
+  registerHandlers(dispatcher, {
+    apps,
+    logStreams,
+    lb: lbHandlers({ nginx, address: config.address, switchMode, prepareNginx }),
+    removeApp: removeAppHandler({ apps, nginx }),
+    runHook: hookHandler({
       address: config.address,
       admission: { rootApps: config.rootApps },
       releases,
@@ -114,7 +102,7 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
       journal: new HookJournal(config.stateDir),
       log: log.child("hooks"),
     }),
-  );
+  });
   let refuse!: (refusal: cutover.v1.Refusal) => void;
   const refused = new Promise<cutover.v1.Refusal>((resolve) => (refuse = resolve));
   link = new CoordinatorLink({
@@ -219,9 +207,36 @@ function chunkFetcher(link: () => CoordinatorLink, log: Logger): ChunkSource {
   };
 }
 
+/** The apps of this host: their colors' supervisors, their nginx sites, their releases. */
+function appManager(
+  config: AgentConfig,
+  parts: { nginx: NginxRunner; switchMode: SwitchMode; prepareNginx: () => Promise<void>; releases: ReturnType<typeof releaseDirs>; secrets: SecretVault; sampler: ResourceSampler; emit: (event: cutover.v1.Event.$Properties) => void; log: Logger },
+): AppManager {
+  const { nginx, switchMode, prepareNginx, releases, secrets, sampler, log } = parts;
+  return new AppManager({
+    stateDir: config.stateDir,
+    secrets,
+    proxy: new NginxAppProxy({ nginx, address: config.address, switchMode, prepare: prepareNginx }),
+    colors: new Supervisors({ stateDir: config.stateDir, address: config.address, log: log.child("instances"), rootApps: config.rootApps, secrets }),
+    admission: { rootApps: config.rootApps },
+    releases,
+    resources: async () => {
+      const r = await sampler.sample();
+      return { memAvailableBytes: Number(r.memAvailableBytes), diskFreeBytes: Number(r.disks?.[0]?.freeBytes ?? 0), loadPerCore: (r.load1 ?? 0) / Math.max(1, cpus().length) };
+    },
+    emit: parts.emit,
+    log: log.child("apps"),
+  });
+}
+
 /** One handler per operation the coordinator may send (ping is the dispatcher's own). */
-function registerHandlers(dispatcher: CommandDispatcher, parts: { apps: AppManager; logStreams: LogStreams; lb: ReturnType<typeof lbHandlers> }): void {
+function registerHandlers(
+  dispatcher: CommandDispatcher,
+  parts: { apps: AppManager; logStreams: LogStreams; lb: ReturnType<typeof lbHandlers>; removeApp: ReturnType<typeof removeAppHandler>; runHook: ReturnType<typeof hookHandler> },
+): void {
   const { apps, logStreams, lb } = parts;
+  dispatcher.handle("removeApp", parts.removeApp);
+  dispatcher.handle("runHook", parts.runHook);
   dispatcher.handle("deploy", (command) => apps.deploy(command.commandId, command.deploy ?? {}));
   dispatcher.handle("tailLogs", async (command) => {
     const sent = logStreams.start(command.tailLogs ?? {});
