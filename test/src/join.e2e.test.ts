@@ -12,7 +12,7 @@ import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import test, { type ExecutionContext } from "ava";
 import { startCoordinator, type CoordinatorProcess } from "./harness/fleet.js";
-import { runCli, spawnWatched, CUTOVER_BIN, tempDir, type CliResult } from "./harness/processes.js";
+import { outputOf, runCli, spawnWatched, CUTOVER_BIN, tempDir, type CliResult } from "./harness/processes.js";
 import { ensureAgentBundle } from "./install/bundle.js";
 import { agentPids, hostRoot, INSTALL_SH, PATHS, snapshot } from "./install/host-root.js";
 
@@ -61,13 +61,7 @@ async function joinCommand(coordinator: CoordinatorProcess, fingerprint: string,
  */
 async function paste(t: ExecutionContext, line: string, root: string, address: string): Promise<CliResult> {
   const testMode = ["--root", root, "--no-systemd", "--node", process.execPath, "--nginx", "managed", "--name", "host-a", "--address", address, "--timeout", "30"];
-  const child = spawn("bash", ["-c", `${line} ${testMode.join(" ")}`], { cwd: tempDir(t, "cutover-join-cwd-"), stdio: ["ignore", "pipe", "pipe"] });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (d: Buffer) => (stdout += d));
-  child.stderr.on("data", (d: Buffer) => (stderr += d));
-  const [exitCode] = (await once(child, "close")) as [number | null];
-  return { exitCode, stdout, stderr };
+  return outputOf(spawn("bash", ["-c", `${line} ${testMode.join(" ")}`], { cwd: tempDir(t, "cutover-join-cwd-"), stdio: ["ignore", "pipe", "pipe"] }));
 }
 
 const output = (r: CliResult) => `stdout:\n${r.stdout}\nstderr:\n${r.stderr}`;

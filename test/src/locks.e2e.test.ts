@@ -1,6 +1,6 @@
 import test from "ava";
 import { writeExampleSpec } from "./harness/app-spec.js";
-import { startFleet, type CoordinatorProcess } from "./harness/fleet.js";
+import { startFleet, type AuditRow } from "./harness/fleet.js";
 import { jsonError } from "./harness/cli-error.js";
 import { CUTOVER_BIN, spawnWatched } from "./harness/processes.js";
 import { getThroughProxy } from "./harness/through-proxy.js";
@@ -14,26 +14,13 @@ interface LockJson {
   acquiredAt: string;
 }
 
-interface AuditRow {
-  actor: string;
-  action: string;
-  target: string;
-  outcome: string;
-  detail: string;
-}
-
-async function apiToken(coordinator: CoordinatorProcess, role: string, name: string): Promise<string> {
-  const { json } = await coordinator.cliJson<{ token: string }>(["token", "create", "--api", "--role", role, "--name", name]);
-  return json.token;
-}
-
 test.serial("a locked app refuses deploys and rollbacks naming who and why; --lock-wait deploys once the lock is released", async (t) => {
   const fleet = await startFleet(t, { hosts: 1 });
   const { coordinator } = fleet;
   const spec = writeExampleSpec(fleet.dir, PORTS);
   const v1 = await coordinator.cli(["deploy", spec, "--release", "v1"]);
   t.is(v1.exitCode, 0, v1.stderr);
-  const ops = await apiToken(coordinator, "deploy", "ops");
+  const ops = await coordinator.apiToken("deploy", "ops");
 
   const taken = await coordinator.cli(["lock", "acquire", "geoip", "-m", "db migration running", "--json"], ops);
   t.is(taken.exitCode, 0, taken.stderr);
@@ -88,7 +75,7 @@ test.serial("a locked app refuses deploys and rollbacks naming who and why; --lo
 test.serial("a lock needs a deploy token and a one-line reason; --lock-wait gives up naming the lock; releasing a free app says so", async (t) => {
   const fleet = await startFleet(t, { hosts: 1 });
   const { coordinator } = fleet;
-  const reader = await apiToken(coordinator, "read", "dashboard");
+  const reader = await coordinator.apiToken("read", "dashboard");
   const refused = await coordinator.cli(["lock", "acquire", "geoip", "-m", "why"], reader);
   t.is(refused.exitCode, 77, "denied: a read token cannot lock");
   t.regex(refused.stderr, /this needs a token with role "deploy"; yours \("dashboard"\) has "read" \(ERR_FORBIDDEN\)/);

@@ -1,7 +1,7 @@
 import test from "ava";
 import { writeExampleSpec } from "./harness/app-spec.js";
 import { jsonError } from "./harness/cli-error.js";
-import { startFleet, type CoordinatorProcess, type Fleet } from "./harness/fleet.js";
+import { startFleet, type AuditRow, type CoordinatorProcess, type Fleet } from "./harness/fleet.js";
 import { getThroughProxy } from "./harness/through-proxy.js";
 
 const LISTEN = 8080;
@@ -33,12 +33,6 @@ interface ProgressEvent {
   hostName: string | null;
   kind: string;
   message: string;
-}
-
-interface AuditRow {
-  id: number;
-  actor: string;
-  action: string;
 }
 
 async function api<T>(coordinator: CoordinatorProcess, path: string): Promise<T> {

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { parse, stringify } from "yaml";
 import { writeExampleSpec } from "./harness/app-spec.js";
 import { jsonError } from "./harness/cli-error.js";
-import { startFleet, type CoordinatorProcess } from "./harness/fleet.js";
+import { startFleet, type AuditRow, type CoordinatorProcess } from "./harness/fleet.js";
 import { CUTOVER_BIN, type CliResult } from "./harness/processes.js";
 import { getThroughProxy } from "./harness/through-proxy.js";
 
@@ -23,19 +23,6 @@ interface SecretJson {
   name: string;
   setAt: string;
   setBy: string;
-}
-
-interface AuditRow {
-  actor: string;
-  action: string;
-  target: string;
-  outcome: string;
-  detail: string;
-}
-
-async function apiToken(coordinator: CoordinatorProcess, role: string, name: string): Promise<string> {
-  const { json } = await coordinator.cliJson<{ token: string }>(["token", "create", "--api", "--role", role, "--name", name]);
-  return json.token;
 }
 
 /** The real CLI with `input` on its stdin, as `printf %s "$PW" | cutover secret set ...` runs it. */
@@ -81,8 +68,8 @@ test.serial("a secret reaches the app's environment on its hosts only, and its b
   const { coordinator } = fleet;
   const [appAgent, otherAgent] = fleet.agents as [(typeof fleet.agents)[0], (typeof fleet.agents)[0]];
   const address = fleet.addresses[0]!;
-  const ops = await apiToken(coordinator, "deploy", "ops");
-  const reader = await apiToken(coordinator, "read", "dashboard");
+  const ops = await coordinator.apiToken("deploy", "ops");
+  const reader = await coordinator.apiToken("read", "dashboard");
 
   const secret = `postgres://geoip:${randomBytes(12).toString("hex")}@db.internal:5432/geoip`;
   const rotated = `postgres://geoip:${randomBytes(12).toString("hex")}@db.internal:5432/geoip`;

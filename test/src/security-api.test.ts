@@ -9,18 +9,10 @@ import test from "ava";
 import { chmodSync, existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { RefusalCode, openSignedCommand, type cutover } from "@cutover/protocol";
-import { startCoordinator, type CoordinatorProcess } from "./harness/fleet.js";
+import { startCoordinator, type AuditRow, type CoordinatorProcess } from "./harness/fleet.js";
 import { inProcessCoordinator } from "./harness/in-process.js";
 import { AGENT_BIN, runCli, spawnWatched, tempDir } from "./harness/processes.js";
 import { newKey, RawAgent } from "./harness/raw-agent.js";
-
-interface AuditRow {
-  actor: string;
-  action: string;
-  target: string;
-  outcome: string;
-  detail: string;
-}
 
 interface TokenRow {
   id: string;

@@ -2,6 +2,17 @@ import { join } from "node:path";
 import { stopHostProcesses } from "./host-processes.js";
 import { AGENT_BIN, CUTOVER_BIN, readAdminToken, runCli, spawnWatched, tempDir, type CliResult, type WatchedProcess } from "./processes.js";
 
+
+/** One row of `cutover audit --json`. */
+export interface AuditRow {
+  id: number;
+  at: string;
+  actor: string;
+  action: string;
+  target: string;
+  outcome: string;
+  detail: string;
+}
 export interface TestContext {
   teardown(fn: () => void | Promise<void>): void;
 }
@@ -43,6 +54,12 @@ export class CoordinatorProcess {
     } catch {
       throw new Error(`${args.join(" ")} printed no JSON (exit ${result.exitCode}):\n${result.stdout}\n${result.stderr}`);
     }
+  }
+
+  /** A new API token with `role` under `name`, as an admin makes one (`token create --api`). */
+  async apiToken(role: "read" | "deploy" | "admin", name: string): Promise<string> {
+    const { json } = await this.cliJson<{ token: string }>(["token", "create", "--api", "--role", role, "--name", name]);
+    return json.token;
   }
 
   /** A one-time enrollment token; `binding` fixes the labels and address the host gets (else it keeps what its agent presents). */

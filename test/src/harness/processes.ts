@@ -109,11 +109,15 @@ export interface CliResult {
 
 /** Runs the real `cutover` CLI as an operator would: the checkout's, or `bin` (the one-file CLI) from `cwd`. */
 export async function runCli(args: string[], env: NodeJS.ProcessEnv = {}, { bin = CUTOVER_BIN, cwd }: { bin?: string; cwd?: string } = {}): Promise<CliResult> {
-  const child = spawn(process.execPath, [bin, ...args], { cwd, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  return outputOf(spawn(process.execPath, [bin, ...args], { cwd, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] }));
+}
+
+/** Everything a child (spawned with piped stdout and stderr) printed, and its exit code, once it has ended. */
+export async function outputOf(child: ChildProcess): Promise<CliResult> {
   let stdout = "";
   let stderr = "";
-  child.stdout.on("data", (d: Buffer) => (stdout += d));
-  child.stderr.on("data", (d: Buffer) => (stderr += d));
+  child.stdout?.on("data", (d: Buffer) => (stdout += d));
+  child.stderr?.on("data", (d: Buffer) => (stderr += d));
   const [exitCode] = (await once(child, "close")) as [number | null];
   return { exitCode, stdout, stderr };
 }

@@ -1,10 +1,9 @@
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { once } from "node:events";
 import { chmodSync, copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { stopHostProcesses } from "../harness/host-processes.js";
-import { repoRoot, tempDir, type CliResult } from "../harness/processes.js";
+import { outputOf, repoRoot, tempDir, type CliResult } from "../harness/processes.js";
 
 export const INSTALL_SH = join(repoRoot, "install.sh");
 
@@ -94,24 +93,12 @@ export async function runInstaller(t: { teardown(fn: () => void): void }, args: 
     file = "setpriv";
     argv = [`--reuid=${options.asUser}`, `--regid=${options.asUser}`, "--clear-groups", "bash", join(dir, "install.sh"), ...args];
   }
-  const child = spawn(file, argv, { env: { ...process.env }, stdio: ["ignore", "pipe", "pipe"] });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (d: Buffer) => (stdout += d));
-  child.stderr.on("data", (d: Buffer) => (stderr += d));
-  const [exitCode] = (await once(child, "close")) as [number | null];
-  return { exitCode, stdout, stderr };
+  return outputOf(spawn(file, argv, { env: { ...process.env }, stdio: ["ignore", "pipe", "pipe"] }));
 }
 
 /** What systemd does at boot with install.sh's tmpfiles.d entry, done to `root` (systemd-tmpfiles --root). */
 export async function bootTmpfiles(root: string): Promise<CliResult> {
-  const child = spawn("systemd-tmpfiles", ["--create", `--root=${root}`, join(root, PATHS.tmpfiles)], { stdio: ["ignore", "pipe", "pipe"] });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (d: Buffer) => (stdout += d));
-  child.stderr.on("data", (d: Buffer) => (stderr += d));
-  const [exitCode] = (await once(child, "close")) as [number | null];
-  return { exitCode, stdout, stderr };
+  return outputOf(spawn("systemd-tmpfiles", ["--create", `--root=${root}`, join(root, PATHS.tmpfiles)], { stdio: ["ignore", "pipe", "pipe"] }));
 }
 
 export interface SnapshotOptions {
