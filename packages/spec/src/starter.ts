@@ -11,7 +11,7 @@ artifact: ./dist                  # the release: a directory or a .tar.gz/.tgz, 
 run:
   command: ["node", "server.js", "--port", "\${PORT}"]   # argv, no shell; \${PORT} is the color's port
   user: ${app}                    # an account on every host (never root unless the host allows it)
-  env: { NODE_ENV: production }
+  env: { NODE_ENV: production }   # a secret: DATABASE_URL: { secret: DATABASE_URL } (cutover secret set)
   stop_timeout: 30s               # SIGTERM, then SIGKILL after this long
 ports: { blue: 7001, green: 7002 } # the two colors; nginx moves users between them
 proxy:
@@ -25,6 +25,9 @@ strategy:
   batch: 25%                      # hosts at once: a count or a percent
   max_failures: 0                 # failed hosts before the rollout stops and rolls back
   keep_previous: 10m              # the old color stays warm this long, for an instant rollback
+# hooks:                          # argv, no shell; run as run.user with the app's env and secrets
+#   pre_deploy: { command: ["node", "migrate.js"], timeout: 5m }    # once, before any host switches
+#   post_switch: { command: ["node", "smoke.js"], timeout: 1m }     # on each host after its switch
 # resources:                      # checked on each host before anything is sent (cutover check)
 #   min_free_memory: 256M
 #   min_free_disk: 1G
