@@ -320,6 +320,7 @@ test.serial("canary: promote and abort from the dashboard, each confirmed in a d
   await page.goto(`${fleet.coordinator.url}/ui/#/deployments/${v2}`);
   await page.waitForSelector("[data-page=deployment][data-state=paused] button[data-action=promote]", { timeout: DEPLOYED_WITHIN_MS });
   t.is(await page.$("button[data-action=resume]"), null, "a canary waiting for promotion is promoted, not resumed (the API would refuse)");
+  await screenshot(page, "canary");
   await page.click("button[data-action=promote]");
   await page.waitForSelector("dialog.confirm[open] button.cancel");
   await page.click("dialog.confirm button.cancel");

@@ -9,6 +9,8 @@ const LIST_POLL_MS = 3000;
 const HISTORY_PER_APP = 20;
 /** A dropped event stream is picked up again from the last event seen after this long. */
 const STREAM_RETRY_MS = 2000;
+/** How often a running deployment's page redraws its clock. */
+const CLOCK_TICK_MS = 1000;
 
 export function canChange(role: Role): boolean {
   return role === "deploy" || role === "admin";
@@ -87,10 +89,18 @@ function useDeployment(id: string): { deployment: Deployment | undefined; events
     const abort = new AbortController();
     let last = 0;
     let ended = false;
-    let reading: Promise<void> | null = null;
+    // One read of the record at a time; an event during a read asks for one more after it,
+    // so the last change (e.g. running → paused, after which nothing more happens) is never missed.
+    let reading = false;
+    let again = false;
     const reload = () => {
-      if (reading) return;
-      reading = get<Deployment>(`/v1/deployments/${encodeURIComponent(id)}`)
+      if (reading) {
+        again = true;
+        return;
+      }
+      reading = true;
+      again = false;
+      get<Deployment>(`/v1/deployments/${encodeURIComponent(id)}`)
         .then((d) => {
           if (!abort.signal.aborted) setDeployment(d);
         })
@@ -98,7 +108,8 @@ function useDeployment(id: string): { deployment: Deployment | undefined; events
           if (!abort.signal.aborted) setError(caught.message);
         })
         .finally(() => {
-          reading = null;
+          reading = false;
+          if (again && !abort.signal.aborted) reload();
         });
     };
     reload();
@@ -135,9 +146,20 @@ function useDeployment(id: string): { deployment: Deployment | undefined; events
   return { deployment, events, error, reload: () => setTick((t) => t + 1) };
 }
 
+/** Re-renders every `everyMs` while `ticking`: the "so far" and the timeline's right edge move with the clock. */
+function useClock(ticking: boolean, everyMs: number): void {
+  const [, setNow] = useState(0);
+  useEffect(() => {
+    if (!ticking) return;
+    const timer = setInterval(() => setNow(Date.now()), everyMs);
+    return () => clearInterval(timer);
+  }, [ticking, everyMs]);
+}
+
 export function DeploymentPage({ id, role, go }: { id: string; role: Role; go(path: string): void }) {
   const { deployment: d, events, error } = useDeployment(id);
   const confirm = useConfirm();
+  useClock(d !== undefined && !FINISHED.includes(d.state), CLOCK_TICK_MS);
   if (!d) return <section class="page">{error ? <p class="error" role="alert">{error}</p> : <p>loading…</p>}</section>;
   const finished = FINISHED.includes(d.state);
   return (
@@ -152,7 +174,12 @@ export function DeploymentPage({ id, role, go }: { id: string; role: Role; go(pa
         </p>
         {canChange(role) && <Actions deployment={d} ask={confirm.ask} go={go} />}
       </header>
-      {d.error && <p class="error deployment-error" data-field="error">{d.error}</p>}
+      {/* While paused the record's error field says why it waits (a canary awaiting promotion): a note, not a failure. */}
+      {d.error && (
+        <p class={d.state === "paused" ? "note" : "error deployment-error"} data-field="error">
+          {d.error}
+        </p>
+      )}
       {error && <p class="error" role="alert">{error}</p>}
       <h2>Timeline</h2>
       <Timeline deployment={d} events={events} />
