@@ -57,5 +57,5 @@ test("a coordinator without a dashboard build says so at /ui", async (t) => {
   const url = await serve(t, join(tempDir(t), "absent"));
   const answer = await fetch(`${url}/ui`);
   t.is(answer.status, 404);
-  t.regex(await answer.text(), /the dashboard was not built: run `npm run build`/);
+  t.regex(await answer.text(), /no dashboard build: run `npm run build`/);
 });

@@ -41,7 +41,7 @@ export function uiRoutes(dir = UI_DIR): Router {
   router.get("/ui", (request, response, next) => {
     // express.static redirects /ui to /ui/ itself; without a build there is nothing to redirect to.
     if (!existsSync(join(dir, "index.html"))) {
-      response.status(404).type("text/plain").send("the dashboard was not built: run `npm run build` in the cutover checkout\n");
+      response.status(404).type("text/plain").send("this coordinator has no dashboard build: run `npm run build` in the cutover checkout it runs from (the one-file bundle does not carry the dashboard)\n");
       return;
     }
     next();
