@@ -34,3 +34,4 @@ export { REPORTS_KEPT_RELEASES, MAX_KEPT_RELEASES } from "./kept-releases.js";
 export { HOOK_NAMES, HOOK_OUTPUT_TAIL_BYTES, MAX_HOOK_ARGS, MAX_HOOK_TIMEOUT_MS, MIN_HOOK_TIMEOUT_MS, RUNS_HOOKS } from "./hooks.js";
 export { REMOVES_APPS } from "./app-removal.js";
 export { requestMetricFamilies, type LabelledTotals, type MetricFamily } from "./request-series.js";
+export { BUNDLE_SIGNATURE_CONTEXT, bundleSignedText, compareVersions, EXIT_UPGRADE, isValidVersion, UPGRADE_ROLLED_BACK_EVENT, UPGRADES_ITSELF } from "./agent-upgrade.js";
