@@ -34,6 +34,10 @@ readonly BUNDLE_MARK="cutover-agent: one-file build"
 # --lite-mode: V8 without its optimizing compilers, 7-8 MB less RSS for an agent that waits on I/O.
 readonly AGENT_NODE_FLAGS="--lite-mode"
 # What the agent logs once its session with the coordinator is up.
+# The agent exits with this code after it replaced its own file (agent/src/upgrade): the
+# wrapper starts it again. CUTOVER_AGENT_WRAPPER tells the agent which wrapper runs it.
+readonly EXIT_UPGRADE=75
+readonly WRAPPER_PROTOCOL=1
 readonly ONLINE_PATTERN='coordinator link .*to=online'
 
 # Paths as they are on the target host; under --root each is prefixed (see at()).
@@ -651,7 +655,49 @@ render_wrapper() {
 #!/bin/sh
 # cutover-agent: the one-file agent run with the Node.js install.sh found. Written by
 # install.sh; run it again after moving Node.js.
-exec "$NODE_BIN" ${AGENT_NODE_FLAGS:+$AGENT_NODE_FLAGS }"$(at "$AGENT_JS")" "\$@"
+#
+# It also completes an agent's self-upgrade (\`cutover agents upgrade\`, docs/install.md):
+# the agent writes the new file over AGENT, keeps the old one as AGENT.previous, writes
+# AGENT.trial ("SECONDS VERSION") and exits $EXIT_UPGRADE. This loop starts the new file; it
+# has SECONDS to come online, when the agent removes AGENT.trial. If it exits or does not
+# come online in time, the next start puts AGENT.previous back (AGENT.rolled-back says why).
+agent="$(at "$AGENT_JS")"
+trial="\$agent.trial"
+child=
+trap '[ -z "\$child" ] || kill -TERM "\$child" 2>/dev/null' TERM INT HUP
+while :; do
+  if [ -f "\$trial" ]; then
+    if grep -q '^started' "\$trial"; then
+      why=\$(sed -n 's/^exited /exited with code /p; s/^late /did not come online within /p' "\$trial" | head -n 1)
+      echo "the new agent \$(sed -n '1s/^[0-9]* //p' "\$trial") \${why:-did not come online}; the previous file was put back" >"\$agent.rolled-back"
+      mv -f "\$agent.previous" "\$agent" && rm -f "\$trial"
+      echo "cutover-agent wrapper: \$(cat "\$agent.rolled-back")" >&2
+    else
+      echo started >>"\$trial"
+    fi
+  fi
+  CUTOVER_AGENT_FILE="\$agent" CUTOVER_AGENT_WRAPPER=$WRAPPER_PROTOCOL "$NODE_BIN" ${AGENT_NODE_FLAGS:+$AGENT_NODE_FLAGS }"\$agent" "\$@" &
+  child=\$!
+  watchdog=
+  if [ -f "\$trial" ]; then
+    seconds=\$(sed -n '1s/ .*//p' "\$trial")
+    (sleep "\${seconds:-60}"; if [ -f "\$trial" ]; then echo "late \${seconds:-60} s" >>"\$trial"; kill -TERM "\$child"; sleep $STOP_TIMEOUT; kill -KILL "\$child"; fi) 2>/dev/null &
+    watchdog=\$!
+  fi
+  # wait returns early when a trapped signal comes: wait again until the agent is gone.
+  while :; do
+    wait "\$child"
+    code=\$?
+    kill -0 "\$child" 2>/dev/null || break
+  done
+  [ -z "\$watchdog" ] || kill "\$watchdog" 2>/dev/null
+  child=
+  if [ -f "\$trial" ] && [ "\$code" != $EXIT_UPGRADE ]; then
+    echo "exited \$code" >>"\$trial"
+    continue
+  fi
+  [ "\$code" = $EXIT_UPGRADE ] || exit "\$code"
+done
 EOF
 }
 
@@ -711,7 +757,9 @@ background_pid() {
   [ -f "$pid_file" ] || return 0
   pid=$(cat "$pid_file")
   [[ $pid =~ ^[0-9]+$ ]] || return 0
-  if running "$pid" && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$(at "$AGENT_JS")"; then echo "$pid"; fi
+  # The wrapper's shell (which restarts the agent after a self-upgrade), or node itself as an
+  # older wrapper exec'd it.
+  if running "$pid" && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -e "$(at "$WRAPPER")" -e "$(at "$AGENT_JS")"; then echo "$pid"; fi
 }
 
 agent_running() {
@@ -834,7 +882,8 @@ install_agent() {
   render_wrapper >"$WORK/cutover-agent"
   render_unit >"$WORK/$UNIT_NAME"
   render_tmpfiles >"$WORK/cutover-agent.conf"
-  if put_file "$AGENT_JS" 644 "$AGENT_FILE"; then restart=1; fi
+  # A file put here by hand ends any self-upgrade trial (the wrapper would roll it back).
+  if put_file "$AGENT_JS" 644 "$AGENT_FILE"; then restart=1; rm -f "$(at "$AGENT_JS").trial"; fi
   if put_file "$WRAPPER" 755 "$WORK/cutover-agent"; then restart=1; fi
   # 0600: it holds the enrollment token.
   if put_file "$CONFIG" 600 "$WORK/agent.yaml"; then restart=1; fi
@@ -953,6 +1002,7 @@ uninstall_agent() {
   if [ "$PURGE" = 1 ]; then stop_host_processes; fi
   remove_path "$WRAPPER"
   remove_path "$AGENT_JS"
+  for leftover in previous trial rolled-back new; do remove_path "$AGENT_JS.$leftover"; done
   remove_dir_if_empty "$LIB_DIR"
   remove_path "$CONFIG"
   remove_dir_if_empty "$CONF_DIR"
