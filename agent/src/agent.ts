@@ -2,7 +2,7 @@ import { chmodSync, mkdirSync } from "node:fs";
 import { cpus } from "node:os";
 import { dirname, join } from "node:path";
 import { createLogger, watchEventLoop, type Logger } from "@cutover/log";
-import { enrollmentTokenKeyId, REMOVES_APPS, REPORTS_KEPT_RELEASES, RUNS_HOOKS, type cutover } from "@cutover/protocol";
+import { enrollmentTokenKeyId, REMOVES_APPS, REPORTS_KEPT_RELEASES, RUNS_HOOKS, UPGRADE_ROLLED_BACK_EVENT, UPGRADES_ITSELF, type cutover } from "@cutover/protocol";
 import { CommandDispatcher } from "./commands/dispatcher.js";
 import { ConfigError, type AgentConfig } from "./config.js";
 import { loadOrCreateIdentity, markEnrolled } from "./identity.js";
@@ -26,6 +26,9 @@ import { LogStreams } from "./logs/streams.js";
 import { CommandVerifier } from "./session/command-verifier.js";
 import { AgentMetrics } from "./metrics/agent-metrics.js";
 import { v1 } from "@cutover/protocol";
+import { upgradeHandler } from "./upgrade/handler.js";
+import { selfFile } from "./upgrade/self-file.js";
+import { settleTrial } from "./upgrade/trial.js";
 
 /** Tries per artifact chunk, each after waiting up to FETCH_RECONNECT_WAIT_MS for the coordinator to be back. */
 const FETCH_ATTEMPTS = 4;
@@ -42,6 +45,8 @@ export interface RunningAgent {
   stop(): void;
   /** Resolves with a message when the coordinator refuses the agent for good. */
   refused: Promise<cutover.v1.Refusal>;
+  /** Resolves once the agent replaced its own file (UpgradeAgent): it must exit for its wrapper to start the new one. */
+  restartRequested: Promise<void>;
 }
 
 /**
@@ -105,6 +110,11 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
   });
   let refuse!: (refusal: cutover.v1.Refusal) => void;
   const refused = new Promise<cutover.v1.Refusal>((resolve) => (refuse = resolve));
+  let restart!: () => void;
+  const restartRequested = new Promise<void>((resolve) => (restart = resolve));
+  // Only an agent run from install.sh's files by its wrapper may replace its file; others say why when asked.
+  const self = selfFile(process.env, process.argv[1]);
+  dispatcher.handle("upgradeAgent", upgradeHandler({ version: AGENT_VERSION, fetchChunk: chunkFetcher(() => link, log), verifiesBundle: (sha, sig) => verifier.verifiesBundle(sha, sig), restart, log: log.child("upgrade") }));
   link = new CoordinatorLink({
     url: config.coordinatorUrl,
     fingerprint: config.coordinatorFingerprint,
@@ -112,7 +122,7 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
     enrollmentToken: config.enrollmentToken,
     address: config.address,
     labels: config.labels,
-    capabilities: [...BASE_CAPABILITIES, `nginx.${nginx.kind}`, "nginx.reload", ...(switchMode === "live" ? ["nginx.live"] : []), ...(requestCounters.counting ? [COUNTS_REQUESTS] : [])],
+    capabilities: [...BASE_CAPABILITIES, `nginx.${nginx.kind}`, "nginx.reload", ...(switchMode === "live" ? ["nginx.live"] : []), ...(requestCounters.counting ? [COUNTS_REQUESTS] : []), ...(self.ok ? [UPGRADES_ITSELF] : [])],
     agentVersion: AGENT_VERSION,
     reconnectBaseMs: config.reconnectBaseMs,
     reconnectCapMs: config.reconnectCapMs,
@@ -126,11 +136,13 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
   });
   log.info("starting", { name: identity.name, address: config.address, coordinator: config.coordinatorUrl, stateDir: config.stateDir, nginx: nginx.kind, switch: switchMode, rootApps: config.rootApps, version: AGENT_VERSION });
   link.start();
+  if (self.ok) void confirmAtFirstSession(self.file, link, log);
   const stopWatchingLoop = watchEventLoop(log);
   return {
     link,
     dispatcher,
     refused,
+    restartRequested,
     apps,
     nginx,
     stop: () => {
@@ -139,6 +151,23 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
       link.stop();
     },
   };
+}
+
+/**
+ * At the first session: this file came online, so a self-upgrade trial ends here (the wrapper
+ * keeps it); a rollback the wrapper did is logged and told to the coordinator, once.
+ */
+async function confirmAtFirstSession(file: string, link: CoordinatorLink, log: Logger): Promise<void> {
+  await link.whenOnline();
+  const { confirmed, rolledBack } = await settleTrial(file).catch((error: Error) => {
+    log.error("cannot settle the upgrade trial", { file, error: error.message });
+    return { confirmed: false, rolledBack: undefined };
+  });
+  if (confirmed) log.info("upgrade confirmed: this agent file came online", { file, version: AGENT_VERSION });
+  if (rolledBack) {
+    log.error("the last upgrade was rolled back", { file, reason: rolledBack });
+    link.send({ event: { atUnixMs: Date.now(), kind: UPGRADE_ROLLED_BACK_EVENT, message: rolledBack } });
+  }
 }
 
 /** The nginx runner of the configured mode, and the switch mode it supports ("live" needs the Lua module). */

@@ -1,5 +1,6 @@
 import { Command, CommanderError } from "commander";
 import { createLogger } from "@cutover/log";
+import { EXIT_UPGRADE } from "@cutover/protocol";
 import { startAgent } from "./agent.js";
 import { ConfigError, DEFAULT_CONFIG_PATH, DEFAULT_STATE_DIR, resolveAgentConfig, type AgentSettings } from "./config.js";
 import { AGENT_VERSION } from "./version.js";
@@ -44,7 +45,13 @@ export async function main(argv: string[]): Promise<void> {
     };
     process.once("SIGINT", () => stop("SIGINT"));
     process.once("SIGTERM", () => stop("SIGTERM"));
-    const refusal = await agent.refused;
+    const ended = await Promise.race([agent.refused, agent.restartRequested.then(() => "restart" as const)]);
+    if (ended === "restart") {
+      log.info("exiting for the wrapper to start the new agent file; app processes keep running", { code: EXIT_UPGRADE });
+      agent.stop();
+      process.exit(EXIT_UPGRADE);
+    }
+    const refusal = ended;
     process.stderr.write(`cutover-agent: the coordinator refused this agent: ${refusal.message} (${refusal.code})\n`);
     process.exit(EXIT_REFUSED);
   } catch (error) {

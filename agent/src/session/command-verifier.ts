@@ -1,7 +1,7 @@
 import { createHash, createPublicKey, verify } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { openSignedCommand, ProtocolError, welcomeProofBytes, type cutover } from "@cutover/protocol";
+import { bundleSignedText, openSignedCommand, ProtocolError, welcomeProofBytes, type cutover } from "@cutover/protocol";
 import { writeFileAtomic } from "../state/atomic-write.js";
 
 /** Why a command was refused before anything was done. */
@@ -69,6 +69,15 @@ export class CommandVerifier {
   constructor(stateDir: string) {
     this.path = join(stateDir, COORDINATOR_FILE);
     if (existsSync(this.path)) this.state = JSON.parse(readFileSync(this.path, "utf8")) as CoordinatorFile;
+  }
+
+  /**
+   * True when `signature` (base64url) is the pinned coordinator key's signature over an agent
+   * bundle's sha256 (`cutover.v1.agent-bundle:<hex>`, the bytes install.sh checks).
+   */
+  verifiesBundle(sha256Hex: string, signature: string): boolean {
+    if (!this.state) return false;
+    return ed25519Verify(this.state.publicKey, Buffer.from(bundleSignedText(sha256Hex), "utf8"), Buffer.from(signature, "base64url"));
   }
 
   /** True once a coordinator key is pinned (the agent has had a session). */
