@@ -2,6 +2,7 @@ import express, { type NextFunction, type Request, type Response } from "express
 import type { CoordinatorMetrics } from "../metrics/registry.js";
 import type { AuditStore } from "../store/audit.js";
 import type { InstallerSource } from "../installer/agent-bundle.js";
+import { agentRoutes } from "./agents.js";
 import { appRoutes } from "./apps.js";
 import { auditTrail, remoteAddress } from "./audit-trail.js";
 import { MAX_REQUEST_BODY_BYTES, requireRole } from "./auth.js";
@@ -49,6 +50,7 @@ export function createApi(deps: ApiDeps): express.Express {
   app.use(installerRoutes(deps));
   app.use(tokenRoutes(deps));
   app.use(hostRoutes(deps));
+  app.use(agentRoutes(deps));
   app.use(planRoutes(deps));
   app.use(deploymentRoutes(deps));
   app.use(lockRoutes(deps));

@@ -36,6 +36,17 @@ export class ApiClient {
     });
   }
 
+  /** POSTs a file (or nothing) as the raw body and returns the long-lived response's body stream (NDJSON). */
+  async postStream(path: string, file?: { path: string; size: number }): Promise<ReadableStream<Uint8Array>> {
+    const response = await this.send(
+      "POST",
+      path,
+      file ? { body: Readable.toWeb(createReadStream(file.path)) as ReadableStream, headers: { "content-type": "application/octet-stream", "content-length": String(file.size) } } : {},
+    );
+    if (!response.ok || !response.body) await this.fail(response, "POST", path);
+    return response.body!;
+  }
+
   /** GETs a long-lived response (server-sent events) and returns its body stream. */
   async stream(path: string): Promise<ReadableStream<Uint8Array>> {
     const response = await this.send("GET", path, {});

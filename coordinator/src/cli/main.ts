@@ -1,5 +1,6 @@
 import { Command, CommanderError } from "commander";
 import { VERSION } from "../version.js";
+import { registerAgents } from "./commands/agents.js";
 import { registerHosts } from "./commands/hosts.js";
 import { registerServer } from "./commands/server.js";
 import { registerToken } from "./commands/token.js";
@@ -35,6 +36,7 @@ export function buildProgram(): Command {
     .showHelpAfterError();
   registerServer(program);
   registerHosts(program);
+  registerAgents(program);
   registerToken(program);
   registerDeploy(program);
   registerStatus(program);

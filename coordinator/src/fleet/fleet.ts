@@ -70,6 +70,9 @@ export class Fleet {
   private pendingHandshakes = 0;
   private readonly logListeners = new Map<string, (host: string, source: string, lines: string[]) => void>();
   private readonly livenessTimer: NodeJS.Timeout;
+  /** Agent bundles an upgrade offers (sha256 → bytes and the hosts it was sent to): served like artifacts. */
+  private readonly bundles = new Map<string, { bytes: Uint8Array; hosts: Set<string> }>();
+  private readonly hostEventListeners = new Set<(host: string, event: cutover.v1.Event) => void>();
 
   constructor(
     private readonly db: Db,
@@ -129,6 +132,7 @@ export class Fleet {
         const pending = event.commandId ? this.pending.get(event.commandId) : undefined;
         if (pending?.onEvent && pending.hostId === s.host!.id) pending.onEvent(event);
         else this.log.child(s.name).info("event", { kind: event.kind, app: event.app, step: event.step, message: event.message });
+        if (!event.commandId) for (const listener of this.hostEventListeners) listener(s.host!.name, event);
       },
       onArtifactRequest: (s, request) => this.serveArtifact(s, request),
       onLogLines: (s, lines) => this.logListeners.get(lines.streamId)?.(s.host!.name, lines.source, lines.lines),
@@ -147,6 +151,29 @@ export class Fleet {
   subscribeLogs(streamId: string, listener: (host: string, source: string, lines: string[]) => void): () => void {
     this.logListeners.set(streamId, listener);
     return () => this.logListeners.delete(streamId);
+  }
+
+  /** Receives the events agents send on their own (no command id), until the returned function is called. */
+  subscribeHostEvents(listener: (host: string, event: cutover.v1.Event) => void): () => void {
+    this.hostEventListeners.add(listener);
+    return () => this.hostEventListeners.delete(listener);
+  }
+
+  /**
+   * Serves an agent bundle to the named hosts over ArtifactRequest (as release artifacts are)
+   * until the returned function is called: an agent fetches it when an UpgradeAgent names it.
+   */
+  offerBundle(sha256: string, bytes: Uint8Array, hostNames: string[]): () => void {
+    const offer = { bytes, hosts: new Set(hostNames) };
+    this.bundles.set(sha256, offer);
+    return () => {
+      if (this.bundles.get(sha256) === offer) this.bundles.delete(sha256);
+    };
+  }
+
+  /** The host's current session (an opaque token): a restarted agent has a new one. */
+  sessionOf(hostId: string): object | undefined {
+    return this.sessions.get(hostId);
   }
 
   /** Resolves true once the host has a session (or false after `timeoutMs`). */
@@ -248,6 +275,14 @@ export class Fleet {
   private serveArtifact(session: AgentSession, request: cutover.v1.ArtifactRequest): void {
     const reply = (chunk: Omit<cutover.v1.ArtifactChunk.$Properties, "requestId" | "sha256">) =>
       session.send({ artifactChunk: { requestId: request.requestId, sha256: request.sha256, ...chunk } });
+    const bundle = this.bundles.get(request.sha256);
+    if (bundle && bundle.hosts.has(session.host!.name)) {
+      const size = bundle.bytes.length;
+      if (request.offset > size) return reply({ error: `offset ${request.offset} is past the end (${size} bytes)` });
+      const start = Number(request.offset);
+      const length = Math.min(request.length, MAX_ARTIFACT_CHUNK, size - start);
+      return reply({ offset: request.offset, totalSize: size, data: bundle.bytes.subarray(start, start + length) });
+    }
     if (!this.artifacts?.mayFetch(session.host!.name, request.sha256)) {
       this.log.child(session.name).warn("refused an artifact to a host that was sent no command for it", { sha256: request.sha256.slice(0, 12) });
       return reply({ error: `this host was sent no command for artifact ${request.sha256}` });

@@ -101,12 +101,14 @@ export class InstallerSource {
     const path = this.bundlePath();
     const stat = statSync(path);
     const key = `${path}:${stat.ino}:${stat.size}:${stat.mtimeMs}`;
-    if (this.cached?.key !== key) {
-      const bytes = readFileSync(path);
-      const sha256 = createHash("sha256").update(bytes).digest("hex");
-      this.cached = { key, bundle: { bytes, sha256, signature: Buffer.from(this.options.key.sign(bundleSignedBytes(sha256))).toString("base64url") } };
-    }
+    if (this.cached?.key !== key) this.cached = { key, bundle: this.sign(readFileSync(path)) };
     return this.cached.bundle;
+  }
+
+  /** Signs bundle bytes with the coordinator key (the served bundle, or one an admin uploads for `agents upgrade`). */
+  sign(bytes: Buffer): SignedBundle {
+    const sha256 = createHash("sha256").update(bytes).digest("hex");
+    return { bytes, sha256, signature: Buffer.from(this.options.key.sign(bundleSignedBytes(sha256))).toString("base64url") };
   }
 
   installer(): Buffer {
