@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
 import { once } from "node:events";
-import { existsSync, readdirSync, statSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { repoRoot } from "../harness/processes.js";
 
@@ -57,4 +57,24 @@ export function ensureAgentBundle(): Promise<string> {
 /** dist/cutover.mjs, the CLI that runs with no node_modules (scripts/bundle-cli.mjs). */
 export function ensureCliBundle(): Promise<string> {
   return ensureOneFile(CLI);
+}
+
+/**
+ * A copy of the agent bundle that says it is `version` (its AGENT_VERSION constant replaced,
+ * nothing else), written to `dir`; with `crashAtStart`, one that answers `--version` but exits 1
+ * before doing anything else, as a broken build would.
+ */
+export function patchedAgentBundle(source: string, dir: string, options: { version: string; crashAtStart?: boolean }): string {
+  const text = readFileSync(source, "utf8");
+  const constant = /var AGENT_VERSION\s*=\s*"[^"]*";/;
+  if (!constant.test(text)) throw new Error(`${source} has no AGENT_VERSION constant to patch (did the bundler rename it?)`);
+  let patched = text.replace(constant, `var AGENT_VERSION=${JSON.stringify(options.version)};`);
+  if (options.crashAtStart) {
+    const lines = patched.split("\n");
+    lines.splice(2, 0, 'if (!process.argv.includes("--version")) { process.stderr.write("cutover-agent (test build): crashing at start\\n"); process.exit(1); }');
+    patched = lines.join("\n");
+  }
+  const out = join(dir, `cutover-agent-${options.version}.mjs`);
+  writeFileSync(out, patched);
+  return out;
 }

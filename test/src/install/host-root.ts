@@ -41,7 +41,9 @@ export function hostRoot(t: { teardown(fn: () => void): void }, options: { debia
   }
   // Registered after tempDir, so it runs before the removal.
   t.teardown(() => {
-    for (const pid of agentPids(root)) {
+    // The wrapper first (it would start the agent again after an upgrade), then the agent.
+    for (const pid of [readPidFile(root), ...agentPids(root)]) {
+      if (pid === undefined) continue;
       try {
         process.kill(pid, "SIGKILL");
       } catch {
@@ -140,4 +142,10 @@ export function under(snap: Record<string, string>, prefix: string): Record<stri
 
 export function without(snap: Record<string, string>, prefix: string): Record<string, string> {
   return Object.fromEntries(Object.entries(snap).filter(([path]) => !(path === prefix || path.startsWith(`${prefix}/`))));
+}
+
+/** The parent of a process: the agent's is install.sh's wrapper (its pid file holds the wrapper's pid). */
+export function parentPid(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
 }
