@@ -1002,7 +1002,7 @@ uninstall_agent() {
   if [ "$PURGE" = 1 ]; then stop_host_processes; fi
   remove_path "$WRAPPER"
   remove_path "$AGENT_JS"
-  for leftover in previous trial rolled-back new; do remove_path "$AGENT_JS.$leftover"; done
+  for leftover in previous trial rolled-back new.mjs; do remove_path "$AGENT_JS.$leftover"; done
   remove_dir_if_empty "$LIB_DIR"
   remove_path "$CONFIG"
   remove_dir_if_empty "$CONF_DIR"

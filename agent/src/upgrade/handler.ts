@@ -83,7 +83,8 @@ async function upgradeOnce(deps: UpgradeDeps, upgrade: cutover.v1.IUpgradeAgent)
     runs = await (deps.versionOf ?? nodeVersionOf)(files.next);
   } catch (error) {
     await rm(files.next, { force: true });
-    throw new UpgradeRefused("ERR_UPGRADE_BUNDLE_BROKEN", `the bundle does not run (\`--version\`: ${(error as Error).message.split("\n")[0]}); nothing was changed`);
+    const said = String((error as { stderr?: string }).stderr ?? "").trim().split("\n").find((line) => line.trim()) ?? (error as Error).message.split("\n")[0];
+    throw new UpgradeRefused("ERR_UPGRADE_BUNDLE_BROKEN", `the bundle does not run (\`--version\`: ${said}); nothing was changed`);
   }
   if (runs !== target) {
     await rm(files.next, { force: true });

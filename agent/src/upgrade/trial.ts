@@ -3,7 +3,8 @@ import { writeFileAtomic, fsyncDirOf, fsyncPath } from "../state/atomic-write.js
 
 /** Beside the agent file: the bytes it replaced, the unconfirmed trial, and why the wrapper rolled one back. */
 export const upgradeFiles = (file: string) => ({
-  next: `${file}.new`,
+  // .mjs: node runs it as ESM (the `--version` check runs it before it replaces anything).
+  next: `${file}.new.mjs`,
   previous: `${file}.previous`,
   trial: `${file}.trial`,
   rolledBack: `${file}.rolled-back`,
