@@ -2,7 +2,8 @@
 // mode, so each agent runs from an installed file under install.sh's wrapper, which restarts it),
 // serving the sample app under load through their proxies. What an operator checks: every host
 // reports the new version, not one request failed; a bundle that crashes at start is put back
-// by the first host itself and the upgrade halts with the reason, the other hosts untouched.
+// by the first host itself and the upgrade halts with the reason, the other hosts untouched; so
+// is one that starts but never comes online, at the deadline.
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -94,7 +95,7 @@ test.serial("agents upgrade: 3 installed hosts under load move to the new versio
   await load.completed(20);
 
   // The same again, but the new build crashes at start: web-1 puts its previous file back by itself.
-  const crashing = patchedAgentBundle(bundle, dir, { version: "0.1.2-crash", crashAtStart: true });
+  const crashing = patchedAgentBundle(bundle, dir, { version: "0.1.2-crash", startup: "crash" });
   const halted = await coordinator.cli(["agents", "upgrade", "--file", crashing, "--batch", "1", "--deadline", "20s", "--json"]);
   t.is(halted.exitCode, 1, `${halted.stdout}\n${halted.stderr}`);
   const haltReport = JSON.parse(halted.stdout) as ReportJson;
@@ -113,6 +114,20 @@ test.serial("agents upgrade: 3 installed hosts under load move to the new versio
   ]);
   t.is(sha256(join(hostsUp[0]!.root, PATHS.agentJs)), sha256(next), "web-1 runs the file it had before");
   t.is(sha256(join(hostsUp[1]!.root, PATHS.agentJs)), sha256(next), "web-2 was not touched");
+
+  // A build that starts but never comes online: the wrapper's watchdog stops it at the deadline and puts the previous file back.
+  const hanging = patchedAgentBundle(bundle, dir, { version: "0.1.3-hang", startup: "hang" });
+  const late = await coordinator.cli(["agents", "upgrade", "--file", hanging, "--hosts", "role=geoip", "--deadline", "5s", "--json"]);
+  t.is(late.exitCode, 1, `${late.stdout}\n${late.stderr}`);
+  const lateReport = JSON.parse(late.stdout) as ReportJson;
+  t.deepEqual(lateReport.hosts.map((h) => [h.host, h.now, h.outcome]), [
+    ["web-1", "0.1.1-upgrade", "rolled-back"],
+    ["web-2", "0.1.1-upgrade", "not-started"],
+    ["web-3", "0.1.1-upgrade", "not-started"],
+  ]);
+  t.regex(lateReport.hosts[0]!.message, /the new agent 0\.1\.3-hang did not come online within 5 s; the previous file was put back/);
+  t.is(sha256(join(hostsUp[0]!.root, PATHS.agentJs)), sha256(next));
+  t.is(agentPids(hostsUp[0]!.root).length, 1, "the hung agent is gone");
 
   await load.completed(20);
   const reports = await Promise.all(load.runs.map((r) => r.stop()));

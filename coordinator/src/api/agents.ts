@@ -4,6 +4,8 @@ import { parseDuration, type CountOrPercent } from "@cutover/spec";
 import type { Fleet } from "../fleet/fleet.js";
 import { bundleVersion, DEFAULT_UPGRADE_DEADLINE_MS, runAgentUpgrade, UpgradeRefused, type HostUpgrade, type UpgradeReport } from "../fleet/agent-upgrade.js";
 import { InstallerFileMissing, type InstallerSource } from "../installer/agent-bundle.js";
+import type { AppStore } from "../store/apps.js";
+import type { DeploymentStore } from "../store/deployments.js";
 import type { HostStore } from "../store/hosts.js";
 import type { TokenStore } from "../store/tokens.js";
 import { requireRole } from "./auth.js";
@@ -21,6 +23,9 @@ export interface AgentApiDeps {
   tokens: TokenStore;
   installer: InstallerSource;
   log: Logger;
+  /** A running deployment refuses an upgrade: its commands would meet restarting agents. */
+  apps: AppStore;
+  deployments: DeploymentStore;
 }
 
 /** One line of the upgrade's NDJSON answer: progress, then the report (or the refusal). */
@@ -72,6 +77,10 @@ export function agentRoutes(deps: AgentApiDeps): Router {
     }
     if (deadlineMs < 1_000 || deadlineMs > MAX_DEADLINE_MS) throw new ApiError(400, "ERR_BAD_REQUEST", `deadline must be between 1s and ${MAX_DEADLINE_MS / 60_000}m`);
     if (running) throw new ApiError(409, "ERR_UPGRADE_RUNNING", "an agent upgrade is running already: wait for it to finish");
+    for (const app of deps.apps.names()) {
+      const active = deps.deployments.active(app);
+      if (active) throw new ApiError(409, "ERR_DEPLOYMENT_IN_PROGRESS", `${app}'s ${active.kind} ${active.id} is ${active.state}; nothing was changed: wait for it to end (\`cutover status ${app} --follow\`) or \`cutover abort ${app}\`, then upgrade the agents`);
+    }
     running = true;
     try {
       const uploaded = await readBody(request, MAX_UPLOADED_BUNDLE_BYTES);

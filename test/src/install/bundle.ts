@@ -61,20 +61,20 @@ export function ensureCliBundle(): Promise<string> {
 
 /**
  * A copy of the agent bundle that says it is `version` (its AGENT_VERSION constant replaced,
- * nothing else), written to `dir`; with `crashAtStart`, one that answers `--version` but exits 1
- * before doing anything else, as a broken build would.
+ * nothing else), written to `dir`. `startup` makes it a broken build that still answers
+ * `--version`: "crash" exits 1 at start, "hang" never gets as far as connecting.
  */
-export function patchedAgentBundle(source: string, dir: string, options: { version: string; crashAtStart?: boolean }): string {
+export function patchedAgentBundle(source: string, dir: string, options: { version: string; startup?: "crash" | "hang" }): string {
   const text = readFileSync(source, "utf8");
   const constant = /var AGENT_VERSION\s*=\s*"[^"]*";/;
   if (!constant.test(text)) throw new Error(`${source} has no AGENT_VERSION constant to patch (did the bundler rename it?)`);
-  let patched = text.replace(constant, `var AGENT_VERSION=${JSON.stringify(options.version)};`);
-  if (options.crashAtStart) {
-    const lines = patched.split("\n");
-    lines.splice(2, 0, 'if (!process.argv.includes("--version")) { process.stderr.write("cutover-agent (test build): crashing at start\\n"); process.exit(1); }');
-    patched = lines.join("\n");
-  }
+  const lines = text.replace(constant, `var AGENT_VERSION=${JSON.stringify(options.version)};`).split("\n");
+  const broken = {
+    crash: 'process.stderr.write("cutover-agent (test build): crashing at start\\n"); process.exit(1);',
+    hang: 'process.stderr.write("cutover-agent (test build): hanging at start\\n"); await new Promise(() => setInterval(() => {}, 1000));',
+  };
+  if (options.startup) lines.splice(2, 0, `if (!process.argv.includes("--version")) { ${broken[options.startup]} }`);
   const out = join(dir, `cutover-agent-${options.version}.mjs`);
-  writeFileSync(out, patched);
+  writeFileSync(out, lines.join("\n"));
   return out;
 }
