@@ -663,14 +663,16 @@ render_wrapper() {
 # come online in time, the next start puts AGENT.previous back (AGENT.rolled-back says why).
 agent="$(at "$AGENT_JS")"
 trial="\$agent.trial"
-child=
-trap '[ -z "\$child" ] || kill -TERM "\$child" 2>/dev/null' TERM INT HUP
+child= stopping=
+# Stopping the wrapper stops the agent, and ends the loop even in a trial.
+trap 'stopping=1; [ -z "\$child" ] || kill -TERM "\$child" 2>/dev/null' TERM INT HUP
 while :; do
   if [ -f "\$trial" ]; then
     if grep -q '^started' "\$trial"; then
       why=\$(sed -n 's/^exited /exited with code /p; s/^late /did not come online within /p' "\$trial" | head -n 1)
       echo "the new agent \$(sed -n '1s/^[0-9]* //p' "\$trial") \${why:-did not come online}; the previous file was put back" >"\$agent.rolled-back"
-      mv -f "\$agent.previous" "\$agent" && rm -f "\$trial"
+      mv -f "\$agent.previous" "\$agent" || echo "and there was no \$agent.previous to put back: run install.sh again" >>"\$agent.rolled-back"
+      rm -f "\$trial"
       echo "cutover-agent wrapper: \$(cat "\$agent.rolled-back")" >&2
     else
       echo started >>"\$trial"
@@ -692,6 +694,7 @@ while :; do
   done
   [ -z "\$watchdog" ] || kill "\$watchdog" 2>/dev/null
   child=
+  [ -z "\$stopping" ] || exit "\$code"
   if [ -f "\$trial" ] && [ "\$code" != $EXIT_UPGRADE ]; then
     echo "exited \$code" >>"\$trial"
     continue
