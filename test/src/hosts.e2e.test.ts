@@ -1,4 +1,5 @@
 import test from "ava";
+import { readEvents } from "@cutover/coordinator";
 import { jsonError } from "./harness/cli-error.js";
 import { startAgent, startCoordinator } from "./harness/fleet.js";
 
@@ -70,6 +71,31 @@ test.serial("a killed agent's host goes unreachable and comes back online, witho
   agent.start(); // same state dir; its token is spent, so only its key can get it in
   await agent.process.waitForLine(/to=online why=authenticated/);
   t.deepEqual((await hostsJson(coordinator)).map((h) => [h.name, h.state]), [["web-1", "online"]]);
+});
+
+test.serial("GET /v1/hosts/events pushes the host list at once, again as heartbeats arrive, and when a host goes unreachable", async (t) => {
+  const coordinator = await startCoordinator(t);
+  const agent = await startAgent(t, coordinator, { name: "web-1", address: "127.0.0.21", token: await coordinator.enrollmentToken() });
+  await agent.process.waitForLine(/to=online why=enrolled/);
+  const abort = new AbortController();
+  t.teardown(() => abort.abort());
+  const response = await fetch(`${coordinator.url}/v1/hosts/events`, { headers: { authorization: `Bearer ${coordinator.adminToken}` }, signal: abort.signal });
+  t.is(response.status, 200);
+  t.is(response.headers.get("content-type"), "text/event-stream");
+  const events = readEvents(response.body!);
+  const next = async () => {
+    const { value } = await events.next();
+    t.is(value?.event, "hosts");
+    return JSON.parse(value!.data) as HostJson[];
+  };
+  const first = await next();
+  t.deepEqual(first.map((h) => [h.name, h.state]), [["web-1", "online"]]);
+  const beat = await next();
+  t.true(Date.parse(beat[0]!.lastSeen) > Date.parse(first[0]!.lastSeen), "pushed again by the next heartbeat");
+  await agent.process.kill("SIGKILL");
+  let seen = await next();
+  while (seen[0]!.state !== "unreachable") seen = await next();
+  t.deepEqual(seen.map((h) => [h.name, h.state]), [["web-1", "unreachable"]]);
 });
 
 test.serial("a frozen agent shows late while its heartbeats are overdue, unreachable once a ping goes unanswered for the ping timeout, and online again once it thaws", async (t) => {

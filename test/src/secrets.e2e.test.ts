@@ -272,3 +272,28 @@ test.serial("a restarted agent keeps the app running with its secret, cannot res
   t.is((await envHashes(address)).DATABASE_URL, sha256(secret), "the deploy brought the value again");
   t.is((await getThroughProxy(address, PORTS.listen)).version, "v2");
 });
+
+test.serial("a deployment left running when the secrets key was replaced does not keep the restarted coordinator down: it is marked failed, naming why", async (t) => {
+  const fleet = await startFleet(t, { hosts: 1 });
+  const { coordinator } = fleet;
+  const envFile = join(fleet.dir, "geoip.env");
+  writeFileSync(envFile, "GEOIP_DB=/var/lib/geoip.mmdb\n", { mode: 0o640 });
+  const path = writeSecretSpec(fleet.dir, envFile);
+  // A release that takes a while to listen: the deployment is still running when the coordinator dies.
+  const spec = parse(readFileSync(path, "utf8")) as { run: { command: string[] } };
+  spec.run.command.push("--slow-start", "5000");
+  writeFileSync(path, stringify(spec));
+  t.is((await cliWithStdin(coordinator, ["secret", "set", "geoip", "DATABASE_URL"], "postgres://geoip:s3cret@db/geoip")).exitCode, 0);
+  const started = await coordinator.cliJson<{ id: string }>(["deploy", path, "--release", "v1", "--detach"]);
+  t.is(started.exitCode, 0, started.stderr);
+
+  await coordinator.process.kill("SIGKILL");
+  // Another key: the sealed secret no longer opens (a data dir restored without its key).
+  writeFileSync(join(coordinator.dataDir, "secrets.key"), randomBytes(32), { mode: 0o600 });
+  await coordinator.start();
+
+  const outcome = await coordinator.cliJson<{ id: string; status: string; error: string }>(["deploy", "--attach", started.json.id]);
+  t.is(outcome.json.status, "failed");
+  t.regex(outcome.json.error, /^the coordinator restarted during it and could not resume it: the stored secret DATABASE_URL of geoip does not open with DATA_DIR\/secrets.key: .*; every host keeps what its agent finished/);
+  t.is((await coordinator.cli(["hosts"])).exitCode, 0, "the coordinator serves");
+});

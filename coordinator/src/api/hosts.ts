@@ -1,4 +1,4 @@
-import express, { type Router } from "express";
+import express, { type Request, type Response, type Router } from "express";
 import { isValidLabel, LABEL_RULE } from "@cutover/protocol";
 import type { Logger } from "@cutover/log";
 import { CommandError, CommandStatus, type Fleet } from "../fleet/fleet.js";
@@ -47,6 +47,10 @@ const PING_TIMEOUT_MS = 10_000;
  * host's labels and address (never what its agent says on its own) and its
  * membership. Each change names what it was in the audit detail.
  */
+/** A hosts stream sends at most once per this long, whatever the number of heartbeats in between. */
+const HOSTS_STREAM_COALESCE_MS = 500;
+const HOSTS_STREAM_KEEPALIVE_MS = 15_000;
+
 export function hostRoutes(deps: HostApiDeps): Router {
   const { fleet, hosts, tokens, log } = deps;
   const router = express.Router();
@@ -57,8 +61,33 @@ export function hostRoutes(deps: HostApiDeps): Router {
     return host;
   };
 
+  const hostList = () => hosts.list().map((host) => hostView(host, fleet.liveness(host.id), fleet.heartbeatOverdueMs(host.id)));
+
   router.get("/v1/hosts", requireRole(tokens, "read"), (_request, response) => {
-    response.json(hosts.list().map((host) => hostView(host, fleet.liveness(host.id), fleet.heartbeatOverdueMs(host.id))));
+    response.json(hostList());
+  });
+
+  // Server-sent events: `hosts` with what GET /v1/hosts answers, at once and again whenever a host
+  // changes (a heartbeat, a session opened or closed, late or on time again), at most once per
+  // HOSTS_STREAM_COALESCE_MS so a large fleet's heartbeats do not each cost a send.
+  router.get("/v1/hosts/events", requireRole(tokens, "read"), (request: Request, response: Response) => {
+    response.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive" });
+    const send = () => response.write(`event: hosts\ndata: ${JSON.stringify(hostList())}\n\n`);
+    let due: NodeJS.Timeout | undefined;
+    const unsubscribe = fleet.subscribeHosts(() => {
+      due ??= setTimeout(() => {
+        due = undefined;
+        send();
+      }, HOSTS_STREAM_COALESCE_MS);
+    });
+    // A comment now and then: proxies between the browser and us close a stream that says nothing.
+    const keepAlive = setInterval(() => response.write(": keep-alive\n\n"), HOSTS_STREAM_KEEPALIVE_MS);
+    send();
+    request.on("close", () => {
+      unsubscribe();
+      clearTimeout(due);
+      clearInterval(keepAlive);
+    });
   });
 
   // Round trip to every online host (or the named ones): proves the command path end to end.

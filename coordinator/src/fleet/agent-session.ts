@@ -141,14 +141,15 @@ export class AgentSession {
     this.socket.ping();
   }
 
-  /** Takes the fleet's verdict of a live link; logs each change between online and late once. */
-  judged(verdict: Exclude<LivenessVerdict, { state: "dead" }>): void {
+  /** Takes the fleet's verdict of a live link; logs each change between online and late once, and says whether it changed. */
+  judged(verdict: Exclude<LivenessVerdict, { state: "dead" }>): boolean {
     this.heartbeatOverdueMs = verdict.state === "late" ? verdict.heartbeatOverdueMs : 0;
-    if (verdict.state === this.liveness) return;
+    if (verdict.state === this.liveness) return false;
     const from = this.liveness;
     this.liveness = verdict.state;
     if (verdict.state === "late") this.log.warn("host late: heartbeats overdue", { host: this.name, from, to: "late", overdueMs: verdict.heartbeatOverdueMs });
     else this.log.info("host on time again", { host: this.name, from, to: "online" });
+    return true;
   }
 
   private sawLinkAlive(): void {

@@ -69,6 +69,8 @@ export class Fleet {
   private readonly pending = new Map<string, PendingCommand>();
   private pendingHandshakes = 0;
   private readonly logListeners = new Map<string, (host: string, source: string, lines: string[]) => void>();
+  /** Told when what `cutover hosts` shows may have changed: a heartbeat, a session opened or closed, a host late or on time again. */
+  private readonly hostListeners = new Set<() => void>();
   private readonly livenessTimer: NodeJS.Timeout;
   /** Agent bundles an upgrade offers (sha256 → bytes and the hosts it was sent to): served like artifacts. */
   private readonly bundles = new Map<string, { bytes: Uint8Array; hosts: Set<string> }>();
@@ -122,10 +124,12 @@ export class Fleet {
         const previous = this.sessions.get(s.host!.id);
         this.sessions.set(s.host!.id, s);
         if (previous && previous !== s) previous.close(CloseCode.Replaced, "replaced by a newer session of the same host");
+        this.hostsChanged();
       },
       onHeartbeat: (s, beat) => {
         this.requests.report(s.host!.name, beat.requests);
         this.kept.report(s.host!.name, beat.keptReleases);
+        this.hostsChanged();
       },
       onCommandResult: (s, result) => this.settleCommand(s, result),
       onEvent: (s, event) => {
@@ -141,10 +145,21 @@ export class Fleet {
           this.sessions.delete(s.host!.id);
           this.log.info("host unreachable", { host: s.host!.name });
           this.failPendingFor(s.host!.id);
+          this.hostsChanged();
         }
       },
     });
     ws.once("close", settle);
+  }
+
+  /** Calls `listener` whenever a host's state or reported figures may have changed, until the returned function is called. */
+  subscribeHosts(listener: () => void): () => void {
+    this.hostListeners.add(listener);
+    return () => this.hostListeners.delete(listener);
+  }
+
+  private hostsChanged(): void {
+    for (const listener of this.hostListeners) listener();
   }
 
   /** Receives the LogLines of a TailLogs stream until the returned function is called. */
@@ -215,7 +230,7 @@ export class Fleet {
         suspects.push(session);
         continue;
       }
-      session.judged(verdict);
+      if (session.judged(verdict)) this.hostsChanged();
       if (pingDue(session.clock, now, this.options)) session.ping(now);
     }
     if (suspects.length === 0) return;

@@ -260,42 +260,58 @@ export class Rollouts {
    */
   resumeUnfinished(artifactSize: (sha256: string) => number): void {
     for (const deployment of this.deps.deployments.unfinished()) {
-      const spec = this.deps.deployments.spec(deployment.id) as AppSpec;
-      if (deployment.kind === "deploy" && deployment.strategy === "bluegreen" && deployment.state === "running") {
-        const byName = new Map(this.deps.hosts.list().map((h) => [h.name, h]));
-        const rows = this.deps.deployments.hosts(deployment.id);
-        const batches: HostRecord[][] = [];
-        for (const row of rows) {
-          const host = byName.get(row.hostName);
-          if (!host || row.batch === 0) continue;
-          (batches[row.batch - 1] ??= []).push(host);
-        }
-        const definition = appDefinition(spec);
-        const artifact = deployment.artifactSha256 ? { sha256: deployment.artifactSha256, sizeBytes: artifactSize(deployment.artifactSha256) } : undefined;
-        const secrets = this.deps.secrets.values(spec.app, secretNamesOf(spec));
-        const run = new RolloutRun(this.deps, deployment, spec, (_host, inPlace) => ({ deploy: { app: definition, release: deployment.release, artifact, inPlace, secrets } }));
-        run.event(null, "the coordinator restarted: resuming (finished hosts keep their outcome; a host caught mid-step is asked again with the same command id)");
-        this.deps.log.warn("resuming a deployment left running by a previous coordinator", { id: deployment.id, app: deployment.app });
-        const order = batches.filter(Boolean);
-        // A pre_deploy hook that passed before the restart is not run again (hooks.ts reads its event).
-        this.track(run, afterPreDeploy(order.flat(), (r) => runBlueGreen(r, order))(run));
-        continue;
+      try {
+        this.resumeOne(deployment, artifactSize);
+      } catch (error) {
+        // One deployment that cannot be picked up (a secret the key no longer opens) must not keep the coordinator down.
+        const message = error instanceof Error ? error.message : String(error);
+        this.deps.log.error("cannot resume a deployment left unfinished by a previous coordinator; marking it failed", { id: deployment.id, app: deployment.app, error: message });
+        this.failAfterRestart(deployment, `the coordinator restarted during it and could not resume it: ${message}; every host keeps what its agent finished: check \`cutover status\`, then deploy or rollback`);
       }
-      if (deployment.kind === "deploy" && spec.lb) {
-        this.deps.log.warn("rolling back a load-balancer deployment left unfinished by a previous coordinator", { id: deployment.id, app: deployment.app, strategy: deployment.strategy });
-        const definition = appDefinition(spec);
-        const secrets = this.deps.secrets.values(spec.app, secretNamesOf(spec));
-        const run = new RolloutRun(this.deps, deployment, spec, (_host, inPlace) => ({ deploy: { app: definition, release: deployment.release, inPlace, secrets } }));
-        this.track(run, rollBackAfterRestart(run));
-        continue;
+    }
+  }
+
+  /** resumeUnfinished, for one deployment: resumed, rolled back, or marked failed by the rule above. */
+  private resumeOne(deployment: DeploymentRecord, artifactSize: (sha256: string) => number): void {
+    const spec = this.deps.deployments.spec(deployment.id) as AppSpec;
+    if (deployment.kind === "deploy" && deployment.strategy === "bluegreen" && deployment.state === "running") {
+      const byName = new Map(this.deps.hosts.list().map((h) => [h.name, h]));
+      const rows = this.deps.deployments.hosts(deployment.id);
+      const batches: HostRecord[][] = [];
+      for (const row of rows) {
+        const host = byName.get(row.hostName);
+        if (!host || row.batch === 0) continue;
+        (batches[row.batch - 1] ??= []).push(host);
       }
-      const why = "the coordinator restarted during it; every host keeps what its agent finished: check `cutover status`, then deploy or rollback";
-      this.deps.log.warn("marking a deployment left unfinished by a previous coordinator failed", { id: deployment.id, app: deployment.app, strategy: deployment.strategy, state: deployment.state });
-      if (deployment.state === "paused") this.deps.deployments.transition(deployment.id, "rolling_back", why);
-      this.deps.deployments.transition(deployment.id, "failed", why);
-      for (const h of this.deps.deployments.hosts(deployment.id).filter((h) => h.state === "pending" || h.state === "running")) {
-        this.deps.deployments.updateHost(deployment.id, h.hostName, { state: h.state === "pending" ? "skipped" : "failed", error: "coordinator restarted" });
-      }
+      const definition = appDefinition(spec);
+      const artifact = deployment.artifactSha256 ? { sha256: deployment.artifactSha256, sizeBytes: artifactSize(deployment.artifactSha256) } : undefined;
+      const secrets = this.deps.secrets.values(spec.app, secretNamesOf(spec));
+      const run = new RolloutRun(this.deps, deployment, spec, (_host, inPlace) => ({ deploy: { app: definition, release: deployment.release, artifact, inPlace, secrets } }));
+      run.event(null, "the coordinator restarted: resuming (finished hosts keep their outcome; a host caught mid-step is asked again with the same command id)");
+      this.deps.log.warn("resuming a deployment left running by a previous coordinator", { id: deployment.id, app: deployment.app });
+      const order = batches.filter(Boolean);
+      // A pre_deploy hook that passed before the restart is not run again (hooks.ts reads its event).
+      this.track(run, afterPreDeploy(order.flat(), (r) => runBlueGreen(r, order))(run));
+      return;
+    }
+    if (deployment.kind === "deploy" && spec.lb) {
+      this.deps.log.warn("rolling back a load-balancer deployment left unfinished by a previous coordinator", { id: deployment.id, app: deployment.app, strategy: deployment.strategy });
+      const definition = appDefinition(spec);
+      const secrets = this.deps.secrets.values(spec.app, secretNamesOf(spec));
+      const run = new RolloutRun(this.deps, deployment, spec, (_host, inPlace) => ({ deploy: { app: definition, release: deployment.release, inPlace, secrets } }));
+      this.track(run, rollBackAfterRestart(run));
+      return;
+    }
+    this.deps.log.warn("marking a deployment left unfinished by a previous coordinator failed", { id: deployment.id, app: deployment.app, strategy: deployment.strategy, state: deployment.state });
+    this.failAfterRestart(deployment, "the coordinator restarted during it; every host keeps what its agent finished: check `cutover status`, then deploy or rollback");
+  }
+
+  /** Marks a deployment a restart left unfinished failed, with `why`: hosts not done are skipped (pending) or failed (mid-step). */
+  private failAfterRestart(deployment: DeploymentRecord, why: string): void {
+    if (deployment.state === "paused") this.deps.deployments.transition(deployment.id, "rolling_back", why);
+    this.deps.deployments.transition(deployment.id, "failed", why);
+    for (const h of this.deps.deployments.hosts(deployment.id).filter((h) => h.state === "pending" || h.state === "running")) {
+      this.deps.deployments.updateHost(deployment.id, h.hostName, { state: h.state === "pending" ? "skipped" : "failed", error: "coordinator restarted" });
     }
   }
 

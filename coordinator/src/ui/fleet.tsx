@@ -1,11 +1,7 @@
 import { useState } from "preact/hooks";
-import { get } from "./api.js";
 import { bytes, labelText } from "./format.js";
-import { usePoll } from "./poll.js";
+import { useLive } from "./live.js";
 import type { Host } from "./types.js";
-
-/** Heartbeats come every 5 s by default: polling faster shows nothing new. */
-const FLEET_POLL_MS = 2000;
 
 type Column = "name" | "state" | "address" | "labels" | "agent" | "cpu" | "memory" | "disk" | "load";
 
@@ -46,7 +42,8 @@ export function matchesLabels(host: Host, filter: string): boolean {
 }
 
 export function FleetPage() {
-  const hosts = usePoll(() => get<Host[]>("/v1/hosts"), FLEET_POLL_MS);
+  // Pushed by the coordinator at each heartbeat and each change of a host's state (GET /v1/hosts/events).
+  const hosts = useLive<Host[]>("/v1/hosts/events", "hosts");
   const [sort, setSort] = useState<{ by: Column; descending: boolean }>({ by: "name", descending: false });
   const [filter, setFilter] = useState("");
   const key = SORT_KEYS[sort.by];
