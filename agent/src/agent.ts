@@ -115,25 +115,7 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
   // Only an agent run from install.sh's files by its wrapper may replace its file; others say why when asked.
   const self = selfFile(process.env, process.argv[1]);
   dispatcher.handle("upgradeAgent", upgradeHandler({ version: AGENT_VERSION, fetchChunk: chunkFetcher(() => link, log), verifiesBundle: (sha, sig) => verifier.verifiesBundle(sha, sig), restart, log: log.child("upgrade") }));
-  link = new CoordinatorLink({
-    url: config.coordinatorUrl,
-    fingerprint: config.coordinatorFingerprint,
-    identity,
-    enrollmentToken: config.enrollmentToken,
-    address: config.address,
-    labels: config.labels,
-    capabilities: [...BASE_CAPABILITIES, `nginx.${nginx.kind}`, "nginx.reload", ...(switchMode === "live" ? ["nginx.live"] : []), ...(requestCounters.counting ? [COUNTS_REQUESTS] : []), ...(self.ok ? [UPGRADES_ITSELF] : [])],
-    agentVersion: AGENT_VERSION,
-    reconnectBaseMs: config.reconnectBaseMs,
-    reconnectCapMs: config.reconnectCapMs,
-    handshakeTimeoutMs: config.handshakeTimeoutMs,
-    log: log.child("link"),
-    report: async () => ({ resources: await sampler.sample(), instances: apps.instances(), requests: () => requestCounters.read(), keptReleases: () => keptReleases(config.stateDir) }),
-    onWelcome: welcomeHandler({ verifier, enrollmentKeyId, log, enrolled: () => markEnrolled(config.stateDir, identity) }),
-    onCommand: commandHandler({ verifier, dispatcher, log, heartbeatNow: () => link.heartbeatNow() }),
-    onPermanentRefusal: refuse,
-    onDisconnect: () => logStreams.stopAll(),
-  });
+  link = coordinatorLink(config, { identity, nginx, switchMode, requestCounters, upgrades: self.ok, sampler, apps, verifier, enrollmentKeyId, dispatcher, logStreams, refuse, log });
   log.info("starting", { name: identity.name, address: config.address, coordinator: config.coordinatorUrl, stateDir: config.stateDir, nginx: nginx.kind, switch: switchMode, rootApps: config.rootApps, version: AGENT_VERSION });
   link.start();
   if (self.ok) void confirmAtFirstSession(self.file, link, log);
@@ -151,6 +133,49 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
       link.stop();
     },
   };
+}
+
+/** The agent's session with the coordinator: what it says of itself (capabilities, reports) and what it does with what it is sent. */
+function coordinatorLink(
+  config: AgentConfig,
+  parts: {
+    identity: Awaited<ReturnType<typeof loadIdentity>>;
+    nginx: NginxRunner;
+    switchMode: SwitchMode;
+    requestCounters: RequestCounterSource;
+    /** Run by install.sh's wrapper from its file: it can replace itself (agent.upgrade). */
+    upgrades: boolean;
+    sampler: ResourceSampler;
+    apps: AppManager;
+    verifier: CommandVerifier;
+    enrollmentKeyId: ReturnType<typeof trustedKeyOfEnrollment>;
+    dispatcher: CommandDispatcher;
+    logStreams: LogStreams;
+    refuse: (refusal: cutover.v1.Refusal) => void;
+    log: Logger;
+  },
+): CoordinatorLink {
+  const { identity, nginx, switchMode, requestCounters, sampler, apps, verifier, enrollmentKeyId, dispatcher, logStreams, log } = parts;
+  const link: CoordinatorLink = new CoordinatorLink({
+    url: config.coordinatorUrl,
+    fingerprint: config.coordinatorFingerprint,
+    identity,
+    enrollmentToken: config.enrollmentToken,
+    address: config.address,
+    labels: config.labels,
+    capabilities: [...BASE_CAPABILITIES, `nginx.${nginx.kind}`, "nginx.reload", ...(switchMode === "live" ? ["nginx.live"] : []), ...(requestCounters.counting ? [COUNTS_REQUESTS] : []), ...(parts.upgrades ? [UPGRADES_ITSELF] : [])],
+    agentVersion: AGENT_VERSION,
+    reconnectBaseMs: config.reconnectBaseMs,
+    reconnectCapMs: config.reconnectCapMs,
+    handshakeTimeoutMs: config.handshakeTimeoutMs,
+    log: log.child("link"),
+    report: async () => ({ resources: await sampler.sample(), instances: apps.instances(), requests: () => requestCounters.read(), keptReleases: () => keptReleases(config.stateDir) }),
+    onWelcome: welcomeHandler({ verifier, enrollmentKeyId, log, enrolled: () => markEnrolled(config.stateDir, identity) }),
+    onCommand: commandHandler({ verifier, dispatcher, log, heartbeatNow: () => link.heartbeatNow() }),
+    onPermanentRefusal: parts.refuse,
+    onDisconnect: () => logStreams.stopAll(),
+  });
+  return link;
 }
 
 /**
