@@ -7,6 +7,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createConnection, createServer } from "node:net";
 import { join } from "node:path";
 import test, { type ExecutionContext } from "ava";
+import type { HostView } from "@cutover/coordinator";
 import { startCoordinator, type CoordinatorProcess } from "./harness/fleet.js";
 import { runCli, tempDir, type CliResult } from "./harness/processes.js";
 import { ensureAgentBundle } from "./install/bundle.js";
@@ -14,13 +15,8 @@ import { agentPids, hostRoot, snapshot, AGENT_RUNTIME } from "./install/host-roo
 
 const SSHD = "/usr/sbin/sshd";
 
-interface HostJson {
-  name: string;
-  address: string;
-  state: string;
-  labels: Record<string, string>;
-  pendingLabels: Record<string, string> | null;
-}
+/** One host of `cutover hosts --json`. */
+type HostJson = HostView;
 
 interface BootstrapJson {
   ok: boolean;

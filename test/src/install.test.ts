@@ -5,6 +5,7 @@ import { lstatSync, readFileSync, rmSync, statSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import test, { type ExecutionContext } from "ava";
+import type { HostView } from "@cutover/coordinator";
 import { writeExampleSpec } from "./harness/app-spec.js";
 import { startCoordinator, type CoordinatorProcess } from "./harness/fleet.js";
 import { hostProcesses } from "./harness/host-processes.js";
@@ -13,14 +14,8 @@ import { getThroughProxy } from "./harness/through-proxy.js";
 import { ensureAgentBundle } from "./install/bundle.js";
 import { agentPids, bootTmpfiles, hostRoot, parentPid, PATHS, AGENT_RUNTIME, readPidFile, runInstaller, snapshot, under, without } from "./install/host-root.js";
 
-interface HostJson {
-  name: string;
-  address: string;
-  state: string;
-  labels: Record<string, string>;
-  pendingLabels: Record<string, string> | null;
-  agentVersion: string;
-}
+/** One host of `cutover hosts --json`. */
+type HostJson = HostView;
 
 const NOBODY = 65534;
 // The tests that install an agent run one at a time: each starts a coordinator and an

@@ -11,18 +11,14 @@ import { request as httpsRequest, createServer as createHttpsServer } from "node
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import test, { type ExecutionContext } from "ava";
+import type { HostView } from "@cutover/coordinator";
 import { startCoordinator, type CoordinatorProcess } from "./harness/fleet.js";
 import { outputOf, runCli, spawnWatched, CUTOVER_BIN, tempDir, type CliResult } from "./harness/processes.js";
 import { ensureAgentBundle } from "./install/bundle.js";
 import { agentPids, hostRoot, INSTALL_SH, PATHS, snapshot } from "./install/host-root.js";
 
-interface HostJson {
-  name: string;
-  address: string;
-  state: string;
-  labels: Record<string, string>;
-  pendingLabels: Record<string, string> | null;
-}
+/** One host of `cutover hosts --json`. */
+type HostJson = HostView;
 
 let bundle = "";
 

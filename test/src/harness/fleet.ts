@@ -1,18 +1,11 @@
+import type { AuditEntry } from "@cutover/coordinator";
 import { join } from "node:path";
 import { stopHostProcesses } from "./host-processes.js";
 import { AGENT_BIN, CUTOVER_BIN, readAdminToken, runCli, spawnWatched, tempDir, type CliResult, type WatchedProcess } from "./processes.js";
 
 
 /** One row of `cutover audit --json`. */
-export interface AuditRow {
-  id: number;
-  at: string;
-  actor: string;
-  action: string;
-  target: string;
-  outcome: string;
-  detail: string;
-}
+export type AuditRow = AuditEntry;
 export interface TestContext {
   teardown(fn: () => void | Promise<void>): void;
 }
