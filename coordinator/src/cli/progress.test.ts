@@ -1,6 +1,7 @@
 import test from "ava";
 import type { DeploymentView } from "../api/deployments.js";
-import { deploymentJson, LiveProgress, PlainProgress, renderDeploymentSummary } from "./progress.js";
+import { EXIT, ExitError } from "./exit-error.js";
+import { deploymentJson, followDeployment, LiveProgress, PlainProgress, renderDeploymentSummary } from "./progress.js";
 import { stdoutTerminal } from "./terminal.js";
 
 const at = Date.UTC(2026, 10, 27, 1, 2, 3);
@@ -94,3 +95,47 @@ test("--json ends with status, release and per-host name, outcome, liveColor, re
     ["web-2", "skipped", null, null, null],
   ]);
 });
+
+/** A text/event-stream body of these messages, then a break (`fail`) or a clean close. */
+function eventStream(messages: { event: string; data: unknown }[], fail?: Error): ReadableStream<Uint8Array> {
+  const encoder = new TextEncoder();
+  const chunks = messages.map((m) => encoder.encode(`event: ${m.event}\ndata: ${JSON.stringify(m.data)}\n\n`));
+  return new ReadableStream({
+    // One message per read, then the break: what was sent before a cut still arrives.
+    pull(controller) {
+      const chunk = chunks.shift();
+      if (chunk) controller.enqueue(chunk);
+      else if (fail) controller.error(fail);
+      else controller.close();
+    },
+  });
+}
+
+const step = (id: number) => ({ id, at, hostName: "web-1", kind: "step", message: `step ${id}` });
+
+test("following a deployment: a stream cut under it, or closed early, is opened again after the last event seen, and nothing is shown twice", async (t) => {
+  const asked: string[] = [];
+  const streams = [
+    eventStream([{ event: "progress", data: step(1) }, { event: "progress", data: step(2) }], new TypeError("terminated")),
+    eventStream([]),
+    eventStream([{ event: "progress", data: step(3) }, { event: "end", data: view }]),
+  ];
+  const client = { stream: async (path: string) => (asked.push(path), streams.shift()!) };
+  const seen: number[] = [];
+  const final = await followDeployment(client, "d1", { event: (e) => seen.push(e.id), end: () => {} }, { times: 10, delayMs: 1 });
+  t.is(final.state, "rolled_back");
+  t.deepEqual(seen, [1, 2, 3]);
+  t.deepEqual(asked, ["/v1/deployments/d1/events?after=0", "/v1/deployments/d1/events?after=2", "/v1/deployments/d1/events?after=2"]);
+});
+
+test("following a deployment: a refusal is not retried; a coordinator that stays unreachable is given up on, saying how to follow again", async (t) => {
+  const refusing = { stream: async () => Promise.reject(new ExitError("no such deployment (ERR_NOT_FOUND)", EXIT.refused, "ERR_NOT_FOUND")) };
+  await t.throwsAsync(followDeployment(refusing, "d1", undefined, { times: 10, delayMs: 1 }), { message: "no such deployment (ERR_NOT_FOUND)" });
+  let calls = 0;
+  const down = { stream: async () => (calls++, Promise.reject(new ExitError("cannot reach the coordinator", EXIT.unreachable))) };
+  const error = await t.throwsAsync(followDeployment(down, "d1", undefined, { times: 10, delayMs: 1 }));
+  t.is(calls, 11, "the first try and 10 more");
+  t.is((error as ExitError).exitCode, EXIT.unreachable);
+  t.regex(error!.message, /^lost deployment d1's progress 11 times in a row \(last: cannot reach the coordinator\); it goes on on the coordinator: `cutover deploy --attach d1` follows it again$/);
+});
+

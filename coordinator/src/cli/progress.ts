@@ -1,6 +1,8 @@
 import type { DeploymentView } from "../api/deployments.js";
 import type { DeploymentEvent } from "../store/deployments.js";
-import { ApiClient } from "./client.js";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { ApiClient } from "./client.js";
+import { EXIT, ExitError } from "./exit-error.js";
 import { readEvents } from "./sse.js";
 import { renderTable } from "./table.js";
 import { printable } from "./terminal-text.js";
@@ -78,21 +80,52 @@ export function progressView(json: boolean): ProgressView | undefined {
   return process.stdout.isTTY ? new LiveProgress(write, stdoutTerminal()) : new PlainProgress(write);
 }
 
-/** Follows a deployment's event stream to its end and returns the final view. */
-export async function followDeployment(client: ApiClient, id: string, view: ProgressView | undefined): Promise<DeploymentView> {
-  const body = await client.stream(`/v1/deployments/${id}/events`);
-  for await (const message of readEvents(body)) {
-    if (message.event === "progress") view?.event(JSON.parse(message.data) as DeploymentEvent);
-    if (message.event === "end") {
-      view?.end();
-      return JSON.parse(message.data) as DeploymentView;
+/**
+ * How many times in a row a broken event stream is opened again before the CLI gives up on
+ * following, and how long it waits before each: a coordinator that restarts is back within a
+ * few seconds.
+ */
+const REOPEN = { times: 10, delayMs: 1000 };
+
+/**
+ * Follows a deployment's event stream to its end and returns the final view. A stream that
+ * breaks (a connection cut under it, a coordinator restart) is opened again from the last
+ * event seen, so nothing is shown twice or missed; after `reopen.times` failures in a row it
+ * gives up, saying how to follow again.
+ */
+export async function followDeployment(client: Pick<ApiClient, "stream">, id: string, view: ProgressView | undefined, reopen = REOPEN): Promise<DeploymentView> {
+  let after = 0;
+  let failures = 0;
+  let lastFailure = "";
+  for (;;) {
+    try {
+      const body = await client.stream(`/v1/deployments/${encodeURIComponent(id)}/events?after=${after}`);
+      for await (const message of readEvents(body)) {
+        if (message.event === "progress") {
+          const event = JSON.parse(message.data) as DeploymentEvent;
+          after = event.id;
+          failures = 0;
+          view?.event(event);
+        }
+        if (message.event === "end") {
+          view?.end();
+          return JSON.parse(message.data) as DeploymentView;
+        }
+      }
+      lastFailure = "the coordinator closed the stream before the deployment ended";
+    } catch (error) {
+      // Refused (the deployment is unknown, the token revoked): following again changes nothing.
+      if (error instanceof ExitError && error.exitCode !== EXIT.unreachable) throw error;
+      lastFailure = error instanceof Error ? error.message : String(error);
     }
+    failures += 1;
+    if (failures > reopen.times) {
+      throw new ExitError(`lost deployment ${id}'s progress ${failures} times in a row (last: ${lastFailure}); it goes on on the coordinator: \`cutover deploy --attach ${id}\` follows it again`, EXIT.unreachable);
+    }
+    await sleep(reopen.delayMs);
   }
-  // The stream ended without `end` (coordinator restarted): report what the store says.
-  return client.get<DeploymentView>(`/v1/deployments/${id}`);
 }
 
-/** The end of a deploy or rollback: its outcome (coloured on a colour terminal) and a row per host. */
 export function renderDeploymentSummary(d: DeploymentView, terminal: Terminal = PLAIN_TERMINAL): string {
   const seconds = d.durationMs !== null ? ` in ${(d.durationMs / 1000).toFixed(1)}s` : "";
   const title = `${d.kind} ${d.app} ${d.release}: ${d.state}${seconds}${d.error ? ` — ${d.error}` : ""}`;
