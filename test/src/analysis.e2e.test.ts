@@ -191,10 +191,13 @@ test.serial("the Prometheus provider passes and fails a canary on a query over t
   const prometheus = await startPrometheus(t, [{ job: "geoip", targets: fleet.addresses.flatMap((a) => [`${a}:${APP_PORTS.blue}`, `${a}:${APP_PORTS.green}`]) }]);
   const errorShare = (release: string) =>
     `sum(rate(geoip_requests_total{version="${release}",code="500"}[10s]) or vector(0)) / sum(rate(geoip_requests_total{version="${release}"}[10s]))`;
+  // rate() over a release's new series needs two of Prometheus's 1 s scrapes of it: the first
+  // measurement, 5 s after the canary took users, leaves room for a scrape or two that a busy
+  // machine delays (at 3 s one was sometimes missing: 0 series, inconclusive, the canary paused).
   const withQuery = (release: string, appArgs: string[] = []) =>
     writeExampleSpec(
       fleet.dir,
-      { ...APP_PORTS, lbListen: LB_LISTEN, appArgs, strategy: { type: "canary", canary: { hosts: 1, weight: 50, analysis: { interval: "3s", count: 2, prometheus: { url: prometheus.url, query: errorShare(release), success: "< 0.01" } } } } },
+      { ...APP_PORTS, lbListen: LB_LISTEN, appArgs, strategy: { type: "canary", canary: { hosts: 1, weight: 50, analysis: { interval: "5s", count: 2, prometheus: { url: prometheus.url, query: errorShare(release), success: "< 0.01" } } } } },
       `${release}.yml`,
     );
   t.is((await deploy(fleet, withQuery("v1"), "v1")).exitCode, 0);

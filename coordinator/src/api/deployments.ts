@@ -25,6 +25,9 @@ export interface DeploymentApiDeps {
 
 const SHA256 = /^[0-9a-f]{64}$/;
 
+/** Between two comments on a quiet event stream. */
+const EVENTS_KEEPALIVE_MS = 15_000;
+
 /** How many of the latest analysis events `cutover status` shows. */
 const ANALYSIS_LINES_SHOWN = 12;
 
@@ -148,6 +151,7 @@ export function deploymentRoutes(deps: DeploymentApiDeps): Router {
       if (finished || !FINISHED_STATES.includes(current.state)) return;
       finished = true;
       unsubscribe();
+      clearInterval(keepAlive);
       send("end", deploymentView(deployments, current));
       response.end();
     };
@@ -155,9 +159,15 @@ export function deploymentRoutes(deps: DeploymentApiDeps): Router {
       send("progress", event);
       if (event.kind === "deployment") setImmediate(finishIfDone);
     });
+    // A paused deployment (a canary waiting for promotion) says nothing for as long as it waits: a
+    // comment now and then keeps clients and proxies from timing the stream out (undici: 300 s).
+    const keepAlive = setInterval(() => response.write(": keep-alive\n\n"), EVENTS_KEEPALIVE_MS);
     for (const event of deployments.events(id, Number(request.query.after ?? 0))) send("progress", event);
     finishIfDone();
-    request.on("close", unsubscribe);
+    request.on("close", () => {
+      unsubscribe();
+      clearInterval(keepAlive);
+    });
   });
 
   router.get("/v1/apps", requireRole(tokens, "read"), (_request, response) => {
