@@ -11,6 +11,7 @@ import { CoordinatorLink, type LinkOptions } from "./session/coordinator-link.js
 import { AGENT_VERSION } from "./version.js";
 import { AppManager } from "./apps/app-manager.js";
 import { NginxAppProxy } from "./apps/app-proxy.js";
+import { TlsFileStore } from "./apps/tls-files.js";
 import { colorOfPort } from "./apps/definition.js";
 import { COUNTS_REQUESTS, RequestCounterSource } from "./requests/request-counters.js";
 import { Supervisors } from "./apps/supervisors.js";
@@ -270,7 +271,7 @@ function appManager(
   return new AppManager({
     stateDir: config.stateDir,
     secrets,
-    proxy: new NginxAppProxy({ nginx, address: config.address, switchMode, prepare: prepareNginx }),
+    proxy: new NginxAppProxy({ nginx, address: config.address, switchMode, prepare: prepareNginx, tlsFiles: new TlsFileStore(join(config.stateDir, "tls"), secrets) }),
     colors: new Supervisors({ stateDir: config.stateDir, address: config.address, log: log.child("instances"), rootApps: config.rootApps, secrets }),
     admission: { rootApps: config.rootApps },
     releases,

@@ -143,6 +143,7 @@ export class AppManager {
       admitDefinition(definition, this.options.admission);
       ref = { release, sha256: deploy.artifact?.sha256 || undefined, definition };
       this.options.secrets.put(definition.name, deploy.secrets);
+      this.options.proxy.admit(definition);
     } catch (error) {
       return Promise.reject(error);
     }

@@ -1,5 +1,6 @@
-import { pretestSwitch, readLivePort, removeSite, switchSite, warmSite, type NginxRunner, type SiteConfig, type SwitchMode, type SwitchResult } from "../nginx/index.js";
+import { checkSiteClaims, pretestSwitch, readLivePort, removeSite, switchSite, tlsFingerprint, warmSite, type NginxRunner, type SiteConfig, type SwitchMode, type SwitchResult, type VirtualHost } from "../nginx/index.js";
 import type { AppDefinition } from "./definition.js";
+import type { TlsFileStore } from "./tls-files.js";
 
 /** What a switch reports to the transaction. */
 export type ProxySwitch = Pick<SwitchResult, "durationMs" | "mode" | "reloaded" | "handoverMs" | "persisted">;
@@ -11,6 +12,12 @@ export type ProxySwitch = Pick<SwitchResult, "durationMs" | "mode" | "reloaded" 
 export interface AppProxy {
   /** Makes sure the proxy runs (the managed nginx is started or adopted); idempotent. */
   prepare(): Promise<void>;
+  /**
+   * Throws, before a deploy changes anything, when the proxy could not serve `definition`:
+   * a server name or port another site of this host holds (ERR_NGINX_VHOST_CLASH), a TLS
+   * secret this agent does not hold. Changes nothing.
+   */
+  admit(definition: AppDefinition): void;
   /**
    * Points the app's proxy at `port` (which passed its health gate) and proves
    * it through the proxy. On failure it puts the previous config back and
@@ -42,6 +49,8 @@ export interface NginxAppProxyOptions {
   address: string;
   switchMode: SwitchMode;
   prepare(): Promise<void>;
+  /** Where TLS certificates and keys are for nginx (secrets written to files). */
+  tlsFiles: TlsFileStore;
 }
 
 /** The app sites of this host's nginx (nginx/switch.ts, nginx/live-port.ts). */
@@ -50,6 +59,10 @@ export class NginxAppProxy implements AppProxy {
 
   prepare(): Promise<void> {
     return this.options.prepare();
+  }
+
+  admit(definition: AppDefinition): void {
+    checkSiteClaims(this.options.nginx, this.site(definition, definition.bluePort));
   }
 
   switchTo(definition: AppDefinition, port: number, options: { forceReload?: boolean } = {}): Promise<SwitchResult> {
@@ -97,6 +110,19 @@ export class NginxAppProxy implements AppProxy {
       switchMode,
       extraDirectives: directives.length ? directives : undefined,
       ...(requestLog && { requestLog }),
+      ...(protocol === "http" && { virtualHost: this.virtualHost(definition) }),
+    };
+  }
+
+  private virtualHost(definition: AppDefinition): VirtualHost {
+    const { serverNames, defaultServer, tls, redirectHttpPort, http2 } = definition.proxy;
+    const files = tls ? this.options.tlsFiles.paths(definition.name, tls) : undefined;
+    return {
+      serverNames,
+      defaultServer,
+      http2,
+      ...(files && { tls: { ...files, fingerprint: tlsFingerprint(files.certificate, files.key) } }),
+      ...(redirectHttpPort !== undefined && { redirectHttpPort }),
     };
   }
 }

@@ -1,4 +1,5 @@
 import { isValidName, type cutover } from "@cutover/protocol";
+import { isServerName, isTlsPath } from "@cutover/spec";
 import type { HealthCheck } from "../health/index.js";
 import type { Color } from "./app-state.js";
 import { DeployError } from "./errors.js";
@@ -38,7 +39,7 @@ export interface AppDefinition {
   };
   bluePort: number;
   greenPort: number;
-  proxy: { listenPort: number; protocol: "http" | "tcp"; directives: string[] };
+  proxy: ProxyDefinition;
   health: HealthGate;
   /** How long the previous color is kept warm after a switch. */
   keepPreviousMs: number;
@@ -47,6 +48,27 @@ export interface AppDefinition {
   /** What preflight requires of the host; 0 where the spec says nothing. */
   needs: { minFreeMemoryBytes: number; minFreeDiskBytes: number; maxLoad: number };
 }
+
+/** The host proxy in front of the app's colors. */
+export interface ProxyDefinition {
+  listenPort: number;
+  protocol: "http" | "tcp";
+  directives: string[];
+  /** The names the app answers to on its port; [] = every name (the port is the app's alone). */
+  serverNames: string[];
+  /** With serverNames: names no app on the port claims come here too. */
+  defaultServer: boolean;
+  /** HTTPS on listenPort; undefined: plain HTTP. */
+  tls: { certificate: TlsSource; key: TlsSource } | undefined;
+  /** With tls: the port whose plain HTTP is redirected to HTTPS. */
+  redirectHttpPort: number | undefined;
+  http2: boolean;
+}
+
+/** Where a TLS file comes from: a path on this host, or one of the app's secrets (its PEM, held in SecretVault). */
+export type TlsSource = { path: string } | { secret: string };
+
+type WireProxy = cutover.v1.ProxySpec.$Properties;
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const isPort = (n: unknown): n is number => typeof n === "number" && Number.isInteger(n) && n > 0 && n < 65536;
@@ -70,8 +92,7 @@ export function appDefinitionOf(wire: WireDefinition | AppDefinition | null | un
   if (!wire || !isValidName(name)) throw invalid(`has no valid app name (${JSON.stringify(name)})`);
   const { bluePort, greenPort } = wire;
   if (!isPort(bluePort) || !isPort(greenPort) || bluePort === greenPort) throw invalid("needs two different ports, blue and green");
-  const listenPort = wire.proxy?.listenPort;
-  if (!isPort(listenPort)) throw invalid("has no proxy listen port");
+  const proxy = proxyOf(wire.proxy, invalid);
   const command = wire.run?.command ?? [];
   if (command.length === 0 || command.some((arg) => typeof arg !== "string")) throw invalid("has no run command");
   // A snapshot saved before secrets existed has none.
@@ -98,7 +119,7 @@ export function appDefinitionOf(wire: WireDefinition | AppDefinition | null | un
     },
     bluePort,
     greenPort,
-    proxy: { listenPort, protocol: wire.proxy?.protocol === "tcp" ? "tcp" : "http", directives: [...(wire.proxy?.directives ?? [])] },
+    proxy,
     health,
     keepPreviousMs: Number(wire.keepPreviousMs ?? 0),
     limits: { memoryBytes: Number(wire.limits?.memoryBytes ?? 0) || undefined, cpuCores: Number(wire.limits?.cpuCores ?? 0) || undefined },
@@ -108,6 +129,49 @@ export function appDefinitionOf(wire: WireDefinition | AppDefinition | null | un
       maxLoad: Number(wire.needs?.maxLoad ?? 0),
     },
   };
+}
+
+/**
+ * The wire's proxy section (or one already read), checked: a listen port, names nginx reads
+ * as names (isServerName: never a regex), TLS files as plain absolute paths or secret names.
+ * Whether the files are there and safe is the host's to judge (admission.ts).
+ */
+function proxyOf(wire: WireProxy | ProxyDefinition | null | undefined, invalid: (what: string) => DeployError): ProxyDefinition {
+  const listenPort = wire?.listenPort;
+  if (!isPort(listenPort)) throw invalid("has no proxy listen port");
+  const protocol = wire?.protocol === "tcp" ? "tcp" : "http";
+  const serverNames = [...(wire?.serverNames ?? [])];
+  const bad = serverNames.find((name) => !isServerName(name));
+  if (bad !== undefined) throw invalid(`has a server name nginx would not read as a host name: ${JSON.stringify(bad)}`);
+  if (new Set(serverNames).size !== serverNames.length) throw invalid("names one server name twice");
+  const tls = tlsOf(wire?.tls, invalid);
+  const redirect = wire && "redirectHttpPort" in wire ? wire.redirectHttpPort : undefined;
+  if (redirect && (!isPort(redirect) || redirect === listenPort || tls === undefined)) throw invalid(`has a redirect_http port (${redirect}) that is not a port other than listen, or no tls`);
+  if ((serverNames.length > 0 || tls !== undefined) && protocol === "tcp") throw invalid("has server names or TLS on a tcp proxy");
+  return {
+    listenPort,
+    protocol,
+    directives: [...(wire?.directives ?? [])],
+    serverNames,
+    defaultServer: serverNames.length > 0 && Boolean(wire?.defaultServer),
+    tls,
+    redirectHttpPort: redirect || undefined,
+    http2: tls !== undefined && Boolean(wire?.http2),
+  };
+}
+
+function tlsOf(tls: cutover.v1.TlsFiles.$Properties | ProxyDefinition["tls"] | null | undefined, invalid: (what: string) => DeployError): ProxyDefinition["tls"] {
+  if (!tls) return undefined;
+  if ("certificate" in tls) return { certificate: tlsSourceOf(tls.certificate, "certificate", invalid), key: tlsSourceOf(tls.key, "key", invalid) };
+  const source = (path: string | null | undefined, secret: string | null | undefined, what: string): TlsSource =>
+    tlsSourceOf(path ? { path } : secret ? { secret } : undefined, what, invalid);
+  return { certificate: source(tls.certificatePath, tls.certificateSecret, "certificate"), key: source(tls.keyPath, tls.keySecret, "key") };
+}
+
+function tlsSourceOf(source: TlsSource | undefined, what: string, invalid: (what: string) => DeployError): TlsSource {
+  if (source && "path" in source && isTlsPath(source.path)) return { path: source.path };
+  if (source && "secret" in source && ENV_NAME.test(source.secret)) return { secret: source.secret };
+  throw invalid(`has a TLS ${what} that is neither a plain absolute path nor a secret name`);
 }
 
 type WireHealth = cutover.v1.HealthSpec.$Properties;

@@ -156,6 +156,9 @@ export class FakeProxy implements AppProxy {
 
   async prepare(): Promise<void> {}
 
+  /** What the host's real proxy checks (names, ports, TLS secrets) needs nginx: the fake admits everything. */
+  admit(): void {}
+
   async switchTo(definition: AppDefinition, port: number, options: { forceReload?: boolean } = {}): Promise<ProxySwitch> {
     // A failed switch has put the previous config back (switchSite's contract).
     this.host.take("switch");

@@ -1,10 +1,11 @@
 import { Agent, request } from "node:http";
+import { Agent as TlsAgent, request as tlsRequest } from "node:https";
 import { connect } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import { NginxError } from "./errors.js";
 import { PROBE_TOKEN_HEADER } from "./probe-token.js";
 import { UPSTREAM_HEADER } from "./render.js";
-import { expectedUpstream, hostPort, type SiteConfig } from "./site.js";
+import { expectedUpstream, hostPort, probeHostName, type SiteConfig } from "./site.js";
 
 export const DEFAULT_CONFIRM_TIMEOUT_MS = 5_000;
 /** Pause between probes while the proxy does not yet answer from the new color. */
@@ -26,6 +27,12 @@ export type ProbeConnection = "fresh" | "kept";
  * dropped; a probe that failed on it is sent again at once on a new connection.
  */
 const keptAgent = new Agent({ keepAlive: true, maxFreeSockets: 1 });
+/**
+ * The same for HTTPS sites. The probe asks the host's own nginx, by address, which of its
+ * upstreams served: what it proves is routing, not the certificate (which nginx -t checked
+ * against its key), so the chain is not verified here.
+ */
+const keptTlsAgent = new TlsAgent({ keepAlive: true, maxFreeSockets: 1, rejectUnauthorized: false });
 
 export interface ConfirmOptions {
   /** Path requested through the proxy, e.g. the app's health path. */
@@ -60,14 +67,21 @@ export function lastUpstream(header: string | string[] | undefined): string | nu
 }
 
 function probeHttp(site: SiteConfig, path: string, connection: ProbeConnection, probeToken: string): Promise<Probe> {
+  const tls = site.virtualHost?.tls !== undefined;
+  // The site's own name, so nginx picks its server block among those sharing the port (SNI too).
+  const host = probeHostName(site);
+  const headers = { host, [PROBE_TOKEN_HEADER]: probeToken, ...(connection === "kept" ? {} : { connection: "close" }) };
+  const kept = tls ? keptTlsAgent : keptAgent;
   return new Promise((resolve) => {
-    const req = request(
+    const req = (tls ? tlsRequest : request)(
       {
         host: site.listenAddress,
         port: site.listenPort,
         path,
         method: "GET",
-        ...(connection === "kept" ? { agent: keptAgent, headers: { [PROBE_TOKEN_HEADER]: probeToken } } : { agent: false, headers: { connection: "close", [PROBE_TOKEN_HEADER]: probeToken } }),
+        headers,
+        agent: connection === "kept" ? kept : false,
+        ...(tls && { rejectUnauthorized: false, ...(site.virtualHost?.serverNames.length ? { servername: host } : {}) }),
         timeout: CONFIRM_REQUEST_TIMEOUT_MS,
       },
       (res) => {

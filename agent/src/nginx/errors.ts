@@ -25,6 +25,8 @@ export const NGINX_ERROR_CODES = [
   "ERR_NGINX_CONF_DIR_NOT_INCLUDED",
   /** The control socket's directory is a symlink, not the agent's, or writable by group or others. */
   "ERR_NGINX_SOCKET_DIR_UNSAFE",
+  /** A site claims a name or port another site of this nginx holds (virtual-host.ts checkClaims). */
+  "ERR_NGINX_VHOST_CLASH",
 ] as const;
 
 export type NginxErrorCode = (typeof NGINX_ERROR_CODES)[number];

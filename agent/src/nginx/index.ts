@@ -33,7 +33,9 @@ export {
 export { createSystemRunner, SystemNginx, type SystemRunnerOptions } from "./system.js";
 export { ensureSocketDir } from "./socket-dir.js";
 export { readLivePort, type LivePortReading } from "./live-port.js";
+export { tlsFingerprint, type VirtualHost } from "./virtual-host.js";
 export {
+  checkSiteClaims,
   pretestSwitch,
   removeSite,
   switchSite,

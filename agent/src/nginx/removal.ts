@@ -1,7 +1,8 @@
 import type { ConfigChangeError } from "./errors.js";
 import { exclusive } from "./queue.js";
 import type { Handover, NginxRunner } from "./runner.js";
-import { restoreFile } from "./site-files.js";
+import type { FileChange } from "./change.js";
+import { discardCandidate, restoreFile, writeCandidate } from "./site-files.js";
 
 // Removing a site (app or LB): the other config change besides change.ts's, with no dict
 // and nothing to confirm: test without the files, remove, reload; a failed reload restores.
@@ -10,6 +11,8 @@ import { restoreFile } from "./site-files.js";
 export interface Removal {
   /** Read inside the queue: the files to remove and their content, empty when there is no site. */
   files(): readonly { path: string; previous: string }[];
+  /** Read inside the queue after files(): other files that change with the removal (a port's 404 server), tested and put back with it. */
+  alsoChanged?: () => readonly FileChange[];
   asError(error: unknown): ConfigChangeError<string>;
   testFailed(output: string): Error;
   onLoaded?: (handover: Handover) => void;
@@ -24,11 +27,14 @@ export interface Removal {
  */
 export function removeFiles(runner: NginxRunner, removal: Removal): Promise<boolean> {
   return exclusive(runner, async () => {
-    const files = removal.files();
-    if (files.length === 0) return false;
-    const verdict = await runner.test(new Map(files.map((file) => [file.path, null])));
+    const removed = removal.files();
+    if (removed.length === 0) return false;
+    const files: readonly FileChange[] = [...removed.map((file) => ({ ...file, next: null })), ...(removal.alsoChanged?.() ?? [])];
+    const candidates = new Map<string, string | null>();
+    for (const file of files) candidates.set(file.path, file.next === null ? null : writeCandidate(file.path, file.next));
+    const verdict = await runner.test(candidates).finally(() => Promise.all(files.map((file) => discardCandidate(file.path))));
     if (!verdict.ok) throw removal.testFailed(verdict.output);
-    for (const file of files) await restoreFile(file.path, null);
+    for (const file of files) await restoreFile(file.path, file.next);
     try {
       if (runner.isRunning()) await reloadAndRetire(runner, removal, {});
     } catch (error) {

@@ -19,6 +19,7 @@ test("reload-mode http site, exactly", (t) => {
     renderSite(geoip, TEST_PROBE_TOKEN),
     `# Written by cutover-agent; edits are overwritten on the next switch.
 # cutover-site app=geoip protocol=http mode=reload live-port=7001
+# cutover-listen site=app:geoip listen=127.0.0.11:80 names=* tls=0 http2=0 default=0
 map $http_x_cutover_probe $cutover_upstream_67656f6970 {
     default "";
     "0123456789abcdef0123456789abcdef" $upstream_addr;
@@ -137,4 +138,28 @@ test("the header reads back what was rendered", (t) => {
   });
   t.is(parseSiteHeader("server { listen 80; }\n"), null);
   t.is(parseSiteHeader("# cutover-site app=x protocol=http mode=live live-port=99999\n"), null);
+});
+
+test("a named TLS site: listen with ssl and http2, its names, the files with their fingerprint, and the redirect server", (t) => {
+  const tls = { certificate: "/etc/ssl/geoip.pem", key: "/etc/ssl/private/geoip.key", fingerprint: "ab".repeat(32) };
+  const text = renderSite({ ...geoip, listenPort: 443, virtualHost: { serverNames: ["geoip.example.com"], defaultServer: true, http2: true, tls, redirectHttpPort: 80 } }, TEST_PROBE_TOKEN);
+  const lines = text.split("\n").map((line) => line.trim());
+  for (const line of [
+    "# cutover-listen site=app:geoip listen=127.0.0.11:443 names=geoip.example.com tls=1 http2=1 default=1",
+    "# cutover-listen site=app:geoip listen=127.0.0.11:80 names=geoip.example.com tls=0 http2=0 default=0",
+    "listen 127.0.0.11:443 ssl http2 default_server;",
+    "server_name geoip.example.com;",
+    `# TLS files sha256 ${"ab".repeat(32)}`,
+    "ssl_certificate /etc/ssl/geoip.pem;",
+    "ssl_certificate_key /etc/ssl/private/geoip.key;",
+    "listen 127.0.0.11:80;",
+    "return 301 https://$host$request_uri;",
+  ]) {
+    t.true(lines.includes(line), line);
+  }
+});
+
+test("a server name that is an nginx regex is refused before it reaches the config", (t) => {
+  const error = t.throws(() => renderSite({ ...geoip, virtualHost: { serverNames: ["~^(?<x>.+)$"], defaultServer: false, http2: false } }, TEST_PROBE_TOKEN));
+  t.regex(error?.message ?? "", /virtualHost\.serverNames must be host names/);
 });

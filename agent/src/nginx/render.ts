@@ -3,6 +3,7 @@ import { DROP_PROBE_HEADER, probeOnlyMap } from "./probe-token.js";
 import { balancerBlock } from "./lua.js";
 import { countingBlock, requestLogFormat, requestLogLine } from "./request-counting.js";
 import { hostPort, renderHeader, upstreamName, validateSite, type SiteConfig } from "./site.js";
+import { redirectServerLines, serverHeadLines } from "./virtual-host.js";
 
 /** Idle connections each worker keeps to the live color, so requests skip the TCP handshake. */
 export const UPSTREAM_KEEPALIVE = 32;
@@ -65,7 +66,7 @@ function renderHttpSite(site: SiteConfig, probeToken: string): string {
     "",
     ...(site.switchMode === "reload" && site.requestLog ? [...requestLogFormat("app", site.app), ""] : []),
     "server {",
-    `    listen ${hostPort(site.listenAddress, site.listenPort)};`,
+    ...serverHeadLines(site.listenAddress, site.listenPort, site.virtualHost),
     "",
     ...PROXY_REQUEST_LINES,
     DROP_PROBE_HEADER,
@@ -81,7 +82,7 @@ function renderHttpSite(site: SiteConfig, probeToken: string): string {
   else if (site.requestLog) lines.push("", ...requestLogLine("app", site.app, site.requestLog, 1));
   const extra = directiveLines(site.extraDirectives);
   if (extra.length > 0) lines.push("", ...extra);
-  lines.push("}", "");
+  lines.push("}", ...redirectServerLines(site.listenAddress, site.listenPort, site.virtualHost), "");
   return lines.join("\n");
 }
 

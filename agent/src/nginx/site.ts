@@ -1,6 +1,7 @@
 import { isIP } from "node:net";
 import { checkProxyDirective } from "@cutover/spec";
 import { NginxError } from "./errors.js";
+import { claimLines, claimsOf, validateVirtualHost, type VirtualHost } from "./virtual-host.js";
 
 export type SiteProtocol = "http" | "tcp";
 export type SwitchMode = "reload" | "live";
@@ -22,6 +23,8 @@ export interface SiteConfig {
   extraDirectives?: string[];
   /** Reload mode, http: the request log the agent counts (NginxRunner.requestLogPath); absent, requests are not counted. */
   requestLog?: string;
+  /** http: names, TLS, redirect, HTTP/2 (virtual-host.ts); absent: the port is this site's alone, plain HTTP. */
+  virtualHost?: VirtualHost;
 }
 
 /** What the first lines of a rendered site file say about it. */
@@ -64,6 +67,20 @@ export function validateSite(site: SiteConfig): void {
     if (!checked.ok) bad(`extraDirectives[${i}]`, `an allowed nginx directive (${checked.why})`, directive);
   }
   if (site.requestLog !== undefined && !isPlainPath(site.requestLog)) bad("requestLog", "an absolute path of letters, digits and ._/-", site.requestLog);
+  if (site.virtualHost !== undefined && site.protocol !== "http") bad("virtualHost", "absent for a tcp site", site.virtualHost);
+  validateVirtualHost(site.virtualHost, (field, expected, got) => bad(`virtualHost.${field}`, expected, got));
+}
+
+/** The Host (and TLS server name) the agent's own probes of a site send: its first name (a wildcard's with a label filled in), else its address. */
+export function probeHostName(site: Pick<SiteConfig, "listenAddress" | "listenPort" | "virtualHost">): string {
+  const name = site.virtualHost?.serverNames[0];
+  if (name === undefined) return hostPort(site.listenAddress, site.listenPort);
+  return name.startsWith("*.") ? `cutover-probe.${name.slice(2)}` : name;
+}
+
+/** The listeners the site claims on its host (virtual-host.ts): none for tcp, whose ports nginx's stream binds alone. */
+export function siteClaims(site: SiteConfig) {
+  return site.protocol === "http" ? claimsOf(`app ${site.app}`, site.listenAddress, site.listenPort, site.virtualHost) : [];
 }
 
 /** A path that goes into nginx config as it is: absolute, no space, quote, `;`, `$` or brace. */
@@ -89,6 +106,7 @@ export function renderHeader(site: SiteConfig): string {
   return [
     HEADER_BANNER,
     `${HEADER_PREFIX} app=${site.app} protocol=${site.protocol} mode=${site.switchMode} live-port=${site.livePort}`,
+    ...claimLines(siteClaims(site)),
   ].join("\n");
 }
 

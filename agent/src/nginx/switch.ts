@@ -6,7 +6,8 @@ import { clearLivePort, setLivePort, switchLivePort, warmLivePort } from "./cont
 import { NginxError } from "./errors.js";
 import { renderSite } from "./render.js";
 import type { NginxRunner } from "./runner.js";
-import { hostPort, parseSiteHeader, type SiteConfig, type SiteProtocol, validateSite } from "./site.js";
+import { parseSiteHeader, probeHostName, siteClaims, type SiteConfig, type SiteProtocol, validateSite } from "./site.js";
+import { planClaims } from "./virtual-host.js";
 import { discardCandidate, pendingPath, readOrNull, sitePathOrNull, writeCandidate } from "./site-files.js";
 import type { Transition } from "./timed-transaction.js";
 import { rmSync } from "node:fs";
@@ -98,6 +99,8 @@ function planSwitch(runner: NginxRunner, next: SiteConfig, options: SwitchOption
   const files: FileChange[] = [];
   if (previous !== rendered) files.push({ path, next: rendered, previous });
   if (strayPath !== null && stray !== null) files.push({ path: strayPath, next: null, previous: stray });
+  // Refuses a name or port another site of this nginx holds; the port's 404 server changes with it.
+  files.push(...planClaims(runner, `app ${next.app}`, siteClaims(next), [path, ...(strayPath === null ? [] : [strayPath])]));
   if (next.switchMode === "live") {
     for (const file of runner.liveSupportFiles()) {
       const current = readOrNull(file.path);
@@ -130,7 +133,7 @@ function planSwitch(runner: NginxRunner, next: SiteConfig, options: SwitchOption
     live: {
       // One call sets the dict and proves it through the app's upstream (control.ts).
       async set() {
-        const probe = { path: options.confirmPath ?? "/", host: hostPort(next.listenAddress, next.listenPort) };
+        const probe = { path: options.confirmPath ?? "/", host: probeHostName(next) };
         try {
           const { previous, probe: answer } = await switchLivePort(socket, next.app, next.livePort, probe);
           dictBefore = previous;
@@ -171,6 +174,16 @@ async function restoreLivePort(socket: string, app: string, before: number | nul
 }
 
 /**
+ * Throws ERR_NGINX_VHOST_CLASH when `next` claims a name or port another site of this nginx
+ * holds (virtual-host.ts); changes nothing. A deploy asks before it starts anything; the
+ * switch checks again, in its queue.
+ */
+export function checkSiteClaims(runner: NginxRunner, next: SiteConfig): void {
+  validateSite(next);
+  planClaims(runner, `app ${next.app}`, siteClaims(next), [runner.sitePath(next.app, next.protocol)]);
+}
+
+/**
  * While the new color boots: tests the config a switch of `next` would load, with its
  * candidates beside the live files (removed again), so the switch itself finds its
  * `nginx -t` already answered for the same bytes (a managed nginx remembers passing inputs,
@@ -208,7 +221,7 @@ export async function warmSite(runner: NginxRunner, next: SiteConfig, options: P
   if (next.switchMode !== "live" || next.protocol !== "http" || !runner.detectCapabilities().lua || !runner.isRunning()) return null;
   const current = readOrNull(runner.sitePath(next.app, next.protocol));
   if (current === null || parseSiteHeader(current)?.mode !== "live") return null;
-  const probe = { path: options.confirmPath ?? "/", host: hostPort(next.listenAddress, next.listenPort) };
+  const probe = { path: options.confirmPath ?? "/", host: probeHostName(next) };
   return warmLivePort(runner.controlSocket, next.app, next.livePort, probe, WARM_CONNECTIONS);
 }
 
@@ -225,6 +238,8 @@ export function removeSite(runner: NginxRunner, app: string): Promise<boolean> {
       paths
         .map((path) => ({ path, previous: readOrNull(path) }))
         .filter((file): file is { path: string; previous: string } => file.previous !== null),
+    // Its port's 404 server goes with the last named site there, or comes back when it was the default.
+    alsoChanged: () => planClaims(runner, `app ${app}`, null, paths),
     asError: asNginxError,
     testFailed: (output) =>
       new NginxError("ERR_NGINX_TEST_FAILED", `removing site ${app}: nginx -t fails without it; nothing was removed`, { output }),

@@ -1,4 +1,4 @@
-import type { AppSpec, CountOrPercent } from "@cutover/spec";
+import type { AppSpec, CountOrPercent, TlsSpec } from "@cutover/spec";
 import { isSecretRef, resolveCount } from "@cutover/spec";
 import type { cutover } from "@cutover/protocol";
 
@@ -42,7 +42,16 @@ export function appDefinition(spec: AppSpec): cutover.v1.AppDefinition.$Properti
     },
     bluePort: spec.ports.blue,
     greenPort: spec.ports.green,
-    proxy: { listenPort: spec.proxy.listen, protocol: spec.proxy.protocol, directives: spec.proxy.directives ?? [] },
+    proxy: {
+      listenPort: spec.proxy.listen,
+      protocol: spec.proxy.protocol,
+      directives: spec.proxy.directives ?? [],
+      serverNames: spec.proxy.serverNames ?? [],
+      defaultServer: spec.proxy.defaultServer ?? false,
+      ...(spec.proxy.tls && { tls: tlsFiles(spec.proxy.tls) }),
+      redirectHttpPort: spec.proxy.redirectHttp ?? 0,
+      http2: spec.proxy.http2 ?? false,
+    },
     health: {
       kind: check.kind,
       path: check.kind === "http" ? check.path : "",
@@ -60,6 +69,15 @@ export function appDefinition(spec: AppSpec): cutover.v1.AppDefinition.$Properti
       minFreeDiskBytes: spec.resources.minFreeDiskBytes ?? 0,
       maxLoad: spec.resources.maxLoad ?? 0,
     },
+  };
+}
+
+/** A TLS section as the wire carries it: each file a path on the host or a secret's name (its value goes in Deploy.secrets). */
+export function tlsFiles(tls: TlsSpec): cutover.v1.TlsFiles.$Properties {
+  const { certificate, key } = tls;
+  return {
+    ...(isSecretRef(certificate) ? { certificateSecret: certificate.secret } : { certificatePath: certificate }),
+    ...(isSecretRef(key) ? { keySecret: key.secret } : { keyPath: key }),
   };
 }
 

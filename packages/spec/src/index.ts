@@ -7,6 +7,7 @@ export { SPEC_EXAMPLE } from "./example.js";
 export { ALLOWED_PROXY_DIRECTIVES, checkProxyDirective, type DirectiveCheck } from "./directives.js";
 export { isUrlPath } from "./url-path.js";
 export { isSecretRef, secretNamesOf } from "./secrets.js";
+export { isServerName, isTlsPath, MAX_SERVER_NAMES } from "./virtual-host.js";
 export type {
   AppSpec,
   ArtifactSpec,
@@ -16,6 +17,9 @@ export type {
   StopSignal,
   PortsSpec,
   ProxySpec,
+  VirtualHostSpec,
+  TlsSpec,
+  TlsFile,
   HealthSpec,
   HealthCheck,
   LabelSelector,

@@ -101,7 +101,42 @@ export interface PortsSpec {
   green: number;
 }
 
-export interface ProxySpec {
+/**
+ * What a server block of ours answers on its port, app proxy or front load balancer. Every
+ * field is optional: absent, the block has its port to itself, in plain HTTP/1.1.
+ */
+export interface VirtualHostSpec {
+  /**
+   * Host names (nginx `server_name`) this app answers to on its port, lower-case, each once;
+   * a leading `*.` is a wildcard. Several apps may share a port of a host when each names
+   * its own; an app without names has the port to itself. Absent: every name.
+   */
+  serverNames?: string[];
+  /** With serverNames: the app also answers the names no app on its port claims. Absent: those get 404 (HTTPS: the handshake is refused). */
+  defaultServer?: true;
+  /** Serve HTTPS on the port with this certificate and key. Absent: plain HTTP. */
+  tls?: TlsSpec;
+  /** With tls: this port's plain HTTP requests for the names are redirected (301) to HTTPS. `redirect_http: true` is port 80. */
+  redirectHttp?: number;
+  /** With tls: offer HTTP/2. */
+  http2?: true;
+}
+
+export interface TlsSpec {
+  /** The certificate chain, PEM: leaf first. */
+  certificate: TlsFile;
+  /** Its private key, PEM. */
+  key: TlsFile;
+}
+
+/**
+ * A path on each host (absolute; the agent checks the file exists, nginx can read it and a
+ * key is not readable by others), or `{ secret: NAME }`: the app's secret NAME holds the
+ * PEM, which the agent writes to a file only root (or the agent's user) can read.
+ */
+export type TlsFile = string | SecretRef;
+
+export interface ProxySpec extends VirtualHostSpec {
   /** Port the host's nginx listens on for this app, 1..65535, neither color's port. */
   listen: number;
   /** `http` proxies HTTP; `tcp` uses nginx stream for any TCP protocol. Default http. */
@@ -139,7 +174,7 @@ export interface HealthSpec {
   deadlineMs: number;
 }
 
-export interface LbSpec {
+export interface LbSpec extends VirtualHostSpec {
   /** Label selector for the load balancer hosts. Never empty. */
   hosts: LabelSelector;
   /** Port the front nginx listens on, 1..65535. */

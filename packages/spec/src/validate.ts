@@ -13,6 +13,7 @@ import * as D from "./defaults.js";
 import { checkProxyDirective } from "./directives.js";
 import { isUrlPath } from "./url-path.js";
 import { readHooks } from "./hooks.js";
+import { readVirtualHost, VIRTUAL_HOST_KEYS } from "./virtual-host.js";
 import type { SpecIssue } from "./errors.js";
 import type {
   AnalysisSpec,
@@ -54,10 +55,10 @@ export interface ValidateOptions {
 const TOP_KEYS = ["app", "artifact", "run", "ports", "proxy", "health", "hosts", "lb", "strategy", "resources", "limits", "hooks"] as const;
 const RUN_KEYS = ["command", "env", "env_file", "user", "stop_signal", "stop_timeout"] as const;
 const PORTS_KEYS = ["blue", "green"] as const;
-const PROXY_KEYS = ["listen", "protocol", "directives"] as const;
+const PROXY_KEYS = ["listen", "protocol", "directives", ...VIRTUAL_HOST_KEYS] as const;
 const HEALTH_KEYS = ["http", "tcp", "interval", "live_interval", "timeout", "healthy_threshold", "deadline"] as const;
 const HTTP_CHECK_KEYS = ["path", "expect_status"] as const;
-const LB_KEYS = ["hosts", "listen", "drain_timeout"] as const;
+const LB_KEYS = ["hosts", "listen", "drain_timeout", ...VIRTUAL_HOST_KEYS] as const;
 const STRATEGY_KEYS = ["type", "batch", "max_failures", "keep_previous", "canary", "groups", "steps", "step_pause", "analysis", "verify", "progress_deadline"] as const;
 const CANARY_KEYS = ["hosts", "weight", "cookie", "pin", "then", "analysis"] as const;
 const PIN_KEYS = ["header", "cookie", "value"] as const;
@@ -325,7 +326,8 @@ function readProxy(root: Section, ports: PortsSpec): ProxySpec {
   }
   const protocol = proxy.read("protocol", "http or tcp", oneOf(["http", "tcp"] as const)) ?? D.DEFAULT_PROXY_PROTOCOL;
   const directives = readDirectives(proxy);
-  return { listen, protocol, ...(directives.length > 0 && { directives }) };
+  const virtualHost = readVirtualHost(proxy, listen, protocol === "tcp" ? { plainOnly: "is for HTTP, and protocol is tcp" } : {});
+  return { listen, protocol, ...(directives.length > 0 && { directives }), ...virtualHost };
 }
 
 /** proxy.directives: allowed nginx directives, one per entry, kept inside the app's server block (see directives.ts). */
@@ -412,10 +414,12 @@ function readSelector(c: Checker, path: string, value: unknown, required: boolea
 function readLb(root: Section): LbSpec | undefined {
   const lb = root.section("lb", LB_KEYS, "a mapping with the load balancer hosts and port, like { hosts: { role: lb }, listen: 80 }", true);
   if (!lb) return undefined;
+  const listen = lb.read("listen", PORT_RULE, port, true) ?? 0;
   return {
     hosts: readSelector(lb.c, lb.at("hosts"), lb.value("hosts"), true),
-    listen: lb.read("listen", PORT_RULE, port, true) ?? 0,
+    listen,
     drainTimeoutMs: lb.read("drain_timeout", DURATION_RULE, duration(0)) ?? D.DEFAULT_LB_DRAIN_TIMEOUT_MS,
+    ...readVirtualHost(lb, listen, { pathsOnly: "the load balancers' files live on the LB hosts; secrets are for proxy.tls" }),
   };
 }
 

@@ -1,4 +1,5 @@
 import { Agent, request, type IncomingHttpHeaders, type OutgoingHttpHeaders } from "node:http";
+import { Agent as TlsAgent, request as tlsRequest } from "node:https";
 import type { Socket } from "node:net";
 import { performance } from "node:perf_hooks";
 
@@ -40,6 +41,8 @@ export interface LoadOptions {
   timeoutMs?: number;
   /** Request headers every request carries. */
   headers?: OutgoingHttpHeaders;
+  /** HTTPS: the name sent as SNI and Host, checked against the certificate signed by `ca` (PEM). */
+  tls?: { servername: string; ca: string };
 }
 
 const MAX_FAILURES_KEPT = 50;
@@ -64,7 +67,12 @@ export interface LoadRun {
  * `reusedSocket` when it hands a freed socket to a queued request.
  */
 export function startLoad(options: LoadOptions): LoadRun {
-  const agent = new Agent({ keepAlive: true, maxSockets: options.concurrency });
+  const tls = options.tls;
+  const agent = tls
+    ? new TlsAgent({ keepAlive: true, maxSockets: options.concurrency, ca: tls.ca, servername: tls.servername })
+    : new Agent({ keepAlive: true, maxSockets: options.concurrency });
+  const send = tls ? tlsRequest : request;
+  const headers = tls ? { host: tls.servername, ...options.headers } : options.headers;
   const classify = options.classify ?? defaultClassify;
   const report: LoadReport = { requests: 0, failed: 0, socketErrors: 0, retries: 0, failures: [], answers: {}, latenciesMs: [], durationMs: 0 };
   const usedSockets = new WeakSet<Socket>();
@@ -87,8 +95,16 @@ export function startLoad(options: LoadOptions): LoadRun {
   const once = (fresh = false): Promise<Outcome> =>
     new Promise((resolve) => {
       let reused = false;
-      const req = request(
-        { host: options.address, port: options.port, path: options.path ?? "/", headers: options.headers, timeout: options.timeoutMs ?? 10_000, ...(fresh ? { agent: false } : { agent }) },
+      const req = send(
+        {
+          host: options.address,
+          port: options.port,
+          path: options.path ?? "/",
+          headers,
+          timeout: options.timeoutMs ?? 10_000,
+          ...(tls && { ca: tls.ca, servername: tls.servername }),
+          ...(fresh ? { agent: false } : { agent }),
+        },
         (res) => {
           let body = "";
           res.setEncoding("utf8");
