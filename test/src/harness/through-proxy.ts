@@ -1,5 +1,5 @@
 import { request } from "node:http";
-import { startLoad, type LoadRun } from "@cutover/testkit";
+import { startLoad, type LoadOptions, type LoadRun } from "@cutover/testkit";
 
 export interface ProxyAnswer {
   status: number;
@@ -40,7 +40,7 @@ export function loadThroughProxies(
   t: { teardown(fn: () => Promise<unknown>): void },
   addresses: string[],
   port: number,
-  options: { retry: boolean; concurrency?: number; ratePerSec?: number },
+  options: { retry: boolean; concurrency?: number; ratePerSec?: number; tls?: LoadOptions["tls"] },
 ): { runs: LoadRun[]; completed(count: number): Promise<void> } {
   const runs = addresses.map((address) =>
     startLoad({
@@ -52,6 +52,7 @@ export function loadThroughProxies(
       retry: options.retry,
       maxRequests: 200_000,
       classify: (status, headers) => (status === 200 ? String(headers["x-app-version"]) : null),
+      ...(options.tls && { tls: options.tls }),
     }),
   );
   t.teardown(() => Promise.all(runs.map((r) => r.stop())));
