@@ -1,5 +1,5 @@
 import { accessSync, constants, statSync } from "node:fs";
-import { checkProxyDirective, isUrlPath } from "@cutover/spec";
+import { checkProxyDirective, isTlsPath, isUrlPath } from "@cutover/spec";
 import { resolveRunAs, type RunAsOptions } from "../process/index.js";
 import type { AppDefinition } from "./definition.js";
 import { DeployError } from "./errors.js";
@@ -30,8 +30,8 @@ export function admitDefinition(definition: AppDefinition, policy: AdmissionPoli
     }
   }
   const tls = definition.proxy.tls;
-  if (tls && "path" in tls.certificate) checkTlsFile(tls.certificate.path, "certificate");
-  if (tls && "path" in tls.key) checkTlsFile(tls.key.path, "key");
+  if (tls && "path" in tls.certificate) checkTlsFile(tls.certificate.path, "certificate", "proxy.tls");
+  if (tls && "path" in tls.key) checkTlsFile(tls.key.path, "key", "proxy.tls");
 }
 
 /**
@@ -39,8 +39,9 @@ export function admitDefinition(definition: AppDefinition, policy: AdmissionPoli
  * runs or signals, as the same user) can read, which no other user can write; a key that
  * other users can read is refused too: ERR_TLS_FILE_REFUSED, before anything changes.
  */
-function checkTlsFile(path: string, what: "certificate" | "key"): void {
-  const refuse = (why: string) => new DeployError("ERR_TLS_FILE_REFUSED", `proxy.tls.${what} ${path} is refused by this host: ${why}`);
+export function checkTlsFile(path: string, what: "certificate" | "key", section: "proxy.tls" | "lb.tls"): void {
+  const refuse = (why: string) => new DeployError("ERR_TLS_FILE_REFUSED", `${section}.${what} ${path} is refused by this host: ${why}`);
+  if (!isTlsPath(path)) throw refuse("not a plain absolute path");
   let mode: number;
   try {
     const stat = statSync(path);

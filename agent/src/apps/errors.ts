@@ -12,7 +12,6 @@ export class DeployError extends Error {
       | "ERR_PORT_IN_USE"
       | "ERR_DIRECTIVE_REFUSED"
       | "ERR_TLS_FILE_REFUSED"
-      | "ERR_VIRTUAL_HOST_CLASH"
       | "ERR_INVALID_APP",
     message: string,
   ) {

@@ -1,6 +1,8 @@
 import { v1, type cutover } from "@cutover/protocol";
 import { applyLbSite, readLbSite, waitDrained, type LbSiteConfig } from "../lb/index.js";
-import type { NginxRunner, SwitchMode } from "../nginx/index.js";
+import { tlsFingerprint, type NginxRunner, type SwitchMode, type VirtualHost } from "../nginx/index.js";
+import { checkTlsFile } from "../apps/admission.js";
+import { LbError } from "../lb/errors.js";
 import type { OperationResult } from "./dispatcher.js";
 
 const Status = v1.CommandResult.Status;
@@ -21,6 +23,7 @@ export function lbSiteConfig(site: cutover.v1.LbSite.$Properties, address: strin
       state: (b.state || "up") as "up" | "drain" | "down",
       group: (b.group || "stable") as "stable" | "canary",
     })),
+    virtualHost: lbVirtualHost(site),
     ...(canary?.cookie && {
       canary: {
         cookie: canary.cookie,
@@ -28,6 +31,30 @@ export function lbSiteConfig(site: cutover.v1.LbSite.$Properties, address: strin
         ...(canary.pinKind && { pin: { kind: canary.pinKind as "header" | "cookie", name: canary.pinName ?? "", value: canary.pinValue ?? "" } }),
       },
     }),
+  };
+}
+
+/**
+ * The wire's names, TLS, redirect and HTTP/2 of an LB site, checked like an app's proxy:
+ * the TLS files must be on this host, readable, a key not readable by others (checkTlsFile);
+ * their fingerprint goes into the site, so rotating them in place reloads.
+ */
+function lbVirtualHost(site: cutover.v1.LbSite.$Properties): VirtualHost {
+  const tls = site.tls;
+  if (tls && (tls.certificateSecret || tls.keySecret)) {
+    throw new LbError("ERR_LB_INVALID_SITE", `LB site ${site.app}: TLS files of a load balancer are paths on its host, not secrets`);
+  }
+  const files = tls ? { certificate: tls.certificatePath ?? "", key: tls.keyPath ?? "" } : undefined;
+  if (files) {
+    checkTlsFile(files.certificate, "certificate", "lb.tls");
+    checkTlsFile(files.key, "key", "lb.tls");
+  }
+  return {
+    serverNames: [...(site.serverNames ?? [])],
+    defaultServer: Boolean(site.defaultServer),
+    http2: Boolean(site.http2),
+    ...(files && { tls: { ...files, fingerprint: tlsFingerprint(files.certificate, files.key) } }),
+    ...(site.redirectHttpPort ? { redirectHttpPort: site.redirectHttpPort } : {}),
   };
 }
 

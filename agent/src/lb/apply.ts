@@ -2,6 +2,8 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { type ChangeOptions, type ChangeResult, type ChangeState, type Plan, probeOptions, runChange } from "../nginx/change.js";
 import { removeFiles } from "../nginx/removal.js";
+import { claimsOf, planClaims } from "../nginx/virtual-host.js";
+import type { FileChange } from "../nginx/change.js";
 import type { NginxRunner } from "../nginx/index.js";
 import { isValidAppName } from "../nginx/site.js";
 import { readOrNull } from "../nginx/site-files.js";
@@ -90,11 +92,14 @@ function planApply(runner: NginxRunner, config: LbSiteConfig, options: ApplyLbOp
     live &&
     previousConfig?.switchMode === "live" &&
     previous === renderLbSite({ ...config, backends: previousConfig.backends, canary: previousConfig.canary }, { controlSocket: socket, probeToken: runner.probeToken });
-  const files = previous === rendered ? [] : [{ path, next: rendered, previous }];
+  const files: FileChange[] = previous === rendered ? [] : [{ path, next: rendered, previous }];
+  // Refuses a name or port another site of this nginx holds; the port's 404 server changes with it.
+  files.push(...planClaims(runner, `lb ${config.app}`, claimsOf(`lb ${config.app}`, config.listenAddress, config.listenPort, config.virtualHost), [path]));
   const putState = () => putLbState(socket, serializeLbState(config));
   return {
     app: config.app,
-    route: options.forceReload ? "reload" : liveEligible ? "live" : files.length === 0 ? "verify" : "reload",
+    // Live only when the site file alone differs: a port's 404 server that changes with it needs the reload.
+    route: options.forceReload ? "reload" : liveEligible && files.every((file) => file.path === path) ? "live" : files.length === 0 ? "verify" : "reload",
     files,
     live: {
       async set() {
@@ -145,6 +150,7 @@ export function removeLbSite(runner: NginxRunner, app: string): Promise<boolean>
       const previous = readOrNull(path);
       return previous === null ? [] : [{ path, previous }];
     },
+    alsoChanged: () => planClaims(runner, `lb ${app}`, null, [path]),
     asError: asLbError,
     testFailed: (output) =>
       new LbError("ERR_LB_TEST_FAILED", `removing LB site ${app}: nginx -t fails without it; nothing was removed`, { output }),

@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { claimLines, claimsOf, validateVirtualHost, type VirtualHost } from "../nginx/virtual-host.js";
 import { isIP } from "node:net";
 import type { SwitchMode } from "../nginx/index.js";
 import { isValidAppName } from "../nginx/site.js";
@@ -45,6 +46,8 @@ export interface LbSiteConfig {
   /** Absent: every `up` backend is in one pool and `group` is ignored. */
   canary?: LbCanary;
   switchMode: SwitchMode;
+  /** Names, TLS, redirect, HTTP/2 on listenPort (nginx/virtual-host.ts); absent: the port is this site's alone, plain HTTP. Structure: a change reloads. */
+  virtualHost?: VirtualHost;
 }
 
 /** The part of a site that live mode changes without a reload (everything but app, listen and mode). */
@@ -127,6 +130,7 @@ export function validateLbSite(config: LbSiteConfig): void {
     bad("backends", 'at least one "up" backend with a weight above 0 (users would have nowhere to go)', config.backends.map((b) => `${b.host}:${b.state}/${b.weight}`));
   }
   if (config.canary !== undefined) validateCanary(config.canary, bad);
+  validateVirtualHost(config.virtualHost, (field, expected, got) => bad(`virtualHost.${field}`, expected, got));
 }
 
 function validateCanary(canary: LbCanary, bad: (field: string, expected: string, got: unknown) => never): void {
@@ -163,6 +167,10 @@ export function normalizeLbSite(config: LbSiteConfig): LbSiteConfig {
     switchMode: config.switchMode,
     backends: config.backends.map((b) => ({ host: b.host, address: b.address, port: b.port, weight: b.weight, state: b.state, group: b.group })),
   };
+  if (config.virtualHost !== undefined) {
+    const { serverNames, defaultServer, tls, redirectHttpPort, http2 } = config.virtualHost;
+    normalized.virtualHost = { serverNames: [...serverNames], defaultServer, http2, ...(tls && { tls: { ...tls } }), ...(redirectHttpPort !== undefined && { redirectHttpPort }) };
+  }
   if (config.canary !== undefined) {
     const { cookie, weightPercent, pin } = config.canary;
     normalized.canary = { cookie, weightPercent, ...(pin !== undefined ? { pin: { kind: pin.kind, name: pin.name, value: pin.value } } : {}) };
@@ -263,7 +271,9 @@ export const LB_HEADER_BANNER = "# Written by cutover-agent (front load balancer
 const HEADER_PREFIX = "# cutover-lb-site ";
 
 export function renderLbHeader(config: LbSiteConfig): string {
-  return [LB_HEADER_BANNER, `${HEADER_PREFIX}${JSON.stringify(normalizeLbSite(config))}`].join("\n");
+  const normalized = normalizeLbSite(config);
+  const claims = claimsOf(`lb ${normalized.app}`, normalized.listenAddress, normalized.listenPort, normalized.virtualHost);
+  return [LB_HEADER_BANNER, `${HEADER_PREFIX}${JSON.stringify(normalized)}`, ...claimLines(claims)].join("\n");
 }
 
 /** The config a rendered LB site file was written from; null when the text is not one (or does not validate). */

@@ -1,4 +1,6 @@
 import { request, type OutgoingHttpHeaders } from "node:http";
+import { request as tlsRequest } from "node:https";
+import { probeHostName } from "../nginx/site.js";
 import { setTimeout as sleep } from "node:timers/promises";
 import { backendKey, lbPools, lbRevision, pinnedTargets, type LbGroup, type LbSiteConfig } from "./config.js";
 import { LbError } from "./errors.js";
@@ -39,11 +41,14 @@ export function probeLb(
   path = "/",
   headers: OutgoingHttpHeaders = {},
   timeoutMs = PROBE_TIMEOUT_MS,
+  /** An HTTPS site: the name to ask for (SNI), if it has names. The chain is not verified: the probe proves routing, nginx -t checked the files. */
+  tls?: { servername: string | undefined },
 ): Promise<LbAnswer> {
   return new Promise((resolve) => {
     const failed = (error: Error) => resolve({ status: null, body: "", backend: null, revision: null, setCookie: [], error: error.message });
-    const req = request(
-      { host: address, port, path, method: "GET", agent: false, headers: { connection: "close", ...headers }, timeout: timeoutMs },
+    const options = { host: address, port, path, method: "GET", agent: false as const, headers: { connection: "close", ...headers }, timeout: timeoutMs };
+    const req = (tls ? tlsRequest : request)(
+      tls ? { ...options, rejectUnauthorized: false, ...(tls.servername !== undefined && { servername: tls.servername }) } : options,
       (res) => {
         let body = "";
         res.setEncoding("utf8");
@@ -139,6 +144,9 @@ export async function confirmLbSite(config: LbSiteConfig, options: LbConfirmOpti
     });
   }
   const listen = backendKey({ address: config.listenAddress, port: config.listenPort });
+  // The site's own name, so nginx picks its server block among those sharing the port.
+  const hostName = probeHostName(config);
+  const tls = config.virtualHost?.tls ? { servername: config.virtualHost.serverNames.length > 0 ? hostName : undefined } : undefined;
   const deadline = performance.now() + timeoutMs;
   let attempts = 0;
   let failures: string[] = [];
@@ -146,7 +154,7 @@ export async function confirmLbSite(config: LbSiteConfig, options: LbConfirmOpti
   for (;;) {
     attempts += 1;
     const answers = await Promise.all(
-      checks.map((check) => probeLb(config.listenAddress, config.listenPort, path, { ...check.headers, [PROBE_TOKEN_HEADER]: options.probeToken })),
+      checks.map((check) => probeLb(config.listenAddress, config.listenPort, path, { host: hostName, ...check.headers, [PROBE_TOKEN_HEADER]: options.probeToken }, undefined, tls)),
     );
     failures = [];
     checks.forEach((check, i) => {

@@ -5,6 +5,8 @@ import { ConfigChangeError, type NginxErrorDetails } from "../nginx/errors.js";
 export const LB_ERROR_CODES = [
   /** The LB site config is invalid before nginx sees it (names the field and what was expected). */
   "ERR_LB_INVALID_SITE",
+  /** The site claims a name or port another site of this nginx holds (nginx/virtual-host.ts). */
+  "ERR_LB_VHOST_CLASH",
   /** `nginx -t` rejected the candidate LB site; the live file was not touched. `output` is nginx's message. */
   "ERR_LB_TEST_FAILED",
   /** The master did not take the new config (SIGHUP failed, emerg in the log, or no new workers in time). */
@@ -40,6 +42,7 @@ export function isLbError(error: unknown, code?: LbErrorCode): error is LbError 
 
 const FROM_NGINX: Partial<Record<NginxError["code"], LbErrorCode>> = {
   ERR_NGINX_TEST_FAILED: "ERR_LB_TEST_FAILED",
+  ERR_NGINX_VHOST_CLASH: "ERR_LB_VHOST_CLASH",
   ERR_NGINX_RELOAD_FAILED: "ERR_LB_RELOAD_FAILED",
   ERR_NGINX_NOT_RUNNING: "ERR_LB_NOT_RUNNING",
   ERR_NGINX_LIVE_UNSUPPORTED: "ERR_LB_LIVE_UNSUPPORTED",

@@ -12,7 +12,8 @@ const geoip: LbSiteConfig = { app: "geoip", listenAddress: "10.0.0.9", listenPor
 
 function header(config: LbSiteConfig): string {
   return `# Written by cutover-agent (front load balancer); edits are overwritten on the next change.
-# cutover-lb-site ${JSON.stringify(config)}`;
+# cutover-lb-site ${JSON.stringify(config)}
+# cutover-listen site=lb:${config.app} listen=${config.listenAddress}:${config.listenPort} names=* tls=0 http2=0 default=0`;
 }
 
 const SERVER_HEAD = `server {

@@ -17,6 +17,7 @@ import { LB_BACKEND_HEADER, LB_REVISION_HEADER, LB_UPSTREAM_KEEPALIVE } from "./
 import { countingBlock, requestLogFormat, requestLogLine } from "../nginx/request-counting.js";
 import { DROP_PROBE_HEADER, probeOnlyMap } from "../nginx/probe-token.js";
 import { PROXY_REQUEST_LINES } from "../nginx/render.js";
+import { redirectServerLines, serverHeadLines } from "../nginx/virtual-host.js";
 import { isPlainPath } from "../nginx/site.js";
 import { accessBlock, balancerBlock, callBlock, controlServerBlock, LB_DICT_SIZE, moduleCall } from "./lua.js";
 import { DEFAULT_LB_SOCKET_DIR, LB_PROBE_SUFFIX, lbDictName, lbSocketPath, lbUpstream, lbVariable } from "./names.js";
@@ -53,15 +54,17 @@ const LIVE_PLACEHOLDER_PEER = "127.0.0.1:1";
 
 export function renderLbSite(input: LbSiteConfig, options: RenderLbOptions): string {
   const config = normalizeLbSite(input);
-  return config.switchMode === "live"
+  const text = config.switchMode === "live"
     ? renderLive(config, options.controlSocket ?? lbSocketPath(DEFAULT_LB_SOCKET_DIR, config.app), options.probeToken)
     : renderReload(config, options.requestLog, options.probeToken);
+  const redirect = redirectServerLines(config.listenAddress, config.listenPort, config.virtualHost);
+  return redirect.length === 0 ? text : `${text}${redirect.slice(1).join("\n")}\n`;
 }
 
 function serverHead(config: LbSiteConfig): string[] {
   return [
     "server {",
-    `    listen ${backendKey({ address: config.listenAddress, port: config.listenPort })};`,
+    ...serverHeadLines(config.listenAddress, config.listenPort, config.virtualHost),
     "",
     ...PROXY_REQUEST_LINES,
     DROP_PROBE_HEADER,

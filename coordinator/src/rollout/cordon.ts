@@ -87,7 +87,7 @@ export async function applyCordon(deps: RolloutDeps, host: HostRecord, to: "drai
     for (const lbHost of lbHosts) {
       try {
         await deps.fleet.whenOnline(lbHost.id, RESUME_WAIT_MS);
-        const applied = await deps.fleet.sendCommand(lbHost, { applyLb: { site: lbSiteOf(app, next) } }, LB_COMMAND_TIMEOUT_MS);
+        const applied = await deps.fleet.sendCommand(lbHost, { applyLb: { site: lbSiteOf(spec, next) } }, LB_COMMAND_TIMEOUT_MS);
         if (applied.status !== Status.OK) throw new Error(`${applied.message} (${applied.errorCode})`);
         const outcome: LbCordonOutcome = { app, lbHost: lbHost.name, ok: true };
         if (to === "drain") {

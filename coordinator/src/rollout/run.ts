@@ -8,7 +8,7 @@ import type { DeploymentRecord, DeploymentStore } from "../store/deployments.js"
 import type { HostRecord, HostStore } from "../store/hosts.js";
 import type { SecretStore } from "../store/secrets.js";
 import { withCordoned } from "./lb-plan.js";
-import { matchesSelector } from "./plan.js";
+import { matchesSelector, tlsFiles } from "./plan.js";
 import { postSwitch } from "./hooks.js";
 
 const Status = v1.CommandResult.Status;
@@ -20,9 +20,15 @@ export const RESUME_WAIT_MS = 30_000;
 export const LB_COMMAND_TIMEOUT_MS = 30_000;
 
 /** An app's upstream as the ApplyLb command carries it. */
-export function lbSiteOf(app: string, state: LbState): cutover.v1.LbSite.$Properties {
+export function lbSiteOf(spec: AppSpec, state: LbState): cutover.v1.LbSite.$Properties {
+  const lb = spec.lb;
   return {
-    app,
+    app: spec.app,
+    serverNames: lb?.serverNames ?? [],
+    defaultServer: lb?.defaultServer ?? false,
+    ...(lb?.tls && { tls: tlsFiles(lb.tls) }),
+    redirectHttpPort: lb?.redirectHttp ?? 0,
+    http2: lb?.http2 ?? false,
     listenPort: state.listenPort,
     backends: state.backends.map((b) => ({ ...b })),
     canary: state.canary
@@ -254,7 +260,7 @@ export class RolloutRun {
     const lbHosts = this.lbHosts();
     if (lbHosts.length === 0) throw new Error(`no enrolled host matches lb.hosts ${JSON.stringify(this.spec.lb?.hosts)}`);
     this.event(null, `load balancer: ${why}`, "lb");
-    const site = lbSiteOf(this.spec.app, state);
+    const site = lbSiteOf(this.spec, state);
     await Promise.all(
       lbHosts.map(async (lb) => {
         await this.deps.fleet.whenOnline(lb.id, RESUME_WAIT_MS);

@@ -190,6 +190,9 @@ export function validateSpec(raw: unknown, options: ValidateOptions): { spec: Ap
   if (NEEDS_LB.includes(strategy.type) && root.value("lb") === undefined) {
     c.fail("lb", `front load balancers, lb: { hosts, listen }, because strategy ${strategy.type} moves traffic on them`, "nothing");
   }
+  if (lb && proxy.tls) {
+    c.fail("proxy.tls", "nothing here with lb: the load balancers pass plain HTTP to each host's proxy.listen; serve HTTPS at lb.tls (and keep proxy plain)", "a mapping");
+  }
   const resources = readResources(root);
   const limits = readLimits(root);
   // A wrong progress_deadline is an issue already: hooks are not also measured against its placeholder.

@@ -94,6 +94,10 @@ test("a tcp proxy takes none of the HTTP fields", (t) => {
   t.regex(issues[0]!.expected, /protocol is tcp/);
 });
 
+test("TLS at both the proxy and the lb is refused: the LBs pass plain HTTP to the hosts", (t) => {
+  t.deepEqual(issuesOf((s) => Object.assign(s, { proxy: { listen: 8080, tls: TLS }, lb: { hosts: { role: "lb" }, listen: 443, tls: TLS } })).map((i) => i.field), ["proxy.tls"]);
+});
+
 test("lb takes names and TLS by path, not by secret", (t) => {
   const spec = parse((s) => (s.lb = { hosts: { role: "lb" }, listen: 443, server_names: ["geoip.example.com"], tls: TLS }));
   t.deepEqual(spec.lb, { hosts: { role: "lb" }, listen: 443, drainTimeoutMs: 30_000, serverNames: ["geoip.example.com"], tls: TLS });
