@@ -40,19 +40,21 @@ export function hostRoot(t: { teardown(fn: () => void): void }, options: { debia
     writeFileSync(join(root, "etc", `${file}-`), `${line}\n`);
   }
   // Registered after tempDir, so it runs before the removal.
-  t.teardown(() => {
-    // The wrapper first (it would start the agent again after an upgrade), then the agent.
-    for (const pid of [readPidFile(root), ...agentPids(root)]) {
-      if (pid === undefined) continue;
-      try {
-        process.kill(pid, "SIGKILL");
-      } catch {
-        // gone meanwhile
-      }
-    }
-    stopHostProcesses(join(root, PATHS.stateDir));
-  });
+  t.teardown(() => stopInstalledAgent(root));
   return root;
+}
+
+/** Kills what install.sh started under `root`: its wrapper first (it would start the agent again), the agent, then the agent's nginx and apps. */
+export function stopInstalledAgent(root: string): void {
+  for (const pid of [readPidFile(root), ...agentPids(root)]) {
+    if (pid === undefined) continue;
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      // gone meanwhile
+    }
+  }
+  stopHostProcesses(join(root, PATHS.stateDir));
 }
 
 /** Live processes running the agent installed under `root`, whatever started them. */
