@@ -9,19 +9,14 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import test from "ava";
 import { writeExampleSpec } from "./harness/app-spec.js";
-import { startCoordinator, type CoordinatorProcess } from "./harness/fleet.js";
+import { startCoordinator } from "./harness/fleet.js";
 import { tempDir } from "./harness/processes.js";
 import { getThroughProxy, loadThroughProxies } from "./harness/through-proxy.js";
 import { ensureAgentBundle, patchedAgentBundle } from "./install/bundle.js";
-import { agentPids, hostRoot, PATHS, runInstaller } from "./install/host-root.js";
+import { agentPids, PATHS } from "./install/host-root.js";
+import { hostList, installHosts } from "./install/installed-fleet.js";
 
 const PORTS = { listen: 8080, blue: 7001, green: 7002 };
-
-interface HostJson {
-  name: string;
-  state: string;
-  agentVersion: string;
-}
 
 interface ReportJson {
   version: string;
@@ -31,16 +26,6 @@ interface ReportJson {
 
 const sha256 = (file: string) => createHash("sha256").update(readFileSync(file)).digest("hex");
 
-function loopback(): string {
-  return `127.${1 + Math.floor(Math.random() * 254)}.${1 + Math.floor(Math.random() * 254)}.${2 + Math.floor(Math.random() * 250)}`;
-}
-
-async function hosts(coordinator: CoordinatorProcess): Promise<HostJson[]> {
-  const result = await coordinator.cli(["hosts", "--json"]);
-  if (result.exitCode !== 0) throw new Error(`cutover hosts failed (${result.exitCode}): ${result.stderr}`);
-  return (JSON.parse(result.stdout) as HostJson[]).sort((a, b) => a.name.localeCompare(b.name));
-}
-
 test.before(() => {
   if (process.getuid?.() !== 0) throw new Error("the agent upgrade test needs root: install.sh refuses to run without it");
 });
@@ -48,17 +33,7 @@ test.before(() => {
 test.serial("agents upgrade: 3 installed hosts under load move to the new version with 0 failed requests; a bundle that crashes at start is rolled back on its first host and halts the upgrade", async (t) => {
   const bundle = await ensureAgentBundle();
   const coordinator = await startCoordinator(t);
-  const hostsUp: { name: string; root: string; address: string }[] = [];
-  for (const i of [1, 2, 3]) {
-    const host = { name: `web-${i}`, root: hostRoot(t), address: loopback() };
-    const token = await coordinator.enrollmentToken();
-    const install = await runInstaller(t, [
-      "--root", host.root, "--no-systemd", "--agent-file", bundle, "--node", process.execPath,
-      "--coordinator", coordinator.url, "--token", token, "--name", host.name, "--labels", "role=geoip", "--address", host.address, "--nginx", "managed",
-    ]);
-    t.is(install.exitCode, 0, `${install.stdout}\n${install.stderr}`);
-    hostsUp.push(host);
-  }
+  const hostsUp = await installHosts(t, coordinator, bundle, ["role=geoip", "role=geoip", "role=geoip"]);
   const addresses = hostsUp.map((h) => h.address);
   const spec = writeExampleSpec(tempDir(t, "cutover-upgrade-spec-"), { ...PORTS, batch: 3 });
   const deploy = await coordinator.cli(["deploy", spec, "--release", "v1", "--json"]);
@@ -80,7 +55,7 @@ test.serial("agents upgrade: 3 installed hosts under load move to the new versio
     ["web-2", "0.1.0", "0.1.1-upgrade", "upgraded"],
     ["web-3", "0.1.0", "0.1.1-upgrade", "upgraded"],
   ]);
-  t.deepEqual((await hosts(coordinator)).map((h) => [h.name, h.state, h.agentVersion]), [
+  t.deepEqual((await hostList(coordinator)).map((h) => [h.name, h.state, h.agentVersion]), [
     ["web-1", "online", "0.1.1-upgrade"],
     ["web-2", "online", "0.1.1-upgrade"],
     ["web-3", "online", "0.1.1-upgrade"],
@@ -107,7 +82,7 @@ test.serial("agents upgrade: 3 installed hosts under load move to the new versio
   t.regex(haltReport.hosts[0]!.message, /came back running 0\.1\.1-upgrade, not 0\.1\.2-crash: the new agent 0\.1\.2-crash exited with code 1; the previous file was put back/);
   t.regex(haltReport.halted ?? "", /^halted after batch 1 of 3: web-1: /);
   t.regex(halted.stderr, /agent upgrade halted/);
-  t.deepEqual((await hosts(coordinator)).map((h) => [h.name, h.state, h.agentVersion]), [
+  t.deepEqual((await hostList(coordinator)).map((h) => [h.name, h.state, h.agentVersion]), [
     ["web-1", "online", "0.1.1-upgrade"],
     ["web-2", "online", "0.1.1-upgrade"],
     ["web-3", "online", "0.1.1-upgrade"],
