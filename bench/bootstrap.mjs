@@ -246,6 +246,8 @@ export async function run(args) {
   );
   if (!ansible) console.log("ansible-playbook is not on PATH: the Ansible play was not run (apt-get install ansible to compare)");
   else console.log(`the play took ${fmt(play.ms / cutover.ms, 2)}x bootstrap's time (its token making not counted; ${fmt((play.ms + play.tokensMs) / cutover.ms, 2)}x with it)`);
-  writeResult("bootstrap", { conditions: conditions({ hosts: count, forks, ansible: play?.version ?? null }), cutover, ansible: play });
+  const measured = conditions({ hosts: count, forks, ansible: play?.version ?? null });
+  console.log(`conditions: commit ${measured.commit}, ${measured.cores} cores (${measured.cpu}), load average ${fmt(measured.loadavg1m, 2)} (1 min, other work included), node ${measured.node}`);
+  writeResult("bootstrap", { conditions: measured, cutover, ansible: play });
   return true;
 }
