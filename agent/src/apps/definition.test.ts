@@ -1,6 +1,7 @@
 // The edge where a Deploy's definition enters the agent: the health section's
 // live interval, defaulted and checked there (the gate's interval is the gate's alone).
 import test from "ava";
+import type { cutover } from "@cutover/protocol";
 import { appDefinitionOf, DEFAULT_LIVE_CHECK_INTERVAL_MS } from "./definition.js";
 
 const WIRE = {
@@ -62,3 +63,36 @@ test("a secret reference or env file that is not one is refused at the edge", (t
     t.is(error?.message, `the definition of geoip ${what}`);
   }
 });
+
+test("the proxy's names and TLS come off the wire checked, and a saved definition reads back the same", (t) => {
+  const wire: cutover.v1.AppDefinition.$Properties = {
+    ...WIRE,
+    proxy: { listenPort: 443, virtualHost: { serverNames: ["geo.example.com"], defaultServer: true, tls: { certificatePath: "/etc/ssl/geo.pem", keySecret: "GEO_KEY" }, redirectHttpPort: 80, http2: true } },
+  };
+  const definition = appDefinitionOf(wire);
+  t.deepEqual(definition.proxy, {
+    listenPort: 443,
+    protocol: "http",
+    directives: [],
+    serverNames: ["geo.example.com"],
+    defaultServer: true,
+    tls: { certificate: { path: "/etc/ssl/geo.pem" }, key: { secret: "GEO_KEY" } },
+    redirectHttpPort: 80,
+    http2: true,
+  });
+  t.deepEqual(appDefinitionOf(definition), definition);
+  t.like(appDefinitionOf(WIRE).proxy, { serverNames: [], defaultServer: false, tls: undefined, redirectHttpPort: undefined, http2: false }, "an older coordinator sends none");
+});
+
+const BAD_VIRTUAL_HOSTS: [string, cutover.v1.VirtualHost.$Properties, RegExp][] = [
+  ["a regex server name", { serverNames: ["~^.*$"] }, /server name nginx would not read as a host name/],
+  ["a relative certificate path", { tls: { certificatePath: "etc/geo.pem", keyPath: "/k.pem" } }, /TLS certificate that is neither/],
+  ["a redirect without tls", { redirectHttpPort: 80 }, /redirect_http port \(80\)/],
+];
+for (const [what, virtualHost, message] of BAD_VIRTUAL_HOSTS) {
+  test(`refuses ${what} at the edge`, (t) => {
+    const wire: cutover.v1.AppDefinition.$Properties = { ...WIRE, proxy: { listenPort: 443, virtualHost } };
+    const error = t.throws(() => appDefinitionOf(wire));
+    t.regex(error?.message ?? "", message);
+  });
+}

@@ -140,12 +140,14 @@ function proxyOf(wire: WireProxy | ProxyDefinition | null | undefined, invalid: 
   const listenPort = wire?.listenPort;
   if (!isPort(listenPort)) throw invalid("has no proxy listen port");
   const protocol = wire?.protocol === "tcp" ? "tcp" : "http";
-  const serverNames = [...(wire?.serverNames ?? [])];
+  // A definition read back from a snapshot has the fields itself; the wire has them in virtualHost.
+  const vh = wire && "serverNames" in wire ? wire : (wire?.virtualHost ?? undefined);
+  const serverNames = [...(vh?.serverNames ?? [])];
   const bad = serverNames.find((name) => !isServerName(name));
   if (bad !== undefined) throw invalid(`has a server name nginx would not read as a host name: ${JSON.stringify(bad)}`);
   if (new Set(serverNames).size !== serverNames.length) throw invalid("names one server name twice");
-  const tls = tlsOf(wire?.tls, invalid);
-  const redirect = wire && "redirectHttpPort" in wire ? wire.redirectHttpPort : undefined;
+  const tls = tlsOf(vh?.tls, invalid);
+  const redirect = vh?.redirectHttpPort ?? undefined;
   if (redirect && (!isPort(redirect) || redirect === listenPort || tls === undefined)) throw invalid(`has a redirect_http port (${redirect}) that is not a port other than listen, or no tls`);
   if ((serverNames.length > 0 || tls !== undefined) && protocol === "tcp") throw invalid("has server names or TLS on a tcp proxy");
   return {
@@ -153,10 +155,10 @@ function proxyOf(wire: WireProxy | ProxyDefinition | null | undefined, invalid: 
     protocol,
     directives: [...(wire?.directives ?? [])],
     serverNames,
-    defaultServer: serverNames.length > 0 && Boolean(wire?.defaultServer),
+    defaultServer: serverNames.length > 0 && Boolean(vh?.defaultServer),
     tls,
     redirectHttpPort: redirect || undefined,
-    http2: tls !== undefined && Boolean(wire?.http2),
+    http2: tls !== undefined && Boolean(vh?.http2),
   };
 }
 

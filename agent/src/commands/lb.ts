@@ -10,6 +10,7 @@ const Status = v1.CommandResult.Status;
 /** The wire LbSite as the lb module's config for this host. */
 export function lbSiteConfig(site: cutover.v1.LbSite.$Properties, address: string, switchMode: SwitchMode): LbSiteConfig {
   const canary = site.canary;
+  const virtualHost = lbVirtualHost(site);
   return {
     app: site.app ?? "",
     listenAddress: address,
@@ -23,7 +24,7 @@ export function lbSiteConfig(site: cutover.v1.LbSite.$Properties, address: strin
       state: (b.state || "up") as "up" | "drain" | "down",
       group: (b.group || "stable") as "stable" | "canary",
     })),
-    virtualHost: lbVirtualHost(site),
+    ...(virtualHost && { virtualHost }),
     ...(canary?.cookie && {
       canary: {
         cookie: canary.cookie,
@@ -39,8 +40,11 @@ export function lbSiteConfig(site: cutover.v1.LbSite.$Properties, address: strin
  * the TLS files must be on this host, readable, a key not readable by others (checkTlsFile);
  * their fingerprint goes into the site, so rotating them in place reloads.
  */
-function lbVirtualHost(site: cutover.v1.LbSite.$Properties): VirtualHost {
-  const tls = site.tls;
+function lbVirtualHost(site: cutover.v1.LbSite.$Properties): VirtualHost | undefined {
+  const vh = site.virtualHost;
+  // A spec without any of the fields: the site as before them, the port its own.
+  if (!vh || (!vh.serverNames?.length && !vh.tls && !vh.redirectHttpPort && !vh.http2)) return undefined;
+  const tls = vh.tls;
   if (tls && (tls.certificateSecret || tls.keySecret)) {
     throw new LbError("ERR_LB_INVALID_SITE", `LB site ${site.app}: TLS files of a load balancer are paths on its host, not secrets`);
   }
@@ -50,11 +54,11 @@ function lbVirtualHost(site: cutover.v1.LbSite.$Properties): VirtualHost {
     checkTlsFile(files.key, "key", "lb.tls");
   }
   return {
-    serverNames: [...(site.serverNames ?? [])],
-    defaultServer: Boolean(site.defaultServer),
-    http2: Boolean(site.http2),
+    serverNames: [...(vh.serverNames ?? [])],
+    defaultServer: Boolean(vh.defaultServer),
+    http2: Boolean(vh.http2),
     ...(files && { tls: { ...files, fingerprint: tlsFingerprint(files.certificate, files.key) } }),
-    ...(site.redirectHttpPort ? { redirectHttpPort: site.redirectHttpPort } : {}),
+    ...(vh.redirectHttpPort ? { redirectHttpPort: vh.redirectHttpPort } : {}),
   };
 }
 

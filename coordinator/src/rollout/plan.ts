@@ -1,4 +1,4 @@
-import type { AppSpec, CountOrPercent, TlsSpec } from "@cutover/spec";
+import type { AppSpec, CountOrPercent, TlsSpec, VirtualHostSpec } from "@cutover/spec";
 import { isSecretRef, resolveCount } from "@cutover/spec";
 import type { cutover } from "@cutover/protocol";
 
@@ -46,11 +46,7 @@ export function appDefinition(spec: AppSpec): cutover.v1.AppDefinition.$Properti
       listenPort: spec.proxy.listen,
       protocol: spec.proxy.protocol,
       directives: spec.proxy.directives ?? [],
-      serverNames: spec.proxy.serverNames ?? [],
-      defaultServer: spec.proxy.defaultServer ?? false,
-      ...(spec.proxy.tls && { tls: tlsFiles(spec.proxy.tls) }),
-      redirectHttpPort: spec.proxy.redirectHttp ?? 0,
-      http2: spec.proxy.http2 ?? false,
+      virtualHost: virtualHostWire(spec.proxy),
     },
     health: {
       kind: check.kind,
@@ -72,8 +68,19 @@ export function appDefinition(spec: AppSpec): cutover.v1.AppDefinition.$Properti
   };
 }
 
+/** proxy's or lb's names, TLS, redirect and HTTP/2 as ProxySpec and LbSite carry them. */
+export function virtualHostWire(section: VirtualHostSpec): cutover.v1.VirtualHost.$Properties {
+  return {
+    serverNames: section.serverNames ?? [],
+    defaultServer: section.defaultServer ?? false,
+    ...(section.tls && { tls: tlsFiles(section.tls) }),
+    redirectHttpPort: section.redirectHttp ?? 0,
+    http2: section.http2 ?? false,
+  };
+}
+
 /** A TLS section as the wire carries it: each file a path on the host or a secret's name (its value goes in Deploy.secrets). */
-export function tlsFiles(tls: TlsSpec): cutover.v1.TlsFiles.$Properties {
+function tlsFiles(tls: TlsSpec): cutover.v1.TlsFiles.$Properties {
   const { certificate, key } = tls;
   return {
     ...(isSecretRef(certificate) ? { certificateSecret: certificate.secret } : { certificatePath: certificate }),

@@ -8,7 +8,7 @@ import type { DeploymentRecord, DeploymentStore } from "../store/deployments.js"
 import type { HostRecord, HostStore } from "../store/hosts.js";
 import type { SecretStore } from "../store/secrets.js";
 import { withCordoned } from "./lb-plan.js";
-import { matchesSelector, tlsFiles } from "./plan.js";
+import { matchesSelector, virtualHostWire } from "./plan.js";
 import { postSwitch } from "./hooks.js";
 
 const Status = v1.CommandResult.Status;
@@ -24,11 +24,7 @@ export function lbSiteOf(spec: AppSpec, state: LbState): cutover.v1.LbSite.$Prop
   const lb = spec.lb;
   return {
     app: spec.app,
-    serverNames: lb?.serverNames ?? [],
-    defaultServer: lb?.defaultServer ?? false,
-    ...(lb?.tls && { tls: tlsFiles(lb.tls) }),
-    redirectHttpPort: lb?.redirectHttp ?? 0,
-    http2: lb?.http2 ?? false,
+    ...(lb && { virtualHost: virtualHostWire(lb) }),
     listenPort: state.listenPort,
     backends: state.backends.map((b) => ({ ...b })),
     canary: state.canary
