@@ -104,6 +104,9 @@ async function startSshd(t: Context, dir: string, host: Omit<SshHost, "port" | "
     // The temp dirs are the test's, not a user's home: skip the home-dir mode checks.
     "StrictModes no",
     "Subsystem sftp /usr/lib/openssh/sftp-server",
+    // A test host's home is its own dir, as on a fresh machine: not this machine's root, whose
+    // .bashrc (pyenv init here) would run in every session and measure this machine's shell.
+    `SetEnv HOME=${hostDir}`,
     "LogLevel ERROR",
     "",
   ].join("\n"));
