@@ -18,7 +18,7 @@ import { allUp } from "./lb-plan.js";
 import { rollBackAfterRestart } from "./strategies/after-restart.js";
 import { planRollbackTo, type RollbackTo } from "./rollback-to.js";
 import { afterPreDeploy, hooksUnsupported } from "./hooks.js";
-import { virtualHostsUnsupported } from "./virtual-hosts.js";
+import { unsupportedFeatures } from "./spec-capabilities.js";
 import { secretValues, unsetSecretsRefusal, type SecretRolloutDeps } from "./secrets.js";
 
 export { DEPLOY_COMMAND_MARGIN_MS } from "./run.js";
@@ -133,8 +133,8 @@ export class Rollouts {
     if (blind) refusals.push(new ApiError(412, "ERR_ANALYSIS_UNMEASURABLE", `the spec's analysis cannot be measured; nothing was deployed: ${blind}`));
     const noHooks = hooksUnsupported(spec, selected);
     if (noHooks) refusals.push(new ApiError(412, "ERR_AGENT_UNSUPPORTED", `${noHooks}; nothing was deployed`));
-    const noVirtualHosts = virtualHostsUnsupported(spec, selected, this.deps.hosts.list());
-    if (noVirtualHosts) refusals.push(new ApiError(412, "ERR_AGENT_UNSUPPORTED", `${noVirtualHosts}; nothing was deployed`));
+    const unsupported = unsupportedFeatures(spec, selected, this.deps.hosts.list());
+    if (unsupported) refusals.push(new ApiError(412, "ERR_AGENT_UNSUPPORTED", `${unsupported}; nothing was deployed`));
     const firstBehindLb = spec.lb !== undefined && this.deps.apps.lbState(spec.app) === null && spec.strategy.type !== "fleet-bluegreen";
     let idleHosts: HostRecord[] | undefined;
     if (!firstBehindLb && spec.strategy.type === "fleet-bluegreen") {

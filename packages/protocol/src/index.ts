@@ -35,4 +35,4 @@ export { HOOK_NAMES, HOOK_OUTPUT_TAIL_BYTES, MAX_HOOK_ARGS, MAX_HOOK_TIMEOUT_MS,
 export { REMOVES_APPS } from "./app-removal.js";
 export { requestMetricFamilies, type LabelledTotals, type MetricFamily } from "./request-series.js";
 export { BUNDLE_SIGNATURE_CONTEXT, bundleSignedText, compareVersions, EXIT_UPGRADE, isValidVersion, UPGRADE_ROLLED_BACK_EVENT, UPGRADES_ITSELF } from "./agent-upgrade.js";
-export { SERVES_VIRTUAL_HOSTS } from "./virtual-hosts.js";
+export { SERVES_VIRTUAL_HOSTS, TAKES_SECRETS } from "./virtual-hosts.js";
