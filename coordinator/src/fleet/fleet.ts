@@ -31,7 +31,11 @@ export const DEFAULT_FLEET_OPTIONS: FleetOptions = {
   heartbeatIntervalMs: 5_000,
   pingIntervalMs: DEFAULT_PING_INTERVAL_MS,
   pingTimeoutMs: DEFAULT_PING_TIMEOUT_MS,
-  maxPendingHandshakes: 1_000,
+  // A waiting upgrade holds about what one in progress does (its socket), so the split is about
+  // CPU, not memory: at 1,000 a storm of 10,000 on a loaded machine left the coordinator idle at
+  // 38% of a core while queued agents gave up after their 10 s (slots held by agents slow to answer
+  // the Challenge). Every handshake in progress still ends at handshakeTimeoutMs.
+  maxPendingHandshakes: 4_000,
   // A reconnect storm of a whole large fleet waits rather than being refused; each waiting upgrade
   // holds only its socket and request (a few KB).
   maxQueuedHandshakes: 20_000,
