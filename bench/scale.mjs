@@ -150,7 +150,8 @@ class SimFleet {
         (child) =>
           new Promise((resolve, reject) => {
             const id = this.nextId++;
-            const timer = setTimeout(() => reject(new Error(`simulated agents did not answer ${type}`)), 10_000);
+            // A child busy with thousands of reconnecting sessions on a loaded machine can take a while.
+            const timer = setTimeout(() => reject(new Error(`simulated agents did not answer ${type} within 60 s`)), 60_000);
             const onMessage = (message) => {
               if (message.id !== id) return;
               clearTimeout(timer);
