@@ -5,15 +5,17 @@
 // heartbeats at the interval the Welcome names, answers Ping with Pong and
 // Deploy/Rollback with an OK result carrying a DeployOutcome (after the step
 // events a real agent sends), and reconnects with the real agent's capped,
-// jittered backoff. Like a real agent it acts only on the signed inner command
-// with a sequence above the last; the Ed25519 check of the coordinator's
-// signature is optional (verifyCommands): it is the agent's CPU, not the
-// coordinator's, and here it would share the coordinator's two cores.
+// jittered backoff. Like a real agent it announces "commands.mac" with a fresh
+// X25519 share per session, verifies the Welcome's Ed25519 signature over both
+// shares, derives the session key (HKDF) and takes only commands whose
+// HMAC-SHA256 verifies and whose sequence rises on the session; a share of the
+// sessions (`legacyShare`) behaves like an agent from before the capability and
+// takes Ed25519-signed commands, checked with the coordinator's key.
 // Driven by the parent over IPC; see scale.mjs.
-import { createHash, createPrivateKey, createPublicKey, sign, verify } from "node:crypto";
+import { createHash, createHmac, createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, hkdfSync, sign, timingSafeEqual, verify } from "node:crypto";
 import WebSocket from "ws";
 
-const { decodeEnvelope, encodeEnvelope, helloProofBytes, MAX_FRAME_BYTES, openSignedCommand, PROTOCOL_VERSION, v1 } = await import("../packages/protocol/dist/index.js");
+const { COMMAND_MAC, commandKeyInfo, decodeEnvelope, encodeEnvelope, helloProofBytes, MAX_FRAME_BYTES, openSignedCommand, PROTOCOL_VERSION, v1, welcomeProofBytes } = await import("../packages/protocol/dist/index.js");
 const { backoffDelayMs } = await import("../packages/log/dist/index.js");
 
 const Status = v1.CommandResult.Status;
@@ -69,8 +71,13 @@ const counters = {
   handshakeTimeouts: 0,
   dropsWhileOnline: {},
   pings: 0,
-  /** Commands refused before acting (unsigned, bad signature, replayed sequence). */
+  /** Commands refused before acting (unsigned, bad signature or MAC, replayed sequence). */
   commandsRefused: 0,
+  /** Welcomes whose signature did not verify (the session is closed, as a real agent does). */
+  welcomesRefused: 0,
+  /** Commands taken under a session MAC, and under an Ed25519 signature. */
+  macCommands: 0,
+  signedCommands: 0,
   deploys: 0,
   heartbeats: 0,
   lastOnlineAt: 0,
@@ -88,11 +95,13 @@ class SimAgent {
   coordinatorKey = undefined;
   lastSequence = 0;
 
-  constructor(name, token, settings) {
+  constructor(name, token, settings, legacy) {
     this.name = name;
     this.token = token;
     this.settings = settings;
     this.key = simKey(name);
+    /** Like an agent from before "commands.mac": no key share, signed commands. */
+    this.legacy = legacy;
   }
 
   connect() {
@@ -146,6 +155,9 @@ class SimAgent {
   onEnvelope(envelope) {
     switch (envelope.body) {
       case "challenge": {
+        this.nonce = envelope.challenge.nonce;
+        this.keyShare = this.legacy ? undefined : newKeyShare();
+        this.session = undefined;
         const signature = sign(null, helloProofBytes(envelope.challenge.nonce, this.name, this.key.publicKey), this.key.privateKey);
         this.send({
           hello: {
@@ -158,15 +170,27 @@ class SimAgent {
             agentVersion: "0.1.0-sim",
             address: this.settings.localAddress,
             labels: this.settings.labels,
-            capabilities: ["nginx.reload"],
+            capabilities: this.legacy ? ["nginx.reload"] : ["nginx.reload", COMMAND_MAC],
             resources: resources(),
             instances: this.instances(),
+            sessionKeyShare: this.keyShare?.share,
           },
         });
         return;
       }
       case "welcome": {
         clearTimeout(this.handshakeTimer);
+        // As the real agent (agent/src/session/command-verifier.ts): the signature covers both shares.
+        const welcome = envelope.welcome;
+        this.coordinatorKey = coordinatorKeyObject(welcome.coordinatorPublicKey);
+        const theirs = welcome.sessionKeyShare?.length ? welcome.sessionKeyShare : undefined;
+        const shares = theirs && this.keyShare ? { agent: this.keyShare.share, coordinator: theirs } : undefined;
+        if ((theirs && !this.keyShare) || !this.coordinatorKey || !verify(null, welcomeProofBytes(this.nonce, welcome.hostId, this.key.publicKey, shares), this.coordinatorKey, welcome.signature)) {
+          counters.welcomesRefused++;
+          this.socket?.close(4401, "coordinator not trusted");
+          return;
+        }
+        this.session = { commandKey: shares ? deriveKey(this.keyShare, theirs, this.nonce, welcome.hostId) : undefined, lastMacSequence: 0, hostId: welcome.hostId };
         this.attempt = 0;
         this.state = "online";
         this.token = undefined;
@@ -174,7 +198,6 @@ class SimAgent {
         counters.welcomes++;
         if (envelope.welcome.enrolled) counters.enrolled++;
         counters.lastOnlineAt = Date.now();
-        this.coordinatorKey = coordinatorKeyObject(envelope.welcome.coordinatorPublicKey);
         this.heartbeatTimer = setInterval(() => this.heartbeat(), envelope.welcome.heartbeatIntervalMs);
         return;
       }
@@ -199,14 +222,28 @@ class SimAgent {
     this.send({ heartbeat: { resources: resources(), instances: this.instances() } });
   }
 
-  /** What a real agent acts on: the signed inner command, its sequence above the last one (the signature checked when asked to). */
+  /** What a real agent acts on: the inner command under this session's MAC or the coordinator's signature, for this host and session, its sequence above the last one. */
   open(outer) {
-    if (!outer.signed?.length) return undefined;
-    if (this.settings.verifyCommands && !(this.coordinatorKey && verify(null, outer.signed, this.coordinatorKey, outer.signature))) return undefined;
+    if (!outer.signed?.length || !this.session) return undefined;
+    const keyed = outer.mac?.length > 0;
+    if (keyed) {
+      const key = this.session.commandKey;
+      if (!key || outer.mac.length !== 32 || !timingSafeEqual(createHmac("sha256", key).update(outer.signed).digest(), outer.mac)) return undefined;
+    } else if (!verify(null, outer.signed, this.coordinatorKey, outer.signature)) {
+      return undefined;
+    }
     const inner = openSignedCommand(outer);
+    if (inner.hostId !== this.session.hostId || !Buffer.from(inner.sessionNonce).equals(Buffer.from(this.nonce))) return undefined;
     const sequence = Number(inner.sequence);
-    if (!(sequence > this.lastSequence)) return undefined;
-    this.lastSequence = sequence;
+    if (keyed) {
+      if (!(sequence > this.session.lastMacSequence)) return undefined;
+      this.session.lastMacSequence = sequence;
+      counters.macCommands++;
+    } else {
+      if (!(sequence > this.lastSequence)) return undefined;
+      this.lastSequence = sequence;
+      counters.signedCommands++;
+    }
     return inner;
   }
 
@@ -259,6 +296,18 @@ class SimAgent {
   }
 }
 
+/** A fresh X25519 share for one session. */
+function newKeyShare() {
+  const { privateKey, publicKey } = generateKeyPairSync("x25519");
+  return { privateKey, share: Buffer.from(publicKey.export({ format: "jwk" }).x, "base64url") };
+}
+
+/** The session's command key, as the agent derives it (agent/src/session/session-key.ts). */
+function deriveKey(ours, theirs, nonce, hostId) {
+  const peer = createPublicKey({ key: { kty: "OKP", crv: "X25519", x: Buffer.from(theirs).toString("base64url") }, format: "jwk" });
+  return Buffer.from(hkdfSync("sha256", diffieHellman({ privateKey: ours.privateKey, publicKey: peer }), nonce, commandKeyInfo(hostId), 32));
+}
+
 let agents = [];
 const keyObjects = new Map();
 /** One KeyObject per coordinator key (every session of a process sees the same one). */
@@ -271,8 +320,8 @@ function coordinatorKeyObject(raw) {
 
 process.on("message", (message) => {
   if (message.type === "start") {
-    const settings = { url: message.url, localAddress: message.localAddress, labels: message.labels, maxBackoffMs: message.maxBackoffMs, verifyCommands: message.verifyCommands };
-    agents = message.agents.map(({ name, token }) => new SimAgent(name, token, settings));
+    const settings = { url: message.url, localAddress: message.localAddress, labels: message.labels, maxBackoffMs: message.maxBackoffMs };
+    agents = message.agents.map(({ name, token, legacy }) => new SimAgent(name, token, settings, legacy));
     // Spread the first connects over `rampMs`, as hosts booting around the same time would.
     agents.forEach((agent, i) => setTimeout(() => agent.connect(), Math.floor((i / agents.length) * message.rampMs)));
     process.send({ type: "started", count: agents.length });

@@ -4,7 +4,7 @@
 // heartbeat processing CPU, Ping fan-out round trips, a no-op deploy across all
 // hosts, and recovery from a reconnect storm (kill -9 and restart).
 //
-//   npm run bench -- scale [--sessions=1000,5000,10000] [--quiet=15] [--pings=5] [--profile=1] [--verify-commands=1]
+//   npm run bench -- scale [--sessions=1000,5000,10000] [--quiet=15] [--pings=5] [--profile=1] [--legacy=0]
 //     [--coordinator=PATH/bin/cutover.js]   (another build, to measure a change)
 //
 // --profile=1 runs the coordinator under the inspector and prints the top
@@ -42,7 +42,7 @@ const SUITE_BUDGET_S = 15 * 60;
 const estimatedSeconds = (n) => 40 + n * 0.015;
 const SWAP_RESERVE_S = 240;
 /** The budgets of docs/architecture.md ("Budgets"). */
-const BUDGET = { rssPerSessionBytes: 30 * 1024, fanoutP99Ms: 100 };
+const BUDGET = { rssPerSessionBytes: 30 * 1024, fanoutP99Ms: 100, stormAllOnlineMs: 30_000 };
 
 async function api(url, token, method, path, body, timeoutMs = API_TIMEOUT_MS) {
   const response = await fetch(url + path, {
@@ -132,14 +132,14 @@ class SimFleet {
   children = [];
   nextId = 1;
 
-  start(coordinatorUrl, agents, rampMs, verifyCommands) {
+  start(coordinatorUrl, agents, rampMs) {
     const url = `${coordinatorUrl.replace(/^http/, "ws")}/v1/agent`;
     for (let i = 0; i < SIM_PROCESSES; i++) {
       const share = agents.filter((_, j) => j % SIM_PROCESSES === i);
       // Open-files limit at the hard limit: thousands of sockets in one process.
       const child = spawn("bash", ["-c", 'ulimit -n "$(ulimit -Hn)" && exec "$0" "$@"', process.execPath, SIM_AGENTS], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
       child.on("error", () => {});
-      child.send({ type: "start", url, localAddress: `127.77.0.${10 + i}`, labels: SIM_LABELS, maxBackoffMs: MAX_BACKOFF_MS, agents: share, rampMs, verifyCommands });
+      child.send({ type: "start", url, localAddress: `127.77.0.${10 + i}`, labels: SIM_LABELS, maxBackoffMs: MAX_BACKOFF_MS, agents: share, rampMs });
       this.children.push(child);
     }
   }
@@ -150,7 +150,8 @@ class SimFleet {
         (child) =>
           new Promise((resolve, reject) => {
             const id = this.nextId++;
-            const timer = setTimeout(() => reject(new Error(`simulated agents did not answer ${type}`)), 10_000);
+            // A child busy with thousands of reconnecting sessions on a loaded machine can take a while.
+            const timer = setTimeout(() => reject(new Error(`simulated agents did not answer ${type} within 60 s`)), 60_000);
             const onMessage = (message) => {
               if (message.id !== id) return;
               clearTimeout(timer);
@@ -260,7 +261,8 @@ async function runSize(n, shared) {
 
     // All sessions online.
     started = performance.now();
-    sims.start(coordinator.url, names.map((name) => ({ name, token: tokenOf.get(name) })), n * RAMP_MS_PER_SESSION, shared.verifyCommands);
+    // Every `legacyEvery`-th host acts as an agent from before "commands.mac" (signed commands).
+    sims.start(coordinator.url, names.map((name, i) => ({ name, token: tokenOf.get(name), legacy: shared.legacyEvery > 0 && i % shared.legacyEvery === 0 })), n * RAMP_MS_PER_SESSION);
     await waitFor(`${n} sessions online`, async () => (await coordinator.health()).agentsOnline >= n, 120_000 + n * 20, 200);
     result.connect = { ms: performance.now() - started, rampMs: n * RAMP_MS_PER_SESSION };
     const afterConnect = await sims.stats();
@@ -396,6 +398,8 @@ async function runSize(n, shared) {
     const last = await sims.stats();
     result.simRssBytes = last.memoryRssBytes;
     result.commandsRefused = last.commandsRefused;
+    result.commandsTaken = { mac: last.macCommands, signed: last.signedCommands };
+    result.welcomesRefused = last.welcomesRefused;
     if (shared.profile) result.profiles = profiles;
     return result;
   } finally {
@@ -427,6 +431,7 @@ function budgetLines(results) {
     lines.push(`${verdict(kb < 30)} ${r.sessions} sessions: coordinator RSS ${fmt(kb)} KB per session over the fresh process${Number.isFinite(marginal) ? `, ${fmt(marginal)} KB per added session` : ""} (budget < 30 KB)`);
     lines.push(`${verdict(r.fanout.p99Ms < BUDGET.fanoutP99Ms)} ${r.sessions} sessions: Ping fan-out p99 ${fmt(r.fanout.p99Ms)} ms (budget < 100 ms)`);
     if (r.fanout.notOk > 0) lines.push(`MISS ${r.sessions} sessions: ${r.fanout.notOk} Ping answers not OK (${r.commandsRefused} commands the simulated agents refused)`);
+    lines.push(`${verdict(r.storm.killToAllOnlineMs < BUDGET.stormAllOnlineMs)} ${r.sessions} sessions: all online ${fmt(r.storm.killToAllOnlineMs / 1000)} s after kill -9 in the reconnect storm (budget < 30 s)`);
     lines.push(`${verdict(r.storm.sessionsRefused === 0)} ${r.sessions} sessions: ${r.storm.sessionsRefused} sessions refused in the reconnect storm (${JSON.stringify({ ...r.storm.refusals, ...r.storm.upgradeRejects })}; budget 0), ${r.storm.attemptsTimedOut} attempts timed out and were retried`);
     if (r.deploy.state !== "succeeded") lines.push(`MISS ${r.sessions} sessions: no-op deploy ${r.deploy.state}: ${r.deploy.succeededHosts}/${r.deploy.hosts} hosts done${r.deploy.error ? `: ${r.deploy.error}` : ""}`);
     if (r.heartbeats.sessionsDropped > 0) lines.push(`MISS ${r.sessions} sessions: ${r.heartbeats.sessionsDropped} sessions dropped during the quiet window`);
@@ -440,12 +445,14 @@ export async function run(args) {
   const quietMs = option(args, "quiet", 15) * 1000;
   const pings = option(args, "pings", 5);
   const profile = option(args, "profile", 0) === 1;
-  const verifyCommands = option(args, "verify-commands", 0) === 1;
+  // Percent of the simulated agents that do not announce "commands.mac" and get Ed25519-signed commands.
+  const legacyPercent = option(args, "legacy", 0);
+  const legacyEvery = legacyPercent > 0 ? Math.round(100 / legacyPercent) : 0;
   // Another build of the coordinator (e.g. a patched copy), to measure a change against the same simulated fleet.
   const bin = args.find((a) => a.startsWith("--coordinator="))?.slice("--coordinator=".length) ?? CUTOVER_BIN;
   console.log(`\n== scale: ${sizes.join(", ")} simulated agent sessions (${SIM_PROCESSES} processes) against one coordinator, heartbeat ${HEARTBEAT_INTERVAL_S}s${profile ? ", PROFILING (figures carry the profiler's overhead)" : ""}`);
   const dir = mkdtempSync(join(tmpdir(), "cutover-bench-scale-"));
-  const shared = { dataDir: join(dir, "data"), port: await freePort(), logFile: join(dir, "coordinator.log"), quietMs, pings, profile, verifyCommands, bin };
+  const shared = { dataDir: join(dir, "data"), port: await freePort(), logFile: join(dir, "coordinator.log"), quietMs, pings, profile, legacyEvery, bin };
   const results = [];
   try {
     for (const n of sizes) {
@@ -497,14 +504,22 @@ export async function run(args) {
     `conditions: ${SIM_PROCESSES} simulated-agent processes on the same 2 cores as the coordinator; coordinator at log level info, heartbeat ${HEARTBEAT_INTERVAL_S}s;\n` +
       `RSS per session = (RSS with all online and heartbeating − RSS of the fresh process) / sessions; per added session = the slope from the previous size;\n` +
       `heartbeat CPU = coordinator utime+stime over a ${quietMs / 1000} s window with nothing else happening; load avg = the machine's 1-minute load when the size started;\n` +
-      `ping = POST /v1/hosts/ping roundTripMs over ${pings} calls (each call sends to every host in one loop, so early hosts wait for the loop);\n` +
+      `ping = POST /v1/hosts/ping roundTripMs over ${pings} calls: per host, from the coordinator sending its command to its answer (the call sends 256 per event-loop turn); wall = the whole call, i.e. until the last host answered;\n` +
+      `commands: every session does the real handshake (X25519 share, Welcome signature checked) and checks each command's HMAC (or, with --legacy=PCT, that share of sessions gets and checks Ed25519-signed commands);\n` +
       `CPU µs/host = coordinator CPU time during the call / hosts (heartbeats arriving meanwhile included): unlike latencies, it does not grow when other work shares the machine;\n` +
       `no-op deploy = POST /v1/deployments (batch 100%) to 'succeeded' as the store records it, each host answering with the 6 step events and an OK outcome;\n` +
       `storm = kill -9 and restart on the same port and data dir; agents reconnect with the real agent's backoff (250 ms base, 15 s cap, jitter);\n` +
       `refused = Refusal frames + HTTP errors (503) instead of the upgrade; timed out = attempts the coordinator did not finish within the agent's 10 s (retried).`,
   );
+  for (const r of done) {
+    console.log(
+      `${r.sessions} sessions: fan-out p50 ${fmt(r.fanout.p50Ms)} ms, p99 ${fmt(r.fanout.p99Ms)} ms, wall ${fmt(r.fanout.wallMedianMs, 0)} ms (median call), ${fmt(r.fanout.cpuUsPerHost, 0)} µs CPU/host; ` +
+        `storm: ${r.storm.sessionsRefused} refused, all online ${fmt(r.storm.killToAllOnlineMs / 1000)} s after kill -9 (${fmt(r.storm.listenToAllOnlineMs / 1000)} s after listen), ${r.storm.attemptsTimedOut} attempts timed out; ` +
+        `memory ${fmt(r.rss.perSessionBytes / 1024)} KB/session; commands taken: ${r.commandsTaken.mac} MAC, ${r.commandsTaken.signed} signed, ${r.commandsRefused} refused`,
+    );
+  }
   const budgets = budgetLines(results);
   console.log(budgets.join("\n"));
-  writeResult("scale", { conditions: conditions({ simProcesses: SIM_PROCESSES, heartbeatIntervalS: HEARTBEAT_INTERVAL_S, quietWindowS: quietMs / 1000, pingCalls: pings, profiled: profile, simAgentsVerifySignatures: verifyCommands, coordinatorBin: bin }), results, budgets });
+  writeResult("scale", { conditions: conditions({ simProcesses: SIM_PROCESSES, heartbeatIntervalS: HEARTBEAT_INTERVAL_S, quietWindowS: quietMs / 1000, pingCalls: pings, profiled: profile, simAgentsLegacyPercent: legacyPercent, coordinatorBin: bin }), results, budgets });
   return true;
 }

@@ -2,7 +2,7 @@ import { chmodSync, mkdirSync } from "node:fs";
 import { cpus } from "node:os";
 import { dirname, join } from "node:path";
 import { createLogger, watchEventLoop, type Logger } from "@cutover/log";
-import { enrollmentTokenKeyId, REMOVES_APPS, REPORTS_KEPT_RELEASES, RUNS_HOOKS, SERVES_VIRTUAL_HOSTS, TAKES_SECRETS, UPGRADE_ROLLED_BACK_EVENT, UPGRADES_ITSELF, type cutover } from "@cutover/protocol";
+import { COMMAND_MAC, enrollmentTokenKeyId, REMOVES_APPS, REPORTS_KEPT_RELEASES, RUNS_HOOKS, SERVES_VIRTUAL_HOSTS, TAKES_SECRETS, UPGRADE_ROLLED_BACK_EVENT, UPGRADES_ITSELF, type cutover } from "@cutover/protocol";
 import { CommandDispatcher } from "./commands/dispatcher.js";
 import { ConfigError, type AgentConfig } from "./config.js";
 import { loadOrCreateIdentity, markEnrolled } from "./identity.js";
@@ -36,7 +36,7 @@ const FETCH_ATTEMPTS = 4;
 const FETCH_RECONNECT_WAIT_MS = 30_000;
 
 /** Capabilities this agent build announces in Hello (nginx ones are added from what is installed). */
-export const BASE_CAPABILITIES = ["ping", "deploy.bluegreen", "deploy.in-place", "rollback", "lb", REPORTS_KEPT_RELEASES, RUNS_HOOKS, REMOVES_APPS, SERVES_VIRTUAL_HOSTS, TAKES_SECRETS];
+export const BASE_CAPABILITIES = ["ping", "deploy.bluegreen", "deploy.in-place", "rollback", "lb", REPORTS_KEPT_RELEASES, RUNS_HOOKS, REMOVES_APPS, SERVES_VIRTUAL_HOSTS, TAKES_SECRETS, COMMAND_MAC];
 
 export interface RunningAgent {
   link: CoordinatorLink;

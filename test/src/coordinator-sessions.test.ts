@@ -1,5 +1,8 @@
 import test from "ava";
-import { CloseCode, RefusalCode, type cutover } from "@cutover/protocol";
+import { once } from "node:events";
+import WebSocket from "ws";
+import { createHmac, createPublicKey, diffieHellman, generateKeyPairSync, hkdfSync, verify } from "node:crypto";
+import { CloseCode, COMMAND_MAC, commandKeyInfo, openSignedCommand, RefusalCode, welcomeProofBytes, type cutover } from "@cutover/protocol";
 import { inProcessCoordinator } from "./harness/in-process.js";
 import { newKey, RawAgent } from "./harness/raw-agent.js";
 
@@ -135,6 +138,54 @@ test("a command reaches an agent and its result comes back; an unknown command i
   agent.close();
 });
 
+const ed25519 = (raw: Uint8Array) => createPublicKey({ key: { kty: "OKP", crv: "Ed25519", x: Buffer.from(raw).toString("base64url") }, format: "jwk" });
+const x25519 = (raw: Uint8Array) => createPublicKey({ key: { kty: "OKP", crv: "X25519", x: Buffer.from(raw).toString("base64url") }, format: "jwk" });
+
+test("an agent that announces commands.mac gets its commands under a session key its signed Welcome agreed; one that does not gets them signed", async (t) => {
+  const { coordinator, api } = await inProcessCoordinator(t);
+  // The keyed agent: a fresh X25519 share in Hello.
+  const ours = generateKeyPairSync("x25519");
+  const share = Buffer.from((ours.publicKey.export({ format: "jwk" }) as { x: string }).x, "base64url");
+  const keyed = await RawAgent.connect(coordinator.url);
+  const key = newKey();
+  const welcome = (await keyed.handshake({ name: "web-1", key, token: await enrollmentToken(api), capabilities: [COMMAND_MAC], sessionKeyShare: share })).welcome as cutover.v1.Welcome;
+  const nonce = (keyed.received.find((e) => e.body === "challenge")!.challenge as cutover.v1.Challenge).nonce;
+  t.is(welcome.sessionKeyShare.length, 32, "the Welcome answers with the coordinator's share");
+  const proof = welcomeProofBytes(nonce, welcome.hostId, key.publicKey, { agent: share, coordinator: welcome.sessionKeyShare });
+  t.true(verify(null, proof, ed25519(welcome.coordinatorPublicKey), welcome.signature), "the Welcome's signature covers both shares");
+  const commandKey = Buffer.from(hkdfSync("sha256", diffieHellman({ privateKey: ours.privateKey, publicKey: x25519(welcome.sessionKeyShare) }), nonce, commandKeyInfo(welcome.hostId), 32));
+  keyed.answerPings();
+  // The agent that says nothing of it (an older one).
+  const legacy = await RawAgent.connect(coordinator.url);
+  const legacyWelcome = (await legacy.handshake({ name: "web-2", key: newKey(), token: await enrollmentToken(api) })).welcome as cutover.v1.Welcome;
+  t.is(legacyWelcome.sessionKeyShare.length, 0);
+  legacy.answerPings();
+
+  for (let i = 0; i < 2; i++) {
+    const ping = await api("POST", "/v1/hosts/ping", { body: {} });
+    t.deepEqual(ping.body.map((r: { name: string; ok: boolean }) => [r.name, r.ok]).sort(), [["web-1", true], ["web-2", true]]);
+  }
+  const commands = (agent: RawAgent) => agent.received.filter((e) => e.body === "command").map((e) => e.command as cutover.v1.Command);
+  const macd = commands(keyed);
+  t.is(macd.length, 2);
+  for (const [i, command] of macd.entries()) {
+    t.is(command.signature.length, 0, "no signature per command");
+    t.deepEqual(Buffer.from(command.mac), createHmac("sha256", commandKey).update(command.signed).digest(), "HMAC-SHA256 of the signed bytes under the session key");
+    const inner = openSignedCommand(command);
+    t.is(Number(inner.sequence), i + 1, "the session's own sequence, from 1");
+    t.is(inner.hostId, welcome.hostId);
+    t.deepEqual(Buffer.from(inner.sessionNonce), Buffer.from(nonce));
+  }
+  const legacyNonce = (legacy.received.find((e) => e.body === "challenge")!.challenge as cutover.v1.Challenge).nonce;
+  for (const command of commands(legacy)) {
+    t.is(command.mac.length, 0);
+    t.true(verify(null, command.signed, ed25519(legacyWelcome.coordinatorPublicKey), command.signature), "signed by the coordinator's key");
+    t.deepEqual(Buffer.from(openSignedCommand(command).sessionNonce), Buffer.from(legacyNonce));
+  }
+  keyed.close();
+  legacy.close();
+});
+
 test("the audit trail records who changed what, refused calls included, every host enrolled and every command sent", async (t) => {
   const { coordinator, api } = await inProcessCoordinator(t);
   const reader = await api("POST", "/v1/tokens/api", { body: { role: "read", name: "dashboard" } });
@@ -160,4 +211,35 @@ test("the audit trail records who changed what, refused calls included, every ho
   t.regex((audit.body as { detail: string }[]).at(-1)!.detail, /role=read name=dashboard/);
   t.is((await api("GET", "/v1/audit", { token: reader.body.token })).status, 403, "the trail is for admins");
   agent.close();
+});
+
+test("upgrades beyond the handshakes in progress wait their turn in arrival order instead of being refused; only a full queue answers 503", async (t) => {
+  const { coordinator, api, logs, waitForLog } = await inProcessCoordinator(t, { maxPendingHandshakes: 1, maxQueuedHandshakes: 2 });
+  const url = `${coordinator.url.replace(/^http/, "ws")}/v1/agent`;
+  const holding = await RawAgent.connect(coordinator.url);
+  await holding.next("challenge");
+  const queued = async () => {
+    const from = logs.length;
+    const socket = new WebSocket(url, { perMessageDeflate: false });
+    socket.on("error", () => {});
+    await waitForLog(/waiting for a handshake slot/, from);
+    return socket;
+  };
+  const first = await queued();
+  const second = await queued();
+  const third = new WebSocket(url, { perMessageDeflate: false });
+  third.on("error", () => {});
+  const [, response] = (await once(third, "unexpected-response")) as [unknown, { statusCode: number }];
+  t.is(response.statusCode, 503, "past the queue's bound");
+  third.terminate();
+
+  // The agent in progress finishes its handshake: the oldest waiting upgrade goes next, the other still waits.
+  await holding.handshake({ name: "web-1", key: newKey(), token: await enrollmentToken(api) });
+  await once(first, "open");
+  t.is(second.readyState, WebSocket.CONNECTING);
+  // The first one gives up: the slot it held goes to the next in line.
+  first.terminate();
+  await once(second, "open");
+  second.terminate();
+  holding.close();
 });

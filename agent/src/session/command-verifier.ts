@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { bundleSignedText, openSignedCommand, ProtocolError, welcomeProofBytes, type cutover } from "@cutover/protocol";
 import { writeFileAtomic } from "../state/atomic-write.js";
+import { deriveCommandKey, macMatches, type KeyShare } from "./session-key.js";
 
 /** Why a command was refused before anything was done. */
 export type CommandRefusal = {
@@ -10,6 +11,7 @@ export type CommandRefusal = {
   code:
     | "ERR_COMMAND_UNSIGNED"
     | "ERR_COMMAND_BAD_SIGNATURE"
+    | "ERR_COMMAND_BAD_MAC"
     | "ERR_COMMAND_REPLAYED"
     | "ERR_COMMAND_MALFORMED"
     | "ERR_COMMAND_UNSAVED"
@@ -33,6 +35,17 @@ export interface LinkSession {
   nonce: Uint8Array;
   /** This agent's public key (the one its Hello presented). */
   agentPublicKey: Uint8Array;
+  /** The X25519 share its Hello carried ("commands.mac"), if it sent one. */
+  keyShare?: KeyShare;
+}
+
+/** The session commands are taken on: its nonce, and its command key when the Welcome gave one. */
+interface CurrentSession {
+  nonce: Uint8Array;
+  /** HMAC key of Command.mac on this session; in memory only, gone with the session. */
+  commandKey: Buffer | undefined;
+  /** Highest Command.sequence accepted under commandKey on this session. */
+  lastMacSequence: number;
 }
 
 export const COORDINATOR_FILE = "coordinator.json";
@@ -60,11 +73,17 @@ function ed25519Verify(rawKey: Uint8Array | string, data: Uint8Array, signature:
  * that name this host and this session, with a sequence above every one
  * accepted before — so a command captured, replayed, reordered or moved from
  * another host's session does nothing.
+ *
+ * A session whose Hello sent a key share ("commands.mac") and whose signed Welcome answered
+ * with one also takes commands authenticated by Command.mac: HMAC-SHA256 under the key both
+ * sides derived from the shares the Welcome's signature covers, with a sequence above the last
+ * one on this session. The key is never written down: a command from another session has no
+ * valid MAC on this one.
  */
 export class CommandVerifier {
   private readonly path: string;
   private state: CoordinatorFile | undefined;
-  private currentNonce: Uint8Array | undefined;
+  private current: CurrentSession | undefined;
 
   constructor(stateDir: string) {
     this.path = join(stateDir, COORDINATOR_FILE);
@@ -98,9 +117,17 @@ export class CommandVerifier {
     if (!this.state && enrollmentKeyId !== undefined && coordinatorKeyId(welcome.coordinatorPublicKey) !== enrollmentKeyId) {
       return { ok: false, reason: "the coordinator's key is not the one the enrollment token names: this is not the coordinator that issued the token (a relay or impostor on the link?)" };
     }
-    if (!ed25519Verify(welcome.coordinatorPublicKey, welcomeProofBytes(session.nonce, welcome.hostId, session.agentPublicKey), welcome.signature)) {
+    const coordinatorShare = welcome.sessionKeyShare ?? new Uint8Array();
+    if (coordinatorShare.length > 0 && !session.keyShare) {
+      return { ok: false, reason: "the Welcome answers a key share this agent did not send for this session" };
+    }
+    // The signature covers both shares: one replaced on the way (ours in Hello, theirs here) does not verify.
+    const shares = coordinatorShare.length > 0 ? { agent: session.keyShare!.share, coordinator: coordinatorShare } : undefined;
+    if (!ed25519Verify(welcome.coordinatorPublicKey, welcomeProofBytes(session.nonce, welcome.hostId, session.agentPublicKey, shares), welcome.signature)) {
       return { ok: false, reason: "the Welcome's signature does not verify with the coordinator's key for this session (forged or replayed Welcome)" };
     }
+    const commandKey = shares ? deriveCommandKey(session.keyShare!, coordinatorShare, session.nonce, welcome.hostId) : undefined;
+    if (shares && !commandKey) return { ok: false, reason: "the Welcome's key share is not a usable X25519 key" };
     if (this.state?.hostId !== undefined && this.state.hostId !== welcome.hostId) {
       return { ok: false, reason: `the coordinator calls this host ${welcome.hostId}, but it is pinned as ${this.state.hostId}` };
     }
@@ -110,13 +137,14 @@ export class CommandVerifier {
       this.state = pinned;
     }
     // Only once the pin is durable: a session whose Welcome could not be saved takes no command.
-    this.currentNonce = session.nonce;
+    this.current = { nonce: session.nonce, commandKey, lastMacSequence: 0 };
     return { ok: true };
   }
 
   /** The command to act on, or why it is refused. `nonce` is the Challenge nonce of the session it arrived on. */
   async open(command: cutover.v1.Command, nonce: Uint8Array): Promise<{ ok: true; command: cutover.v1.Command } | ({ ok: false } & CommandRefusal)> {
     if (!this.state) return { ok: false, code: "ERR_COMMAND_UNSIGNED", message: "no coordinator key is pinned yet" };
+    if (command.mac && command.mac.length > 0) return this.openMac(command, nonce);
     if (!command.signed || command.signed.length === 0) {
       return { ok: false, code: "ERR_COMMAND_UNSIGNED", message: "the command is not signed" };
     }
@@ -133,7 +161,7 @@ export class CommandVerifier {
     if (inner.hostId !== this.state.hostId) {
       return { ok: false, code: "ERR_COMMAND_WRONG_HOST", message: `the command is signed for host ${inner.hostId || "(none)"}, not this host (${this.state.hostId ?? "not yet welcomed"})` };
     }
-    if (!this.currentNonce || !Buffer.from(inner.sessionNonce).equals(Buffer.from(nonce)) || !Buffer.from(nonce).equals(Buffer.from(this.currentNonce))) {
+    if (!this.current || !Buffer.from(inner.sessionNonce).equals(Buffer.from(nonce)) || !Buffer.from(nonce).equals(Buffer.from(this.current.nonce))) {
       return { ok: false, code: "ERR_COMMAND_WRONG_SESSION", message: "the command is signed for another session (recorded and replayed on a new link?)" };
     }
     const sequence = Number(inner.sequence);
@@ -143,6 +171,42 @@ export class CommandVerifier {
     // Raised before the write, so a command opened while it is in flight is judged against it.
     this.state.lastSequence = sequence;
     await this.save();
+    return { ok: true, command: inner };
+  }
+
+  /**
+   * A command authenticated by this session's key. Its sequence is the session's own and is not
+   * saved: the key dies with the session, so nothing accepted here can be replayed on another.
+   */
+  private openMac(command: cutover.v1.Command, nonce: Uint8Array): { ok: true; command: cutover.v1.Command } | ({ ok: false } & CommandRefusal) {
+    const current = this.current;
+    if (!current || !Buffer.from(nonce).equals(Buffer.from(current.nonce))) {
+      return { ok: false, code: "ERR_COMMAND_WRONG_SESSION", message: "the command arrived on a session this agent has not been welcomed on" };
+    }
+    if (!current.commandKey) {
+      return { ok: false, code: "ERR_COMMAND_BAD_MAC", message: "the command carries a MAC, but this session agreed no command key (its Welcome had no key share)" };
+    }
+    if (!command.signed?.length || !macMatches(current.commandKey, command.signed, command.mac)) {
+      return { ok: false, code: "ERR_COMMAND_BAD_MAC", message: "the command's MAC does not verify under this session's key (forged, altered, or from another session)" };
+    }
+    let inner: cutover.v1.Command;
+    try {
+      inner = openSignedCommand(command);
+    } catch (error) {
+      if (error instanceof ProtocolError) return { ok: false, code: "ERR_COMMAND_MALFORMED", message: error.message };
+      throw error;
+    }
+    if (inner.hostId !== this.state!.hostId) {
+      return { ok: false, code: "ERR_COMMAND_WRONG_HOST", message: `the command is for host ${inner.hostId || "(none)"}, not this host (${this.state!.hostId ?? "not yet welcomed"})` };
+    }
+    if (!Buffer.from(inner.sessionNonce).equals(Buffer.from(current.nonce))) {
+      return { ok: false, code: "ERR_COMMAND_WRONG_SESSION", message: "the command names another session" };
+    }
+    const sequence = Number(inner.sequence);
+    if (!(sequence > current.lastMacSequence)) {
+      return { ok: false, code: "ERR_COMMAND_REPLAYED", message: `sequence ${sequence} is not above the last accepted on this session (${current.lastMacSequence}): a replayed or reordered command` };
+    }
+    current.lastMacSequence = sequence;
     return { ok: true, command: inner };
   }
 

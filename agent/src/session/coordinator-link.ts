@@ -3,6 +3,7 @@ import type { TLSSocket } from "node:tls";
 import WebSocket from "ws";
 import {
   CloseCode,
+  COMMAND_MAC,
   decodeEnvelope,
   normalizeFingerprint,
   encodeEnvelope,
@@ -17,6 +18,7 @@ import {
 } from "@cutover/protocol";
 import { backoffDelayMs, type Logger } from "@cutover/log";
 import type { Identity } from "../identity.js";
+import { newKeyShare, type KeyShare } from "./session-key.js";
 
 export interface LinkOptions {
   /** ws:// or wss:// URL of the coordinator's agent endpoint. */
@@ -42,7 +44,7 @@ export interface LinkOptions {
     keptReleases?: () => Promise<cutover.v1.KeptRelease.$Properties[]>;
   }>;
   /** False refuses the session (a key other than the pinned one, a Welcome not signed for this session). */
-  onWelcome(welcome: cutover.v1.Welcome, session: { nonce: Uint8Array; agentPublicKey: Uint8Array }): Promise<boolean>;
+  onWelcome(welcome: cutover.v1.Welcome, session: { nonce: Uint8Array; agentPublicKey: Uint8Array; keyShare?: KeyShare }): Promise<boolean>;
   /** `sessionNonce`: the Challenge nonce of the session the command arrived on (commands are signed for one session). */
   onCommand(command: cutover.v1.Command, reply: (result: cutover.v1.CommandResult.$Properties) => void, sessionNonce: Uint8Array): Promise<void>;
   /** The session ended (streams tied to it should stop). */
@@ -84,6 +86,8 @@ export class CoordinatorLink {
   private nextRequestId = 1;
   /** Challenge nonce of the current socket's session (empty until its Challenge). */
   private sessionNonce: Uint8Array = new Uint8Array();
+  /** The X25519 share the current session's Hello sent (capability "commands.mac"); a new one per session. */
+  private keyShare: KeyShare | undefined;
   /** Frames of the coordinator, handled one after another. */
   private inbound: Promise<void> = Promise.resolve();
 
@@ -152,6 +156,7 @@ export class CoordinatorLink {
     // A new connection is a new session: nothing is trusted for it until its own Challenge
     // (a Welcome or command recorded on the last one must not pass as this one's).
     this.sessionNonce = new Uint8Array();
+    this.keyShare = undefined;
     const pinned = this.options.fingerprint && this.options.url.startsWith("wss:") ? normalizeFingerprint(this.options.fingerprint) : undefined;
     const socket = new WebSocket(this.options.url, {
       maxPayload: MAX_FRAME_BYTES,
@@ -221,7 +226,7 @@ export class CoordinatorLink {
         const welcome = envelope.welcome as cutover.v1.Welcome;
         clearTimeout(this.handshakeTimer);
         const socket = this.socket;
-        const accepted = await this.options.onWelcome(welcome, { nonce: this.sessionNonce, agentPublicKey: this.options.identity.publicKey }).catch((error: Error) => {
+        const accepted = await this.options.onWelcome(welcome, { nonce: this.sessionNonce, agentPublicKey: this.options.identity.publicKey, keyShare: this.keyShare }).catch((error: Error) => {
           this.options.log.error("cannot take the coordinator's Welcome; closing the session", { error: error.message });
           return false;
         });
@@ -275,6 +280,7 @@ export class CoordinatorLink {
   private async sendHello(challenge: cutover.v1.Challenge): Promise<void> {
     const { identity } = this.options;
     this.sessionNonce = challenge.nonce;
+    this.keyShare = this.options.capabilities.includes(COMMAND_MAC) ? newKeyShare() : undefined;
     const { resources, instances } = await this.options.report();
     const signature = identity.sign(helloProofBytes(challenge.nonce, identity.name, identity.publicKey));
     this.socket?.send(
@@ -292,6 +298,7 @@ export class CoordinatorLink {
           capabilities: this.options.capabilities,
           resources,
           instances,
+          sessionKeyShare: this.keyShare?.share,
         },
       }),
       { binary: true },

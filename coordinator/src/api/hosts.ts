@@ -2,6 +2,7 @@ import express, { type Request, type Response, type Router } from "express";
 import { isValidLabel, LABEL_RULE } from "@cutover/protocol";
 import type { Logger } from "@cutover/log";
 import { CommandError, CommandStatus, type Fleet } from "../fleet/fleet.js";
+import { inSlices } from "../fleet/fan-out.js";
 import { applyCordon, refuseIfDeploying, type LbCordonOutcome } from "../rollout/cordon.js";
 import type { AppStore } from "../store/apps.js";
 import type { DeploymentStore } from "../store/deployments.js";
@@ -97,8 +98,10 @@ export function hostRoutes(deps: HostApiDeps): Router {
       throw new ApiError(400, "ERR_BAD_REQUEST", '"hosts" must be an array of host names');
     }
     const selected = hosts.list().filter((h) => (names ? (names as string[]).includes(h.name) : fleet.reachable(h.id)));
-    const results = await Promise.all(
-      selected.map(async (host) => {
+    // Sent a slice per event-loop turn: each host's round trip runs from its own send to its answer.
+    const results = await inSlices(
+      selected,
+      async (host) => {
         const started = performance.now();
         try {
           const result = await fleet.sendCommand(host, { ping: { payload: host.name } }, PING_TIMEOUT_MS);
@@ -108,7 +111,7 @@ export function hostRoutes(deps: HostApiDeps): Router {
           const code = error instanceof CommandError ? error.code : "ERR_INTERNAL";
           return { name: host.name, ok: false, status: code, error: (error as Error).message, roundTripMs: performance.now() - started };
         }
-      }),
+      },
     );
     response.json(results);
   });

@@ -2,6 +2,7 @@ import { createPublicKey, randomBytes, verify } from "node:crypto";
 import type { WebSocket } from "ws";
 import {
   CloseCode,
+  COMMAND_MAC,
   decodeEnvelope,
   encodeEnvelope,
   helloProofBytes,
@@ -11,6 +12,7 @@ import {
   ProtocolError,
   ProtocolErrorCode,
   RefusalCode,
+  signedCommandBytes,
   welcomeProofBytes,
   type Envelope,
   type EnvelopeInit,
@@ -24,6 +26,7 @@ import type { EnrollOutcome } from "./enrollment.js";
 import { TokenBucket } from "./rate-limit.js";
 import { isHostAddress } from "./host-address.js";
 import { instancesFromWire, resourcesFromWire } from "./resources.js";
+import { acceptKeyShare, commandMac, type SessionKey } from "./session-key.js";
 import type { LinkClock, LivenessVerdict } from "./liveness.js";
 
 export interface SessionLimits {
@@ -89,6 +92,10 @@ export class AgentSession {
   readonly remote: string;
   /** This session's Challenge nonce: commands sent on it are signed for it. */
   readonly challengeNonce = randomBytes(NONCE_BYTES);
+  /** Set when the agent took a per-session command key ("commands.mac"): commands carry a MAC, not a signature. */
+  private commandKey: SessionKey | undefined;
+  /** The last sequence sent under commandKey (per session, from 1). */
+  private macSequence = 0;
   private readonly bucket: TokenBucket;
   private readonly handshakeTimer: NodeJS.Timeout;
   private log: Logger;
@@ -125,6 +132,27 @@ export class AgentSession {
   send(envelope: EnvelopeInit): void {
     if (this.socket.readyState !== this.socket.OPEN) return;
     this.socket.send(encodeEnvelope(envelope), { binary: true });
+  }
+
+  /** How commands on this session are authenticated. */
+  get commandAuth(): "mac" | "signature" {
+    return this.commandKey ? "mac" : "signature";
+  }
+
+  /**
+   * Sends one command, bound to this host, this session and the next sequence: under the
+   * session's command key when the agent took one, else signed with the coordinator's key and
+   * the host's stored sequence (agents without "commands.mac").
+   */
+  sendCommand(operation: Omit<cutover.v1.Command.$Properties, "sequence" | "signature" | "signed" | "mac" | "hostId" | "sessionNonce">): void {
+    const host = this.host!;
+    if (this.commandKey) {
+      const signed = signedCommandBytes({ ...operation, sequence: ++this.macSequence, hostId: host.id, sessionNonce: this.challengeNonce });
+      this.send({ command: { commandId: operation.commandId, deadlineUnixMs: operation.deadlineUnixMs, signed, mac: commandMac(this.commandKey.key, signed) } });
+      return;
+    }
+    const signed = signedCommandBytes({ ...operation, sequence: this.ctx.hosts.nextSequence(host.id), hostId: host.id, sessionNonce: this.challengeNonce });
+    this.send({ command: { commandId: operation.commandId, deadlineUnixMs: operation.deadlineUnixMs, signed, signature: this.ctx.coordinatorKey.sign(signed) } });
   }
 
   /** Closes the session from our side (replaced by a newer one, shutdown, missed heartbeats). */
@@ -255,6 +283,10 @@ export class AgentSession {
       this.host = this.ctx.hosts.byName(host.name)!;
       this.clock.lastHeartbeatAt = this.clock.lastPingAt = Date.now();
       const { publicKey, sign } = this.ctx.coordinatorKey;
+      // An agent that announces "commands.mac" with a share gets a session key: one signature (the Welcome's) covers it.
+      const agentShare = hello.capabilities?.includes(COMMAND_MAC) ? hello.sessionKeyShare : undefined;
+      this.commandKey = agentShare?.length ? acceptKeyShare(agentShare, this.challengeNonce, host.id) : undefined;
+      const shares = this.commandKey && { agent: agentShare!, coordinator: this.commandKey.share };
       this.send({
         welcome: {
           hostId: host.id,
@@ -262,7 +294,8 @@ export class AgentSession {
           protocolVersion: Math.min(PROTOCOL_VERSION, hello.protocolVersion),
           enrolled,
           coordinatorPublicKey: publicKey,
-          signature: sign(welcomeProofBytes(this.challengeNonce, host.id, hello.publicKey)),
+          signature: sign(welcomeProofBytes(this.challengeNonce, host.id, hello.publicKey, shares)),
+          sessionKeyShare: shares?.coordinator,
         },
       });
       this.transition("online", enrolled ? "enrolled" : "authenticated");

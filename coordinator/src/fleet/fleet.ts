@@ -1,7 +1,8 @@
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage } from "node:http";
+import type { Duplex } from "node:stream";
 import { WebSocketServer, type WebSocket } from "ws";
-import { CloseCode, MAX_ARTIFACT_CHUNK, MAX_FRAME_BYTES, RefusalCode, signedCommandBytes, type cutover, v1 } from "@cutover/protocol";
+import { CloseCode, MAX_ARTIFACT_CHUNK, MAX_FRAME_BYTES, RefusalCode, type cutover, v1 } from "@cutover/protocol";
 import type { CoordinatorKey } from "./coordinator-key.js";
 import type { Logger } from "@cutover/log";
 import type { Db } from "../store/database.js";
@@ -17,8 +18,10 @@ import { RequestMetrics } from "./request-metrics.js";
 export type { HostLiveness } from "./liveness.js";
 
 export interface FleetOptions extends SessionLimits, LivenessTimers {
-  /** Handshakes in progress beyond this are refused at upgrade (503). */
+  /** Handshakes in progress (upgraded, no valid Hello yet) at once; upgrades beyond wait in a queue. */
   maxPendingHandshakes: number;
+  /** Upgrades that may wait for a handshake slot, first come first served; only beyond this is one refused (503). */
+  maxQueuedHandshakes: number;
 }
 
 export const DEFAULT_FLEET_OPTIONS: FleetOptions = {
@@ -28,10 +31,26 @@ export const DEFAULT_FLEET_OPTIONS: FleetOptions = {
   heartbeatIntervalMs: 5_000,
   pingIntervalMs: DEFAULT_PING_INTERVAL_MS,
   pingTimeoutMs: DEFAULT_PING_TIMEOUT_MS,
-  maxPendingHandshakes: 1_000,
+  // A waiting upgrade holds about what one in progress does (its socket), so the split is about
+  // CPU, not memory: at 1,000 a storm of 10,000 on a loaded machine left the coordinator idle at
+  // 38% of a core while queued agents gave up after their 10 s (slots held by agents slow to answer
+  // the Challenge). Every handshake in progress still ends at handshakeTimeoutMs.
+  maxPendingHandshakes: 4_000,
+  // A reconnect storm of a whole large fleet waits rather than being refused; each waiting upgrade
+  // holds only its socket and request (a few KB).
+  maxQueuedHandshakes: 20_000,
 };
 
-export type CommandOperation = Omit<cutover.v1.Command.$Properties, "commandId" | "deadlineUnixMs" | "sequence" | "signature" | "signed" | "hostId" | "sessionNonce">;
+/** An agent's upgrade waiting for a handshake slot; `gone` once its socket closed while it waited. */
+interface QueuedUpgrade {
+  request: IncomingMessage;
+  socket: Duplex;
+  head: Buffer;
+  gone: boolean;
+  onGone: () => void;
+}
+
+export type CommandOperation = Omit<cutover.v1.Command.$Properties, "commandId" | "deadlineUnixMs" | "sequence" | "signature" | "signed" | "mac" | "hostId" | "sessionNonce">;
 
 export class CommandError extends Error {
   constructor(readonly code: "ERR_HOST_OFFLINE" | "ERR_COMMAND_TIMEOUT" | "ERR_HOST_DISCONNECTED", message: string) {
@@ -68,6 +87,10 @@ export class Fleet {
   private readonly sessions = new Map<string, AgentSession>();
   private readonly pending = new Map<string, PendingCommand>();
   private pendingHandshakes = 0;
+  /** Upgrades waiting for a handshake slot, oldest first (a FIFO read from `queueHead`). */
+  private queuedUpgrades: QueuedUpgrade[] = [];
+  private queueHead = 0;
+  private queuedLive = 0;
   private readonly logListeners = new Map<string, (host: string, source: string, lines: string[]) => void>();
   /** Told when what `cutover hosts` shows may have changed: a heartbeat, a session opened or closed, a host late or on time again. */
   private readonly hostListeners = new Set<() => void>();
@@ -93,23 +116,71 @@ export class Fleet {
     this.livenessTimer.unref();
   }
 
-  /** Accepts an upgrade on the agent endpoint. */
-  handleUpgrade(request: IncomingMessage, socket: import("node:stream").Duplex, head: Buffer): void {
-    if (this.pendingHandshakes >= this.options.maxPendingHandshakes) {
-      this.log.warn("refusing agent connection: too many handshakes in progress", { limit: this.options.maxPendingHandshakes });
+  /**
+   * Accepts an upgrade on the agent endpoint: at once while fewer than maxPendingHandshakes are in
+   * progress, else in arrival order as slots free up (a reconnect storm is slow, not refused).
+   */
+  handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
+    if (this.pendingHandshakes < this.options.maxPendingHandshakes && this.queuedLive === 0) {
+      this.upgrade(request, socket, head);
+      return;
+    }
+    if (this.queuedLive >= this.options.maxQueuedHandshakes) {
+      this.log.warn("refusing agent connection: the handshake queue is full", { inProgress: this.pendingHandshakes, queued: this.queuedLive });
       socket.end("HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\n\r\n");
       return;
     }
+    const entry: QueuedUpgrade = { request, socket, head, gone: false, onGone: () => {} };
+    // An agent that gave up waiting (its own handshake timeout) frees its place in the queue.
+    entry.onGone = () => {
+      if (entry.gone) return;
+      entry.gone = true;
+      this.queuedLive--;
+    };
+    socket.once("close", entry.onGone);
+    this.queuedUpgrades.push(entry);
+    this.queuedLive++;
+    this.log.debug("agent upgrade waiting for a handshake slot", { queued: this.queuedLive, inProgress: this.pendingHandshakes });
+  }
+
+  /** Upgrades waiting for a handshake slot (for /metrics and the bench). */
+  get queuedHandshakes(): number {
+    return this.queuedLive;
+  }
+
+  /** ws completes a valid upgrade synchronously (no verifyClient), so `accept` has counted it before this returns. */
+  private upgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
     this.wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws, request));
+  }
+
+  /** Starts queued upgrades while slots are free. */
+  private admitQueued(): void {
+    while (this.pendingHandshakes < this.options.maxPendingHandshakes && this.queueHead < this.queuedUpgrades.length) {
+      const entry = this.queuedUpgrades[this.queueHead++]!;
+      if (entry.gone) continue;
+      entry.socket.off("close", entry.onGone);
+      entry.gone = true;
+      this.queuedLive--;
+      if (entry.socket.destroyed) continue;
+      this.upgrade(entry.request, entry.socket, entry.head);
+    }
+    // Drop the consumed prefix now and then, so the array does not grow for ever.
+    if (this.queueHead > 1024 && this.queueHead * 2 > this.queuedUpgrades.length) {
+      this.queuedUpgrades = this.queuedUpgrades.slice(this.queueHead);
+      this.queueHead = 0;
+    }
   }
 
   private accept(ws: WebSocket, request: IncomingMessage): void {
     const remote = `${request.socket.remoteAddress}:${request.socket.remotePort}`;
+    // Freed once the agent is online or the socket closes, whichever comes first.
     this.pendingHandshakes++;
     let counted = true;
     const settle = () => {
-      if (counted) this.pendingHandshakes--;
+      if (!counted) return;
       counted = false;
+      this.pendingHandshakes--;
+      this.admitQueued();
     };
     // The session wires itself to the socket; the fleet learns of it through onOnline.
     new AgentSession(ws, remote, {
@@ -269,12 +340,9 @@ export class Fleet {
         reject(new CommandError("ERR_COMMAND_TIMEOUT", `host ${host.name} did not answer within ${timeoutMs} ms`));
       }, timeoutMs);
       this.pending.set(commandId, { resolve, reject, timer, hostId: host.id, onEvent });
-      const deadlineUnixMs = Date.now() + timeoutMs;
-      // Signed for this host, this session and the host's next sequence: a relay cannot move it to
-      // another host, replay it on a later session, or reorder it.
-      const inner = { ...operation, commandId, deadlineUnixMs, sequence: this.hosts.nextSequence(host.id), hostId: host.id, sessionNonce: session.challengeNonce };
-      const signed = signedCommandBytes(inner);
-      session.send({ command: { commandId, deadlineUnixMs: inner.deadlineUnixMs, signed, signature: this.key.sign(signed) } });
+      // Bound to this host, this session and its next sequence: a relay cannot move it to another
+      // host, replay it on a later session, or reorder it.
+      session.sendCommand({ ...operation, commandId, deadlineUnixMs: Date.now() + timeoutMs });
     }).then(
       (result) => {
         record(v1.CommandResult.Status[result.status] ?? String(result.status), result.errorCode ? `${result.errorCode}: ${result.message}` : "");

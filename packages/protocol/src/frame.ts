@@ -2,6 +2,7 @@ import "./plain-numbers.js";
 import { cutover } from "../gen/proto.js";
 import { ProtocolError, ProtocolErrorCode } from "./errors.js";
 import { isValidName } from "./names.js";
+import { KEY_SHARE_BYTES, MAC_BYTES } from "./session-mac.js";
 
 export const v1 = cutover.v1;
 export type { cutover };
@@ -89,6 +90,7 @@ function checkEnvelope(envelope: Envelope): void {
       if (!m.publicKey || m.publicKey.length !== PUBLIC_KEY_BYTES) invalid("Hello", "public_key", `${PUBLIC_KEY_BYTES} bytes`);
       if (!m.signature || m.signature.length !== SIGNATURE_BYTES) invalid("Hello", "signature", `${SIGNATURE_BYTES} bytes`);
       atMost("Hello", "capabilities", m.capabilities, MAX_CAPABILITIES);
+      if (m.sessionKeyShare?.length && m.sessionKeyShare.length !== KEY_SHARE_BYTES) invalid("Hello", "session_key_share", `${KEY_SHARE_BYTES} bytes or absent`);
       atMost("Hello", "labels", Object.keys(m.labels ?? {}), MAX_LABELS);
       atMost("Hello", "instances", m.instances, MAX_INSTANCES);
       atMost("Hello", "resources.disks", m.resources?.disks, MAX_DISKS);
@@ -98,6 +100,7 @@ function checkEnvelope(envelope: Envelope): void {
       const m = envelope.welcome!;
       if (!m.hostId) missing("Welcome", "host_id");
       if (!m.heartbeatIntervalMs) missing("Welcome", "heartbeat_interval_ms");
+      if (m.sessionKeyShare?.length && m.sessionKeyShare.length !== KEY_SHARE_BYTES) invalid("Welcome", "session_key_share", `${KEY_SHARE_BYTES} bytes or absent`);
       return;
     }
     case "refusal":
@@ -112,6 +115,7 @@ function checkEnvelope(envelope: Envelope): void {
       const m = envelope.command!;
       if (!m.commandId) missing("Command", "command_id");
       if (!m.deadlineUnixMs) missing("Command", "deadline_unix_ms");
+      if (m.mac?.length && m.mac.length !== MAC_BYTES) invalid("Command", "mac", `${MAC_BYTES} bytes or absent`);
       return;
     }
     case "commandResult": {
@@ -150,7 +154,24 @@ export function helloProofBytes(nonce: Uint8Array, name: string, publicKey: Uint
   return v1.HelloProof.encode({ context: "cutover.v1.hello", nonce, name, publicKey }).finish();
 }
 
-/** The exact bytes the coordinator signs in Welcome.signature (and the agent verifies). */
-export function welcomeProofBytes(nonce: Uint8Array, hostId: string, agentPublicKey: Uint8Array): Uint8Array {
-  return v1.WelcomeProof.encode({ context: "cutover.v1.welcome", nonce, hostId, agentPublicKey }).finish();
+/** The key shares of a session with per-session command keys (session-mac.ts); empty for one without. */
+export interface KeyShares {
+  /** Hello.session_key_share. */
+  agent: Uint8Array;
+  /** Welcome.session_key_share. */
+  coordinator: Uint8Array;
+}
+
+/**
+ * The exact bytes the coordinator signs in Welcome.signature (and the agent verifies). Without
+ * shares they are the bytes agents before "commands.mac" verify (proto3 leaves empty fields out).
+ */
+export function welcomeProofBytes(nonce: Uint8Array, hostId: string, agentPublicKey: Uint8Array, shares?: KeyShares): Uint8Array {
+  return v1.WelcomeProof.encode({
+    context: "cutover.v1.welcome",
+    nonce,
+    hostId,
+    agentPublicKey,
+    ...(shares && { agentKeyShare: shares.agent, coordinatorKeyShare: shares.coordinator }),
+  }).finish();
 }

@@ -3,7 +3,7 @@ import { ProtocolError, ProtocolErrorCode } from "./errors.js";
 
 /** The exact bytes the coordinator signs for a command (and the agent verifies). */
 export function signedCommandBytes(command: cutover.v1.Command.$Properties): Uint8Array {
-  return v1.Command.encode({ ...command, signature: undefined, signed: undefined }).finish();
+  return v1.Command.encode({ ...command, signature: undefined, signed: undefined, mac: undefined }).finish();
 }
 
 /**

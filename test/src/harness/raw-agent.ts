@@ -64,6 +64,8 @@ export class RawAgent {
     capabilities?: string[];
     /** What it reports of its host (default: 1 byte of memory and disk). */
     resources?: cutover.v1.Resources.$Properties;
+    /** An X25519 share for a per-session command key (sent with the capability "commands.mac"). */
+    sessionKeyShare?: Uint8Array;
   }): Promise<void> {
     const challenge = (await this.next("challenge")).challenge as cutover.v1.Challenge;
     const signer = options.signWith ?? options.key;
@@ -80,6 +82,7 @@ export class RawAgent {
         labels: options.labels ?? {},
         capabilities: options.capabilities ?? [],
         resources: options.resources ?? { memTotalBytes: 1, memAvailableBytes: 1, disks: [{ path: "/", freeBytes: 1, totalBytes: 1 }] },
+        sessionKeyShare: options.sessionKeyShare,
       },
     });
   }
