@@ -11,6 +11,9 @@ export interface TestContext {
 }
 
 /** A real `cutover server` process on 127.0.0.1 with its own data dir. */
+/** How long a coordinator may take to listen: no product deadline, so a test waits as an operator would. */
+const COORDINATOR_START_MS = 60_000;
+
 export class CoordinatorProcess {
   process!: WatchedProcess;
   url = "";
@@ -23,7 +26,9 @@ export class CoordinatorProcess {
     this.process = spawnWatched("coordinator", CUTOVER_BIN, [
       "server", "--data-dir", this.dataDir, "--listen", `127.0.0.1:${this.port}`, ...this.extraArgs,
     ]);
-    const line = await this.process.waitForLine(/^cutover server listening on /);
+    // Its start opens the store and resumes what was running before any listen: on a loaded
+    // 2-core machine (seen at load 15) that outlasts a line's usual wait.
+    const line = await this.process.waitForLine(/^cutover server listening on /, 0, COORDINATOR_START_MS);
     this.url = line.slice("cutover server listening on ".length).trim();
     this.port = Number(new URL(this.url).port);
     this.adminToken = readAdminToken(this.dataDir);
