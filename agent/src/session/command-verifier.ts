@@ -151,16 +151,9 @@ export class CommandVerifier {
     if (!ed25519Verify(this.state.publicKey, command.signed, command.signature)) {
       return { ok: false, code: "ERR_COMMAND_BAD_SIGNATURE", message: "the command's signature does not verify with the pinned coordinator key" };
     }
-    let inner: cutover.v1.Command;
-    try {
-      inner = openSignedCommand(command);
-    } catch (error) {
-      if (error instanceof ProtocolError) return { ok: false, code: "ERR_COMMAND_MALFORMED", message: error.message };
-      throw error;
-    }
-    if (inner.hostId !== this.state.hostId) {
-      return { ok: false, code: "ERR_COMMAND_WRONG_HOST", message: `the command is signed for host ${inner.hostId || "(none)"}, not this host (${this.state.hostId ?? "not yet welcomed"})` };
-    }
+    const opened = this.innerFor(command);
+    if (!opened.ok) return opened;
+    const inner = opened.command;
     if (!this.current || !Buffer.from(inner.sessionNonce).equals(Buffer.from(nonce)) || !Buffer.from(nonce).equals(Buffer.from(this.current.nonce))) {
       return { ok: false, code: "ERR_COMMAND_WRONG_SESSION", message: "the command is signed for another session (recorded and replayed on a new link?)" };
     }
@@ -189,16 +182,9 @@ export class CommandVerifier {
     if (!command.signed?.length || !macMatches(current.commandKey, command.signed, command.mac)) {
       return { ok: false, code: "ERR_COMMAND_BAD_MAC", message: "the command's MAC does not verify under this session's key (forged, altered, or from another session)" };
     }
-    let inner: cutover.v1.Command;
-    try {
-      inner = openSignedCommand(command);
-    } catch (error) {
-      if (error instanceof ProtocolError) return { ok: false, code: "ERR_COMMAND_MALFORMED", message: error.message };
-      throw error;
-    }
-    if (inner.hostId !== this.state!.hostId) {
-      return { ok: false, code: "ERR_COMMAND_WRONG_HOST", message: `the command is for host ${inner.hostId || "(none)"}, not this host (${this.state!.hostId ?? "not yet welcomed"})` };
-    }
+    const opened = this.innerFor(command);
+    if (!opened.ok) return opened;
+    const inner = opened.command;
     if (!Buffer.from(inner.sessionNonce).equals(Buffer.from(current.nonce))) {
       return { ok: false, code: "ERR_COMMAND_WRONG_SESSION", message: "the command names another session" };
     }
@@ -207,6 +193,22 @@ export class CommandVerifier {
       return { ok: false, code: "ERR_COMMAND_REPLAYED", message: `sequence ${sequence} is not above the last accepted on this session (${current.lastMacSequence}): a replayed or reordered command` };
     }
     current.lastMacSequence = sequence;
+    return { ok: true, command: inner };
+  }
+
+  /** The authenticated inner command, decoded, when it is addressed to this host. */
+  private innerFor(command: cutover.v1.Command): { ok: true; command: cutover.v1.Command } | ({ ok: false } & CommandRefusal) {
+    let inner: cutover.v1.Command;
+    try {
+      inner = openSignedCommand(command);
+    } catch (error) {
+      if (error instanceof ProtocolError) return { ok: false, code: "ERR_COMMAND_MALFORMED", message: error.message };
+      throw error;
+    }
+    const hostId = this.state?.hostId;
+    if (inner.hostId !== hostId) {
+      return { ok: false, code: "ERR_COMMAND_WRONG_HOST", message: `the command is for host ${inner.hostId || "(none)"}, not this host (${hostId ?? "not yet welcomed"})` };
+    }
     return { ok: true, command: inner };
   }
 
