@@ -22,6 +22,7 @@ import type { Logger } from "@cutover/log";
 import { formatLabels, type HostIdentity, type HostRecord, type HostStore, type RequestedChange } from "../store/hosts.js";
 import type { AuditEntry } from "../store/audit.js";
 import type { CoordinatorKey } from "./coordinator-key.js";
+import type { Leadership } from "./leadership.js";
 import type { EnrollOutcome } from "./enrollment.js";
 import { TokenBucket } from "./rate-limit.js";
 import { isHostAddress } from "./host-address.js";
@@ -51,6 +52,8 @@ export interface SessionHost {
   limits: SessionLimits;
   /** Its public key is sent in Welcome (agents verify commands with it); Welcome is signed with it. */
   coordinatorKey: CoordinatorKey;
+  /** Whether this coordinator leads: a follower refuses sessions and names the leader; Welcome carries the epoch and members. */
+  leadership: Leadership;
   /** Called once the agent is authenticated; the fleet closes any older session of the same host. */
   onOnline(session: AgentSession): void;
   onHeartbeat(session: AgentSession, heartbeat: cutover.v1.Heartbeat): void;

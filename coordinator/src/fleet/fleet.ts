@@ -3,6 +3,7 @@ import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import { WebSocketServer, type WebSocket } from "ws";
 import { CloseCode, MAX_ARTIFACT_CHUNK, MAX_FRAME_BYTES, RefusalCode, type cutover, v1 } from "@cutover/protocol";
+import { SOLE_LEADERSHIP, type Leadership } from "./leadership.js";
 import type { CoordinatorKey } from "./coordinator-key.js";
 import type { Logger } from "@cutover/log";
 import type { Db } from "../store/database.js";
@@ -84,6 +85,8 @@ export class Fleet {
   readonly requests = new RequestMetrics();
   /** The release trees every host keeps, from heartbeats (`cutover releases`, `rollback --to`). */
   readonly kept = new KeptReleases();
+  /** Who leads (docs/ha.md): only the leader accepts agent sessions and sends commands. Set by the server before it listens. */
+  leadership: Leadership = SOLE_LEADERSHIP;
   private readonly sessions = new Map<string, AgentSession>();
   private readonly pending = new Map<string, PendingCommand>();
   private pendingHandshakes = 0;
@@ -190,6 +193,7 @@ export class Fleet {
       log: this.log,
       limits: this.options,
       coordinatorKey: this.key,
+      leadership: this.leadership,
       onOnline: (s) => {
         settle();
         const previous = this.sessions.get(s.host!.id);
