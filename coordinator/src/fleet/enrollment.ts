@@ -21,5 +21,5 @@ export function enrollHost(db: Db, hosts: HostStore, tokens: TokenStore, name: s
     const host = hosts.enroll(name, publicKey, identity);
     if (!tokens.spendEnrollmentToken(check.id, host.id)) throw new Error("enrollment token spent concurrently");
     return { ok: true, host, boundByToken: check.labels !== undefined || check.address !== undefined };
-  }).immediate();
+  })();
 }

@@ -39,9 +39,10 @@ export class AuditStore {
 
   constructor(private readonly db: Db, private readonly now: () => number = Date.now) {
     this.insert = db.prepare("INSERT INTO audit (at, actor, action, target, outcome, detail) VALUES (?, ?, ?, ?, ?, ?)");
-    this.flushAll = db.transaction((rows: [number, string, string, string, string, string][]) => {
-      for (const row of rows) this.insert.run(...row);
-    });
+    this.flushAll = (rows: [number, string, string, string, string, string][]) =>
+      db.transaction(() => {
+        for (const row of rows) this.insert.run(...row);
+      })();
   }
 
   record(entry: Omit<AuditEntry, "id" | "at">): void {

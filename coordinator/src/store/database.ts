@@ -4,7 +4,27 @@ import { createRequire } from "node:module";
 import { join } from "node:path";
 import { MIGRATIONS } from "./migrations.js";
 
-export type Db = Database.Database;
+/** One prepared statement: better-sqlite3's, or store/postgres.ts's with the same answers. */
+export interface Statement {
+  run(...params: unknown[]): { changes: number };
+  get(...params: unknown[]): unknown;
+  all(...params: unknown[]): unknown[];
+}
+
+/**
+ * The store's engine, as the stores use it: synchronous, as better-sqlite3 is. Two engines
+ * implement it: the embedded SQLite (the default; a `Database` as it is) and PostgreSQL
+ * (store/postgres.ts), for coordinators that share one store (docs/ha.md).
+ */
+export interface Db {
+  prepare(sql: string): Statement;
+  /** `fn` wrapped in BEGIN…COMMIT (a savepoint when nested), rolled back if it throws. */
+  transaction<T>(fn: () => T): () => T;
+  exec(sql: string): void;
+  /** False once closed. */
+  readonly open: boolean;
+  close(): void;
+}
 
 export const DATA_DIR_MODE = 0o700;
 export const PRIVATE_FILE_MODE = 0o600;
@@ -33,7 +53,7 @@ function sqlite(): typeof Database {
  * start, whatever mode they were left with: the store holds token hashes,
  * host keys and every spec's env.
  */
-export function openDatabase(dataDir: string): Db {
+export function openDatabase(dataDir: string): Database.Database {
   const Sqlite = sqlite();
   mkdirSync(dataDir, { recursive: true, mode: DATA_DIR_MODE });
   chmodSync(dataDir, DATA_DIR_MODE);
@@ -49,11 +69,11 @@ export function openDatabase(dataDir: string): Db {
   return db;
 }
 
-export function schemaVersion(db: Db): number {
+export function schemaVersion(db: Database.Database): number {
   return db.pragma("user_version", { simple: true }) as number;
 }
 
-function migrate(db: Db): void {
+function migrate(db: Database.Database): void {
   const current = schemaVersion(db);
   const newest = MIGRATIONS.at(-1)?.version ?? 0;
   if (current > newest) {
@@ -68,10 +88,10 @@ function migrate(db: Db): void {
   }
 }
 
-const statements = new WeakMap<Db, Map<string, Database.Statement>>();
+const statements = new WeakMap<Db, Map<string, Statement>>();
 
 /** `db.prepare(sql)`, prepared once per database and reused (hot paths run thousands of times a second). */
-export function statement(db: Db, sql: string): Database.Statement {
+export function statement(db: Db, sql: string): Statement {
   let cache = statements.get(db);
   if (!cache) statements.set(db, (cache = new Map()));
   let prepared = cache.get(sql);

@@ -125,7 +125,8 @@ export class DeploymentStore {
     const id = randomUUID();
     const at = this.now();
     this.db.transaction(() => {
-      statement(this.db, "INSERT INTO deployments (id, app, kind, release, strategy, spec, artifact_sha256, state, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, ?)")
+      // seq orders deployments created in the same millisecond (SQLite's rowid did; PostgreSQL has none).
+      statement(this.db, "INSERT INTO deployments (id, app, kind, release, strategy, spec, artifact_sha256, state, created_by, created_at, seq) VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, (SELECT coalesce(max(seq), 0) + 1 FROM deployments))")
         .run(id, input.app, input.kind, input.release, input.strategy, JSON.stringify(input.spec), input.artifactSha256 ?? null, input.createdBy, at);
       const insertHost = statement(this.db, "INSERT INTO deployment_hosts (deployment_id, host_name, batch, state) VALUES (?, ?, ?, 'pending')");
       for (const host of input.hosts) insertHost.run(id, host.name, host.batch);
@@ -140,7 +141,7 @@ export class DeploymentStore {
 
   /** The newest deployments of an app, newest first. */
   history(app: string, limit = 20): DeploymentRecord[] {
-    return (statement(this.db, "SELECT * FROM deployments WHERE app = ? ORDER BY created_at DESC, rowid DESC LIMIT ?").all(app, limit) as DeploymentRow[]).map(fromRow);
+    return (statement(this.db, "SELECT * FROM deployments WHERE app = ? ORDER BY created_at DESC, seq DESC LIMIT ?").all(app, limit) as DeploymentRow[]).map(fromRow);
   }
 
   /** The running deployment of an app, if any (one at a time per app). */
@@ -209,8 +210,8 @@ export class DeploymentStore {
 
   addEvent(id: string, hostName: string | null, kind: string, message: string): DeploymentEvent {
     const at = this.now();
-    const result = statement(this.db, "INSERT INTO deployment_events (deployment_id, at, host_name, kind, message) VALUES (?, ?, ?, ?, ?)").run(id, at, hostName, kind, message);
-    const event = { id: Number(result.lastInsertRowid), at, hostName, kind, message };
+    const row = statement(this.db, "INSERT INTO deployment_events (deployment_id, at, host_name, kind, message) VALUES (?, ?, ?, ?, ?) RETURNING id").get(id, at, hostName, kind, message) as { id: number };
+    const event = { id: Number(row.id), at, hostName, kind, message };
     for (const listener of this.listeners.get(id) ?? []) listener(event);
     return event;
   }

@@ -220,8 +220,8 @@ export class HostStore {
    * were clock readings keep accepting). Stored, so a restart never reuses one.
    */
   nextSequence(id: string): number {
-    const row = statement(this.db, "UPDATE hosts SET command_sequence = max(command_sequence + 1, ?) WHERE id = ? RETURNING command_sequence")
-      .get(Date.now() * 1000, id) as { command_sequence: number } | undefined;
+    const row = statement(this.db, "UPDATE hosts SET command_sequence = CASE WHEN command_sequence + 1 > ? THEN command_sequence + 1 ELSE ? END WHERE id = ? RETURNING command_sequence")
+      .get(Date.now() * 1000, Date.now() * 1000, id) as { command_sequence: number } | undefined;
     if (!row) throw new Error(`no host ${id}`);
     return row.command_sequence;
   }
@@ -231,7 +231,7 @@ export class HostStore {
     this.db.transaction(() => {
       const host = this.byId(id);
       if (!host) return;
-      statement(this.db, "INSERT OR REPLACE INTO retired_hosts (public_key, name, removed_at, removed_by) VALUES (?, ?, ?, ?)")
+      statement(this.db, "INSERT INTO retired_hosts (public_key, name, removed_at, removed_by) VALUES (?, ?, ?, ?) ON CONFLICT (public_key) DO UPDATE SET name = excluded.name, removed_at = excluded.removed_at, removed_by = excluded.removed_by")
         .run(host.publicKey, host.name, this.now(), by);
       statement(this.db, "DELETE FROM hosts WHERE id = ?").run(id);
     })();

@@ -181,4 +181,31 @@ export const MIGRATIONS: readonly { version: number; description: string; sql: s
     description: "cordoned hosts: kept out of deploys and front load balancers, with who, why and when",
     sql: `ALTER TABLE hosts ADD COLUMN cordon TEXT;`,
   },
+  {
+    version: 11,
+    description: "coordinators sharing one store (docs/ha.md): the lease, the members, artifacts in chunks, deployments in creation order",
+    sql: `
+      CREATE TABLE coordinator_lease (
+        id          INTEGER PRIMARY KEY CHECK (id = 1),
+        holder      TEXT NOT NULL,
+        epoch       INTEGER NOT NULL,
+        expires_at  INTEGER NOT NULL
+      );
+      CREATE TABLE coordinator_members (
+        id          TEXT PRIMARY KEY,
+        api_url     TEXT NOT NULL,
+        agent_url   TEXT NOT NULL,
+        version     TEXT NOT NULL,
+        started_at  INTEGER NOT NULL,
+        seen_at     INTEGER NOT NULL
+      );
+      CREATE TABLE artifact_chunks (
+        sha256  TEXT NOT NULL,
+        idx     INTEGER NOT NULL,
+        data    BLOB NOT NULL,
+        PRIMARY KEY (sha256, idx)
+      );
+      ALTER TABLE deployments ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
+    `,
+  },
 ];

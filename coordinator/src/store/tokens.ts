@@ -191,7 +191,7 @@ export class TokenStore {
       const table = token.kind === "api" ? "api_tokens" : "enrollment_tokens";
       statement(this.db, `UPDATE ${table} SET revoked_at = ?, revoked_by = ? WHERE id = ?`).run(this.now(), by, id);
       return { ok: true, token: this.find(id)! };
-    }).immediate();
+    })();
   }
 
   private find(id: string): TokenView | undefined {
