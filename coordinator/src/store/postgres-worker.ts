@@ -15,9 +15,18 @@ pg.types.setTypeParser(pg.types.builtins.NUMERIC, (value) => Number(value));
 export type WorkerCall =
   | { op: "connect"; url: string; statementTimeoutMs: number }
   | { op: "query"; handle: number; sql: string; params: unknown[] }
-  /** Several statements in one round trip from the main thread, in order; the answer is the last one's. */
-  | { op: "batch"; handle: number; steps: { sql: string; params: unknown[]; expectRow?: string }[]; onError?: string }
+  /** Several statements in one round trip from the main thread, in order; the answer is the `answer` step's. */
+  | { op: "batch"; handle: number; steps: BatchStep[]; onError?: string }
   | { op: "close"; handle: number };
+
+export interface BatchStep {
+  sql: string;
+  params: unknown[];
+  /** Fail the batch with this message when the step finds no row (the fencing check). */
+  expectRow?: string;
+  /** This step's rows are the batch's answer. */
+  answer?: boolean;
+}
 
 export interface QueryAnswer {
   rows: Record<string, unknown>[];
@@ -56,9 +65,9 @@ async function call(request: WorkerCall): Promise<QueryAnswer | number | undefin
       let answer: QueryAnswer = { rows: [], rowCount: 0 };
       try {
         for (const step of request.steps) {
-          answer = await query(connection, step.sql, step.params);
-          // A step that must find a row (the fencing check) ends the batch when it finds none.
-          if (step.expectRow && answer.rowCount === 0) throw Object.assign(new Error(step.expectRow), { code: "ERR_STEP_FOUND_NO_ROW" });
+          const result = await query(connection, step.sql, step.params);
+          if (step.expectRow && result.rowCount === 0) throw Object.assign(new Error(step.expectRow), { code: "ERR_STEP_FOUND_NO_ROW" });
+          if (step.answer) answer = result;
         }
       } catch (error) {
         // E.g. ROLLBACK of the transaction the batch began; the batch's own error is the one to report.

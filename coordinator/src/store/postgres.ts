@@ -3,7 +3,7 @@ import type { Db, Statement } from "./database.js";
 import { StoreUnavailable } from "./database.js";
 import { MIGRATIONS } from "./migrations.js";
 import { isReadOnly, postgresDdl, postgresPlaceholders } from "./sql-dialect.js";
-import type { QueryAnswer, WorkerCall } from "./postgres-worker.js";
+import type { BatchStep, QueryAnswer, WorkerCall } from "./postgres-worker.js";
 
 /** Longest a statement may run on the server before PostgreSQL cancels it. */
 const STATEMENT_TIMEOUT_MS = 20_000;
@@ -119,7 +119,7 @@ export class PostgresDb implements Db {
   private execute(text: string, params: unknown[], readOnly: boolean): QueryAnswer {
     // Inside a transaction the fence was checked at BEGIN and the row lock holds until COMMIT.
     if (readOnly || this.depth > 0) return this.query(text, params);
-    return this.batch([{ sql: "BEGIN", params: [] }, this.fenceStep(), { sql: text, params }, { sql: "COMMIT", params: [] }], "ROLLBACK");
+    return this.batch([{ sql: "BEGIN", params: [] }, this.fenceStep(), { sql: text, params, answer: true }, { sql: "COMMIT", params: [] }], "ROLLBACK");
   }
 
   private fenceStep() {
@@ -130,7 +130,7 @@ export class PostgresDb implements Db {
     return this.call({ op: "query", handle: this.handle, sql, params }) as QueryAnswer;
   }
 
-  private batch(steps: { sql: string; params: unknown[]; expectRow?: string }[], onError: string): QueryAnswer {
+  private batch(steps: BatchStep[], onError: string): QueryAnswer {
     try {
       return this.call({ op: "batch", handle: this.handle, steps, onError }) as QueryAnswer;
     } catch (error) {
