@@ -6,14 +6,21 @@ import { loadOrCreateTls } from "./tls/certificate.js";
 export class PlainRefused extends Error {
   readonly code = "ERR_PLAIN_REFUSED";
 }
-import { chmodSync, existsSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { createLogger, watchEventLoop, type Logger } from "@cutover/log";
 import { isLoopbackHost } from "@cutover/protocol";
 import { createApi } from "./api/router.js";
 import { DEFAULT_FLEET_OPTIONS, Fleet, type FleetOptions } from "./fleet/fleet.js";
-import { DATA_DIR_MODE, openDatabase, PRIVATE_FILE_MODE, type Db } from "./store/database.js";
+import { createHash } from "node:crypto";
+import { DATA_DIR_MODE, openDatabase, PRIVATE_FILE_MODE, StoreUnavailable, type Db } from "./store/database.js";
+import { PostgresDb } from "./store/postgres.js";
+import { LeaseTable } from "./store/lease.js";
+import { ClusterLeadership, DEFAULT_LEASE_TIMERS, type LeaseTimers } from "./cluster/cluster-leadership.js";
+import { serverStatus } from "./cluster/server-status.js";
+import { forwardToLeader } from "./api/forward-to-leader.js";
+import type { Leadership } from "./fleet/leadership.js";
 import { HostStore } from "./store/hosts.js";
 import { TokenStore } from "./store/tokens.js";
 import { ArtifactStore } from "./store/artifacts.js";
@@ -55,6 +62,12 @@ export interface CoordinatorOptions {
   agentBundle?: string;
   /** install.sh served to hosts (GET /install.sh); default: beside the bundle, else one up. */
   installer?: string;
+  /** A postgres:// URL: the store is that database, shared with the other coordinators of the fleet (docs/ha.md). Default: SQLite in dataDir. */
+  store?: string;
+  /** The lease's timers, on a shared store. */
+  lease?: Partial<LeaseTimers>;
+  /** Called once this coordinator has lost the lease to another (it has stopped acting); the server command exits. */
+  onDeposed?: () => void;
 }
 
 /** The defaults, overridden by what is set (an undefined field keeps its default); every timer must be a positive number. */
@@ -74,6 +87,8 @@ export interface Coordinator {
   fleet: Fleet;
   rollouts: Rollouts;
   db: Db;
+  /** On a shared store: the lease and the members. */
+  cluster: ClusterLeadership | undefined;
   /** Set when this start created the first admin token. */
   adminTokenPath: string | undefined;
   /** The TLS certificate's fingerprint when serving https. */
@@ -108,22 +123,46 @@ function restrictSecretFiles(dataDir: string): void {
   if (existsSync(join(dataDir, "tls"))) chmodSync(join(dataDir, "tls"), DATA_DIR_MODE);
 }
 
+/** A member of a shared store whose signing, secrets or TLS keys differ from the other members'. */
+export class KeysMismatch extends Error {
+  readonly code = "ERR_KEYS_MISMATCH";
+}
+
+/** Until its first lease tick a member of a shared store neither leads nor knows who does. */
+const NOT_YET_A_MEMBER: Leadership = { isLeader: () => false, epoch: () => 0, members: () => [], leaderAgentUrl: () => undefined };
+
+/** Opens the shared PostgreSQL store; the data dir still holds this member's keys and its artifact cache. */
+function openSharedStore(url: string, dataDir: string): PostgresDb {
+  if (!/^postgres(ql)?:\/\//.test(url)) throw new StoreUnavailable(`--store must be a postgres:// URL (e.g. postgres://cutover@db.example:5432/cutover), got "${url.replace(/:[^:@/]*@/, ":***@")}"`);
+  mkdirSync(dataDir, { recursive: true, mode: DATA_DIR_MODE });
+  chmodSync(dataDir, DATA_DIR_MODE);
+  try {
+    return PostgresDb.connect(url);
+  } catch (error) {
+    const where = new URL(url).host;
+    throw new StoreUnavailable(`cannot open the PostgreSQL store at ${where}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+  }
+}
+
 export async function startCoordinator(options: CoordinatorOptions): Promise<Coordinator> {
   const log = options.log ?? createLogger("coordinator");
   if (!options.tls && !options.allowPlain && !isLoopbackHost(options.host)) {
     throw new PlainRefused(`refusing plain HTTP on ${options.host}: agents' tokens and the API would cross the network unencrypted; add --tls (a self-signed certificate is made on first start) or, on a trusted network, --allow-plain`);
   }
   checkInstallerPaths({ bundlePath: options.agentBundle, installerPath: options.installer });
-  const db = openDatabase(options.dataDir);
+  const shared = options.store !== undefined;
+  const db: Db = shared ? openSharedStore(options.store!, options.dataDir) : openDatabase(options.dataDir);
   const key = loadOrCreateCoordinatorKey(options.dataDir);
+  const secretsKey = loadOrCreateSecretsKey(options.dataDir);
   const hosts = new HostStore(db);
   const tokens = new TokenStore(db, { coordinatorKeyId: key.keyId });
-  const adminTokenPath = bootstrapAdminToken(tokens, options.dataDir);
-  const artifacts = new ArtifactStore(db, options.dataDir);
+  // On a shared store only the leader writes: the first admin token is made once a member leads (lead below).
+  let adminTokenPath = shared ? undefined : bootstrapAdminToken(tokens, options.dataDir);
+  const artifacts = new ArtifactStore(db, options.dataDir, { shared });
   const deployments = new DeploymentStore(db);
   const apps = new AppStore(db);
   const locks = new LockStore(db);
-  const secrets = new SecretStore(db, loadOrCreateSecretsKey(options.dataDir));
+  const secrets = new SecretStore(db, secretsKey);
   const audit = new AuditStore(db);
   const refusals = new RefusedCalls(audit);
   let fleet!: Fleet;
@@ -152,10 +191,18 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     if (outcome.totalMs) metrics.stepDuration.observe({ step: "total" }, outcome.totalMs / 1000);
   };
   const rollouts = new Rollouts({ fleet, hosts, deployments, apps, secrets, log: log.child("rollout"), onHostDeployed }, locks);
-  rollouts.resumeUnfinished((sha256) => artifacts.get(sha256)?.size ?? 0);
+  const resume = () => rollouts.resumeUnfinished((sha256) => artifacts.get(sha256)?.size ?? 0);
+  if (!shared) resume();
   const tls = options.tls ? loadOrCreateTls(options.dataDir, options.host) : undefined;
   const installer = new InstallerSource({ key, bundlePath: options.agentBundle, installerPath: options.installer, tlsCert: tls?.cert });
-  const api = createApi({ fleet, hosts, tokens, artifacts, deployments, apps, locks, secrets, rollouts, audit, refusals, metrics, installer, log: log.child("api"), version: VERSION });
+  let cluster: ClusterLeadership | undefined;
+  let url = "";
+  if (shared) fleet.leadership = NOT_YET_A_MEMBER;
+  const locator = { isLeader: () => fleet.leadership.isLeader(), leaderApiUrl: () => cluster?.leader()?.apiUrl, tlsCertificate: tls?.cert };
+  const api = createApi({
+    ...{ fleet, hosts, tokens, artifacts, deployments, apps, locks, secrets, rollouts, audit, refusals, metrics, installer, log: log.child("api"), version: VERSION },
+    server: { status: () => serverStatus(cluster, url), forward: shared ? forwardToLeader(locator, log.child("api")) : undefined },
+  });
 
   restrictSecretFiles(options.dataDir);
   const server: Server = tls ? createHttpsServer({ cert: tls.cert, key: tls.key }, api) : createServer(api);
@@ -172,10 +219,39 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     server.listen(options.port, options.host, () => resolve());
   });
   const port = (server.address() as AddressInfo).port;
-  const url = `${tls ? "https" : "http"}://${options.host.includes(":") ? `[${options.host}]` : options.host}:${port}`;
-  log.info("listening", { url, dataDir: options.dataDir, version: VERSION, fingerprint: tls?.fingerprint });
+  url = `${tls ? "https" : "http"}://${options.host.includes(":") ? `[${options.host}]` : options.host}:${port}`;
+  log.info("listening", { url, dataDir: options.dataDir, version: VERSION, fingerprint: tls?.fingerprint, store: shared ? "postgres" : "sqlite" });
   const stopWatchingLoop = watchEventLoop(log);
   refusals.start();
+  if (shared) {
+    const keysId = createHash("sha256").update(key.publicKey).update(secretsKey).update(tls?.cert ?? "").digest("base64url").slice(0, 22);
+    const self = { id: new URL(url).host, apiUrl: url, agentUrl: `${url.replace(/^http/, "ws")}${AGENT_PATH}`, version: VERSION, keysId };
+    const timers = { ...DEFAULT_LEASE_TIMERS, ...options.lease };
+    const lease = new LeaseTable(db as PostgresDb, self.id, timers.leaseTtlMs);
+    const theirs = lease.clusterKeysId();
+    if (theirs && theirs !== keysId) {
+      stopWatchingLoop();
+      refusals.close();
+      fleet.close();
+      server.closeAllConnections();
+      server.close();
+      db.close();
+      throw new KeysMismatch(`this coordinator's keys are not the cluster's: every member must hold the same ${COORDINATOR_KEY_FILE}, ${SECRETS_KEY_FILE}${tls ? " and tls/" : ""} (copy them from a member's data dir into ${options.dataDir})`);
+    }
+    cluster = new ClusterLeadership(db as PostgresDb, lease, self, timers, log.child("cluster"), {
+      lead: () => {
+        adminTokenPath ??= bootstrapAdminToken(tokens, options.dataDir);
+        if (adminTokenPath) log.info("admin API token written", { path: adminTokenPath });
+        resume();
+      },
+      deposed: () => {
+        fleet.close();
+        options.onDeposed?.();
+      },
+    });
+    fleet.leadership = cluster;
+    cluster.start();
+  }
 
   return {
     url,
@@ -183,10 +259,12 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     fleet,
     rollouts,
     db,
+    cluster,
     adminTokenPath,
     fingerprint: tls?.fingerprint,
     close: async () => {
       stopWatchingLoop();
+      cluster?.stop();
       fleet.close();
       refusals.close();
       audit.flush();

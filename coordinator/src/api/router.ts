@@ -1,4 +1,5 @@
-import express, { type NextFunction, type Request, type Response } from "express";
+import express, { type NextFunction, type Request, type RequestHandler, type Response } from "express";
+import type { ServerStatus } from "../cluster/server-status.js";
 import type { CoordinatorMetrics } from "../metrics/registry.js";
 import type { AuditStore } from "../store/audit.js";
 import type { InstallerSource } from "../installer/agent-bundle.js";
@@ -27,6 +28,12 @@ export interface ApiDeps extends DeploymentApiDeps, LockApiDeps, SecretApiDeps {
   metrics: CoordinatorMetrics;
   /** install.sh and the agent bundle, served without a token (public code only). */
   installer: InstallerSource;
+  server: {
+    /** Who leads, the epoch and the members (GET /v1/server/status). */
+    status(): ServerStatus;
+    /** On a shared store: sends a follower's calls to the leader (forward-to-leader.ts). */
+    forward?: RequestHandler;
+  };
 }
 
 /**
@@ -39,7 +46,13 @@ export function createApi(deps: ApiDeps): express.Express {
   const { fleet, tokens, log } = deps;
   const app = express();
   app.disable("x-powered-by");
+  // Before the audit trail: a follower writes nothing, the leader audits the call it answers.
+  if (deps.server.forward) app.use(deps.server.forward);
   app.use(auditTrail(deps.audit));
+
+  app.get("/v1/server/status", requireRole(tokens, "read"), (_request, response) => {
+    response.json(deps.server.status());
+  });
 
   app.get("/v1/health", (_request, response) => {
     response.json({ ok: true, version: deps.version, agentsOnline: fleet.onlineCount() });

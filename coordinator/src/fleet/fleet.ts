@@ -54,7 +54,7 @@ interface QueuedUpgrade {
 export type CommandOperation = Omit<cutover.v1.Command.$Properties, "commandId" | "deadlineUnixMs" | "sequence" | "signature" | "signed" | "mac" | "hostId" | "sessionNonce">;
 
 export class CommandError extends Error {
-  constructor(readonly code: "ERR_HOST_OFFLINE" | "ERR_COMMAND_TIMEOUT" | "ERR_HOST_DISCONNECTED", message: string) {
+  constructor(readonly code: "ERR_HOST_OFFLINE" | "ERR_COMMAND_TIMEOUT" | "ERR_HOST_DISCONNECTED" | "ERR_NOT_LEADER", message: string) {
     super(message);
   }
 }
@@ -276,6 +276,16 @@ export class Fleet {
     return true;
   }
 
+  /** Resolves true once this coordinator leads again (or false after `timeoutMs`). */
+  private async whenLeading(timeoutMs: number): Promise<boolean> {
+    const until = Date.now() + timeoutMs;
+    while (!this.leadership.isLeader()) {
+      if (Date.now() >= until) return false;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    return true;
+  }
+
   liveness(hostId: string): HostLiveness {
     return this.sessions.get(hostId)?.liveness ?? "unreachable";
   }
@@ -330,6 +340,13 @@ export class Fleet {
     /** Re-ask with the id of a command sent before (the agent answers it from its stored result). */
     commandId: string = randomUUID(),
   ): Promise<cutover.v1.CommandResult> {
+    // Only the leader sends, and only while its lease is fresh on its own clock (leadership.ts):
+    // a leader whose renewal is late waits for it rather than send what a new leader may contradict.
+    if (!this.leadership.isLeader()) {
+      return this.whenLeading(timeoutMs).then((leading) =>
+        leading ? this.sendCommand(host, operation, timeoutMs, onEvent, commandId) : Promise.reject(new CommandError("ERR_NOT_LEADER", `this coordinator does not lead: nothing sent to ${host.name}`)),
+      );
+    }
     const session = this.sessions.get(host.id);
     if (!session) return Promise.reject(new CommandError("ERR_HOST_OFFLINE", `host ${host.name} is unreachable`));
     const action = `command ${Object.keys(operation).find((k) => (operation as Record<string, unknown>)[k] !== undefined) ?? "unknown"}`;

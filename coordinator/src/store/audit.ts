@@ -1,4 +1,5 @@
 import type { Db } from "./database.js";
+import { FencedOut } from "./postgres.js";
 
 /** One audited thing: an API call that changed something, or a command sent to an agent. */
 export interface AuditEntry {
@@ -63,7 +64,12 @@ export class AuditStore {
     if (this.queue.length === 0 || !this.db.open) return;
     const rows = this.queue;
     this.queue = [];
-    this.flushAll(rows);
+    try {
+      this.flushAll(rows);
+    } catch (error) {
+      // A follower of a shared store writes nothing: the calls it forwards are audited by the leader that answers them.
+      if (!(error instanceof FencedOut)) throw error;
+    }
   }
 
   /** Newest first. */

@@ -196,6 +196,7 @@ export const MIGRATIONS: readonly { version: number; description: string; sql: s
         api_url     TEXT NOT NULL,
         agent_url   TEXT NOT NULL,
         version     TEXT NOT NULL,
+        keys_id     TEXT NOT NULL,
         started_at  INTEGER NOT NULL,
         seen_at     INTEGER NOT NULL
       );

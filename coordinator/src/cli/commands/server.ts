@@ -1,6 +1,10 @@
 import type { Command } from "commander";
 import { parseDuration } from "@cutover/spec";
 import { EXIT, ExitError } from "../exit-error.js";
+import { ApiClient } from "../client.js";
+import { resolveClientSettings, type GlobalOptions } from "../config.js";
+import { renderTable } from "../table.js";
+import type { ServerStatus } from "../../cluster/server-status.js";
 
 export const DEFAULT_LISTEN = "127.0.0.1:7400";
 
@@ -25,8 +29,31 @@ function duration(flag: string, text: string | undefined): number | undefined {
   return ms;
 }
 
+/** `cutover server status`: who leads, under which epoch, and every member. */
+export function renderServerStatus(status: ServerStatus): string {
+  const lease = status.leaseExpiresInMs === null ? "" : `, lease ${status.leaseExpiresInMs >= 0 ? `renewed, ${Math.round(status.leaseExpiresInMs / 1000)}s left` : `expired ${Math.round(-status.leaseExpiresInMs / 1000)}s ago`}`;
+  const head = `store ${status.store}; leader ${status.leader ?? "none"} (epoch ${status.epoch}${lease}); answered by ${status.self} (${status.role})`;
+  if (status.store === "sqlite") return `${head}
+one coordinator on its own store: no other member`;
+  const rows = status.members.map((m) => [m.id, m.role, m.apiUrl, m.version, `${Math.round(m.seenAgoMs / 1000)}s ago`]);
+  return `${head}
+${renderTable(["MEMBER", "ROLE", "API", "VERSION", "SEEN"], rows)}`;
+}
+
+function registerServerStatus(server: Command): void {
+  server
+    .command("status")
+    .description("the coordinators sharing this store: which leads, the lease's epoch, every member (ask any of them)")
+    .option("--json", "print JSON")
+    .action(async (options: { json?: boolean }, command: Command) => {
+      const client = new ApiClient(resolveClientSettings(command.optsWithGlobals<GlobalOptions>()));
+      const status = await client.get<ServerStatus>("/v1/server/status");
+      process.stdout.write(options.json ? `${JSON.stringify(status, null, 2)}\n` : `${renderServerStatus(status)}\n`);
+    });
+}
+
 export function registerServer(program: Command): void {
-  program
+  const server = program
     .command("server")
     .description("run the coordinator: HTTP API and agent endpoint on one port, SQLite store in the data dir")
     .option("--data-dir <dir>", "where the store and the admin token live", "/var/lib/cutover/coordinator")
@@ -39,13 +66,17 @@ export function registerServer(program: Command): void {
     .option("--allow-plain", "allow plain http/ws on an address other than loopback")
     .option("--agent-bundle <file>", "the one-file agent served to hosts at /v1/agent/bundle, signed (default: dist/cutover-agent.mjs of the checkout, or cutover-agent.mjs beside the one-file CLI)")
     .option("--installer <file>", "the install.sh served at /install.sh (default: beside the agent bundle, else one directory up)")
-    .action(async (own: { dataDir: string; listen: string; heartbeatInterval: string; pingInterval: string; pingTimeout: string; handshakeTimeout: string; tls?: boolean; allowPlain?: boolean; agentBundle?: string; installer?: string }, command: Command) => {
+    .option("--store <postgres-url>", "share a PostgreSQL store with other coordinators (active/passive, docs/ha.md), e.g. postgres://cutover@db:5432/cutover; the password from PGPASSWORD or ~/.pgpass, not the URL (default: SQLite in the data dir)")
+    .option("--lease-ttl <duration>", "with --store: how long the leader's lease lasts unrenewed; a takeover after a lost leader waits this long (renewed every fifth of it)", "10s")
+    .action(async (own: { dataDir: string; listen: string; heartbeatInterval: string; pingInterval: string; pingTimeout: string; handshakeTimeout: string; tls?: boolean; allowPlain?: boolean; agentBundle?: string; installer?: string; store?: string; leaseTtl: string }, command: Command) => {
       // With globals: the CLI's own --allow-plain (for its client calls) takes the flag wherever it is written.
       const options = command.optsWithGlobals<typeof own>();
       const { host, port } = parseListen(options.listen);
       // Loaded here, not at the top: every other verb runs without the server's modules
       // (express, the SQLite addon), so the one-file CLI needs no node_modules for them.
-      const { InstallerFileMissing, PlainRefused, StoreUnavailable, startCoordinator } = await import("../../server.js");
+      const { InstallerFileMissing, KeysMismatch, PlainRefused, StoreUnavailable, startCoordinator } = await import("../../server.js");
+      const leaseTtlMs = duration("--lease-ttl", options.leaseTtl)!;
+      if (options.store === undefined && command.getOptionValueSource("leaseTtl") === "cli") throw new ExitError("--lease-ttl needs --store: a coordinator on its own SQLite store holds no lease", EXIT.usage);
       const coordinator = await startCoordinator({
         dataDir: options.dataDir,
         host,
@@ -54,6 +85,10 @@ export function registerServer(program: Command): void {
         allowPlain: options.allowPlain,
         agentBundle: options.agentBundle,
         installer: options.installer,
+        store: options.store,
+        lease: { leaseTtlMs, renewEveryMs: leaseTtlMs / 5 },
+        // Deposed: it has stopped acting; exiting lets its supervisor start it again, as a follower.
+        onDeposed: () => process.exit(EXIT.tryLater),
         fleet: {
           heartbeatIntervalMs: duration("--heartbeat-interval", options.heartbeatInterval),
           pingIntervalMs: duration("--ping-interval", options.pingInterval),
@@ -62,7 +97,7 @@ export function registerServer(program: Command): void {
         },
       }).catch((error: NodeJS.ErrnoException) => {
         if (error instanceof PlainRefused || error instanceof InstallerFileMissing) throw new ExitError(error.message, EXIT.usage);
-        if (error instanceof StoreUnavailable) throw new ExitError(error.message);
+        if (error instanceof StoreUnavailable || error instanceof KeysMismatch) throw new ExitError(error.message);
         if (error.code === "EADDRINUSE") throw new ExitError(`cannot listen on ${options.listen}: the address is in use (another cutover server?)`);
         throw error;
       });
@@ -77,4 +112,5 @@ export function registerServer(program: Command): void {
       process.once("SIGINT", stop);
       process.once("SIGTERM", stop);
     });
+  registerServerStatus(server);
 }
