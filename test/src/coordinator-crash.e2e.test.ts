@@ -2,6 +2,7 @@ import test from "ava";
 import { writeExampleSpec } from "./harness/app-spec.js";
 import { startFleet, type Fleet } from "./harness/fleet.js";
 import { getThroughProxy, loadThroughProxies } from "./harness/through-proxy.js";
+import { mulberry32 } from "./harness/seeded-random.js";
 
 /**
  * The coordinator is SIGKILLed at a seeded random moment of a rollout across
@@ -12,17 +13,6 @@ import { getThroughProxy, loadThroughProxies } from "./harness/through-proxy.js"
 const HOSTS = 10;
 const RUNS = Number(process.env.CUTOVER_FAULT_RUNS ?? 3);
 const PORTS = { listen: 8080, blue: 7001, green: 7002 };
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 async function finished(fleet: Fleet, id: string): Promise<{ state: string; hosts: { name: string; outcome: string; release: string | null; error?: string | null }[] }> {
   for (;;) {

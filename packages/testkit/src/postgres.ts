@@ -10,6 +10,8 @@ export interface PostgresCluster {
   url(database?: string): string;
   /** A new, empty database on the cluster; answers its URL. */
   createDatabase(): string;
+  /** Runs `sql` with psql on `databaseUrl`; answers its rows unaligned, one per line. */
+  query(databaseUrl: string, sql: string): string;
   /** Stops the server (immediate shutdown) and removes its files. */
   stop(): void;
 }
@@ -60,6 +62,9 @@ export async function startPostgres(): Promise<PostgresCluster> {
       const name = `cutover_${process.pid}_${++databases}`;
       execFileSync(join(bin, "createdb"), ["-h", "127.0.0.1", "-p", String(port), "-U", "cutover", name], { stdio: ["ignore", "pipe", "pipe"] });
       return url(name);
+    },
+    query(databaseUrl, sql) {
+      return execFileSync(join(bin, "psql"), ["-At", "-v", "ON_ERROR_STOP=1", "-d", databaseUrl, "-c", sql], { encoding: "utf8" });
     },
     stop() {
       try {

@@ -1,4 +1,5 @@
 import type { AuditEntry } from "@cutover/coordinator";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { stopHostProcesses } from "./host-processes.js";
 import { AGENT_BIN, CUTOVER_BIN, readAdminToken, runCli, spawnWatched, tempDir, type CliResult, type WatchedProcess } from "./processes.js";
@@ -31,7 +32,8 @@ export class CoordinatorProcess {
     const line = await this.process.waitForLine(/^cutover server listening on /, 0, COORDINATOR_START_MS);
     this.url = line.slice("cutover server listening on ".length).trim();
     this.port = Number(new URL(this.url).port);
-    this.adminToken = readAdminToken(this.dataDir);
+    // A member of a shared store that does not lead at its first start writes no admin token: its cluster hands it one.
+    if (!this.extraArgs.includes("--store") || existsSync(join(this.dataDir, "admin-token"))) this.adminToken = readAdminToken(this.dataDir);
   }
 
   /** Kills and starts again on the same port and data dir. */
@@ -104,7 +106,8 @@ export interface AgentOptions {
 /** A real `cutover-agent` process. */
 export class AgentProcess {
   process!: WatchedProcess;
-  constructor(readonly options: AgentOptions & { stateDir: string }, private readonly coordinator: CoordinatorProcess) {}
+  /** `coordinator.url` is what `--coordinator` gets: one URL, or a cluster's members joined with commas. */
+  constructor(readonly options: AgentOptions & { stateDir: string }, private readonly coordinator: Pick<CoordinatorProcess, "url">) {}
 
   start(): WatchedProcess {
     const args = [
@@ -150,7 +153,7 @@ function claimFleetSlot(t: TestContext): void {
   });
 }
 
-export async function startAgent(t: TestContext & { teardown(fn: () => void): void }, coordinator: CoordinatorProcess, options: AgentOptions): Promise<AgentProcess> {
+export async function startAgent(t: TestContext & { teardown(fn: () => void): void }, coordinator: Pick<CoordinatorProcess, "url">, options: AgentOptions): Promise<AgentProcess> {
   claimFleetSlot(t);
   const agent = new AgentProcess({ ...options, stateDir: options.stateDir ?? join(tempDir(t, "cutover-agent-"), "state") }, coordinator);
   // Registered before the temp dir's removal runs (teardowns run in reverse): kill what the agent left running.
