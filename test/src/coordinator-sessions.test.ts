@@ -151,7 +151,7 @@ test("an agent that announces commands.mac gets its commands under a session key
   const welcome = (await keyed.handshake({ name: "web-1", key, token: await enrollmentToken(api), capabilities: [COMMAND_MAC], sessionKeyShare: share })).welcome as cutover.v1.Welcome;
   const nonce = (keyed.received.find((e) => e.body === "challenge")!.challenge as cutover.v1.Challenge).nonce;
   t.is(welcome.sessionKeyShare.length, 32, "the Welcome answers with the coordinator's share");
-  const proof = welcomeProofBytes(nonce, welcome.hostId, key.publicKey, { agent: share, coordinator: welcome.sessionKeyShare });
+  const proof = welcomeProofBytes({ nonce, hostId: welcome.hostId, agentPublicKey: key.publicKey, shares: { agent: share, coordinator: welcome.sessionKeyShare } });
   t.true(verify(null, proof, ed25519(welcome.coordinatorPublicKey), welcome.signature), "the Welcome's signature covers both shares");
   const commandKey = Buffer.from(hkdfSync("sha256", diffieHellman({ privateKey: ours.privateKey, publicKey: x25519(welcome.sessionKeyShare) }), nonce, commandKeyInfo(welcome.hostId), 32));
   keyed.answerPings();

@@ -50,7 +50,7 @@ async function fakeCoordinator(
       const envelope = decodeEnvelope(data as Buffer);
       if (envelope.body === "hello") {
         const hostId = welcome.hostId ?? HOST_ID;
-        const proof = welcomeProofBytes(nonce, hostId, envelope.hello!.publicKey!);
+        const proof = welcomeProofBytes({ nonce, hostId, agentPublicKey: envelope.hello!.publicKey! });
         const signature = sign(null, proof, (welcome.signWith ?? key).privateKey);
         ws.send(encodeEnvelope({ welcome: { hostId, heartbeatIntervalMs: 1000, protocolVersion: 1, enrolled: true, coordinatorPublicKey: key.publicKey, signature } }));
         sessionResolve(ws);

@@ -36,7 +36,7 @@ function fakeCoordinator() {
         heartbeatIntervalMs: 5000,
         protocolVersion: 1,
         coordinatorPublicKey,
-        signature: sign(null, welcomeProofBytes(nonce, HOST_ID, session.agentPublicKey, shares), privateKey),
+        signature: sign(null, welcomeProofBytes({ nonce, hostId: HOST_ID, agentPublicKey: session.agentPublicKey, shares }), privateKey),
         sessionKeyShare: shares?.coordinator,
       });
       return { welcome, key };

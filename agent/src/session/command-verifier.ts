@@ -27,6 +27,8 @@ interface CoordinatorFile {
   lastSequence: number;
   /** This host's id at the coordinator, as its first signed Welcome said (absent in files from before host ids were signed). */
   hostId?: string;
+  /** The highest Welcome.epoch of a Welcome that verified (absent: 0, a lone coordinator's). */
+  epoch?: number;
 }
 
 /** What the agent knows of the session a Welcome or command arrived on. */
@@ -73,6 +75,10 @@ function ed25519Verify(rawKey: Uint8Array | string, data: Uint8Array, signature:
  * that name this host and this session, with a sequence above every one
  * accepted before — so a command captured, replayed, reordered or moved from
  * another host's session does nothing.
+ *
+ * Every Welcome's signature covers its epoch too: the highest one verified is kept with the pin,
+ * and a Welcome under a lower one (an old leader that has not noticed a takeover) is refused,
+ * so it never becomes the session commands are taken on.
  *
  * A session whose Hello sent a key share ("commands.mac") and whose signed Welcome answered
  * with one also takes commands authenticated by Command.mac: HMAC-SHA256 under the key both
@@ -123,7 +129,9 @@ export class CommandVerifier {
     }
     // The signature covers both shares: one replaced on the way (ours in Hello, theirs here) does not verify.
     const shares = coordinatorShare.length > 0 ? { agent: session.keyShare!.share, coordinator: coordinatorShare } : undefined;
-    if (!ed25519Verify(welcome.coordinatorPublicKey, welcomeProofBytes(session.nonce, welcome.hostId, session.agentPublicKey, shares), welcome.signature)) {
+    const epoch = Number(welcome.epoch ?? 0);
+    const proof = welcomeProofBytes({ nonce: session.nonce, hostId: welcome.hostId, agentPublicKey: session.agentPublicKey, shares, epoch, members: welcome.members ?? [] });
+    if (!ed25519Verify(welcome.coordinatorPublicKey, proof, welcome.signature)) {
       return { ok: false, reason: "the Welcome's signature does not verify with the coordinator's key for this session (forged or replayed Welcome)" };
     }
     const commandKey = shares ? deriveCommandKey(session.keyShare!, coordinatorShare, session.nonce, welcome.hostId) : undefined;
@@ -131,10 +139,21 @@ export class CommandVerifier {
     if (this.state?.hostId !== undefined && this.state.hostId !== welcome.hostId) {
       return { ok: false, reason: `the coordinator calls this host ${welcome.hostId}, but it is pinned as ${this.state.hostId}` };
     }
+    const highest = this.state?.epoch ?? 0;
+    if (epoch < highest) {
+      return {
+        ok: false,
+        reason: `the coordinator leads under epoch ${epoch}, but a Welcome under epoch ${highest} verified before: it is an old leader that has not noticed another took over (if the fleet's database was replaced, remove "epoch" from STATE/${COORDINATOR_FILE})`,
+      };
+    }
     if (!this.state || this.state.hostId === undefined) {
-      const pinned: CoordinatorFile = { publicKey: presented, lastSequence: this.state?.lastSequence ?? 0, hostId: welcome.hostId };
+      const pinned: CoordinatorFile = { publicKey: presented, lastSequence: this.state?.lastSequence ?? 0, hostId: welcome.hostId, ...(epoch > 0 && { epoch }) };
       await this.save(pinned);
       this.state = pinned;
+    } else if (epoch > highest) {
+      // Raised before the write, as the sequence is: a Welcome that could not be saved is refused, and the next is judged against it.
+      this.state.epoch = epoch;
+      await this.save();
     }
     // Only once the pin is durable: a session whose Welcome could not be saved takes no command.
     this.current = { nonce: session.nonce, commandKey, lastMacSequence: 0 };

@@ -5,6 +5,7 @@ import {
   COMMAND_MAC,
   decodeEnvelope,
   encodeEnvelope,
+  FOLLOWS_LEADER,
   helloProofBytes,
   isValidLabel,
   NONCE_BYTES,
@@ -77,7 +78,7 @@ const ALLOWED: Record<SessionState, SessionState[]> = {
 };
 
 class Refused extends Error {
-  constructor(readonly code: string, message: string, readonly permanent: boolean) {
+  constructor(readonly code: string, message: string, readonly permanent: boolean, readonly leaderUrl = "") {
     super(message);
   }
 }
@@ -271,6 +272,8 @@ export class AgentSession {
 
   private onHello(hello: cutover.v1.Hello): void {
     try {
+      // Before anything reads or writes the store: a follower neither enrolls nor records hosts.
+      this.refuseUnlessLeading();
       const presented: HostIdentity = { labels: this.presentedLabels(hello), address: this.presentedAddress(hello) };
       const { host, enrolled } = this.authenticate(hello, presented);
       this.host = host;
@@ -290,6 +293,8 @@ export class AgentSession {
       const agentShare = hello.capabilities?.includes(COMMAND_MAC) ? hello.sessionKeyShare : undefined;
       this.commandKey = agentShare?.length ? acceptKeyShare(agentShare, this.challengeNonce, host.id) : undefined;
       const shares = this.commandKey && { agent: agentShare!, coordinator: this.commandKey.share };
+      // Only to an agent that verifies them: an older one verifies the proof without them (leadership.ts in @cutover/protocol).
+      const fleet = hello.capabilities?.includes(FOLLOWS_LEADER) ? { epoch: this.ctx.leadership.epoch(), members: this.ctx.leadership.members() } : undefined;
       this.send({
         welcome: {
           hostId: host.id,
@@ -297,17 +302,29 @@ export class AgentSession {
           protocolVersion: Math.min(PROTOCOL_VERSION, hello.protocolVersion),
           enrolled,
           coordinatorPublicKey: publicKey,
-          signature: sign(welcomeProofBytes(this.challengeNonce, host.id, hello.publicKey, shares)),
+          signature: sign(welcomeProofBytes({ nonce: this.challengeNonce, hostId: host.id, agentPublicKey: hello.publicKey, shares, ...fleet })),
           sessionKeyShare: shares?.coordinator,
+          ...fleet,
         },
       });
       this.transition("online", enrolled ? "enrolled" : "authenticated");
     } catch (error) {
       if (!(error instanceof Refused)) throw error;
-      this.log.warn("refused agent", { name: hello.name, remote: this.remote, code: error.code, reason: error.message });
-      this.send({ refusal: { code: error.code, message: error.message, permanent: error.permanent } });
+      // A follower sends every agent on: one line each would flood its log in a reconnect storm.
+      const level = error.code === RefusalCode.NotLeader ? "debug" : "warn";
+      this.log[level]("refused agent", { name: hello.name, remote: this.remote, code: error.code, reason: error.message });
+      this.send({ refusal: { code: error.code, message: error.message, permanent: error.permanent, leaderUrl: error.leaderUrl } });
       this.close(CloseCode.AuthRefused, error.code);
     }
+  }
+
+  /** A coordinator that does not lead sends the agent to the one that does (the agent follows only a URL it trusts). */
+  private refuseUnlessLeading(): void {
+    const { leadership } = this.ctx;
+    if (leadership.isLeader()) return;
+    const leaderUrl = leadership.leaderAgentUrl() ?? "";
+    const next = leaderUrl ? `the leader is ${leaderUrl}` : "no coordinator leads right now; try again shortly";
+    throw new Refused(RefusalCode.NotLeader, `this coordinator does not lead the fleet: ${next}`, false, leaderUrl);
   }
 
   private presentedLabels(hello: cutover.v1.Hello): Record<string, string> {

@@ -80,5 +80,7 @@ export const RefusalCode = {
   HostRemoved: "HOST_REMOVED",
   /** The agent speaks a protocol version the coordinator cannot. */
   ProtocolVersion: "PROTOCOL_VERSION",
+  /** This coordinator does not lead the fleet (never permanent): Refusal.leader_url names the one that does, when it is known. */
+  NotLeader: "NOT_LEADER",
 } as const;
 export type RefusalCode = (typeof RefusalCode)[keyof typeof RefusalCode];

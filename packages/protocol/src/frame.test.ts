@@ -4,6 +4,8 @@ import {
   encodeEnvelope,
   helloProofBytes,
   MAX_FRAME_BYTES,
+  MAX_MEMBERS,
+  welcomeProofBytes,
   ProtocolError,
   ProtocolErrorCode,
   CloseCode,
@@ -34,8 +36,8 @@ const everyMessage: [NonNullable<ReturnType<typeof decodeEnvelope>["body"]>, Env
       },
     },
   ],
-  ["welcome", { welcome: { hostId: "h1", heartbeatIntervalMs: 5000, protocolVersion: 1, enrolled: true } }],
-  ["refusal", { refusal: { code: "ENROLL_TOKEN_USED", message: "used", permanent: true } }],
+  ["welcome", { welcome: { hostId: "h1", heartbeatIntervalMs: 5000, protocolVersion: 1, enrolled: true, epoch: 7, members: ["ws://127.0.0.2:7400/v1/agent", "ws://127.0.0.3:7400/v1/agent"] } }],
+  ["refusal", { refusal: { code: "NOT_LEADER", message: "follower", permanent: false, leaderUrl: "ws://127.0.0.2:7400/v1/agent" } }],
   ["heartbeat", { heartbeat: { resources: { memTotalBytes: 1 }, instances: [{ app: "a", color: "green", port: 7002 }] } }],
   ["command", { command: { commandId: "c1", deadlineUnixMs: 1_790_000_000_000, sequence: 3, signature: bytes(64), ping: { payload: "p" } } }],
   ["commandResult", { commandResult: { commandId: "c1", status: v1.CommandResult.Status.OK, durationMs: 3, pong: { payload: "p" } } }],
@@ -117,3 +119,33 @@ test("the hello proof binds the nonce, the name and the key", (t) => {
   t.notDeepEqual(helloProofBytes(bytes(32, 1), "web-2", bytes(32, 2)), base);
   t.notDeepEqual(helloProofBytes(bytes(32, 1), "web-1", bytes(32, 3)), base);
 });
+
+/** A length-delimited field as the wire carries it (lengths below 128 here: one byte). */
+const field = (number: number, value: Uint8Array) => [(number << 3) | 2, value.length, ...value];
+/** ASCII text as bytes (this package builds without Node's or the DOM's types: no TextEncoder). */
+const text = (value: string) => Uint8Array.from(value, (c) => c.charCodeAt(0));
+
+test("a WelcomeProof at epoch 0 with no members is the four fields agents before FOLLOWS_LEADER sign, byte for byte", (t) => {
+  const nonce = bytes(32, 1);
+  const agentPublicKey = bytes(32, 2);
+  // What every agent verifies without the new fields: context, nonce, host id, agent key, in field order.
+  const before = Uint8Array.from([...field(1, text("cutover.v1.welcome")), ...field(2, nonce), ...field(3, text("h1")), ...field(4, agentPublicKey)]);
+  // As plain bytes: the encoder may hand back a Buffer or a Uint8Array.
+  t.deepEqual(Uint8Array.from(welcomeProofBytes({ nonce, hostId: "h1", agentPublicKey })), before);
+  t.deepEqual(Uint8Array.from(welcomeProofBytes({ nonce, hostId: "h1", agentPublicKey, epoch: 0, members: [] })), before, "epoch 0 and no members, set explicitly, are left out");
+});
+
+test("the welcome proof binds the epoch and the members, in order", (t) => {
+  const proof = { nonce: bytes(32, 1), hostId: "h1", agentPublicKey: bytes(32, 2) };
+  const members = ["ws://127.0.0.2:7400/v1/agent", "ws://127.0.0.3:7400/v1/agent"];
+  const base = welcomeProofBytes({ ...proof, epoch: 4, members });
+  t.deepEqual(welcomeProofBytes({ ...proof, epoch: 4, members: [...members] }), base);
+  t.notDeepEqual(welcomeProofBytes({ ...proof, epoch: 3, members }), base);
+  t.notDeepEqual(welcomeProofBytes({ ...proof, epoch: 4, members: [...members].reverse() }), base);
+  t.notDeepEqual(welcomeProofBytes({ ...proof, epoch: 4, members: members.slice(1) }), base);
+  t.notDeepEqual(welcomeProofBytes(proof), base);
+});
+
+test("a Welcome listing more members than MAX_MEMBERS is rejected", rejectMacro,
+  encodeEnvelope({ welcome: { hostId: "h1", heartbeatIntervalMs: 5000, members: Array.from({ length: MAX_MEMBERS + 1 }, (_, i) => `ws://127.0.0.${i + 1}:7400/v1/agent`) } }),
+  ProtocolErrorCode.InvalidField, CloseCode.ProtocolError);

@@ -2,6 +2,7 @@ import "./plain-numbers.js";
 import { cutover } from "../gen/proto.js";
 import { ProtocolError, ProtocolErrorCode } from "./errors.js";
 import { isValidName } from "./names.js";
+import { MAX_MEMBERS } from "./leadership.js";
 import { KEY_SHARE_BYTES, MAC_BYTES } from "./session-mac.js";
 
 export const v1 = cutover.v1;
@@ -101,6 +102,7 @@ function checkEnvelope(envelope: Envelope): void {
       if (!m.hostId) missing("Welcome", "host_id");
       if (!m.heartbeatIntervalMs) missing("Welcome", "heartbeat_interval_ms");
       if (m.sessionKeyShare?.length && m.sessionKeyShare.length !== KEY_SHARE_BYTES) invalid("Welcome", "session_key_share", `${KEY_SHARE_BYTES} bytes or absent`);
+      atMost("Welcome", "members", m.members, MAX_MEMBERS);
       return;
     }
     case "refusal":
@@ -162,16 +164,37 @@ export interface KeyShares {
   coordinator: Uint8Array;
 }
 
+/** What a Welcome's signature covers (WelcomeProof), beside its fixed context. */
+export interface WelcomeProofInit {
+  /** Challenge.nonce of the session. */
+  nonce: Uint8Array;
+  /** Welcome.host_id. */
+  hostId: string;
+  /** Hello.public_key of the agent welcomed. */
+  agentPublicKey: Uint8Array;
+  /** The session's key shares, when the agent took a command key ("commands.mac"). */
+  shares?: KeyShares;
+  /** Welcome.epoch; 0 or absent for a lone coordinator or an agent without FOLLOWS_LEADER. */
+  epoch?: number;
+  /** Welcome.members, in order; empty or absent likewise. */
+  members?: readonly string[];
+}
+
 /**
- * The exact bytes the coordinator signs in Welcome.signature (and the agent verifies). Without
- * shares they are the bytes agents before "commands.mac" verify (proto3 leaves empty fields out).
+ * The exact bytes the coordinator signs in Welcome.signature (and the agent verifies). proto3
+ * leaves a field at its zero value out of the encoding: without shares, at epoch 0 and with no
+ * members they are the bytes agents before "commands.mac" and FOLLOWS_LEADER verify
+ * (frame.test.ts checks this against the wire format).
  */
-export function welcomeProofBytes(nonce: Uint8Array, hostId: string, agentPublicKey: Uint8Array, shares?: KeyShares): Uint8Array {
+export function welcomeProofBytes(proof: WelcomeProofInit): Uint8Array {
+  const { nonce, hostId, agentPublicKey, shares, epoch, members } = proof;
   return v1.WelcomeProof.encode({
     context: "cutover.v1.welcome",
     nonce,
     hostId,
     agentPublicKey,
     ...(shares && { agentKeyShare: shares.agent, coordinatorKeyShare: shares.coordinator }),
+    epoch,
+    members: members && [...members],
   }).finish();
 }

@@ -11,7 +11,8 @@ export {
   helloProofBytes,
   welcomeProofBytes,
 } from "./frame.js";
-export type { Envelope, EnvelopeInit, BodyKind, KeyShares } from "./frame.js";
+export type { Envelope, EnvelopeInit, BodyKind, KeyShares, WelcomeProofInit } from "./frame.js";
+export { FOLLOWS_LEADER, MAX_MEMBERS } from "./leadership.js";
 export { COMMAND_MAC, KEY_SHARE_BYTES, MAC_BYTES, commandKeyInfo } from "./session-mac.js";
 export { signedCommandBytes, openSignedCommand } from "./signing.js";
 export { normalizeFingerprint, isFingerprint } from "./fingerprint.js";
