@@ -2,12 +2,14 @@ import { chmodSync, mkdirSync } from "node:fs";
 import { cpus } from "node:os";
 import { dirname, join } from "node:path";
 import { createLogger, watchEventLoop, type Logger } from "@cutover/log";
-import { COMMAND_MAC, enrollmentTokenKeyId, REMOVES_APPS, REPORTS_KEPT_RELEASES, RUNS_HOOKS, SERVES_VIRTUAL_HOSTS, TAKES_SECRETS, UPGRADE_ROLLED_BACK_EVENT, UPGRADES_ITSELF, type cutover } from "@cutover/protocol";
+import { COMMAND_MAC, enrollmentTokenKeyId, FOLLOWS_LEADER, REMOVES_APPS, REPORTS_KEPT_RELEASES, RUNS_HOOKS, SERVES_VIRTUAL_HOSTS, TAKES_SECRETS, UPGRADE_ROLLED_BACK_EVENT, UPGRADES_ITSELF, type cutover } from "@cutover/protocol";
 import { CommandDispatcher } from "./commands/dispatcher.js";
 import { ConfigError, type AgentConfig } from "./config.js";
 import { loadOrCreateIdentity, markEnrolled } from "./identity.js";
 import { ResourceSampler } from "./resources.js";
 import { CoordinatorLink, type LinkOptions } from "./session/coordinator-link.js";
+import { CoordinatorUrls } from "./session/coordinator-urls.js";
+import { welcomeHandler } from "./session/welcome.js";
 import { AGENT_VERSION } from "./version.js";
 import { AppManager } from "./apps/app-manager.js";
 import { NginxAppProxy } from "./apps/app-proxy.js";
@@ -36,7 +38,7 @@ const FETCH_ATTEMPTS = 4;
 const FETCH_RECONNECT_WAIT_MS = 30_000;
 
 /** Capabilities this agent build announces in Hello (nginx ones are added from what is installed). */
-export const BASE_CAPABILITIES = ["ping", "deploy.bluegreen", "deploy.in-place", "rollback", "lb", REPORTS_KEPT_RELEASES, RUNS_HOOKS, REMOVES_APPS, SERVES_VIRTUAL_HOSTS, TAKES_SECRETS, COMMAND_MAC];
+export const BASE_CAPABILITIES = ["ping", "deploy.bluegreen", "deploy.in-place", "rollback", "lb", REPORTS_KEPT_RELEASES, RUNS_HOOKS, REMOVES_APPS, SERVES_VIRTUAL_HOSTS, TAKES_SECRETS, COMMAND_MAC, FOLLOWS_LEADER];
 
 export interface RunningAgent {
   link: CoordinatorLink;
@@ -117,7 +119,7 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
   const self = selfFile(process.env, process.argv[1]);
   dispatcher.handle("upgradeAgent", upgradeHandler({ version: AGENT_VERSION, fetchChunk: chunkFetcher(() => link, log), verifiesBundle: (sha, sig) => verifier.verifiesBundle(sha, sig), restart, log: log.child("upgrade") }));
   link = coordinatorLink(config, { identity, nginx, switchMode, requestCounters, upgrades: self.ok, sampler, apps, verifier, enrollmentKeyId, dispatcher, logStreams, refuse, log });
-  log.info("starting", { name: identity.name, address: config.address, coordinator: config.coordinatorUrl, stateDir: config.stateDir, nginx: nginx.kind, switch: switchMode, rootApps: config.rootApps, version: AGENT_VERSION });
+  log.info("starting", { name: identity.name, address: config.address, coordinator: config.coordinatorUrls.join(","), stateDir: config.stateDir, nginx: nginx.kind, switch: switchMode, rootApps: config.rootApps, version: AGENT_VERSION });
   link.start();
   if (self.ok) void confirmAtFirstSession(self.file, link, log);
   const stopWatchingLoop = watchEventLoop(log);
@@ -157,8 +159,9 @@ function coordinatorLink(
   },
 ): CoordinatorLink {
   const { identity, nginx, switchMode, requestCounters, sampler, apps, verifier, enrollmentKeyId, dispatcher, logStreams, log } = parts;
+  const coordinators = new CoordinatorUrls({ configured: config.coordinatorUrls, rules: config.coordinatorRules, stateDir: config.stateDir, log: log.child("link") });
   const link: CoordinatorLink = new CoordinatorLink({
-    url: config.coordinatorUrl,
+    coordinators,
     fingerprint: config.coordinatorFingerprint,
     identity,
     enrollmentToken: config.enrollmentToken,
@@ -171,7 +174,7 @@ function coordinatorLink(
     handshakeTimeoutMs: config.handshakeTimeoutMs,
     log: log.child("link"),
     report: async () => ({ resources: await sampler.sample(), instances: apps.instances(), requests: () => requestCounters.read(), keptReleases: () => keptReleases(config.stateDir) }),
-    onWelcome: welcomeHandler({ verifier, enrollmentKeyId, log, enrolled: () => markEnrolled(config.stateDir, identity) }),
+    onWelcome: welcomeHandler({ verifier, coordinators, enrollmentKeyId, log, enrolled: () => markEnrolled(config.stateDir, identity) }),
     onCommand: commandHandler({ verifier, dispatcher, log, heartbeatNow: () => link.heartbeatNow() }),
     onPermanentRefusal: parts.refuse,
     onDisconnect: () => logStreams.stopAll(),
@@ -338,19 +341,4 @@ async function loadIdentity(config: AgentConfig, log: Logger): ReturnType<typeof
     log.warn("not enrolled yet and no enrollment token given: the coordinator will refuse this agent (pass --token)");
   }
   return identity;
-}
-
-/** A Welcome is taken only from a coordinator the verifier trusts (pinned key, or the one the token names). */
-function welcomeHandler(parts: { verifier: CommandVerifier; enrollmentKeyId: string | undefined; log: Logger; enrolled: () => Promise<void> }): LinkOptions["onWelcome"] {
-  const { verifier, enrollmentKeyId, log, enrolled } = parts;
-  return async (welcome, session) => {
-    const trusted = await verifier.welcome(welcome, session, enrollmentKeyId);
-    if (!trusted.ok) {
-      log.error("not trusting this coordinator: refusing the session", { reason: trusted.reason });
-      return false;
-    }
-    if (welcome.enrolled) log.info("enrolled with the coordinator", { hostId: welcome.hostId });
-    await enrolled();
-    return true;
-  };
 }

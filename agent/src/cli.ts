@@ -17,7 +17,7 @@ export async function main(argv: string[]): Promise<void> {
     .description("the cutover host daemon: runs app instances, switches the local nginx, reports to the coordinator")
     .version(AGENT_VERSION)
     .option("--config <file>", `YAML config file (default ${DEFAULT_CONFIG_PATH} if it exists)`)
-    .option("--coordinator <url>", "coordinator URL, e.g. wss://coordinator:7400")
+    .option("--coordinator <urls>", "coordinator URL, e.g. wss://coordinator:7400; for several coordinators on one store, every one, comma-separated")
     .option("--token <token>", "one-time enrollment token (first start only)")
     .option("--state-dir <dir>", `where the agent keeps its key and state (default ${DEFAULT_STATE_DIR})`)
     .option("--name <name>", "fleet-unique host name (default: the hostname)")

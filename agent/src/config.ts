@@ -7,8 +7,10 @@ import type { RootApps } from "./process/index.js";
 
 /** Agent settings after flags, config file and defaults are merged and checked. */
 export interface AgentConfig {
-  /** ws(s)://host:port/v1/agent */
-  coordinatorUrl: string;
+  /** ws(s)://host:port/v1/agent of every coordinator configured, in the order given (one, or the members of an HA fleet). */
+  coordinatorUrls: string[];
+  /** What a coordinator URL the agent learns from a Welcome must satisfy, as the configured ones did. */
+  coordinatorRules: CoordinatorRules;
   enrollmentToken: string | undefined;
   stateDir: string;
   name: string;
@@ -33,7 +35,8 @@ export interface AgentConfig {
 /** Raw settings as flags or the config file give them (config file keys are snake_case). */
 export interface AgentSettings {
   config?: string;
-  coordinator?: string;
+  /** One URL or several, comma-separated (`--coordinator`), or a YAML list (the config file). */
+  coordinator?: string | string[];
   token?: string;
   stateDir?: string;
   name?: string;
@@ -56,6 +59,36 @@ const HANDSHAKE_TIMEOUT_MS = 10_000;
 
 export class ConfigError extends Error {
   readonly code = "ERR_AGENT_CONFIG";
+}
+
+/** What every coordinator URL must satisfy: the configured ones, and the members a signed Welcome lists. */
+export interface CoordinatorRules {
+  /** `--allow-plain`: plain ws:// to a host that is not loopback. */
+  allowPlain: boolean;
+  /** `--coordinator-fingerprint` was given: it pins a TLS certificate, so plain ws:// is refused. */
+  fingerprintFlag: boolean;
+}
+
+/** The agent endpoint `url` names, when the rules let the agent talk to it; ConfigError says why not otherwise. */
+export function coordinatorEndpoint(url: string, rules: CoordinatorRules): string {
+  const endpoint = agentEndpoint(url);
+  if (!endpoint.startsWith("ws:")) return endpoint;
+  const host = new URL(endpoint).hostname.replace(/^\[|\]$/g, "");
+  if (!isLoopbackHost(host) && !rules.allowPlain) {
+    throw new ConfigError(`refusing plain ws:// to ${host}: use https:// (wss) with --coordinator-fingerprint, or --allow-plain on a trusted network`);
+  }
+  // Only the flag: install.sh records a config-file pin ahead of a move to https and says it is not checked yet.
+  if (rules.fingerprintFlag) {
+    throw new ConfigError(`--coordinator-fingerprint pins a TLS certificate, but ${url} is plain (ws://, no TLS) and has no certificate to check: use https:// (wss, \`cutover server --tls\`) or drop the fingerprint`);
+  }
+  return endpoint;
+}
+
+/** The coordinators' agent endpoints from `--coordinator A,B` or `coordinator:` (a URL, a comma string or a list), each checked, duplicates dropped. */
+export function coordinatorEndpoints(value: string | string[], rules: CoordinatorRules): string[] {
+  const urls = (typeof value === "string" ? value.split(",") : value).map((url) => url.trim()).filter(Boolean);
+  if (urls.length === 0) throw new ConfigError("no coordinator: pass --coordinator URL (or URL1,URL2,... for several) or set `coordinator:` in the config file");
+  return [...new Set(urls.map((url) => coordinatorEndpoint(url, rules)))];
 }
 
 /** Accepts http(s):// (the address operators know) or ws(s)://, and points it at the agent endpoint. */
@@ -110,8 +143,13 @@ function readConfigFile(path: string, required: boolean): AgentSettings {
   for (const key of Object.keys(raw)) {
     if (!known.includes(key)) throw new ConfigError(`${path}: unknown key "${key}" (known: ${known.join(", ")})`);
   }
+  const coordinator = raw.coordinator;
+  const isList = Array.isArray(coordinator) && coordinator.every((url) => typeof url === "string");
+  if (coordinator !== undefined && coordinator !== null && typeof coordinator !== "string" && !isList) {
+    throw new ConfigError(`${path}: coordinator must be a URL, URLs separated by commas, or a list of URLs, got ${JSON.stringify(coordinator)}`);
+  }
   return {
-    coordinator: raw.coordinator as string | undefined,
+    coordinator: (coordinator ?? undefined) as AgentSettings["coordinator"],
     token: raw.token as string | undefined,
     stateDir: raw.state_dir as string | undefined,
     name: raw.name as string | undefined,
@@ -139,8 +177,12 @@ function readFlag(raw: Record<string, unknown>, key: string, path: string): bool
 export function resolveAgentConfig(flags: AgentSettings): AgentConfig {
   const file = readConfigFile(flags.config ?? DEFAULT_CONFIG_PATH, flags.config !== undefined);
   const pick = <K extends keyof AgentSettings>(key: K) => flags[key] ?? file[key];
-  const coordinator = pick("coordinator");
-  if (!coordinator) throw new ConfigError("no coordinator: pass --coordinator URL or set `coordinator:` in the config file");
+  const fingerprint = pick("coordinatorFingerprint");
+  if (fingerprint !== undefined && !isFingerprint(fingerprint)) {
+    throw new ConfigError(`coordinator fingerprint must be the sha256 \`cutover server --tls\` prints (sha256:AB:CD:...), got "${fingerprint}"`);
+  }
+  const coordinatorRules: CoordinatorRules = { allowPlain: pick("allowPlain") === true, fingerprintFlag: flags.coordinatorFingerprint !== undefined };
+  const coordinatorUrls = coordinatorEndpoints(pick("coordinator") ?? [], coordinatorRules);
   const name = (pick("name") ?? hostname()).toLowerCase();
   if (!isValidName(name)) throw new ConfigError(`name "${name}" is invalid: ${NAME_RULE}`);
   let reconnectCapMs: number;
@@ -158,26 +200,13 @@ export function resolveAgentConfig(flags: AgentSettings): AgentConfig {
   if (metricsText !== undefined && (!metricsMatch || Number(metricsMatch[2]) > 65535)) {
     throw new ConfigError(`metrics listen must be HOST:PORT (e.g. 127.0.0.1:9464), got "${metricsText}"`);
   }
-  const coordinatorUrl = agentEndpoint(coordinator);
-  const coordinatorHost = new URL(coordinatorUrl).hostname.replace(/^\[|\]$/g, "");
-  const loopback = isLoopbackHost(coordinatorHost);
-  if (coordinatorUrl.startsWith("ws:") && !loopback && !pick("allowPlain")) {
-    throw new ConfigError(`refusing plain ws:// to ${coordinatorHost}: use https:// (wss) with --coordinator-fingerprint, or --allow-plain on a trusted network`);
-  }
-  const fingerprint = pick("coordinatorFingerprint");
-  if (fingerprint !== undefined && !isFingerprint(fingerprint)) {
-    throw new ConfigError(`coordinator fingerprint must be the sha256 \`cutover server --tls\` prints (sha256:AB:CD:...), got "${fingerprint}"`);
-  }
-  // Only the flag: install.sh records a config-file pin ahead of a move to https and says it is not checked yet.
-  if (flags.coordinatorFingerprint !== undefined && coordinatorUrl.startsWith("ws:")) {
-    throw new ConfigError(`--coordinator-fingerprint pins a TLS certificate, but ${coordinator} is plain (ws://, no TLS) and has no certificate to check: use https:// (wss, \`cutover server --tls\`) or drop the fingerprint`);
-  }
   return {
     coordinatorFingerprint: fingerprint,
     nginxMode,
     switchMode,
     metricsListen: metricsMatch ? { host: metricsMatch[1]!, port: Number(metricsMatch[2]) } : undefined,
-    coordinatorUrl,
+    coordinatorUrls,
+    coordinatorRules,
     enrollmentToken: pick("token"),
     stateDir: pick("stateDir") ?? DEFAULT_STATE_DIR,
     name,

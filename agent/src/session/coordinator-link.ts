@@ -12,17 +12,19 @@ import {
   PROTOCOL_VERSION,
   ProtocolError,
   ProtocolErrorCode,
+  RefusalCode,
   type Envelope,
   type EnvelopeInit,
   type cutover,
 } from "@cutover/protocol";
 import { backoffDelayMs, type Logger } from "@cutover/log";
 import type { Identity } from "../identity.js";
+import type { CoordinatorUrls } from "./coordinator-urls.js";
 import { newKeyShare, type KeyShare } from "./session-key.js";
 
 export interface LinkOptions {
-  /** ws:// or wss:// URL of the coordinator's agent endpoint. */
-  url: string;
+  /** The coordinators' agent endpoints (ws:// or wss://), tried in turn; a NOT_LEADER refusal may name one of them. */
+  coordinators: Pick<CoordinatorUrls, "all" | "trusted">;
   identity: Identity;
   enrollmentToken?: string;
   address: string;
@@ -31,7 +33,7 @@ export interface LinkOptions {
   agentVersion: string;
   reconnectBaseMs: number;
   reconnectCapMs: number;
-  /** sha256 fingerprint the coordinator's TLS certificate must have (wss:// only). */
+  /** sha256 fingerprint every coordinator's TLS certificate must have (wss:// only). */
   fingerprint?: string;
   /** Time allowed for the WebSocket upgrade and for the Challenge→Welcome exchange. */
   handshakeTimeoutMs: number;
@@ -43,7 +45,7 @@ export interface LinkOptions {
     requests?: () => Promise<cutover.v1.RequestCounters.$Properties[]>;
     keptReleases?: () => Promise<cutover.v1.KeptRelease.$Properties[]>;
   }>;
-  /** False refuses the session (a key other than the pinned one, a Welcome not signed for this session). */
+  /** False refuses the session (a key other than the pinned one, a Welcome not signed for this session, an epoch below one seen before). */
   onWelcome(welcome: cutover.v1.Welcome, session: { nonce: Uint8Array; agentPublicKey: Uint8Array; keyShare?: KeyShare }): Promise<boolean>;
   /** `sessionNonce`: the Challenge nonce of the session the command arrived on (commands are signed for one session). */
   onCommand(command: cutover.v1.Command, reply: (result: cutover.v1.CommandResult.$Properties) => void, sessionNonce: Uint8Array): Promise<void>;
@@ -62,6 +64,11 @@ export const MAX_HEARTBEAT_INTERVAL_MS = 10 * 60 * 1000;
  *                       ▲                          │                   │
  *                       └──── backoff ◀── socket closes / error ◀──────┘
  *   any ─stop() or permanent refusal─▶ stopped
+ *
+ * One socket at a time: the next connection is dialled only once the last one has closed, so a
+ * session under a newer epoch never runs beside an older one. From backoff the link dials the
+ * leader a NOT_LEADER refusal named (when trusted), else the next coordinator: at once until
+ * each was tried in this round, then after the backoff delay (one coordinator: every time).
  */
 export type LinkState = "idle" | "connecting" | "handshaking" | "online" | "backoff" | "stopped";
 const ALLOWED: Record<LinkState, LinkState[]> = {
@@ -77,7 +84,14 @@ const ALLOWED: Record<LinkState, LinkState[]> = {
 export class CoordinatorLink {
   state: LinkState = "idle";
   private socket: WebSocket | undefined;
+  /** Full rounds over the coordinators without a session (the backoff grows with it). */
   private attempt = 0;
+  /** The coordinator the current (or last) connection dialled. */
+  private url: string;
+  /** Connections since the last round ended or the last session was welcomed. */
+  private triedThisRound = 0;
+  /** A trusted leader the last NOT_LEADER refusal named: the next connection goes there. */
+  private leaderHint: string | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private handshakeTimer: NodeJS.Timeout | undefined;
@@ -91,7 +105,11 @@ export class CoordinatorLink {
   /** Frames of the coordinator, handled one after another. */
   private inbound: Promise<void> = Promise.resolve();
 
-  constructor(private readonly options: LinkOptions) {}
+  constructor(private readonly options: LinkOptions) {
+    const first = options.coordinators.all()[0];
+    if (first === undefined) throw new Error("the coordinator link needs at least one coordinator URL");
+    this.url = first;
+  }
 
   private transition(to: LinkState, why: string): void {
     const from = this.state;
@@ -152,13 +170,13 @@ export class CoordinatorLink {
   }
 
   private connect(): void {
-    this.transition("connecting", `attempt ${this.attempt + 1} to ${this.options.url}`);
+    this.transition("connecting", `attempt ${this.attempt + 1} to ${this.url}`);
     // A new connection is a new session: nothing is trusted for it until its own Challenge
     // (a Welcome or command recorded on the last one must not pass as this one's).
     this.sessionNonce = new Uint8Array();
     this.keyShare = undefined;
-    const pinned = this.options.fingerprint && this.options.url.startsWith("wss:") ? normalizeFingerprint(this.options.fingerprint) : undefined;
-    const socket = new WebSocket(this.options.url, {
+    const pinned = this.options.fingerprint && this.url.startsWith("wss:") ? normalizeFingerprint(this.options.fingerprint) : undefined;
+    const socket = new WebSocket(this.url, {
       maxPayload: MAX_FRAME_BYTES,
       perMessageDeflate: false,
       handshakeTimeout: this.options.handshakeTimeoutMs,
@@ -211,11 +229,24 @@ export class CoordinatorLink {
       this.failChunkWaiters("the coordinator link dropped");
       this.options.onDisconnect?.();
       if (this.state === "stopped") return;
-      const why = reason.length > 0 ? `${code} ${reason.toString()}` : `${code} ${closeReason}`;
-      const delay = backoffDelayMs(this.attempt++, this.options.reconnectBaseMs, this.options.reconnectCapMs);
-      this.transition("backoff", `${why}; retrying in ${delay} ms`);
-      this.reconnectTimer = setTimeout(() => this.connect(), delay);
+      this.dialNext(reason.length > 0 ? `${code} ${reason.toString()}` : `${code} ${closeReason}`);
     });
+  }
+
+  /** After a connection ended: picks the next coordinator (see the state diagram) and waits the backoff when a round is over. */
+  private dialNext(why: string): void {
+    const urls = this.options.coordinators.all();
+    const next = this.leaderHint ?? urls[(urls.indexOf(this.url) + 1) % urls.length] ?? this.url;
+    this.leaderHint = undefined;
+    let delay = 0;
+    if (++this.triedThisRound >= urls.length) {
+      this.triedThisRound = 0;
+      delay = backoffDelayMs(this.attempt++, this.options.reconnectBaseMs, this.options.reconnectCapMs);
+    }
+    const where = urls.length > 1 || next !== this.url ? ` ${next}` : "";
+    this.url = next;
+    this.transition("backoff", delay > 0 ? `${why}; retrying${where} in ${delay} ms` : `${why}; trying${where} now`);
+    this.reconnectTimer = setTimeout(() => this.connect(), delay);
   }
 
   private async onEnvelope(envelope: Envelope): Promise<void> {
@@ -237,7 +268,8 @@ export class CoordinatorLink {
           return;
         }
         this.attempt = 0;
-        this.transition("online", welcome.enrolled ? "enrolled" : "authenticated");
+        this.triedThisRound = 0;
+        this.transition("online", `${welcome.enrolled ? "enrolled" : "authenticated"} at ${this.url}`);
         // A second Welcome re-arms the one heartbeat loop instead of starting another.
         clearInterval(this.heartbeatTimer);
         // Node runs a timer above 2^31-1 ms after 1 ms: keep what the coordinator asks for in range.
@@ -247,6 +279,8 @@ export class CoordinatorLink {
       }
       case "refusal": {
         const refusal = envelope.refusal as cutover.v1.Refusal;
+        // Never permanent, whatever the frame says: another coordinator leads.
+        if (refusal.code === RefusalCode.NotLeader) return this.followLeader(refusal);
         this.options.log.error("coordinator refused this agent", { code: refusal.code, reason: refusal.message, permanent: refusal.permanent });
         if (refusal.permanent) {
           this.stop();
@@ -275,6 +309,22 @@ export class CoordinatorLink {
       default:
         this.options.log.warn("ignoring message agents do not expect", { body: envelope.body });
     }
+  }
+
+  /** A follower refused the session: the next connection goes to the leader it names if this agent trusts that URL, else to the next coordinator. */
+  private followLeader(refusal: cutover.v1.Refusal): void {
+    const named = refusal.leaderUrl ?? "";
+    const leader = named ? this.options.coordinators.trusted(named) : undefined;
+    if (leader) {
+      this.leaderHint = leader;
+      this.options.log.info("coordinator does not lead; going to the leader it names", { coordinator: this.url, leader });
+    } else {
+      this.options.log.warn("coordinator does not lead and names no leader this agent trusts (not configured, not a member a signed Welcome listed); trying the next coordinator", {
+        coordinator: this.url,
+        named: named || "(none)",
+      });
+    }
+    this.socket?.close(CloseCode.Normal, "not the leader");
   }
 
   private async sendHello(challenge: cutover.v1.Challenge): Promise<void> {

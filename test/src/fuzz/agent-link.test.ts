@@ -48,6 +48,7 @@ import {
 } from "@cutover/protocol";
 import { CommandVerifier } from "../../../agent/dist/session/command-verifier.js";
 import { CoordinatorLink } from "../../../agent/dist/session/coordinator-link.js";
+import { CoordinatorUrls } from "../../../agent/dist/session/coordinator-urls.js";
 import { AgentConnection, FakeCoordinator } from "./fake-coordinator.js";
 import { BODY_KINDS, COORDINATOR_KINDS, fuzzFrame, LIVE_GEN, MUTATIONS, TAME_GEN, validFrame, type MixOptions } from "./frames.js";
 import { exposeGc, guardProcess, MiB, settledHeap } from "./guard.js";
@@ -188,7 +189,7 @@ class CoordinatorSigner {
    * WelcomeProof of `proof` (the session's nonce, the host id, the agent's key).
    */
   welcome(proof: { nonce: Uint8Array; hostId: string; agentPublicKey: Uint8Array }, heartbeatIntervalMs: number, enrolled = false): cutover.v1.Welcome.$Properties {
-    const signature = this.sign(welcomeProofBytes(proof.nonce, proof.hostId, proof.agentPublicKey));
+    const signature = this.sign(welcomeProofBytes(proof));
     return { hostId: proof.hostId, heartbeatIntervalMs, protocolVersion: 1, enrolled, coordinatorPublicKey: this.publicKey, signature };
   }
 }
@@ -222,7 +223,7 @@ function startLink(url: string, identity: Identity, stats: LinkStats, stateDir: 
   const enrollmentKeyId = verifier.pinned ? undefined : enrollmentTokenKeyId(enrollmentToken);
   stats.links++;
   const link = new CoordinatorLink({
-    url,
+    coordinators: new CoordinatorUrls({ configured: [url], rules: { allowPlain: false, fingerprintFlag: false }, stateDir, log: log.child("link") }),
     identity,
     enrollmentToken,
     address: "127.0.0.1",
@@ -339,8 +340,8 @@ function react(bytes: Uint8Array, trust: TrustModel): Reaction {
 /**
  * CommandVerifier.welcome as issue 11 describes it: the key is the pinned one
  * (or, before any pin, the one the enrollment token names); the signature
- * verifies with that key over this session's nonce, the host id and this
- * agent's key; the host id is the pinned one. The first good Welcome pins key
+ * verifies with that key over this session's nonce, the host id, this
+ * agent's key and the Welcome's epoch and members; the host id is the pinned one. The first good Welcome pins key
  * and host id; every good one makes its session the one commands are accepted on.
  */
 function welcomeModel(welcome: cutover.v1.Welcome, trust: TrustModel): Reaction {
@@ -350,7 +351,7 @@ function welcomeModel(welcome: cutover.v1.Welcome, trust: TrustModel): Reaction 
   if (trust.pinned !== undefined && key !== trust.pinned) return refused("key not the pinned one");
   if (trust.pinned === undefined && trust.enrollmentKeyId !== undefined && keyIdOf(presented) !== trust.enrollmentKeyId) return refused("key not the token's");
   // No Challenge on this connection yet: there is no session the Welcome could be signed for.
-  if (trust.sessionNonce === undefined || !ed25519Verifies(presented, welcomeProofBytes(trust.sessionNonce, welcome.hostId, trust.agentPublicKey), welcome.signature)) return refused("signature");
+  if (trust.sessionNonce === undefined || !ed25519Verifies(presented, welcomeProofBytes({ nonce: trust.sessionNonce, hostId: welcome.hostId, agentPublicKey: trust.agentPublicKey, epoch: Number(welcome.epoch ?? 0), members: welcome.members ?? [] }), welcome.signature)) return refused("signature");
   if (trust.hostId !== undefined && welcome.hostId !== trust.hostId) return refused("host id not the pinned one");
   trust.pinned ??= key;
   trust.hostId ??= welcome.hostId;
@@ -533,7 +534,7 @@ async function playSession(c: AgentConnection, r: Rng, variant: Variant, trust: 
         return encodeEnvelope({ welcome: { ...good, signature: r.chance(0.5) ? new Uint8Array(0) : r.bytes(64) } });
       case "forged":
         // The coordinator's key, signed by another one.
-        return encodeEnvelope({ welcome: { ...good, signature: side.impostor.sign(welcomeProofBytes(nonce, side.hostId, side.agentPublicKey)) } });
+        return encodeEnvelope({ welcome: { ...good, signature: side.impostor.sign(welcomeProofBytes({ nonce, hostId: side.hostId, agentPublicKey: side.agentPublicKey })) } });
       case "stale nonce":
         // A Welcome signed for another session (or an earlier Challenge of this one), replayed.
         return encodeEnvelope({ welcome: side.signer.welcome({ ...proof, nonce: staleNonce() }, every) });
