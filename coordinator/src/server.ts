@@ -151,6 +151,9 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   }
   checkInstallerPaths({ bundlePath: options.agentBundle, installerPath: options.installer });
   const shared = options.store !== undefined;
+  if (shared && ["0.0.0.0", "::", "[::]"].includes(options.host)) {
+    throw new PlainRefused(`with --store, --listen must be an address the other members and the agents can reach (a member announces the URL it listens on), not ${options.host}`);
+  }
   const db: Db = shared ? openSharedStore(options.store!, options.dataDir) : openDatabase(options.dataDir);
   const key = loadOrCreateCoordinatorKey(options.dataDir);
   const secretsKey = loadOrCreateSecretsKey(options.dataDir);
