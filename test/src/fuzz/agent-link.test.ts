@@ -40,6 +40,7 @@ import {
   MAX_FRAME_BYTES,
   ProtocolError,
   ProtocolErrorCode,
+  RefusalCode,
   signedCommandBytes,
   v1,
   welcomeProofBytes,
@@ -328,6 +329,8 @@ function react(bytes: Uint8Array, trust: TrustModel): Reaction {
     case "welcome":
       return welcomeModel(envelope.welcome as cutover.v1.Welcome, trust);
     case "refusal":
+      // NOT_LEADER is never permanent: the link ends the session to go to a leader (this one's own URL, trusted, or the next).
+      if (envelope.refusal!.code === RefusalCode.NotLeader) return { close: CloseCode.Normal, reason: "not the leader" };
       return envelope.refusal!.permanent ? { stop: true } : "ignore";
     case "command":
       return openModel(envelope.command as cutover.v1.Command, trust);
