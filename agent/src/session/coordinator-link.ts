@@ -55,6 +55,13 @@ export interface LinkOptions {
   onPermanentRefusal(refusal: cutover.v1.Refusal): void;
 }
 
+/**
+ * A coordinator that sends nothing on an open link for this long, not even the WebSocket ping
+ * it sends every `--ping-interval` (default 5 s), is taken for gone: a paused or frozen leader
+ * keeps its TCP connections open, and only this silence tells the agent to try the next member.
+ */
+export const COORDINATOR_SILENCE_MS = 30_000;
+
 /** Bounds on Welcome.heartbeat_interval_ms (a uint32 on the wire; setInterval takes at most 2^31-1). */
 export const MIN_HEARTBEAT_INTERVAL_MS = 100;
 export const MAX_HEARTBEAT_INTERVAL_MS = 10 * 60 * 1000;
@@ -95,6 +102,7 @@ export class CoordinatorLink {
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private handshakeTimer: NodeJS.Timeout | undefined;
+  private silenceTimer: NodeJS.Timeout | undefined;
   private onlineWaiters: (() => void)[] = [];
   private readonly chunkWaiters = new Map<string, { resolve(chunk: cutover.v1.ArtifactChunk): void; reject(error: Error): void }>();
   private nextRequestId = 1;
@@ -167,6 +175,7 @@ export class CoordinatorLink {
     clearInterval(this.heartbeatTimer);
     clearTimeout(this.reconnectTimer);
     clearTimeout(this.handshakeTimer);
+    clearInterval(this.silenceTimer);
   }
 
   private connect(): void {
@@ -195,7 +204,17 @@ export class CoordinatorLink {
         }
       });
     }
+    let heardAt = performance.now();
+    const heard = () => (heardAt = performance.now());
+    socket.on("ping", heard);
     socket.on("open", () => {
+      heard();
+      this.silenceTimer = setInterval(() => {
+        if (performance.now() - heardAt < COORDINATOR_SILENCE_MS) return;
+        closeReason = `the coordinator sent nothing, not even a ping, for ${COORDINATOR_SILENCE_MS / 1000} s`;
+        this.options.log.warn("coordinator link silent; dropping it to try the next coordinator", { url: this.url, silentMs: Math.round(performance.now() - heardAt) });
+        socket.terminate();
+      }, COORDINATOR_SILENCE_MS / 6);
       this.transition("handshaking", "connected");
       this.handshakeTimer = setTimeout(() => {
         closeReason = "no Welcome in time";
@@ -203,6 +222,7 @@ export class CoordinatorLink {
       }, this.options.handshakeTimeoutMs);
     });
     socket.on("message", (data, isBinary) => {
+      heard();
       try {
         if (!isBinary) throw new ProtocolError(ProtocolErrorCode.TextFrame, "text frame from coordinator");
         const envelope = decodeEnvelope(data as Buffer);
