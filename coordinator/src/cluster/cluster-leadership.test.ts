@@ -9,6 +9,7 @@ import { ClusterLeadership, DEFAULT_LEASE_TIMERS } from "./cluster-leadership.js
 const missing = postgresMissing();
 let cluster: PostgresCluster | undefined;
 test.after.always(() => cluster?.stop());
+// The tests share one cluster (a database each) and run one at a time: each starts it if none is up.
 
 function member(url: string, id: string, events: { leads: number[]; deposed: (LeaseHolder | undefined)[] }) {
   const db = PostgresDb.connect(url);
@@ -28,8 +29,8 @@ async function until(check: () => boolean): Promise<void> {
 if (missing) {
   test.skip(`cluster leadership on PostgreSQL: skipped, ${missing}`, () => {});
 } else {
-  test("a paused leader loses its lease to a follower under the next epoch; once it wakes it may not act, its writes are fenced, and its next tick deposes it", async (t) => {
-    cluster = await startPostgres();
+  test.serial("a paused leader loses its lease to a follower under the next epoch; once it wakes it may not act, its writes are fenced, and its next tick deposes it", async (t) => {
+    cluster ??= await startPostgres();
     const url = cluster.createDatabase();
     const aEvents = { leads: [] as number[], deposed: [] as (LeaseHolder | undefined)[] };
     const bEvents = { leads: [] as number[], deposed: [] as (LeaseHolder | undefined)[] };
@@ -65,5 +66,29 @@ if (missing) {
     t.like(aEvents.deposed[0], { holder: "b:1", epoch: 2 });
     t.is(b.leadership.leaderAgentUrl(), undefined, "b leads: no other leader to name");
     t.is(a.leadership.leaderAgentUrl(), "ws://b:1/v1/agent");
+  });
+}
+
+if (!missing) {
+  test.serial("a member restarted on its own address takes its old lease over at once, under the next epoch", async (t) => {
+    cluster ??= await startPostgres();
+    const url = cluster.createDatabase();
+    const first = member(url, "c:1", { leads: [], deposed: [] });
+    first.leadership.start();
+    t.true(first.leadership.isLeader());
+    first.leadership.stop(); // killed: its lease has most of its 10 s left
+    const events = { leads: [] as number[], deposed: [] as (LeaseHolder | undefined)[] };
+    const again = member(url, "c:1", events);
+    const other = member(url, "d:1", { leads: [], deposed: [] });
+    t.teardown(() => {
+      again.leadership.stop();
+      other.leadership.stop();
+      for (const db of [first.db, again.db, other.db]) db.close();
+    });
+    other.leadership.start();
+    t.false(other.leadership.isLeader(), "another member waits for the lease to expire");
+    again.leadership.start();
+    t.deepEqual(events.leads, [2], "the process now on c:1 need not wait: the holder of record was an earlier process on its address");
+    t.throws(() => new LockStore(first.db).acquire("web", "ops", "from the dead process"), { instanceOf: FencedOut });
   });
 }

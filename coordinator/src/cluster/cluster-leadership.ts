@@ -41,6 +41,7 @@ export class ClusterLeadership implements Leadership {
   private holder: LeaseHolder | undefined;
   private known: MemberRecord[] = [];
   private timer: NodeJS.Timeout | undefined;
+  private triedOnce = false;
   private readonly startedAt = Date.now();
 
   constructor(
@@ -133,7 +134,9 @@ export class ClusterLeadership implements Leadership {
   }
 
   private tryTakeOver(started: number): void {
-    const epoch = this.lease.takeOver();
+    // The first attempt of this process may take over from an earlier process on its own address.
+    const epoch = this.lease.takeOver(!this.triedOnce);
+    this.triedOnce = true;
     if (epoch === undefined) return;
     this.role = "leader";
     this.leadEpoch = epoch;

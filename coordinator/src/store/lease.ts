@@ -36,15 +36,21 @@ export class LeaseTable {
     return answer.rowCount === 1;
   }
 
-  /** Takes the lease if it is free or expired, under the next epoch; answers that epoch, or undefined when it is held. */
-  takeOver(): number | undefined {
+  /**
+   * Takes the lease if it is free or expired, under the next epoch; answers that epoch, or
+   * undefined when it is held. With `restarted`, also a lease this member's id still holds: the
+   * id is the address this process now listens on, so the holder of record was an earlier
+   * process on it, gone (its writes fenced by the new epoch all the same).
+   */
+  takeOver(restarted = false): number | undefined {
     const answer = this.db.unfenced(
       `INSERT INTO coordinator_lease (id, holder, epoch, expires_at) VALUES (1, ?, 1, ${DB_NOW} + ?)
        ON CONFLICT (id) DO UPDATE SET holder = excluded.holder, epoch = coordinator_lease.epoch + 1, expires_at = excluded.expires_at
-       WHERE coordinator_lease.expires_at < ${DB_NOW}
+       WHERE coordinator_lease.expires_at < ${DB_NOW} OR (? AND coordinator_lease.holder = excluded.holder)
        RETURNING epoch`,
       this.memberId,
       this.ttlMs,
+      restarted,
     );
     const row = answer.rows[0] as { epoch: number } | undefined;
     return row?.epoch;
