@@ -8,6 +8,9 @@ import type { ServerStatus } from "../../cluster/server-status.js";
 
 export const DEFAULT_LISTEN = "127.0.0.1:7400";
 
+/** Agents take a coordinator that sends nothing for 30 s (COORDINATOR_SILENCE_MS) for gone: pings come well inside that. */
+const MAX_PING_INTERVAL_MS = 10_000;
+
 export function parseListen(text: string): { host: string; port: number } {
   const match = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(text);
   const port = Number(match?.[3]);
@@ -76,6 +79,10 @@ export function registerServer(program: Command): void {
       // (express, the SQLite addon), so the one-file CLI needs no node_modules for them.
       const { InstallerFileMissing, KeysMismatch, PlainRefused, StoreUnavailable, startCoordinator } = await import("../../server.js");
       const leaseTtlMs = duration("--lease-ttl", options.leaseTtl)!;
+      const pingIntervalMs = duration("--ping-interval", options.pingInterval);
+      if (pingIntervalMs !== undefined && pingIntervalMs > MAX_PING_INTERVAL_MS) {
+        throw new ExitError(`--ping-interval must be at most 10s: agents take a coordinator silent for 30s for gone; got "${options.pingInterval}"`, EXIT.usage);
+      }
       if (options.store === undefined && command.getOptionValueSource("leaseTtl") === "cli") throw new ExitError("--lease-ttl needs --store: a coordinator on its own SQLite store holds no lease", EXIT.usage);
       const coordinator = await startCoordinator({
         dataDir: options.dataDir,
@@ -91,7 +98,7 @@ export function registerServer(program: Command): void {
         onDeposed: () => process.exit(EXIT.tryLater),
         fleet: {
           heartbeatIntervalMs: duration("--heartbeat-interval", options.heartbeatInterval),
-          pingIntervalMs: duration("--ping-interval", options.pingInterval),
+          pingIntervalMs,
           pingTimeoutMs: duration("--ping-timeout", options.pingTimeout),
           handshakeTimeoutMs: duration("--handshake-timeout", options.handshakeTimeout),
         },
