@@ -185,7 +185,7 @@ class SimAgent {
         this.coordinatorKey = coordinatorKeyObject(welcome.coordinatorPublicKey);
         const theirs = welcome.sessionKeyShare?.length ? welcome.sessionKeyShare : undefined;
         const shares = theirs && this.keyShare ? { agent: this.keyShare.share, coordinator: theirs } : undefined;
-        if ((theirs && !this.keyShare) || !this.coordinatorKey || !verify(null, welcomeProofBytes(this.nonce, welcome.hostId, this.key.publicKey, shares), this.coordinatorKey, welcome.signature)) {
+        if ((theirs && !this.keyShare) || !this.coordinatorKey || !verify(null, welcomeProofBytes({ nonce: this.nonce, hostId: welcome.hostId, agentPublicKey: this.key.publicKey, shares }), this.coordinatorKey, welcome.signature)) {
           counters.welcomesRefused++;
           this.socket?.close(4401, "coordinator not trusted");
           return;
