@@ -4,7 +4,7 @@
 // heartbeat processing CPU, Ping fan-out round trips, a no-op deploy across all
 // hosts, and recovery from a reconnect storm (kill -9 and restart).
 //
-//   npm run bench -- scale [--sessions=1000,5000,10000] [--quiet=15] [--pings=5] [--profile=1] [--legacy=0]
+//   npm run bench -- scale [--sessions=1000,5000,10000] [--quiet=15] [--pings=5] [--profile=1] [--legacy=0] [--store=postgres]
 //     [--coordinator=PATH/bin/cutover.js]   (another build, to measure a change)
 //
 // --profile=1 runs the coordinator under the inspector and prints the top
@@ -82,8 +82,8 @@ async function mapLimit(items, limit, fn) {
 
 /** A `cutover server` process on a fixed port and data dir, restartable; optionally under the inspector. */
 class Coordinator {
-  constructor({ dataDir, port, logFile, profile, bin }) {
-    Object.assign(this, { dataDir, port, logFile, profile, bin });
+  constructor({ dataDir, port, logFile, profile, bin, storeUrl }) {
+    Object.assign(this, { dataDir, port, logFile, profile, bin, storeUrl });
     this.url = `http://127.0.0.1:${port}`;
     this.proc = undefined;
     this.profiler = undefined;
@@ -96,7 +96,7 @@ class Coordinator {
   async start() {
     const logFrom = existsSync(this.logFile) ? statSync(this.logFile).size : 0;
     const inspect = this.profile ? [`--inspect-brk=127.0.0.1:${await freePort()}`] : [];
-    const args = [...inspect, this.bin, "server", "--data-dir", this.dataDir, "--listen", `127.0.0.1:${this.port}`, "--heartbeat-interval", `${HEARTBEAT_INTERVAL_S}s`];
+    const args = [...inspect, this.bin, "server", "--data-dir", this.dataDir, "--listen", `127.0.0.1:${this.port}`, "--heartbeat-interval", `${HEARTBEAT_INTERVAL_S}s`, ...(this.storeUrl ? ["--store", this.storeUrl] : [])];
     this.proc = spawnDaemon(args, { logFile: this.logFile, env: { CUTOVER_LOG_LEVEL: "info" }, nofile: true });
     if (this.profile) {
       // Profiling from the first line: the first phase of each process ends with the process's first phase.end().
@@ -452,7 +452,12 @@ export async function run(args) {
   const bin = args.find((a) => a.startsWith("--coordinator="))?.slice("--coordinator=".length) ?? CUTOVER_BIN;
   console.log(`\n== scale: ${sizes.join(", ")} simulated agent sessions (${SIM_PROCESSES} processes) against one coordinator, heartbeat ${HEARTBEAT_INTERVAL_S}s${profile ? ", PROFILING (figures carry the profiler's overhead)" : ""}`);
   const dir = mkdtempSync(join(tmpdir(), "cutover-bench-scale-"));
-  const shared = { dataDir: join(dir, "data"), port: await freePort(), logFile: join(dir, "coordinator.log"), quietMs, pings, profile, legacyEvery, bin };
+  // --store=postgres: the store is a throwaway PostgreSQL cluster on loopback (one database per size), as HA members share one.
+  const store = args.find((a) => a.startsWith("--store="))?.slice("--store=".length) ?? "sqlite";
+  if (!["sqlite", "postgres"].includes(store)) throw new Error(`--store must be sqlite or postgres, got "${store}"`);
+  const postgres = store === "postgres" ? await (await import("../packages/testkit/dist/index.js")).startPostgres() : undefined;
+  if (postgres) console.log("   store: PostgreSQL (a throwaway cluster on loopback, fsync off)");
+  const shared = { dataDir: join(dir, "data"), port: await freePort(), logFile: join(dir, "coordinator.log"), quietMs, pings, profile, legacyEvery, bin, storeUrl: postgres?.createDatabase() };
   const results = [];
   try {
     for (const n of sizes) {
@@ -473,6 +478,7 @@ export async function run(args) {
       }
       if (shared.taintedStore) {
         shared.dataDir = join(dir, `data-${n}`);
+        shared.storeUrl = postgres?.createDatabase();
         shared.taintedStore = false;
         console.log(`   (a fresh store: the previous size's deployment did not finish and would be resumed; every host enrols again)`);
       }
@@ -485,6 +491,7 @@ export async function run(args) {
       }
     }
   } finally {
+    postgres?.stop();
     rmSync(dir, { recursive: true, force: true });
   }
   const done = results.filter((r) => !r.error);
