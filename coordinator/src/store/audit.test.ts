@@ -1,17 +1,8 @@
-import test from "ava";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { AUDIT_FIELD_LIMITS, AuditStore, TRUNCATED_MARK } from "./audit.js";
-import { openDatabase } from "./database.js";
+import { bothEngines, openTestStore } from "./engines.testing.js";
 
-test("every audit field is capped, cut text ends with a marker, short text is kept as is", (t) => {
-  const dir = mkdtempSync(join(tmpdir(), "cutover-audit-"));
-  const db = openDatabase(dir);
-  t.teardown(() => {
-    db.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+bothEngines("every audit field is capped, cut text ends with a marker, short text is kept as is", (t, engine) => {
+  const { db } = openTestStore(t, engine);
   const audit = new AuditStore(db);
   const huge = "x".repeat(1024 * 1024);
   audit.record({ actor: huge, action: huge, target: huge, outcome: huge, detail: huge });

@@ -6,7 +6,8 @@ import { DB_FILE, openDatabase } from "./database.js";
 
 const mode = (path: string) => statSync(path).mode & 0o777;
 
-test("the data dir is made 0700 and the store's files 0600 at start, whatever they were", (t) => {
+// SQLite only: file modes of the store on disk (a PostgreSQL store has no file here).
+test("[sqlite] the data dir is made 0700 and the store's files 0600 at start, whatever they were", (t) => {
   const parent = mkdtempSync(join(tmpdir(), "cutover-db-"));
   t.teardown(() => rmSync(parent, { recursive: true, force: true }));
   const dataDir = join(parent, "data");

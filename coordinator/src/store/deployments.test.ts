@@ -1,24 +1,15 @@
-import test from "ava";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { openDatabase } from "./database.js";
+import { bothEngines, openTestStore, type Engine } from "./engines.testing.js";
 import { DeploymentStore } from "./deployments.js";
 
-function store(t: { teardown(fn: () => void): void }) {
-  const dir = mkdtempSync(join(tmpdir(), "cutover-deployments-"));
-  const db = openDatabase(join(dir, "data"));
-  t.teardown(() => {
-    db.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+function store(t: { teardown(fn: () => void): void }, engine: Engine) {
+  const { db } = openTestStore(t, engine);
   let now = 1_000;
   const deployments = new DeploymentStore(db, () => now);
   return { deployments, advance: (ms: number) => (now += ms), now: () => now };
 }
 
-test("a host may fetch an artifact once a step of a deployment of it was sent to it, and for a grace after the deployment ends", (t) => {
-  const { deployments, advance, now } = store(t);
+bothEngines("a host may fetch an artifact once a step of a deployment of it was sent to it, and for a grace after the deployment ends", (t, engine) => {
+  const { deployments, advance, now } = store(t, engine);
   const d = deployments.create({ app: "geoip", kind: "deploy", release: "v1", strategy: "bluegreen", spec: {}, artifactSha256: "aa", createdBy: "t", hosts: [{ name: "web-1", batch: 0 }, { name: "web-2", batch: 1 }] });
   t.false(deployments.sentArtifact("web-1", "aa", 0), "planned is not sent");
   deployments.updateHost(d.id, "web-1", { state: "running", commandId: "c1" });

@@ -1,22 +1,14 @@
 import test from "ava";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { openDatabase } from "./database.js";
+import { bothEngines, openTestStore, type Engine } from "./engines.testing.js";
 import { describeLock, LockStore } from "./locks.js";
 
-function store(t: { teardown(fn: () => void): void }, now = () => 1_700_000_000_000) {
-  const dir = mkdtempSync(join(tmpdir(), "cutover-locks-"));
-  const db = openDatabase(dir);
-  t.teardown(() => {
-    db.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  return { locks: new LockStore(db, now), dir, db };
+function store(t: { teardown(fn: () => void): void }, engine: Engine, now = () => 1_700_000_000_000) {
+  const { db, reopen } = openTestStore(t, engine);
+  return { locks: new LockStore(db, now), reopen, db };
 }
 
-test("a free app is locked by the first caller; every later acquire, its holder's too, answers the lock held", (t) => {
-  const { locks } = store(t);
+bothEngines("a free app is locked by the first caller; every later acquire, its holder's too, answers the lock held", (t, engine) => {
+  const { locks } = store(t, engine);
   const first = locks.acquire("web", "ops", "db migration");
   t.deepEqual(first, { acquired: true, lock: { app: "web", holder: "ops", reason: "db migration", acquiredAt: 1_700_000_000_000 } });
   t.deepEqual(locks.acquire("web", "ci", "nightly"), { acquired: false, held: first.acquired ? first.lock : undefined! });
@@ -25,8 +17,8 @@ test("a free app is locked by the first caller; every later acquire, its holder'
   t.deepEqual(locks.list().map((l) => [l.app, l.holder]), [["api", "ci"], ["web", "ops"]]);
 });
 
-test("release answers the lock it removed, then the app is free; releasing a free app answers null", (t) => {
-  const { locks } = store(t);
+bothEngines("release answers the lock it removed, then the app is free; releasing a free app answers null", (t, engine) => {
+  const { locks } = store(t, engine);
   locks.acquire("web", "ops", "db migration");
   t.like(locks.release("web"), { app: "web", holder: "ops", reason: "db migration" });
   t.is(locks.get("web"), null);
@@ -34,12 +26,11 @@ test("release answers the lock it removed, then the app is free; releasing a fre
   t.true(locks.acquire("web", "ci", "next").acquired);
 });
 
-test("a lock outlives the coordinator: it is in the store, not in memory", (t) => {
-  const { locks, dir, db } = store(t);
+bothEngines("a lock outlives the coordinator: it is in the store, not in memory", (t, engine) => {
+  const { locks, reopen, db } = store(t, engine);
   locks.acquire("web", "ops", "freeze");
   db.close();
-  const reopened = openDatabase(dir);
-  t.teardown(() => reopened.close());
+  const reopened = reopen();
   t.like(new LockStore(reopened).get("web"), { holder: "ops", reason: "freeze" });
 });
 

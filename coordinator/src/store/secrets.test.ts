@@ -3,7 +3,8 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, chmodSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DB_FILE, openDatabase } from "./database.js";
+import { DB_FILE } from "./database.js";
+import { bothEngines, openTestStore, type Engine } from "./engines.testing.js";
 import { loadOrCreateSecretsKey, openSecret, sealSecret, SECRETS_KEY_FILE, SecretUnreadable } from "./secret-box.js";
 import { SecretStore } from "./secrets.js";
 
@@ -15,12 +16,10 @@ function dataDir(t: { teardown(fn: () => void): void }): string {
   return dir;
 }
 
-function store(t: { teardown(fn: () => void): void }, now = () => 1_700_000_000_000) {
-  const dir = dataDir(t);
-  const db = openDatabase(dir);
-  t.teardown(() => db.close());
+function store(t: { teardown(fn: () => void): void }, engine: Engine, now = () => 1_700_000_000_000) {
+  const { db, dir, reopen } = openTestStore(t, engine);
   const key = loadOrCreateSecretsKey(dir);
-  return { secrets: new SecretStore(db, key, now), db, dir, key };
+  return { secrets: new SecretStore(db, key, now), db, dir, key, reopen };
 }
 
 test("the secrets key is 32 random bytes in a 0600 file, made once and read back the same", (t) => {
@@ -71,9 +70,9 @@ test("a sealed secret opens only with its key, app and name, and unchanged", (t)
   t.is(error?.message, "the stored secret DATABASE_URL of billing does not open with DATA_DIR/secrets.key: the key was replaced or the store was altered; set it again with `cutover secret set billing DATABASE_URL`");
 });
 
-test("set, list, values and remove: names and when they were set, values only through values()", (t) => {
+bothEngines("set, list, values and remove: names and when they were set, values only through values()", (t, engine) => {
   let now = 1_700_000_000_000;
-  const { secrets } = store(t, () => now);
+  const { secrets } = store(t, engine, () => now);
   t.deepEqual(secrets.set("geoip", "DATABASE_URL", VALUE, "ops"), { app: "geoip", name: "DATABASE_URL", setAt: now, setBy: "ops" });
   secrets.set("geoip", "API_KEY", "k1", "ops");
   secrets.set("billing", "API_KEY", "other app", "ci");
@@ -93,12 +92,13 @@ test("set, list, values and remove: names and when they were set, values only th
   t.deepEqual(secrets.values("billing"), { API_KEY: "other app" }, "another app's secret of the same name stays");
 });
 
-test("the store file and its WAL never hold a secret's bytes; a row moved to another app does not open", (t) => {
-  const { secrets, db, dir } = store(t);
+// SQLite only: it reads the store's files on disk.
+test("[sqlite] the store file and its WAL never hold a secret's bytes; a row moved to another app does not open", (t) => {
+  const { secrets, db, dir } = store(t, "sqlite");
   secrets.set("geoip", "DATABASE_URL", VALUE, "ops");
   secrets.set("geoip", "OTHER", "x", "ops");
   for (const file of [DB_FILE, `${DB_FILE}-wal`]) {
-    const bytes = readFileSync(join(dir, file));
+    const bytes = readFileSync(join(dir, "data", file));
     t.false(bytes.includes(Buffer.from(VALUE)), file);
     t.false(bytes.includes(Buffer.from("s3cr3t-Pa55")), file);
   }
@@ -108,11 +108,10 @@ test("the store file and its WAL never hold a secret's bytes; a row moved to ano
   t.throws(() => secrets.values("billing"), { code: "ERR_SECRET_UNREADABLE" }, "another name's sealed bytes do not open under this name");
 });
 
-test("secrets outlive the coordinator: a restart with the same data dir opens them", (t) => {
-  const { secrets, db, dir } = store(t);
+bothEngines("secrets outlive the coordinator: a restart with the same data dir opens them", (t, engine) => {
+  const { secrets, db, dir, reopen } = store(t, engine);
   secrets.set("geoip", "DATABASE_URL", VALUE, "ops");
   db.close();
-  const again = openDatabase(dir);
-  t.teardown(() => again.close());
+  const again = reopen();
   t.deepEqual(new SecretStore(again, loadOrCreateSecretsKey(dir)).values("geoip"), { DATABASE_URL: VALUE });
 });

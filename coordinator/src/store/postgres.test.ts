@@ -1,0 +1,51 @@
+import test from "ava";
+import { bothEngines, openTestStore } from "./engines.testing.js";
+import { FencedOut, type PostgresDb } from "./postgres.js";
+import { postgresMissing } from "@cutover/testkit";
+import type { Db } from "./database.js";
+
+const names = (db: Db) => (db.prepare("SELECT app FROM app_locks ORDER BY app").all() as { app: string }[]).map((r) => r.app);
+const lock = (db: Db, app: string) => db.prepare("INSERT INTO app_locks (app, holder, reason, acquired_at) VALUES (?, 'ops', '', ?)").run(app, 1_764_000_000_000);
+
+bothEngines("a transaction whose function throws keeps nothing; a nested one that throws rolls back only its part", (t, engine) => {
+  const { db } = openTestStore(t, engine);
+  t.throws(() => db.transaction(() => {
+    lock(db, "a");
+    throw new Error("midway");
+  })(), { message: "midway" });
+  t.deepEqual(names(db), []);
+  db.transaction(() => {
+    lock(db, "b");
+    t.throws(() => db.transaction(() => {
+      lock(db, "c");
+      throw new Error("inner");
+    })());
+    lock(db, "d");
+  })();
+  t.deepEqual(names(db), ["b", "d"]);
+});
+
+bothEngines("the engines answer alike: BLOBs as Buffers, epoch milliseconds as numbers, text sorted byte by byte", (t, engine) => {
+  const { db } = openTestStore(t, engine);
+  for (const app of ["b", "a", "B", "_x"]) lock(db, app);
+  t.deepEqual(names(db), ["B", "_x", "a", "b"], "byte order, as SQLite's BINARY collation");
+  const at = db.prepare("SELECT acquired_at FROM app_locks WHERE app = 'a'").get() as { acquired_at: unknown };
+  t.is(at.acquired_at, 1_764_000_000_000);
+  db.prepare("INSERT INTO retired_hosts (public_key, name, removed_at, removed_by) VALUES (?, 'h', 1, 'ops')").run(Buffer.from([0, 1, 255]));
+  const row = db.prepare("SELECT public_key FROM retired_hosts").get() as { public_key: unknown };
+  t.true(Buffer.isBuffer(row.public_key));
+  t.deepEqual([...(row.public_key as Buffer)], [0, 1, 255]);
+});
+
+const missing = postgresMissing();
+(missing ? test.skip : test)(`[postgres] once another coordinator raised the epoch, a write of this one is refused and nothing of it is kept${missing ? ` (skipped: ${missing})` : ""}`, (t) => {
+  const { db } = openTestStore(t, "postgres");
+  lock(db, "before");
+  const pg = db as PostgresDb;
+  pg.unfenced("UPDATE coordinator_lease SET epoch = epoch + 1");
+  t.throws(() => lock(db, "after"), { instanceOf: FencedOut });
+  t.throws(() => db.transaction(() => lock(db, "in a transaction"))(), { instanceOf: FencedOut });
+  t.deepEqual(names(db), ["before"], "reads still work; nothing was written");
+  pg.writeEpoch = undefined;
+  t.throws(() => lock(db, "as a follower"), { instanceOf: FencedOut, message: /does not lead/ });
+});
