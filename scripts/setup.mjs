@@ -40,12 +40,15 @@ function nginxModules() {
 
 /**
  * Debian packages only the tests need, each with the program it provides: a real Prometheus for the analysis tests, a headless Chromium for the dashboard's,
- * sshd for `hosts bootstrap` (each test starts one per host on loopback; by its full path, as /usr/sbin is not on every PATH).
+ * sshd for `hosts bootstrap` (each test starts one per host on loopback; by its full path, as /usr/sbin is not on every PATH),
+ * PostgreSQL for the store's second engine and HA coordinators (each test file makes a throwaway cluster with initdb/pg_ctl;
+ * Debian keeps them off PATH, so the check is pg_ctlcluster, which the same package set installs).
  */
 export const TEST_PACKAGES = [
   { name: "prometheus", program: "prometheus" },
   { name: "chromium", program: "chromium" },
   { name: "openssh-server", program: "/usr/sbin/sshd" },
+  { name: "postgresql", program: "pg_ctlcluster" },
 ];
 
 /** Installs Debian packages where we are root on Debian/Ubuntu; false elsewhere (the caller says what to install). */
