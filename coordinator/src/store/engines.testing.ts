@@ -43,6 +43,12 @@ function leading(url: string): PostgresDb {
   return db;
 }
 
+/** The file's PostgreSQL cluster (started before its first test). */
+export function engineCluster(): PostgresCluster {
+  if (!cluster) throw new Error(missing ?? "the PostgreSQL cluster is not started: declare a test with bothEngines first");
+  return cluster;
+}
+
 export function openTestStore(t: { teardown(fn: () => void): void }, engine: Engine): TestStore {
   const dir = mkdtempSync(join(tmpdir(), `cutover-store-${engine}-`));
   const opened: Db[] = [];
@@ -50,7 +56,7 @@ export function openTestStore(t: { teardown(fn: () => void): void }, engine: Eng
     for (const db of opened) db.close();
     rmSync(dir, { recursive: true, force: true });
   });
-  const url = engine === "postgres" ? cluster!.createDatabase() : undefined;
+  const url = engine === "postgres" ? engineCluster().createDatabase() : undefined;
   const open = () => {
     const db = url ? leading(url) : openDatabase(join(dir, "data"));
     opened.push(db);

@@ -1,5 +1,8 @@
 import test from "ava";
-import { bothEngines, openTestStore } from "./engines.testing.js";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { MIGRATIONS } from "./migrations.js";
+import { bothEngines, engineCluster, openTestStore } from "./engines.testing.js";
 import { FencedOut, type PostgresDb } from "./postgres.js";
 import { postgresMissing } from "@cutover/testkit";
 import type { Db } from "./database.js";
@@ -48,4 +51,19 @@ const missing = postgresMissing();
   t.deepEqual(names(db), ["before"], "reads still work; nothing was written");
   pg.writeEpoch = undefined;
   t.throws(() => lock(db, "as a follower"), { instanceOf: FencedOut, message: /does not lead/ });
+});
+
+(missing ? test.skip : test)(`[postgres] coordinators starting at the same moment on an empty database migrate it once${missing ? ` (skipped: ${missing})` : ""}`, async (t) => {
+  const url = engineCluster().createDatabase();
+  // Separate processes, as separate coordinators are: one process's stores share one worker thread.
+  const opener = `import { PostgresDb } from ${JSON.stringify(new URL("./postgres.js", import.meta.url).href)}; PostgresDb.connect(process.argv[1]).close();`;
+  const children = Array.from({ length: 3 }, () => spawn(process.execPath, ["--input-type=module", "-e", opener, url], { stdio: ["ignore", "ignore", "pipe"] }));
+  const exits = await Promise.all(children.map(async (child) => {
+    let stderr = "";
+    child.stderr!.on("data", (d: Buffer) => (stderr += d));
+    const [code] = (await once(child, "exit")) as [number];
+    return { code, stderr };
+  }));
+  t.deepEqual(exits, exits.map(() => ({ code: 0, stderr: "" })), "every start succeeds");
+  t.is(engineCluster().query(url, "SELECT count(*) || ' ' || max(version) FROM cutover_schema").trim(), `1 ${MIGRATIONS.at(-1)!.version}`, "one schema version row, the newest");
 });
