@@ -87,6 +87,10 @@ if (missing) {
       await new Promise((resolve) => setTimeout(resolve, delay)); // the fault's moment: a seeded random point of the rollout, not a wait for an event
       await leader.process.kill("SIGKILL");
       const killedAt = Date.now();
+      // With the leader gone and its lease not yet expired, a follower still serves what the store holds.
+      const history = await follower.cli(["history", "geoip", "--json"]);
+      t.is(history.exitCode, 0, `seed ${seed}: history through a follower with no live leader: ${history.stderr}`);
+      t.true(history.stdout.includes(id), `seed ${seed}: the running deployment is in it`);
       const next = await cluster.newLeader(leader, epoch);
       const leaseMs = Date.now() - killedAt;
       const actingMs = await firstHostEventAfter(next.leader, id, killedAt);

@@ -14,16 +14,35 @@ export interface LeaderLocator {
 }
 
 /** Answered by every member itself: who leads, whether it is up, and public installer files. */
-const ANSWERED_BY_EVERY_MEMBER = [/^\/v1\/server\/status$/, /^\/v1\/health$/, /^\/install\.sh$/, /^\/v1\/agent\/bundle$/, /^\/ui(\/|$)/];
+const ANSWERED_BY_EVERY_MEMBER = [/^\/v1\/server\/status$/, /^\/v1\/health$/, /^\/install\.sh$/, /^\/v1\/agent\/bundle(\/manifest)?$/, /^\/ui(\/|$)/];
 
 /**
- * On a follower, every API call goes to the leader, as it came, and the leader's answer comes
- * back as it went (event streams included): live state (sessions, rollouts, event listeners)
+ * Reads a follower serves from the shared store, leader or none: what the store holds and no
+ * live state does (sessions, liveness, rollouts in memory, event listeners are the leader's).
+ */
+const READS_FROM_THE_STORE = [
+  /^\/v1\/deployments\/[^/]+$/,
+  /^\/v1\/apps$/,
+  /^\/v1\/apps\/[^/]+\/(history|lock|secrets)$/,
+  /^\/v1\/locks$/,
+  /^\/v1\/tokens$/,
+  /^\/v1\/audit$/,
+  /^\/v1\/whoami$/,
+];
+
+function answeredHere(method: string, path: string): boolean {
+  if (ANSWERED_BY_EVERY_MEMBER.some((pattern) => pattern.test(path))) return true;
+  return (method === "GET" || method === "HEAD") && READS_FROM_THE_STORE.some((pattern) => pattern.test(path));
+}
+
+/**
+ * On a follower, reads of the store are served here; every other call goes to the leader, as
+ * it came, and the leader's answer comes back as it went (event streams included): live state
  * is the leader's, and only the leader may write. So the CLI can be pointed at any member.
  */
 export function forwardToLeader(cluster: LeaderLocator, log: Logger): RequestHandler {
   return (request, response, next) => {
-    if (cluster.isLeader() || ANSWERED_BY_EVERY_MEMBER.some((path) => path.test(request.path))) return next();
+    if (cluster.isLeader() || answeredHere(request.method, request.path)) return next();
     const leader = cluster.leaderApiUrl();
     if (!leader) {
       response.status(503).setHeader("retry-after", "2");
