@@ -119,13 +119,13 @@ export class CoordinatorLink {
     this.url = first;
   }
 
-  private transition(to: LinkState, why: string): void {
+  private transition(to: LinkState, why: string, fields: Record<string, string> = {}): void {
     const from = this.state;
     if (from === to) return;
     if (!ALLOWED[from].includes(to)) throw new Error(`coordinator link cannot go from ${from} to ${to}`);
     this.state = to;
     const level = to === "backoff" && from === "online" ? "warn" : "info";
-    this.options.log[level]("coordinator link", { from, to, why });
+    this.options.log[level]("coordinator link", { from, to, why, ...fields });
     if (to === "online") {
       for (const resolve of this.onlineWaiters.splice(0)) resolve();
     }
@@ -289,7 +289,7 @@ export class CoordinatorLink {
         }
         this.attempt = 0;
         this.triedThisRound = 0;
-        this.transition("online", `${welcome.enrolled ? "enrolled" : "authenticated"} at ${this.url}`);
+        this.transition("online", welcome.enrolled ? "enrolled" : "authenticated", { coordinator: this.url });
         // A second Welcome re-arms the one heartbeat loop instead of starting another.
         clearInterval(this.heartbeatTimer);
         // Node runs a timer above 2^31-1 ms after 1 ms: keep what the coordinator asks for in range.
