@@ -271,6 +271,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       fleet.close();
       refusals.close();
       audit.flush();
+      hosts.writeReports();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       db.close();

@@ -15,3 +15,13 @@ bothEngines("every audit field is capped, cut text ends with a marker, short tex
     t.true(value.endsWith(TRUNCATED_MARK), field);
   }
 });
+
+bothEngines("a fan-out's entries recorded in one turn are all kept, in the order they were recorded", (t, engine) => {
+  const { db } = openTestStore(t, engine);
+  const audit = new AuditStore(db);
+  // More than one statement's worth: the write spans several, in one transaction.
+  for (let i = 0; i < 450; i++) audit.record({ actor: "coordinator", action: "command ping", target: `web-${i}`, outcome: "OK", detail: "" });
+  const entries = audit.list({ limit: 1000 });
+  t.is(entries.length, 450);
+  t.deepEqual(entries.map((e) => e.target), Array.from({ length: 450 }, (_, i) => `web-${449 - i}`));
+});

@@ -1,4 +1,4 @@
-import type { Db } from "./database.js";
+import { statement, type Db } from "./database.js";
 import { FencedOut } from "./postgres.js";
 
 /** One audited thing: an API call that changed something, or a command sent to an agent. */
@@ -28,6 +28,13 @@ function capped(text: string, limit: number): string {
   return text.length <= limit ? text : text.slice(0, limit - TRUNCATED_MARK.length) + TRUNCATED_MARK;
 }
 
+/** Entries written per statement (six parameters each, far below either engine's limit). */
+const ENTRIES_PER_STATEMENT = 200;
+
+function insertStatement(count: number): string {
+  return `INSERT INTO audit (at, actor, action, target, outcome, detail) VALUES ${Array.from({ length: count }, () => "(?, ?, ?, ?, ?, ?)").join(", ")}`;
+}
+
 /**
  * The append-only audit trail. Entries recorded in one turn of the event loop
  * are written in one transaction at the end of it (a command fanned out to
@@ -35,14 +42,16 @@ function capped(text: string, limit: number): string {
  */
 export class AuditStore {
   private queue: [number, string, string, string, string, string][] = [];
-  private readonly insert;
   private readonly flushAll;
 
   constructor(private readonly db: Db, private readonly now: () => number = Date.now) {
-    this.insert = db.prepare("INSERT INTO audit (at, actor, action, target, outcome, detail) VALUES (?, ?, ?, ?, ?, ?)");
+    // Many rows a statement: on PostgreSQL each statement is a round trip the event loop waits for.
     this.flushAll = (rows: [number, string, string, string, string, string][]) =>
       db.transaction(() => {
-        for (const row of rows) this.insert.run(...row);
+        for (let start = 0; start < rows.length; start += ENTRIES_PER_STATEMENT) {
+          const slice = rows.slice(start, start + ENTRIES_PER_STATEMENT);
+          statement(db, insertStatement(slice.length)).run(...slice.flat());
+        }
       })();
   }
 
