@@ -16,14 +16,12 @@ export type WorkerCall =
   | { op: "connect"; url: string; statementTimeoutMs: number }
   | { op: "query"; handle: number; sql: string; params: unknown[] }
   /** Several statements in one round trip from the main thread, in order; the answer is the `answer` step's. */
-  | { op: "batch"; handle: number; steps: BatchStep[]; onError?: string }
+  | { op: "batch"; handle: number; steps: BatchStep[] }
   | { op: "close"; handle: number };
 
 export interface BatchStep {
   sql: string;
   params: unknown[];
-  /** Fail the batch with this message when the step finds no row (the fencing check). */
-  expectRow?: string;
   /** This step's rows are the batch's answer. */
   answer?: boolean;
 }
@@ -63,16 +61,10 @@ async function call(request: WorkerCall): Promise<QueryAnswer | number | undefin
     case "batch": {
       const connection = client(request.handle);
       let answer: QueryAnswer = { rows: [], rowCount: 0 };
-      try {
-        for (const step of request.steps) {
-          const result = await query(connection, step.sql, step.params);
-          if (step.expectRow && result.rowCount === 0) throw Object.assign(new Error(step.expectRow), { code: "ERR_STEP_FOUND_NO_ROW" });
-          if (step.answer) answer = result;
-        }
-      } catch (error) {
-        // E.g. ROLLBACK of the transaction the batch began; the batch's own error is the one to report.
-        if (request.onError) await connection.query(request.onError).catch(() => {});
-        throw error;
+      // A failed step ends the batch; the caller rolls back the transaction it was in.
+      for (const step of request.steps) {
+        const result = await query(connection, step.sql, step.params);
+        if (step.answer) answer = result;
       }
       return answer;
     }

@@ -53,6 +53,25 @@ const missing = postgresMissing();
   t.throws(() => lock(db, "as a follower"), { instanceOf: FencedOut, message: /does not lead/ });
 });
 
+(missing ? test.skip : test)(`[postgres] the fence is in the database: under a stale epoch no statement changes any table but the lease's and the members'${missing ? ` (skipped: ${missing})` : ""}`, (t) => {
+  const { db } = openTestStore(t, "postgres");
+  const pg = db as PostgresDb;
+  const tables = (pg.unfenced("SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY tablename").rows as { tablename: string }[]).map((r) => r.tablename);
+  t.true(tables.length > 10, "every table of the migrations");
+  pg.unfenced("UPDATE coordinator_lease SET epoch = epoch + 1");
+  const refused = tables.filter((table) => {
+    try {
+      db.exec(`DELETE FROM "${table}" WHERE false`);
+      return false;
+    } catch (error) {
+      if (!(error instanceof FencedOut)) throw error;
+      return true;
+    }
+  });
+  t.deepEqual(tables.filter((table) => !refused.includes(table)), ["coordinator_lease", "coordinator_members", "cutover_schema"], "only the tables the fence itself lives in");
+  t.notThrows(() => db.transaction(() => db.prepare("SELECT count(*) FROM hosts").get())(), "reads, in a transaction too, are not writes");
+});
+
 (missing ? test.skip : test)(`[postgres] coordinators starting at the same moment on an empty database migrate it once${missing ? ` (skipped: ${missing})` : ""}`, async (t) => {
   const url = engineCluster().createDatabase();
   // Separate processes, as separate coordinators are: one process's stores share one worker thread.

@@ -2,8 +2,8 @@ import { createRequire } from "node:module";
 import type { Db, Statement } from "./database.js";
 import { StoreUnavailable } from "./database.js";
 import { MIGRATIONS } from "./migrations.js";
-import { isReadOnly, postgresDdl, postgresPlaceholders } from "./sql-dialect.js";
-import type { BatchStep, QueryAnswer, WorkerCall } from "./postgres-worker.js";
+import { postgresDdl, postgresPlaceholders } from "./sql-dialect.js";
+import type { QueryAnswer, WorkerCall } from "./postgres-worker.js";
 
 /** Longest a statement may run on the server before PostgreSQL cancels it. */
 const STATEMENT_TIMEOUT_MS = 20_000;
@@ -43,19 +43,46 @@ function withBuffers(row: Record<string, unknown> | undefined): Record<string, u
   return row;
 }
 
-const FENCE_SQL = "SELECT 1 FROM coordinator_lease WHERE id = 1 AND epoch = $1 FOR SHARE";
+/** The SQLSTATE the fence raises (class "CF": cutover fencing). */
+const FENCED_SQLSTATE = "CF001";
+/** Tables every coordinator writes whether or not it leads: the lease itself, the members' presence, the schema version. */
+const UNFENCED_TABLES = ["coordinator_lease", "coordinator_members", "cutover_schema"];
+
+/**
+ * The fence, in the database: before any statement changes a fenced table, it locks the lease
+ * row `WHERE epoch = <the epoch this connection leads under>` (the session setting
+ * cutover.write_epoch) and raises FENCED_SQLSTATE when there is none. The lock holds until the
+ * statement's transaction ends, so a takeover's UPDATE of that row waits for the writes
+ * holding it, and none lands after. Migrations set cutover.migrating for their transaction.
+ */
+const FENCE_FUNCTION = `
+  CREATE OR REPLACE FUNCTION cutover_fence() RETURNS trigger LANGUAGE plpgsql AS $fence$
+  BEGIN
+    IF current_setting('cutover.migrating', true) = 'on' THEN RETURN NULL; END IF;
+    PERFORM 1 FROM coordinator_lease WHERE id = 1 AND epoch = coalesce(nullif(current_setting('cutover.write_epoch', true), ''), '-1')::bigint FOR SHARE;
+    IF NOT FOUND THEN
+      RAISE EXCEPTION 'this coordinator does not hold the lease under its epoch' USING ERRCODE = '${FENCED_SQLSTATE}';
+    END IF;
+    RETURN NULL;
+  END
+  $fence$`;
+
+const fenceTrigger = (table: string) =>
+  `DROP TRIGGER IF EXISTS cutover_fence ON "${table}"; ` +
+  `CREATE TRIGGER cutover_fence BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON "${table}" FOR EACH STATEMENT EXECUTE FUNCTION cutover_fence()`;
 
 /**
  * The store on PostgreSQL, behind the same synchronous `Db` as the embedded SQLite: each call
- * waits for the worker thread's answer (postgres-worker.ts). Writes are fenced: every write
- * transaction first locks the lease row `WHERE epoch = <the epoch this coordinator leads
- * under>`, and finds no row, so writes nothing, once another coordinator has taken over.
- * A takeover's UPDATE of that row waits for the writes holding it, so none lands after.
+ * waits for the worker thread's answer (postgres-worker.ts). Writes are fenced in the database
+ * (FENCE_FUNCTION, a trigger on every table but UNFENCED_TABLES): once another coordinator has
+ * taken the lease over, every write of this one is refused and nothing of it is kept. A
+ * statement is one round trip, and a transaction's BEGIN travels with its first statement.
  */
 export class PostgresDb implements Db {
-  /** The epoch writes are fenced with; undefined while this coordinator does not lead (every write is refused). */
-  writeEpoch: number | undefined;
+  private epoch: number | undefined;
   private depth = 0;
+  /** BEGIN is owed: sent with the transaction's first statement (none, if it runs none). */
+  private beginOwed = false;
   open = true;
 
   private constructor(private readonly call: Call, private readonly handle: number) {}
@@ -68,35 +95,44 @@ export class PostgresDb implements Db {
     return db;
   }
 
+  /** The epoch writes are fenced with; undefined while this coordinator does not lead (every write is refused). */
+  get writeEpoch(): number | undefined {
+    return this.epoch;
+  }
+
+  set writeEpoch(epoch: number | undefined) {
+    this.query("SELECT set_config('cutover.write_epoch', $1, false)", [epoch === undefined ? "" : String(epoch)]);
+    this.epoch = epoch;
+  }
+
   prepare(sql: string): Statement {
     const text = postgresPlaceholders(sql);
-    const readOnly = isReadOnly(sql);
     return {
-      run: (...params) => ({ changes: this.execute(text, params, readOnly).rowCount }),
-      get: (...params) => withBuffers(this.execute(text, params, readOnly).rows[0]),
-      all: (...params) => this.execute(text, params, readOnly).rows.map((row) => withBuffers(row)!),
+      run: (...params) => ({ changes: this.query(text, params).rowCount }),
+      get: (...params) => withBuffers(this.query(text, params).rows[0]),
+      all: (...params) => this.query(text, params).rows.map((row) => withBuffers(row)!),
     };
   }
 
   exec(sql: string): void {
-    this.execute(sql, [], false);
+    this.query(sql, []);
   }
 
-  /** Runs `fn` in a transaction (a savepoint when nested), fenced once at its start; it rolls back if `fn` throws. */
+  /** Runs `fn` in a transaction (a savepoint when nested); it rolls back if `fn` throws. */
   transaction<T>(fn: () => T): () => T {
     return () => {
       const savepoint = `cutover_${this.depth}`;
-      if (this.depth === 0) this.batch([{ sql: "BEGIN", params: [] }, this.fenceStep()], "ROLLBACK");
+      if (this.depth === 0) this.beginOwed = true;
       else this.query(`SAVEPOINT ${savepoint}`, []);
       this.depth++;
       try {
         const result = fn();
         this.depth--;
-        this.query(this.depth === 0 ? "COMMIT" : `RELEASE SAVEPOINT ${savepoint}`, []);
+        this.end(this.depth === 0 ? "COMMIT" : `RELEASE SAVEPOINT ${savepoint}`);
         return result;
       } catch (error) {
         this.depth--;
-        this.query(this.depth === 0 ? "ROLLBACK" : `ROLLBACK TO SAVEPOINT ${savepoint}`, []);
+        this.end(this.depth === 0 ? "ROLLBACK" : `ROLLBACK TO SAVEPOINT ${savepoint}`);
         throw error;
       }
     };
@@ -116,26 +152,23 @@ export class PostgresDb implements Db {
     this.call({ op: "close", handle: this.handle });
   }
 
-  private execute(text: string, params: unknown[], readOnly: boolean): QueryAnswer {
-    // Inside a transaction the fence was checked at BEGIN and the row lock holds until COMMIT.
-    if (readOnly || this.depth > 0) return this.query(text, params);
-    return this.batch([{ sql: "BEGIN", params: [] }, this.fenceStep(), { sql: text, params, answer: true }, { sql: "COMMIT", params: [] }], "ROLLBACK");
-  }
-
-  private fenceStep() {
-    return { sql: FENCE_SQL, params: [this.writeEpoch ?? -1], expectRow: "fenced" };
+  /** Ends the transaction or savepoint; a transaction that ran no statement never began. */
+  private end(sql: string): void {
+    if (this.depth === 0 && this.beginOwed) {
+      this.beginOwed = false;
+      return;
+    }
+    this.query(sql, []);
   }
 
   private query(sql: string, params: unknown[]): QueryAnswer {
-    return this.call({ op: "query", handle: this.handle, sql, params }) as QueryAnswer;
-  }
-
-  private batch(steps: BatchStep[], onError: string): QueryAnswer {
     try {
-      return this.call({ op: "batch", handle: this.handle, steps, onError }) as QueryAnswer;
+      if (!this.beginOwed) return this.call({ op: "query", handle: this.handle, sql, params }) as QueryAnswer;
+      this.beginOwed = false;
+      return this.call({ op: "batch", handle: this.handle, steps: [{ sql: "BEGIN", params: [] }, { sql, params, answer: true }] }) as QueryAnswer;
     } catch (error) {
-      if ((error as { code?: string }).code === "ERR_STEP_FOUND_NO_ROW") {
-        throw new FencedOut(this.writeEpoch === undefined ? "this coordinator does not lead: writes go to the leader" : `this coordinator's lease (epoch ${this.writeEpoch}) was taken over: it writes nothing more`);
+      if ((error as { code?: string }).code === FENCED_SQLSTATE) {
+        throw new FencedOut(this.epoch === undefined ? "this coordinator does not lead: writes go to the leader" : `this coordinator's lease (epoch ${this.epoch}) was taken over: it writes nothing more`);
       }
       throw error;
     }
@@ -150,6 +183,7 @@ export class PostgresDb implements Db {
       this.query("CREATE TABLE IF NOT EXISTS cutover_schema (version INTEGER NOT NULL)", []);
       const current = Number(this.query("SELECT max(version) AS version FROM cutover_schema", []).rows[0]?.version ?? 0);
       if (current > newest) throw new Error(`the store's schema is version ${current}, newer than this coordinator knows (${newest}): run a newer cutover`);
+      this.query("SELECT set_config('cutover.migrating', 'on', true)", []);
       for (const migration of MIGRATIONS) {
         if (migration.version <= current) continue;
         this.query(postgresDdl(migration.sql), []);
@@ -158,6 +192,9 @@ export class PostgresDb implements Db {
         this.query("DELETE FROM cutover_schema", []);
         this.query("INSERT INTO cutover_schema (version) VALUES ($1)", [newest]);
       }
+      this.query(FENCE_FUNCTION, []);
+      const tables = this.query("SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY tablename", []).rows.map((row) => String(row.tablename));
+      for (const table of tables) if (!UNFENCED_TABLES.includes(table)) this.query(fenceTrigger(table), []);
       this.query("COMMIT", []);
     } catch (error) {
       this.query("ROLLBACK", []);

@@ -29,8 +29,3 @@ export function postgresDdl(sql: string): string {
     .replace(/\bBLOB\b/g, "BYTEA")
     .replace(/\bTEXT\b/g, 'TEXT COLLATE "C"');
 }
-
-/** Whether a statement only reads (it needs no fencing check before it). */
-export function isReadOnly(sql: string): boolean {
-  return /^\s*SELECT\b/i.test(sql) && !/\bFOR\s+(UPDATE|SHARE)\b/i.test(sql);
-}
