@@ -275,18 +275,17 @@ export class AgentSession {
       // Before anything reads or writes the store: a follower neither enrolls nor records hosts.
       this.refuseUnlessLeading();
       const presented: HostIdentity = { labels: this.presentedLabels(hello), address: this.presentedAddress(hello) };
-      const { host, enrolled } = this.authenticate(hello, presented);
-      this.host = host;
-      this.log = this.ctx.log.child(host.name);
-      const change = this.ctx.hosts.introduce(host.id, {
+      const { host: found, enrolled } = this.authenticate(hello, presented);
+      this.log = this.ctx.log.child(found.name);
+      if (hello.resources) this.ctx.hosts.report(found.id, resourcesFromWire(hello.resources), instancesFromWire(hello.instances));
+      const { host, change } = this.ctx.hosts.introduce(found, {
         ...presented,
         hostname: hello.hostname ?? "",
         capabilities: hello.capabilities ?? [],
         agentVersion: hello.agentVersion ?? "",
       });
-      if (change) this.changeRequested(host, change);
-      if (hello.resources) this.ctx.hosts.report(host.id, resourcesFromWire(hello.resources), instancesFromWire(hello.instances));
-      this.host = this.ctx.hosts.byName(host.name)!;
+      this.host = host;
+      if (change) this.changeRequested(found, change);
       this.clock.lastHeartbeatAt = this.clock.lastPingAt = Date.now();
       const { publicKey, sign } = this.ctx.coordinatorKey;
       // An agent that announces "commands.mac" with a share gets a session key: one signature (the Welcome's) covers it.
@@ -368,6 +367,14 @@ export class AgentSession {
     if (!signatureOk) {
       throw new Refused(RefusalCode.BadSignature, "the Hello signature does not verify with the presented key", false);
     }
+    // A removed host's key is never in the inventory, so a known key needs no look at the retired ones.
+    const known = this.ctx.hosts.byPublicKey(publicKey);
+    if (known) {
+      if (known.name !== hello.name) {
+        throw new Refused(RefusalCode.KeyMismatch, `this key is enrolled as host "${known.name}", not "${hello.name}"; start the agent with --name ${known.name}`, true);
+      }
+      return { host: known, enrolled: false };
+    }
     const retired = this.ctx.hosts.retired(publicKey);
     if (retired) {
       throw new Refused(
@@ -375,13 +382,6 @@ export class AgentSession {
         `this agent's key belonged to host "${retired.name}", removed from the fleet by ${retired.removedBy} at ${new Date(retired.removedAt).toISOString()}; to join again, clear the agent's state dir and enroll with a new token`,
         true,
       );
-    }
-    const known = this.ctx.hosts.byPublicKey(publicKey);
-    if (known) {
-      if (known.name !== hello.name) {
-        throw new Refused(RefusalCode.KeyMismatch, `this key is enrolled as host "${known.name}", not "${hello.name}"; start the agent with --name ${known.name}`, true);
-      }
-      return { host: known, enrolled: false };
     }
     const sameName = this.ctx.hosts.byName(hello.name);
     if (sameName) {

@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { COMMAND_MAC } from "@cutover/protocol";
 import { statement, type Db } from "./database.js";
 import { FencedOut } from "./postgres.js";
 
@@ -134,6 +135,10 @@ export function formatLabels(labels: Record<string, string>): string {
   return pairs.length > 0 ? pairs.join(",") : "(none)";
 }
 
+function samePending(a: Record<string, string> | null, b: Record<string, string> | null): boolean {
+  return a === null || b === null ? a === b : sameLabels(a, b);
+}
+
 function sortedLabels(labels: Record<string, string>): string {
   return JSON.stringify(Object.fromEntries(Object.entries(labels).sort(([x], [y]) => x.localeCompare(y))));
 }
@@ -143,10 +148,12 @@ export const REPORT_WRITE_DELAY_MS = 1_000;
 /** Hosts written per statement (four parameters each, far below either engine's limit). */
 const REPORTS_PER_STATEMENT = 250;
 
-/** What a heartbeat said, not yet written. */
+/** How far ahead of the wall clock (µs) a host's command sequences are reserved by one write. */
+const SEQUENCE_WINDOW_US = 60 * 1_000_000;
+
+/** What a heartbeat said, not yet written; a Hello without figures says only when the host was seen. */
 interface UnwrittenReport {
-  resources: HostResources;
-  instances: AppInstanceReport[];
+  figures?: { resources: HostResources; instances: AppInstanceReport[] };
   at: number;
 }
 
@@ -154,7 +161,8 @@ interface UnwrittenReport {
 function reportsStatement(count: number): string {
   const values = Array.from({ length: count }, () => "(?, ?, ?, CAST(? AS BIGINT))").join(", ");
   return `WITH reported (id, resources, instances, last_seen) AS (VALUES ${values}) ` +
-    "UPDATE hosts SET resources = reported.resources, instances = reported.instances, last_seen = reported.last_seen FROM reported WHERE hosts.id = reported.id";
+    "UPDATE hosts SET resources = coalesce(reported.resources, hosts.resources), instances = coalesce(reported.instances, hosts.instances), last_seen = reported.last_seen " +
+    "FROM reported WHERE hosts.id = reported.id";
 }
 
 /**
@@ -167,6 +175,8 @@ function reportsStatement(count: number): string {
 export class HostStore {
   private unwritten = new Map<string, UnwrittenReport>();
   private writeTimer: NodeJS.Timeout | undefined;
+  /** Per host, the command sequences reserved in the store and the last one handed out. */
+  private readonly sequenceWindows = new Map<string, { last: number; top: number }>();
 
   constructor(private readonly db: Db, private readonly now: () => number = Date.now) {}
 
@@ -191,9 +201,13 @@ export class HostStore {
 
   /** The stored record with the figures reported since, not yet written. */
   private latest(row: HostRow): HostRecord {
-    const host = fromRow(row);
+    return this.latestOf(fromRow(row));
+  }
+
+  private latestOf(host: HostRecord): HostRecord {
     const report = this.unwritten.get(host.id);
-    return report ? { ...host, resources: report.resources, instances: report.instances, lastSeen: report.at } : host;
+    if (!report) return host;
+    return { ...host, ...report.figures, lastSeen: report.at };
   }
 
   enroll(name: string, publicKey: Uint8Array, identity: HostIdentity): HostRecord {
@@ -206,22 +220,30 @@ export class HostStore {
   /**
    * Records what the agent says about itself in Hello. Its labels and address
    * are not taken: where they differ from the record they are kept as a
-   * pending change for an admin. Returns the change when it is new (not the
-   * one already pending), so the caller audits it once.
+   * pending change for an admin. Returns the record as it now stands, and the
+   * change when it is new (not the one already pending), so the caller audits
+   * it once. A Hello that says what the record already says writes nothing
+   * (a reconnect storm is thousands of them); the host is marked seen with
+   * the heartbeat figures, within REPORT_WRITE_DELAY_MS.
    */
-  introduce(id: string, intro: HostIntroduction): RequestedChange | undefined {
-    const host = this.byId(id);
-    if (!host) throw new Error(`no host ${id}`);
+  introduce(host: HostRecord, intro: HostIntroduction): { host: HostRecord; change?: RequestedChange } {
     const pendingLabels = sameLabels(intro.labels, host.labels) ? null : intro.labels;
     // An agent that presents no (valid) address asks for no change of it.
     const pendingAddress = intro.address === "" || intro.address === host.address ? null : intro.address;
-    statement(this.db, "UPDATE hosts SET hostname = ?, capabilities = ?, agent_version = ?, pending_labels = ?, pending_address = ?, last_seen = ? WHERE id = ?")
-      .run(intro.hostname, JSON.stringify(intro.capabilities), intro.agentVersion, pendingLabels && sortedLabels(pendingLabels), pendingAddress, this.now(), id);
+    const introduced: HostRecord = { ...host, hostname: intro.hostname, capabilities: intro.capabilities, agentVersion: intro.agentVersion, pendingLabels, pendingAddress };
+    const unchanged = introduced.hostname === host.hostname && introduced.agentVersion === host.agentVersion &&
+      JSON.stringify(introduced.capabilities) === JSON.stringify(host.capabilities) &&
+      samePending(pendingLabels, host.pendingLabels) && pendingAddress === host.pendingAddress;
+    if (!unchanged) {
+      statement(this.db, "UPDATE hosts SET hostname = ?, capabilities = ?, agent_version = ?, pending_labels = ?, pending_address = ? WHERE id = ?")
+        .run(intro.hostname, JSON.stringify(intro.capabilities), intro.agentVersion, pendingLabels && sortedLabels(pendingLabels), pendingAddress, host.id);
+    }
+    this.seen(host.id);
     const change: RequestedChange = {
       ...(pendingLabels && !(host.pendingLabels && sameLabels(pendingLabels, host.pendingLabels)) && { labels: pendingLabels }),
       ...(pendingAddress !== null && pendingAddress !== host.pendingAddress && { address: pendingAddress }),
     };
-    return Object.keys(change).length > 0 ? change : undefined;
+    return { host: this.latestOf(introduced), ...(Object.keys(change).length > 0 && { change }) };
   }
 
   /** An admin sets the host's labels (a pending labels change the agent asked for is settled by it). */
@@ -253,18 +275,35 @@ export class HostStore {
   /**
    * The next command sequence for the host: above every one it was sent, and
    * at least the wall clock in microseconds (agents enrolled when sequences
-   * were clock readings keep accepting). Stored, so a restart never reuses one.
+   * were clock readings keep accepting). The store holds the top of a window
+   * reserved SEQUENCE_WINDOW_US ahead, so a restart or a new leader never
+   * reuses one; a fan-out costs one write a window, not one a command.
    */
   nextSequence(id: string): number {
-    const row = statement(this.db, "UPDATE hosts SET command_sequence = CASE WHEN command_sequence + 1 > ? THEN command_sequence + 1 ELSE ? END WHERE id = ? RETURNING command_sequence")
-      .get(Date.now() * 1000, Date.now() * 1000, id) as { command_sequence: number } | undefined;
-    if (!row) throw new Error(`no host ${id}`);
-    return row.command_sequence;
+    const clock = Date.now() * 1000;
+    let window = this.sequenceWindows.get(id);
+    if (!window || Math.max(window.last + 1, clock) > window.top) {
+      this.reserveSequences(id, clock);
+      window = this.sequenceWindows.get(id);
+      if (!window) throw new Error(`no host ${id}`);
+    }
+    return (window.last = Math.max(window.last + 1, clock));
+  }
+
+  /**
+   * Reserves a window of sequences for the host and, in the same statement, for every host
+   * whose agent takes signed commands (no COMMAND_MAC): the next fan-out to them writes nothing.
+   */
+  private reserveSequences(id: string, clock: number): void {
+    const rows = statement(this.db, "UPDATE hosts SET command_sequence = (CASE WHEN command_sequence + 1 > ? THEN command_sequence + 1 ELSE ? END) + ? WHERE id = ? OR capabilities NOT LIKE ? RETURNING id, command_sequence")
+      .all(clock, clock, SEQUENCE_WINDOW_US, id, `%"${COMMAND_MAC}"%`) as { id: string; command_sequence: number }[];
+    for (const row of rows) this.sequenceWindows.set(row.id, { last: row.command_sequence - SEQUENCE_WINDOW_US - 1, top: row.command_sequence });
   }
 
   /** Removes the host from the fleet; its key is refused from then on. */
   remove(id: string, by: string): void {
     this.unwritten.delete(id);
+    this.sequenceWindows.delete(id);
     this.db.transaction(() => {
       const host = this.byId(id);
       if (!host) return;
@@ -284,7 +323,17 @@ export class HostStore {
 
   /** Records a heartbeat's figures: seen here at once, written with the others within REPORT_WRITE_DELAY_MS. */
   report(id: string, resources: HostResources, instances: AppInstanceReport[]): void {
-    this.unwritten.set(id, { resources, instances, at: this.now() });
+    this.unwritten.set(id, { figures: { resources, instances }, at: this.now() });
+    this.writeSoon();
+  }
+
+  /** Records that the host was seen (its figures unchanged), written with the reports. */
+  seen(id: string): void {
+    this.unwritten.set(id, { ...this.unwritten.get(id), at: this.now() });
+    this.writeSoon();
+  }
+
+  private writeSoon(): void {
     if (this.writeTimer) return;
     this.writeTimer = setTimeout(() => this.writeReports(), REPORT_WRITE_DELAY_MS);
     this.writeTimer.unref();
@@ -302,7 +351,7 @@ export class HostStore {
         for (let start = 0; start < reports.length; start += REPORTS_PER_STATEMENT) {
           const slice = reports.slice(start, start + REPORTS_PER_STATEMENT);
           statement(this.db, reportsStatement(slice.length)).run(
-            ...slice.flatMap(([id, r]) => [id, JSON.stringify(r.resources), JSON.stringify(r.instances), r.at]),
+            ...slice.flatMap(([id, r]) => [id, r.figures ? JSON.stringify(r.figures.resources) : null, r.figures ? JSON.stringify(r.figures.instances) : null, r.at]),
           );
         }
       })();
