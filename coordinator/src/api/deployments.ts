@@ -155,6 +155,8 @@ export function deploymentRoutes(deps: DeploymentApiDeps): Router {
       send("end", deploymentView(deployments, current));
       response.end();
     };
+    // Read, then subscribe, in one turn: reading writes the queued events first (to the subscribers before this one), so none is missed or sent twice.
+    for (const event of deployments.events(id, Number(request.query.after ?? 0))) send("progress", event);
     const unsubscribe = deployments.subscribe(id, (event) => {
       send("progress", event);
       if (event.kind === "deployment") setImmediate(finishIfDone);
@@ -162,7 +164,6 @@ export function deploymentRoutes(deps: DeploymentApiDeps): Router {
     // A paused deployment (a canary waiting for promotion) says nothing for as long as it waits: a
     // comment now and then keeps clients and proxies from timing the stream out (undici: 300 s).
     const keepAlive = setInterval(() => response.write(": keep-alive\n\n"), EVENTS_KEEPALIVE_MS);
-    for (const event of deployments.events(id, Number(request.query.after ?? 0))) send("progress", event);
     finishIfDone();
     request.on("close", () => {
       unsubscribe();

@@ -106,6 +106,7 @@ async function preDeploy(run: RolloutRun, host: HostRecord | undefined): Promise
   // The host's Deploy command id, recorded now: it lets the host download the artifact for the hook, and its Deploy goes out with it later.
   const commandId = deployments.host(run.id, host.name)?.commandId ?? randomUUID();
   deployments.updateHost(run.id, host.name, { commandId });
+  await deployments.written();
   run.event(host.name, `pre_deploy hook on ${host.name}, before any host switches`, "hook");
   let failure: string;
   try {

@@ -212,6 +212,7 @@ export class Rollouts {
       for (const [index, batch] of batches.entries()) {
         run.event(null, `batch ${index + 1}/${batches.length}: ${batch.map((h) => h.name).join(", ")}`, "batch");
         for (const host of batch) run.deps.deployments.updateHost(run.id, host.name, { state: "running", startedAt: Date.now() });
+        await run.deps.deployments.written();
         await run.rollBackHosts(batch.map((host) => ({ host, ok: true })));
       }
       // Batch 0: hosts left out (cordoned), recorded as skipped.

@@ -157,6 +157,7 @@ export class RolloutRun {
     const commandId = recorded ?? randomUUID();
     deployments.updateHost(id, host.name, { state: "running", startedAt: Date.now(), commandId });
     try {
+      await deployments.written();
       // A host whose agent is reconnecting (after a coordinator restart, a network blip) gets a moment before it counts as failed.
       await this.deps.fleet.whenOnline(host.id, RESUME_WAIT_MS);
       const send = () =>

@@ -113,9 +113,57 @@ function hostFromRow(r: Record<string, unknown>): DeploymentHostRecord {
   };
 }
 
-/** Deployments, their per-host timelines and events; every step is written here before it is acted on. */
+type HostUpdate = Partial<Omit<DeploymentHostRecord, "hostName" | "batch">>;
+
+/** A host row's columns by field, with the type each is written as (a multi-row UPDATE's VALUES need them spelled out). */
+const HOST_COLUMNS = {
+  state: ["state", "TEXT"], error: ["error", "TEXT"], liveColor: ["live_color", "TEXT"], release: ["release", "TEXT"], previousRelease: ["previous_release", "TEXT"],
+  switchMs: ["switch_ms", "DOUBLE PRECISION"], bootMs: ["boot_ms", "DOUBLE PRECISION"], totalMs: ["total_ms", "DOUBLE PRECISION"], handoverMs: ["handover_ms", "DOUBLE PRECISION"],
+  commandId: ["command_id", "TEXT"], startedAt: ["started_at", "BIGINT"], finishedAt: ["finished_at", "BIGINT"],
+} as const satisfies Record<keyof HostUpdate, [string, string]>;
+
+/** Rows written per statement (at most 14 parameters each, far below either engine's limit). */
+const ROWS_PER_STATEMENT = 200;
+
+function chunks<T>(items: T[], size: number): T[][] {
+  return Array.from({ length: Math.ceil(items.length / size) }, (_, i) => items.slice(i * size, (i + 1) * size));
+}
+
+/** One statement that sets the same columns of many host rows: portable to SQLite (3.33+) and PostgreSQL. */
+function hostUpdatesStatement(fields: (keyof HostUpdate)[], rows: number): string {
+  const names = fields.map((field) => HOST_COLUMNS[field][0]);
+  const row = `(?, ?, ${fields.map((field) => `CAST(? AS ${HOST_COLUMNS[field][1]})`).join(", ")})`;
+  return `WITH updated (deployment_id, host_name, ${names.join(", ")}) AS (VALUES ${Array.from({ length: rows }, () => row).join(", ")}) ` +
+    `UPDATE deployment_hosts SET ${names.map((name) => `${name} = updated.${name}`).join(", ")} FROM updated ` +
+    "WHERE deployment_hosts.deployment_id = updated.deployment_id AND deployment_hosts.host_name = updated.host_name";
+}
+
+/** An event not yet written: it has no id until then. */
+interface QueuedEvent extends Omit<DeploymentEvent, "id"> {
+  deploymentId: string;
+}
+
+interface QueuedHostUpdate {
+  id: string;
+  hostName: string;
+  /** The fields to set: what updateHost was given, undefined as null (it clears the column). */
+  columns: HostUpdate;
+}
+
+/**
+ * Deployments, their per-host timelines and events; every step is written here before it is
+ * acted on. Host updates and events made in one turn of the event loop are written together at
+ * the end of it, a few rows a statement (a batch of 10,000 hosts reports 60,000 events: on
+ * PostgreSQL one statement each would stall the coordinator for a minute). Every read and every
+ * other write here writes what is queued first, so the order of writes and what reads see are as
+ * if each were written at once; a rollout awaits `written()` before it sends the step it recorded.
+ */
 export class DeploymentStore {
   private readonly listeners = new Map<string, Set<(event: DeploymentEvent) => void>>();
+  private queuedHosts = new Map<string, QueuedHostUpdate>();
+  private queuedEvents: QueuedEvent[] = [];
+  private writeScheduled = false;
+  private waiters: { resolve: () => void; reject: (error: unknown) => void }[] = [];
   /** Called when a deployment reaches a finished state (metrics). */
   onFinished?: (deployment: DeploymentRecord) => void;
 
@@ -124,12 +172,15 @@ export class DeploymentStore {
   create(input: { app: string; kind: DeploymentKind; release: string; strategy: string; spec: unknown; artifactSha256?: string; createdBy: string; hosts: { name: string; batch: number }[] }): DeploymentRecord {
     const id = randomUUID();
     const at = this.now();
+    this.flush();
     this.db.transaction(() => {
       // seq orders deployments created in the same millisecond (SQLite's rowid did; PostgreSQL has none).
       statement(this.db, "INSERT INTO deployments (id, app, kind, release, strategy, spec, artifact_sha256, state, created_by, created_at, seq) VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, (SELECT coalesce(max(seq), 0) + 1 FROM deployments))")
         .run(id, input.app, input.kind, input.release, input.strategy, JSON.stringify(input.spec), input.artifactSha256 ?? null, input.createdBy, at);
-      const insertHost = statement(this.db, "INSERT INTO deployment_hosts (deployment_id, host_name, batch, state) VALUES (?, ?, ?, 'pending')");
-      for (const host of input.hosts) insertHost.run(id, host.name, host.batch);
+      for (const slice of chunks(input.hosts, ROWS_PER_STATEMENT)) {
+        statement(this.db, `INSERT INTO deployment_hosts (deployment_id, host_name, batch, state) VALUES ${slice.map(() => "(?, ?, ?, 'pending')").join(", ")}`)
+          .run(...slice.flatMap((host) => [id, host.name, host.batch]));
+      }
     })();
     return this.get(id)!;
   }
@@ -155,6 +206,7 @@ export class DeploymentStore {
     if (!current) throw new Error(`no deployment ${id}`);
     if (!ALLOWED[current.state].includes(to)) throw new Error(`deployment ${id} cannot go from ${current.state} to ${to}`);
     const finished = FINISHED_STATES.includes(to) ? this.now() : null;
+    this.flush();
     statement(this.db, "UPDATE deployments SET state = ?, error = COALESCE(?, error), finished_at = ? WHERE id = ?").run(to, error ?? null, finished, id);
     this.addEvent(id, null, "deployment", `${current.state} → ${to}${error ? `: ${error}` : ""}`);
     if (finished !== null) this.onFinished?.(this.get(id)!);
@@ -167,6 +219,7 @@ export class DeploymentStore {
    * artifact; durable, so a restarted coordinator serves a download in flight.
    */
   sentArtifact(hostName: string, sha256: string, finishedSince: number): boolean {
+    this.flush();
     return (
       statement(
         this.db,
@@ -188,35 +241,41 @@ export class DeploymentStore {
   }
 
   hosts(id: string): DeploymentHostRecord[] {
-    return (statement(this.db, "SELECT * FROM deployment_hosts WHERE deployment_id = ? ORDER BY batch, host_name").all(id) as Record<string, unknown>[]).map(hostFromRow);
+    return (statement(this.db, "SELECT * FROM deployment_hosts WHERE deployment_id = ? ORDER BY batch, host_name").all(id) as Record<string, unknown>[]).map((row) => this.withQueued(id, row));
   }
 
   /** One host's row (the hot path of a rollout: one indexed read, not the whole deployment). */
   host(id: string, hostName: string): DeploymentHostRecord | undefined {
     const row = statement(this.db, "SELECT * FROM deployment_hosts WHERE deployment_id = ? AND host_name = ?").get(id, hostName) as Record<string, unknown> | undefined;
-    return row && hostFromRow(row);
+    return row && this.withQueued(id, row);
   }
 
-  updateHost(id: string, hostName: string, update: Partial<Omit<DeploymentHostRecord, "hostName" | "batch">>): void {
-    const columns: Record<string, string> = {
-      state: "state", error: "error", liveColor: "live_color", release: "release", previousRelease: "previous_release",
-      switchMs: "switch_ms", bootMs: "boot_ms", totalMs: "total_ms", handoverMs: "handover_ms", commandId: "command_id", startedAt: "started_at", finishedAt: "finished_at",
-    };
-    const entries = Object.entries(update).filter(([key]) => key in columns);
+  /** The stored row with the changes queued for it, as it will be once they are written. */
+  private withQueued(id: string, row: Record<string, unknown>): DeploymentHostRecord {
+    const stored = hostFromRow(row);
+    const queued = this.queuedHosts.get(`${id}\u0000${stored.hostName}`);
+    return queued ? { ...stored, ...queued.columns } : stored;
+  }
+
+  /** Changes a host's row; written with the others queued in this turn (await `written()` before acting on it). */
+  updateHost(id: string, hostName: string, update: HostUpdate): void {
+    const entries = Object.entries(update).filter(([key]) => key in HOST_COLUMNS) as [keyof HostUpdate, unknown][];
     if (entries.length === 0) return;
-    const sql = `UPDATE deployment_hosts SET ${entries.map(([key]) => `${columns[key]} = ?`).join(", ")} WHERE deployment_id = ? AND host_name = ?`;
-    statement(this.db, sql).run(...entries.map(([, value]) => value ?? null), id, hostName);
+    const key = `${id}\u0000${hostName}`;
+    const queued = this.queuedHosts.get(key) ?? { id, hostName, columns: {} };
+    for (const [field, value] of entries) (queued.columns as Record<string, unknown>)[field] = value ?? null;
+    this.queuedHosts.set(key, queued);
+    this.writeSoon();
   }
 
-  addEvent(id: string, hostName: string | null, kind: string, message: string): DeploymentEvent {
-    const at = this.now();
-    const row = statement(this.db, "INSERT INTO deployment_events (deployment_id, at, host_name, kind, message) VALUES (?, ?, ?, ?, ?) RETURNING id").get(id, at, hostName, kind, message) as { id: number };
-    const event = { id: Number(row.id), at, hostName, kind, message };
-    for (const listener of this.listeners.get(id) ?? []) listener(event);
-    return event;
+  /** Records an event; written with the others queued in this turn, then handed to the subscribers with its id. */
+  addEvent(id: string, hostName: string | null, kind: string, message: string): void {
+    this.queuedEvents.push({ deploymentId: id, at: this.now(), hostName, kind, message });
+    this.writeSoon();
   }
 
   events(id: string, afterId = 0): DeploymentEvent[] {
+    this.flush();
     return (
       statement(this.db, "SELECT id, at, host_name, kind, message FROM deployment_events WHERE deployment_id = ? AND id > ? ORDER BY id").all(id, afterId) as Record<string, unknown>[]
     ).map((r) => ({ id: r.id as number, at: r.at as number, hostName: r.host_name as string | null, kind: r.kind as string, message: r.message as string }));
@@ -231,5 +290,77 @@ export class DeploymentStore {
       set.delete(listener);
       if (set.size === 0) this.listeners.delete(id);
     };
+  }
+
+  /** Resolves once everything queued so far is written; rejects if the write failed (it is kept, to be tried again). */
+  written(): Promise<void> {
+    if (this.queuedHosts.size === 0 && this.queuedEvents.length === 0) return Promise.resolve();
+    return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
+  }
+
+  /** Writes what is queued, in one transaction; then hands the events to their subscribers. Throws if the write fails. */
+  flush(): void {
+    if ((this.queuedHosts.size === 0 && this.queuedEvents.length === 0) || !this.db.open) return;
+    const hosts = this.queuedHosts;
+    const events = this.queuedEvents;
+    const waiters = this.waiters;
+    this.queuedHosts = new Map();
+    this.queuedEvents = [];
+    this.waiters = [];
+    let written: (QueuedEvent & { id: number })[];
+    try {
+      written = this.db.transaction(() => {
+        this.writeHostUpdates([...hosts.values()]);
+        return this.insertEvents(events);
+      })();
+    } catch (error) {
+      // Kept for the next write, ahead of anything queued since.
+      for (const [key, queued] of this.queuedHosts) hosts.set(key, { ...queued, columns: { ...hosts.get(key)?.columns, ...queued.columns } });
+      this.queuedHosts = hosts;
+      this.queuedEvents = [...events, ...this.queuedEvents];
+      for (const waiter of waiters) waiter.reject(error);
+      throw error;
+    }
+    for (const waiter of waiters) waiter.resolve();
+    for (const event of written) for (const listener of this.listeners.get(event.deploymentId) ?? []) listener({ id: event.id, at: event.at, hostName: event.hostName, kind: event.kind, message: event.message });
+  }
+
+  private writeSoon(): void {
+    if (this.writeScheduled) return;
+    this.writeScheduled = true;
+    setImmediate(() => {
+      this.writeScheduled = false;
+      try {
+        this.flush();
+      } catch {
+        // Kept and tried again by the next read or write here; whoever awaits `written()` was told.
+      }
+    });
+  }
+
+  private writeHostUpdates(updates: QueuedHostUpdate[]): void {
+    const byColumns = new Map<string, QueuedHostUpdate[]>();
+    for (const update of updates) {
+      const key = Object.keys(update.columns).sort().join(",");
+      byColumns.set(key, [...(byColumns.get(key) ?? []), update]);
+    }
+    for (const [key, group] of byColumns) {
+      const fields = key.split(",") as (keyof HostUpdate)[];
+      for (const slice of chunks(group, ROWS_PER_STATEMENT)) {
+        statement(this.db, hostUpdatesStatement(fields, slice.length)).run(...slice.flatMap((u) => [u.id, u.hostName, ...fields.map((field) => u.columns[field] ?? null)]));
+      }
+    }
+  }
+
+  /** Inserts the events with ids above every stored one (only the leader writes, so none is taken meanwhile). */
+  private insertEvents(events: QueuedEvent[]): (QueuedEvent & { id: number })[] {
+    if (events.length === 0) return [];
+    const top = (statement(this.db, "SELECT coalesce(max(id), 0) AS top FROM deployment_events").get() as { top: number }).top;
+    const numbered = events.map((event, i) => ({ ...event, id: Number(top) + 1 + i }));
+    for (const slice of chunks(numbered, ROWS_PER_STATEMENT)) {
+      statement(this.db, `INSERT INTO deployment_events (id, deployment_id, at, host_name, kind, message) VALUES ${slice.map(() => "(?, ?, ?, ?, ?, ?)").join(", ")}`)
+        .run(...slice.flatMap((e) => [e.id, e.deploymentId, e.at, e.hostName, e.kind, e.message]));
+    }
+    return numbered;
   }
 }
