@@ -1,4 +1,4 @@
-import { statement, type Db } from "./database.js";
+import { writeBehind, type Db } from "./database.js";
 import { FencedOut } from "./postgres.js";
 
 /** One audited thing: an API call that changed something, or a command sent to an agent. */
@@ -45,14 +45,15 @@ export class AuditStore {
   private readonly flushAll;
 
   constructor(private readonly db: Db, private readonly now: () => number = Date.now) {
-    // Many rows a statement: on PostgreSQL each statement is a round trip the event loop waits for.
-    this.flushAll = (rows: [number, string, string, string, string, string][]) =>
-      db.transaction(() => {
-        for (let start = 0; start < rows.length; start += ENTRIES_PER_STATEMENT) {
-          const slice = rows.slice(start, start + ENTRIES_PER_STATEMENT);
-          statement(db, insertStatement(slice.length)).run(...slice.flat());
-        }
-      })();
+    // Many rows a statement, and not waited for: on PostgreSQL a round trip the event loop would wait for.
+    this.flushAll = (rows: [number, string, string, string, string, string][]) => {
+      const statements = [];
+      for (let start = 0; start < rows.length; start += ENTRIES_PER_STATEMENT) {
+        const slice = rows.slice(start, start + ENTRIES_PER_STATEMENT);
+        statements.push({ sql: insertStatement(slice.length), params: slice.flat() });
+      }
+      writeBehind(db, statements);
+    };
   }
 
   record(entry: Omit<AuditEntry, "id" | "at">): void {

@@ -88,6 +88,23 @@ function migrate(db: Database.Database): void {
   }
 }
 
+/** An engine that can write without the caller waiting for the statements to run (store/postgres.ts). */
+interface WritesBehind {
+  writeBehind(statements: { sql: string; params: unknown[] }[]): void;
+}
+
+/**
+ * Writes the statements in one transaction, for writes nothing waits on (heartbeat figures, the
+ * audit trail): on PostgreSQL without waiting for the round trip, later reads still seeing them;
+ * on SQLite, where a write takes microseconds, at once.
+ */
+export function writeBehind(db: Db, statements: { sql: string; params: unknown[] }[]): void {
+  if ("writeBehind" in db) return (db as Db & WritesBehind).writeBehind(statements);
+  db.transaction(() => {
+    for (const { sql, params } of statements) statement(db, sql).run(...params);
+  })();
+}
+
 const statements = new WeakMap<Db, Map<string, Statement>>();
 
 /** `db.prepare(sql)`, prepared once per database and reused (hot paths run thousands of times a second). */

@@ -31,6 +31,7 @@ bothEngines("a heartbeat's figures are read back at once, and reach the store fo
   t.is(other.list().filter((h) => h.resources !== null).length, 0, "nothing written before the write");
 
   hosts.writeReports();
+  hosts.byId(ids[0]!); // a statement on the writer's connection runs after the write, which it did not wait for
   const stored = other.list();
   t.is(stored.filter((h) => h.lastSeen === NOW).length, 600);
   t.like(other.byName("web-342"), { resources: { cpuLoadPercent: 42 }, instances: [{ app: "geo", pid: 442 }] });
@@ -59,6 +60,7 @@ bothEngines("a Hello that says what the record says writes nothing; one that dif
   t.deepEqual(other.byId(ids[0]!)!.pendingLabels, { role: "db" });
   t.is(hosts.introduce(hosts.byId(ids[0]!)!, { ...intro, labels: { role: "db" } }).change, undefined, "the same ask again is not a new change");
   hosts.writeReports();
+  hosts.byId(ids[0]!); // after the write, on its connection
   t.is(other.byId(ids[0]!)!.lastSeen, NOW);
 });
 

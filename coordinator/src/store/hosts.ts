@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { COMMAND_MAC } from "@cutover/protocol";
-import { statement, type Db } from "./database.js";
+import { statement, writeBehind, type Db } from "./database.js";
 import { FencedOut } from "./postgres.js";
 
 /** Resources as stored and served by the API (camelCase, plain numbers). */
@@ -346,15 +346,14 @@ export class HostStore {
     if (this.unwritten.size === 0 || !this.db.open) return;
     const reports = [...this.unwritten];
     this.unwritten = new Map();
+    const statements = [];
+    for (let start = 0; start < reports.length; start += REPORTS_PER_STATEMENT) {
+      const slice = reports.slice(start, start + REPORTS_PER_STATEMENT);
+      const params = slice.flatMap(([id, r]) => [id, r.figures ? JSON.stringify(r.figures.resources) : null, r.figures ? JSON.stringify(r.figures.instances) : null, r.at]);
+      statements.push({ sql: reportsStatement(slice.length), params });
+    }
     try {
-      this.db.transaction(() => {
-        for (let start = 0; start < reports.length; start += REPORTS_PER_STATEMENT) {
-          const slice = reports.slice(start, start + REPORTS_PER_STATEMENT);
-          statement(this.db, reportsStatement(slice.length)).run(
-            ...slice.flatMap(([id, r]) => [id, r.figures ? JSON.stringify(r.figures.resources) : null, r.figures ? JSON.stringify(r.figures.instances) : null, r.at]),
-          );
-        }
-      })();
+      writeBehind(this.db, statements);
     } catch (error) {
       // A coordinator that no longer leads writes nothing; the leader's own sessions report to it.
       if (!(error instanceof FencedOut)) throw error;

@@ -17,6 +17,12 @@ export type WorkerCall =
   | { op: "query"; handle: number; sql: string; params: unknown[] }
   /** Several statements in one round trip from the main thread, in order; the answer is the `answer` step's. */
   | { op: "batch"; handle: number; steps: BatchStep[] }
+  /**
+   * Statements handed to the connection's queue and answered at once, before they run: they run
+   * in order, before any statement asked for after them. The answer is the failures of earlier
+   * enqueued batches, one per batch (its first error; the rest of that transaction was not kept).
+   */
+  | { op: "enqueue"; handle: number; steps: BatchStep[] }
   | { op: "close"; handle: number };
 
 export interface BatchStep {
@@ -26,6 +32,11 @@ export interface BatchStep {
   answer?: boolean;
 }
 
+export interface EnqueuedFailure {
+  message: string;
+  code?: string;
+}
+
 export interface QueryAnswer {
   rows: Record<string, unknown>[];
   rowCount: number;
@@ -33,6 +44,7 @@ export interface QueryAnswer {
 
 const clients = new Map<number, pg.Client>();
 let nextHandle = 1;
+const enqueuedFailures = new Map<number, EnqueuedFailure[]>();
 
 function client(handle: number): pg.Client {
   const found = clients.get(handle);
@@ -40,12 +52,20 @@ function client(handle: number): pg.Client {
   return found;
 }
 
-async function query(connection: pg.Client, sql: string, params: unknown[]): Promise<QueryAnswer> {
-  const result = await connection.query({ text: sql, values: params });
-  return { rows: result.rows as Record<string, unknown>[], rowCount: result.rowCount ?? 0 };
+/** Per connection, the last statement asked for: each runs once the one before it has (pg runs one at a time). */
+const tails = new WeakMap<pg.Client, Promise<unknown>>();
+
+function query(connection: pg.Client, sql: string, params: unknown[]): Promise<QueryAnswer> {
+  const run = async () => {
+    const result = await connection.query({ text: sql, values: params });
+    return { rows: result.rows as Record<string, unknown>[], rowCount: result.rowCount ?? 0 };
+  };
+  const answer = (tails.get(connection) ?? Promise.resolve()).then(run, run);
+  tails.set(connection, answer.catch(() => {}));
+  return answer;
 }
 
-async function call(request: WorkerCall): Promise<QueryAnswer | number | undefined> {
+async function call(request: WorkerCall): Promise<QueryAnswer | number | EnqueuedFailure[] | undefined> {
   switch (request.op) {
     case "connect": {
       const connection = new pg.Client({ connectionString: request.url, statement_timeout: request.statementTimeoutMs, connectionTimeoutMillis: request.statementTimeoutMs });
@@ -68,9 +88,28 @@ async function call(request: WorkerCall): Promise<QueryAnswer | number | undefin
       }
       return answer;
     }
+    case "enqueue": {
+      const connection = client(request.handle);
+      let failed = false;
+      for (const step of request.steps) {
+        query(connection, step.sql, step.params).catch((error: { message: string; code?: string }) => {
+          if (failed) return;
+          failed = true;
+          const failures = enqueuedFailures.get(request.handle) ?? [];
+          failures.push({ message: error.message, code: error.code });
+          enqueuedFailures.set(request.handle, failures);
+        });
+      }
+      const earlier = enqueuedFailures.get(request.handle) ?? [];
+      enqueuedFailures.delete(request.handle);
+      return earlier;
+    }
     case "close": {
       const connection = clients.get(request.handle);
       clients.delete(request.handle);
+      enqueuedFailures.delete(request.handle);
+      // After what was enqueued: the queue runs it first.
+      if (connection) await query(connection, "SELECT 1", []).catch(() => {});
       await connection?.end().catch(() => {});
       return undefined;
     }

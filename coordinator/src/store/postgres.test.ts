@@ -72,6 +72,21 @@ const missing = postgresMissing();
   t.notThrows(() => db.transaction(() => db.prepare("SELECT count(*) FROM hosts").get())(), "reads, in a transaction too, are not writes");
 });
 
+(missing ? test.skip : test)(`[postgres] writes behind: read back by the next statement, fenced alike, a refusal told by the next write behind${missing ? ` (skipped: ${missing})` : ""}`, (t) => {
+  const { db } = openTestStore(t, "postgres");
+  const pg = db as PostgresDb;
+  const lockRow = (app: string) => ({ sql: "INSERT INTO app_locks (app, holder, reason, acquired_at) VALUES (?, 'ops', '', 1)", params: [app] });
+  pg.writeBehind([lockRow("a"), lockRow("b")]);
+  t.deepEqual(names(db), ["a", "b"], "a read after the write runs after it");
+  pg.unfenced("UPDATE coordinator_lease SET epoch = epoch + 1");
+  pg.writeBehind([lockRow("c")]);
+  t.deepEqual(names(db), ["a", "b"], "refused by the fence");
+  pg.unfenced("UPDATE coordinator_lease SET epoch = epoch - 1");
+  t.throws(() => pg.writeBehind([lockRow("d")]), { instanceOf: FencedOut }, "the next one is told, once its own statements are queued");
+  t.notThrows(() => pg.writeBehind([lockRow("e")]), "told once");
+  t.deepEqual(names(db), ["a", "b", "d", "e"]);
+});
+
 (missing ? test.skip : test)(`[postgres] coordinators starting at the same moment on an empty database migrate it once${missing ? ` (skipped: ${missing})` : ""}`, async (t) => {
   const url = engineCluster().createDatabase();
   // Separate processes, as separate coordinators are: one process's stores share one worker thread.

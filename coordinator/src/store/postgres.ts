@@ -3,7 +3,7 @@ import type { Db, Statement } from "./database.js";
 import { StoreUnavailable } from "./database.js";
 import { MIGRATIONS } from "./migrations.js";
 import { postgresDdl, postgresPlaceholders } from "./sql-dialect.js";
-import type { QueryAnswer, WorkerCall } from "./postgres-worker.js";
+import type { EnqueuedFailure, QueryAnswer, WorkerCall } from "./postgres-worker.js";
 
 /** Longest a statement may run on the server before PostgreSQL cancels it. */
 const STATEMENT_TIMEOUT_MS = 20_000;
@@ -20,7 +20,7 @@ export class FencedOut extends Error {
   readonly code = "ERR_FENCED";
 }
 
-type Call = (request: WorkerCall) => QueryAnswer | number | undefined;
+type Call = (request: WorkerCall) => QueryAnswer | number | EnqueuedFailure[] | undefined;
 let worker: Call | undefined;
 
 /** The worker thread, started on first use; `pg` and synckit are loaded only by a PostgreSQL store. */
@@ -139,6 +139,23 @@ export class PostgresDb implements Db {
   }
 
   /**
+   * Writes the statements in one transaction without waiting for them: the worker queues them on
+   * the connection, where they run before any statement asked for after them (so reads here see
+   * them). Fenced like every write. A failure of an earlier call is thrown by this one, once
+   * these are queued. Inside a transaction they are part of it, and run at once.
+   */
+  writeBehind(statements: { sql: string; params: unknown[] }[]): void {
+    if (statements.length === 0) return;
+    if (this.depth > 0) {
+      for (const { sql, params } of statements) this.query(postgresPlaceholders(sql), params);
+      return;
+    }
+    const steps = [{ sql: "BEGIN", params: [] }, ...statements.map(({ sql, params }) => ({ sql: postgresPlaceholders(sql), params })), { sql: "COMMIT", params: [] }];
+    const [failure] = this.call({ op: "enqueue", handle: this.handle, steps }) as EnqueuedFailure[];
+    if (failure) throw this.storeError(Object.assign(new Error(failure.message), { code: failure.code }));
+  }
+
+  /**
    * A statement on its own, outside fencing: the lease's compare-and-set and the members'
    * presence, which a coordinator writes whether or not it leads.
    */
@@ -167,11 +184,14 @@ export class PostgresDb implements Db {
       this.beginOwed = false;
       return this.call({ op: "batch", handle: this.handle, steps: [{ sql: "BEGIN", params: [] }, { sql, params, answer: true }] }) as QueryAnswer;
     } catch (error) {
-      if ((error as { code?: string }).code === FENCED_SQLSTATE) {
-        throw new FencedOut(this.epoch === undefined ? "this coordinator does not lead: writes go to the leader" : `this coordinator's lease (epoch ${this.epoch}) was taken over: it writes nothing more`);
-      }
-      throw error;
+      throw this.storeError(error);
     }
+  }
+
+  /** A refusal by the fence as FencedOut; any other error as it is. */
+  private storeError(error: unknown): unknown {
+    if ((error as { code?: string }).code !== FENCED_SQLSTATE) return error;
+    return new FencedOut(this.epoch === undefined ? "this coordinator does not lead: writes go to the leader" : `this coordinator's lease (epoch ${this.epoch}) was taken over: it writes nothing more`);
   }
 
   /** The same MIGRATIONS as SQLite, their types translated, applied once under an advisory lock however many coordinators start at once. */
