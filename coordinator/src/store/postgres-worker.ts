@@ -52,13 +52,24 @@ function client(handle: number): pg.Client {
   return found;
 }
 
+/**
+ * BYTEA values as copies of their own bytes: pg parses small ones into Node's shared 8 KiB pool,
+ * and a view crosses to the main thread with the whole pool behind it (a host's 32-byte key,
+ * held by its session, would keep 8 KiB).
+ */
+function ownBytes(row: Record<string, unknown>): Record<string, unknown> {
+  for (const [key, value] of Object.entries(row)) if (Buffer.isBuffer(value)) row[key] = new Uint8Array(value);
+  return row;
+}
+
 /** Per connection, the last statement asked for: each runs once the one before it has (pg runs one at a time). */
 const tails = new WeakMap<pg.Client, Promise<unknown>>();
 
 function query(connection: pg.Client, sql: string, params: unknown[]): Promise<QueryAnswer> {
   const run = async () => {
     const result = await connection.query({ text: sql, values: params });
-    return { rows: result.rows as Record<string, unknown>[], rowCount: result.rowCount ?? 0 };
+    // A multi-statement text (a migration) answers an array of results, and no rows.
+    return { rows: ((result.rows ?? []) as Record<string, unknown>[]).map(ownBytes), rowCount: result.rowCount ?? 0 };
   };
   const answer = (tails.get(connection) ?? Promise.resolve()).then(run, run);
   tails.set(connection, answer.catch(() => {}));

@@ -38,6 +38,8 @@ bothEngines("the engines answer alike: BLOBs as Buffers, epoch milliseconds as n
   const row = db.prepare("SELECT public_key FROM retired_hosts").get() as { public_key: unknown };
   t.true(Buffer.isBuffer(row.public_key));
   t.deepEqual([...(row.public_key as Buffer)], [0, 1, 255]);
+  // Held by a session for as long as it lasts: it must not keep a shared pool of bytes alive behind it.
+  if (engine === "postgres") t.is((row.public_key as Buffer).buffer.byteLength, 3, "only its own bytes");
 });
 
 const missing = postgresMissing();
