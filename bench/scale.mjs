@@ -370,7 +370,7 @@ async function runSize(n, shared) {
     let final;
     const deadline = performance.now() + deployWaitMs(n);
     while (performance.now() < deadline) {
-      const d = await coordinator.call("GET", `/v1/deployments/${created.id}`, undefined, Math.max(1000, deadline - performance.now())).catch(() => undefined);
+      const d = await coordinator.call("GET", `/v1/deployments/${created.id}`, undefined, Math.max(1000, Math.round(deadline - performance.now()))).catch(() => undefined);
       final = d ?? final;
       if (d && d.state !== "running" && d.state !== "rolling_back") break;
       await sleep(250);
