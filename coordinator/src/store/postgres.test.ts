@@ -3,7 +3,7 @@ import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { MIGRATIONS } from "./migrations.js";
 import { bothEngines, engineCluster, openTestStore } from "./engines.testing.js";
-import { FencedOut, type PostgresDb } from "./postgres.js";
+import { FencedOut, PostgresDb } from "./postgres.js";
 import { postgresMissing } from "@cutover/testkit";
 import type { Db } from "./database.js";
 
@@ -102,4 +102,26 @@ const missing = postgresMissing();
   }));
   t.deepEqual(exits, exits.map(() => ({ code: 0, stderr: "" })), "every start succeeds");
   t.is(engineCluster().query(url, "SELECT count(*) || ' ' || max(version) FROM cutover_schema").trim(), `1 ${MIGRATIONS.at(-1)!.version}`, "one schema version row, the newest");
+});
+
+(missing ? test.skip : test)(`[postgres] a member starting while the leader is mid-write does not wait for it: the fence is installed once, not at every start${missing ? ` (skipped: ${missing})` : ""}`, async (t) => {
+  const url = engineCluster().createDatabase();
+  const opener = `import { PostgresDb } from ${JSON.stringify(new URL("./postgres.js", import.meta.url).href)}; PostgresDb.connect(process.argv[1]).close();`;
+  const start = async () => {
+    const child = spawn(process.execPath, ["--input-type=module", "-e", opener, url], { stdio: ["ignore", "ignore", "pipe"] });
+    let stderr = "";
+    child.stderr!.on("data", (d: Buffer) => (stderr += d));
+    const [code] = (await once(child, "exit")) as [number];
+    return { code, stderr };
+  };
+  t.deepEqual(await start(), { code: 0, stderr: "" }, "the first start migrates and installs the fence");
+  // The leader's write transaction holds its tables' locks until it commits.
+  const leader = PostgresDb.connect(url);
+  t.teardown(() => leader.close());
+  leader.unfenced("INSERT INTO coordinator_lease (id, holder, epoch, expires_at) VALUES (1, 'test', 1, 0) ON CONFLICT (id) DO NOTHING");
+  leader.writeEpoch = 1;
+  leader.unfenced("BEGIN");
+  leader.unfenced("INSERT INTO app_locks (app, holder, reason, acquired_at) VALUES ('web', 'ops', '', 1)");
+  t.deepEqual(await start(), { code: 0, stderr: "" }, "a later start takes no table lock the leader holds");
+  leader.unfenced("COMMIT");
 });

@@ -55,8 +55,7 @@ const UNFENCED_TABLES = ["coordinator_lease", "coordinator_members", "cutover_sc
  * statement's transaction ends, so a takeover's UPDATE of that row waits for the writes
  * holding it, and none lands after. Migrations set cutover.migrating for their transaction.
  */
-const FENCE_FUNCTION = `
-  CREATE OR REPLACE FUNCTION cutover_fence() RETURNS trigger LANGUAGE plpgsql AS $fence$
+const FENCE_BODY = `
   BEGIN
     IF current_setting('cutover.migrating', true) = 'on' THEN RETURN NULL; END IF;
     PERFORM 1 FROM coordinator_lease WHERE id = 1 AND epoch = coalesce(nullif(current_setting('cutover.write_epoch', true), ''), '-1')::bigint FOR SHARE;
@@ -65,10 +64,10 @@ const FENCE_FUNCTION = `
     END IF;
     RETURN NULL;
   END
-  $fence$`;
+`;
+const FENCE_FUNCTION = `CREATE OR REPLACE FUNCTION cutover_fence() RETURNS trigger LANGUAGE plpgsql AS $fence$${FENCE_BODY}$fence$`;
 
 const fenceTrigger = (table: string) =>
-  `DROP TRIGGER IF EXISTS cutover_fence ON "${table}"; ` +
   `CREATE TRIGGER cutover_fence BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON "${table}" FOR EACH STATEMENT EXECUTE FUNCTION cutover_fence()`;
 
 /**
@@ -194,6 +193,23 @@ export class PostgresDb implements Db {
     return new FencedOut(this.epoch === undefined ? "this coordinator does not lead: writes go to the leader" : `this coordinator's lease (epoch ${this.epoch}) was taken over: it writes nothing more`);
   }
 
+  /**
+   * The fence's function and a trigger on every table that lacks one. Only what is missing or
+   * changed: a trigger's DDL locks its table, and members start while the leader writes (a
+   * reinstall at every start deadlocked with the leader's transactions).
+   */
+  private installFence(): void {
+    const installed = this.query("SELECT prosrc FROM pg_proc WHERE proname = 'cutover_fence' AND pronamespace = current_schema()::regnamespace", []).rows[0];
+    if (installed?.prosrc !== FENCE_BODY) this.query(FENCE_FUNCTION, []);
+    const unfenced = this.query(
+      `SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND tablename NOT IN (
+         SELECT c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid WHERE t.tgname = 'cutover_fence' AND c.relnamespace = current_schema()::regnamespace)
+       ORDER BY tablename`,
+      [],
+    ).rows.map((row) => String(row.tablename));
+    for (const table of unfenced) if (!UNFENCED_TABLES.includes(table)) this.query(fenceTrigger(table), []);
+  }
+
   /** The same MIGRATIONS as SQLite, their types translated, applied once under an advisory lock however many coordinators start at once. */
   private migrate(): void {
     const newest = MIGRATIONS.at(-1)?.version ?? 0;
@@ -212,9 +228,7 @@ export class PostgresDb implements Db {
         this.query("DELETE FROM cutover_schema", []);
         this.query("INSERT INTO cutover_schema (version) VALUES ($1)", [newest]);
       }
-      this.query(FENCE_FUNCTION, []);
-      const tables = this.query("SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY tablename", []).rows.map((row) => String(row.tablename));
-      for (const table of tables) if (!UNFENCED_TABLES.includes(table)) this.query(fenceTrigger(table), []);
+      this.installFence();
       this.query("COMMIT", []);
     } catch (error) {
       this.query("ROLLBACK", []);
