@@ -15,7 +15,7 @@ import { createApi } from "./api/router.js";
 import { DEFAULT_FLEET_OPTIONS, Fleet, type FleetOptions } from "./fleet/fleet.js";
 import { createHash } from "node:crypto";
 import { DATA_DIR_MODE, openDatabase, PRIVATE_FILE_MODE, StoreUnavailable, type Db } from "./store/database.js";
-import { PostgresDb } from "./store/postgres.js";
+import { FencedOut, PostgresDb } from "./store/postgres.js";
 import { LeaseTable } from "./store/lease.js";
 import { ClusterLeadership, DEFAULT_LEASE_TIMERS, type LeaseTimers } from "./cluster/cluster-leadership.js";
 import { serverStatus } from "./cluster/server-status.js";
@@ -272,6 +272,12 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       refusals.close();
       audit.flush();
       hosts.writeReports();
+      try {
+        deployments.flush();
+      } catch (error) {
+        // A member that no longer leads writes nothing: the leader has the rollouts now.
+        if (!(error instanceof FencedOut)) throw error;
+      }
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       db.close();

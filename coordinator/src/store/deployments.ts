@@ -342,7 +342,9 @@ export class DeploymentStore {
     const byColumns = new Map<string, QueuedHostUpdate[]>();
     for (const update of updates) {
       const key = Object.keys(update.columns).sort().join(",");
-      byColumns.set(key, [...(byColumns.get(key) ?? []), update]);
+      const group = byColumns.get(key);
+      if (group) group.push(update);
+      else byColumns.set(key, [update]);
     }
     for (const [key, group] of byColumns) {
       const fields = key.split(",") as (keyof HostUpdate)[];
