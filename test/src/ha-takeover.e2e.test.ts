@@ -85,6 +85,7 @@ if (missing) {
       const { id } = JSON.parse(started.stdout) as { id: string };
       const delay = Math.floor(random() * 3000);
       await new Promise((resolve) => setTimeout(resolve, delay)); // the fault's moment: a seeded random point of the rollout, not a wait for an event
+      const marks = cluster.agents.map((agent) => agent.process.mark());
       await leader.process.kill("SIGKILL");
       const killedAt = Date.now();
       // With the leader gone and its lease not yet expired, a follower still serves what the store holds.
@@ -106,6 +107,10 @@ if (missing) {
         const starts = agent.process.lines.filter((l) => l.includes(`starting ${release} on`)).length;
         t.is(starts, 1, `seed ${seed}: ${agent.options.name} started ${release} ${starts} times`);
       }
+      // Every agent lost its session with the killed leader. One whose step the old leader had
+      // recorded is not needed for the rollout to finish, and may still be in its reconnect
+      // backoff: the next run's preflight would find it unreachable.
+      await Promise.all(cluster.agents.map((agent, a) => agent.online(marks[a])));
     }
     const reports = await Promise.all(load.runs.map((r) => r.stop()));
     const requests = reports.reduce((n, r) => n + r.requests, 0);
